@@ -1,0 +1,110 @@
+//! Runs a parsed command: resolves the configuration, loads data, builds the model and
+//! optimizer, and hands them to the trainer. Errors carry their exit code.
+
+use candle_core::Device;
+
+use crate::cli::{Cli, Command};
+use crate::config::{ConfigError, TrainConfig, TrainOptions, parse_device};
+use crate::data::DataError;
+use crate::policy::Fixed;
+use crate::runlog::RunLog;
+use crate::train::{Summary, TrainError, Trainer};
+use crate::{data, model, optim};
+
+/// Any failure of a command.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error(transparent)]
+    Train(#[from] TrainError),
+}
+
+impl AppError {
+    /// 2 for bad usage, configuration or data; 1 for a failure during the run.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            AppError::Config(_) | AppError::Data(_) => 2,
+            AppError::Train(_) => 1,
+        }
+    }
+}
+
+pub fn run(cli: Cli) -> Result<(), AppError> {
+    match cli.command {
+        Command::Train(opts) => train(*opts).map(|_| ()),
+    }
+}
+
+/// Merges the `--config` file under the command line and validates both.
+pub fn resolve(cli: TrainOptions) -> Result<TrainConfig, ConfigError> {
+    cli.check(&|k| format!("--{}", k.replace('_', "-")))?;
+    let merged = match &cli.config {
+        Some(path) => {
+            let file = TrainOptions::from_file(path)?;
+            file.check(&|k| format!("{}: {k}", path.display()))?;
+            cli.or(file)
+        }
+        None => cli,
+    };
+    merged.resolve()
+}
+
+fn device(cfg: &TrainConfig) -> Result<Device, ConfigError> {
+    match parse_device(&cfg.device).map_err(|m| ConfigError(format!("--device: {m}")))? {
+        None => Ok(Device::Cpu),
+        #[cfg(feature = "cuda")]
+        Some(n) => Device::new_cuda(n).map_err(|e| ConfigError(format!("--device {}: {e}", cfg.device))),
+        #[cfg(not(feature = "cuda"))]
+        Some(_) => Err(ConfigError(format!(
+            "--device {}: this rudder was built without CUDA (cargo build --release --features cuda)",
+            cfg.device
+        ))),
+    }
+}
+
+/// `rudder train`.
+pub fn train(opts: TrainOptions) -> Result<Summary, AppError> {
+    let cfg = resolve(opts)?;
+    // candle sizes its gemm thread pool from this variable on every call, and rayon's
+    // pool reads it once; set before any tensor work (no other thread runs yet).
+    unsafe { std::env::set_var("RAYON_NUM_THREADS", cfg.threads.to_string()) };
+    let device = device(&cfg)?;
+    let data = data::load(&cfg.source(), cfg.val_fraction, cfg.seed, &device)?;
+    let io = model::Io { features: data.features, image: data.image, classes: data.classes };
+    let model = model::build(&cfg.arch(), io, cfg.seed, &device).map_err(ConfigError)?;
+    let opt = optim::build(cfg.optimizer, model.params(), cfg.hyper()).map_err(TrainError::from)?;
+    let log = RunLog::create(&cfg.out, &cfg, cfg.log_steps)
+        .map_err(|e| ConfigError(format!("--out {}: {e}", cfg.out.display())))?;
+    if !cfg.quiet {
+        eprintln!(
+            "rudder: {} on {} ({} train / {} val, {} classes), {} parameters, run dir {}",
+            match cfg.model {
+                crate::config::ModelKind::Mlp => "mlp",
+                crate::config::ModelKind::Cnn => "cnn",
+            },
+            cfg.source().name(),
+            data.train.len(),
+            data.val.len(),
+            data.classes,
+            model.param_count(),
+            cfg.out.display()
+        );
+    }
+    let summary = Trainer::new(&cfg, &data, model, opt, log).run(&mut Fixed)?;
+    if !cfg.quiet {
+        if let Some(last) = &summary.last {
+            eprintln!(
+                "done: {} epochs, {} steps, val_acc {:.4}, val_loss {:.4}; report: {}",
+                summary.epochs_run,
+                summary.steps,
+                last.val_acc,
+                last.val_loss,
+                cfg.out.join("report.html").display()
+            );
+        }
+    }
+    Ok(summary)
+}

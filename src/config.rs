@@ -1,0 +1,341 @@
+//! The configuration of a run: options from the command line and a JSON `--config`
+//! file (the command line wins), validated into a resolved [`TrainConfig`] that is
+//! written to `config.json`.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::Source;
+use crate::loss::Loss;
+use crate::model::Arch;
+use crate::optim::{self, Hyper};
+use crate::policy::Rescale;
+
+/// A bad option or config file; the message names the flag, or the file, line and
+/// column. Exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// `--model`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelKind {
+    Mlp,
+    Cnn,
+}
+
+/// Options of `rudder train`, each also a key of the `--config` file. Every field is
+/// optional here; defaults are filled in by [`TrainOptions::resolve`].
+#[derive(Debug, Clone, Default, clap::Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainOptions {
+    /// JSON file with any of these options (keys with `_`); the command line wins.
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// digits | mnist | fashion-mnist | PATH.csv [default: digits]
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Folder of the IDX files [default: $RUDDER_DATA/NAME, else ./data/NAME]
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Validation split for sets without one [default: 0.1]
+    #[arg(long, value_name = "F")]
+    pub val_fraction: Option<f64>,
+    /// [default: mlp]
+    #[arg(long, value_enum)]
+    pub model: Option<ModelKind>,
+    /// Hidden layer widths of the MLP [default: 256,128]
+    #[arg(long, value_delimiter = ',', value_name = "N,N")]
+    pub hidden: Option<Vec<usize>>,
+    /// Channels per convolution block of the CNN [default: 32,64]
+    #[arg(long, value_delimiter = ',', value_name = "N,N")]
+    pub channels: Option<Vec<usize>>,
+    /// [default: cross_entropy]
+    #[arg(long, value_enum)]
+    pub loss: Option<Loss>,
+    /// [default: sgd]
+    #[arg(long, value_enum)]
+    pub optimizer: Option<optim::Kind>,
+    /// Learning rate [default: 0.1]
+    #[arg(long, value_name = "X")]
+    pub lr: Option<f64>,
+    /// SGD momentum [default: 0]; for AdamW the first beta
+    #[arg(long, value_name = "X")]
+    pub momentum: Option<f64>,
+    /// Nesterov momentum (SGD)
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub nesterov: Option<bool>,
+    /// [default: 0 for sgd, 0.01 for adamw]
+    #[arg(long, value_name = "X")]
+    pub weight_decay: Option<f64>,
+    /// AdamW betas [default: 0.9,0.999]
+    #[arg(long, value_delimiter = ',', value_name = "B1,B2")]
+    pub betas: Option<Vec<f64>>,
+    /// AdamW epsilon [default: 1e-8]
+    #[arg(long, value_name = "X")]
+    pub eps: Option<f64>,
+    /// [default: 64]
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<usize>,
+    /// [default: 20]
+    #[arg(long, value_name = "N")]
+    pub epochs: Option<usize>,
+    /// Gradient accumulation steps per optimizer step [default: 1]
+    #[arg(long, value_name = "N")]
+    pub accumulation: Option<usize>,
+    /// Rule when a policy changes the batch size without setting lr [default: linear for sgd, sqrt for adamw]
+    #[arg(long, value_enum)]
+    pub lr_scaling: Option<Rescale>,
+    /// Run directory [default: runs/<time>]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Seed of the split, the shuffle and the initialisation [default: 0]
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// cpu | cuda[:N] [default: cpu]
+    #[arg(long)]
+    pub device: Option<String>,
+    /// CPU threads for the tensor kernels [default: 1]
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Also write steps.jsonl
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub log_steps: Option<bool>,
+    /// No progress bars or per-epoch lines on stderr
+    #[arg(long, short, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub quiet: Option<bool>,
+}
+
+impl clap::ValueEnum for Rescale {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Rescale::Linear, Rescale::Sqrt, Rescale::None]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(match self {
+            Rescale::Linear => "linear",
+            Rescale::Sqrt => "sqrt",
+            Rescale::None => "none",
+        }))
+    }
+}
+
+/// The resolved configuration, as written to `config.json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrainConfig {
+    pub data: String,
+    pub data_dir: Option<PathBuf>,
+    pub val_fraction: f64,
+    pub model: ModelKind,
+    pub hidden: Vec<usize>,
+    pub channels: Vec<usize>,
+    pub loss: Loss,
+    pub optimizer: optim::Kind,
+    pub lr: f64,
+    pub momentum: f64,
+    pub nesterov: bool,
+    pub weight_decay: f64,
+    pub betas: [f64; 2],
+    pub eps: f64,
+    pub batch_size: usize,
+    pub epochs: usize,
+    pub accumulation: usize,
+    pub lr_scaling: Rescale,
+    pub out: PathBuf,
+    pub seed: u64,
+    pub device: String,
+    pub threads: usize,
+    pub log_steps: bool,
+    #[serde(skip)]
+    pub quiet: bool,
+}
+
+impl TrainOptions {
+    /// Reads a `--config` file; errors name the file, line and column.
+    pub fn from_file(path: &Path) -> Result<TrainOptions, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("--config {}: {e}", path.display())))?;
+        serde_json::from_str(&text).map_err(|e| {
+            let msg = e.to_string();
+            let msg = msg.split(" at line ").next().unwrap_or(&msg);
+            ConfigError(format!("{}:{}:{}: {msg}", path.display(), e.line(), e.column()))
+        })
+    }
+
+    /// Fills each unset option from `file`.
+    pub fn or(self, file: TrainOptions) -> TrainOptions {
+        macro_rules! pick {
+            ($($f:ident),*) => { TrainOptions { config: self.config, $( $f: self.$f.or(file.$f), )* } };
+        }
+        pick!(
+            data, data_dir, val_fraction, model, hidden, channels, loss, optimizer, lr, momentum,
+            nesterov, weight_decay, betas, eps, batch_size, epochs, accumulation, lr_scaling, out,
+            seed, device, threads, log_steps, quiet
+        )
+    }
+
+    /// Checks the values that are set; `name` turns a key into how the user wrote it
+    /// (`--batch-size`, or `FILE: batch_size`).
+    pub fn check(&self, name: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
+        let fail = |key: &str, msg: String| Err(ConfigError(format!("{}: {msg}", name(key))));
+        let nonneg = |key: &str, v: Option<f64>| match v {
+            Some(x) if !x.is_finite() || x < 0.0 => fail(key, format!("must be a finite number >= 0, got {x}")),
+            _ => Ok(()),
+        };
+        nonneg("lr", self.lr)?;
+        nonneg("momentum", self.momentum)?;
+        nonneg("weight_decay", self.weight_decay)?;
+        if let Some(m) = self.momentum.filter(|&m| m >= 1.0) {
+            return fail("momentum", format!("must be < 1, got {m}"));
+        }
+        if let Some(e) = self.eps.filter(|&e| !(e.is_finite() && e > 0.0)) {
+            return fail("eps", format!("must be a finite number > 0, got {e}"));
+        }
+        if let Some(f) = self.val_fraction.filter(|&f| !(f > 0.0 && f < 1.0)) {
+            return fail("val_fraction", format!("must be between 0 and 1, got {f}"));
+        }
+        for (key, v) in [
+            ("batch_size", self.batch_size),
+            ("epochs", self.epochs),
+            ("accumulation", self.accumulation),
+            ("threads", self.threads),
+        ] {
+            if v == Some(0) {
+                return fail(key, "must be at least 1, got 0".into());
+            }
+        }
+        for (key, v) in [("hidden", &self.hidden), ("channels", &self.channels)] {
+            if let Some(v) = v {
+                if v.is_empty() || v.contains(&0) {
+                    return fail(key, format!("needs widths >= 1, got {v:?}"));
+                }
+            }
+        }
+        if let Some(b) = &self.betas {
+            if b.len() != 2 || b.iter().any(|&x| !(0.0..1.0).contains(&x)) {
+                return fail("betas", format!("needs two numbers in [0, 1), got {b:?}"));
+            }
+        }
+        if let Some(d) = &self.device {
+            parse_device(d).map_err(|m| ConfigError(format!("{}: {m}", name("device"))))?;
+        }
+        Ok(())
+    }
+
+    /// Fills defaults and checks the combination.
+    pub fn resolve(self) -> Result<TrainConfig, ConfigError> {
+        let optimizer = self.optimizer.unwrap_or(optim::Kind::Sgd);
+        let adamw = optimizer == optim::Kind::Adamw;
+        let betas = self.betas.map_or([0.9, 0.999], |b| [b[0], b[1]]);
+        let momentum = self.momentum.unwrap_or(if adamw { betas[0] } else { 0.0 });
+        let nesterov = self.nesterov.unwrap_or(false);
+        if nesterov && (adamw || momentum == 0.0) {
+            return Err(ConfigError("--nesterov: needs --optimizer sgd and --momentum > 0".into()));
+        }
+        Ok(TrainConfig {
+            data: self.data.unwrap_or_else(|| "digits".into()),
+            data_dir: self.data_dir,
+            val_fraction: self.val_fraction.unwrap_or(0.1),
+            model: self.model.unwrap_or(ModelKind::Mlp),
+            hidden: self.hidden.unwrap_or_else(|| vec![256, 128]),
+            channels: self.channels.unwrap_or_else(|| vec![32, 64]),
+            loss: self.loss.unwrap_or(Loss::CrossEntropy),
+            optimizer,
+            lr: self.lr.unwrap_or(0.1),
+            momentum,
+            nesterov,
+            weight_decay: self.weight_decay.unwrap_or(if adamw { 0.01 } else { 0.0 }),
+            betas: [if adamw { momentum } else { betas[0] }, betas[1]],
+            eps: self.eps.unwrap_or(1e-8),
+            batch_size: self.batch_size.unwrap_or(64),
+            epochs: self.epochs.unwrap_or(20),
+            accumulation: self.accumulation.unwrap_or(1),
+            lr_scaling: self.lr_scaling.unwrap_or(if adamw { Rescale::Sqrt } else { Rescale::Linear }),
+            out: self.out.unwrap_or_else(crate::runlog::default_run_dir),
+            seed: self.seed.unwrap_or(0),
+            device: self.device.unwrap_or_else(|| "cpu".into()),
+            threads: self.threads.unwrap_or(1),
+            log_steps: self.log_steps.unwrap_or(false),
+            quiet: self.quiet.unwrap_or(false),
+        })
+    }
+}
+
+/// `cpu`, `cuda` or `cuda:N`, as a device ordinal (`None` for the CPU).
+pub fn parse_device(s: &str) -> Result<Option<usize>, String> {
+    match s {
+        "cpu" => Ok(None),
+        "cuda" => Ok(Some(0)),
+        _ => s
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse().ok())
+            .map(Some)
+            .ok_or_else(|| format!("expected cpu, cuda or cuda:N, got {s:?}")),
+    }
+}
+
+impl TrainConfig {
+    /// Where the examples come from, with `--data-dir` resolved for IDX sets.
+    pub fn source(&self) -> Source {
+        let dir = |name: &str| {
+            self.data_dir.clone().unwrap_or_else(|| match std::env::var_os("RUDDER_DATA") {
+                Some(root) => PathBuf::from(root).join(name),
+                None => PathBuf::from("data").join(name),
+            })
+        };
+        match self.data.as_str() {
+            "digits" => Source::Digits,
+            "mnist" => Source::Mnist(dir("mnist")),
+            "fashion-mnist" => Source::FashionMnist(dir("fashion-mnist")),
+            path => Source::Csv(PathBuf::from(path)),
+        }
+    }
+
+    pub fn arch(&self) -> Arch {
+        match self.model {
+            ModelKind::Mlp => Arch::Mlp { hidden: self.hidden.clone() },
+            ModelKind::Cnn => Arch::Cnn { channels: self.channels.clone() },
+        }
+    }
+
+    pub fn hyper(&self) -> Hyper {
+        Hyper {
+            lr: self.lr,
+            momentum: self.momentum,
+            weight_decay: self.weight_decay,
+            nesterov: self.nesterov,
+            beta2: self.betas[1],
+            eps: self.eps,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_wins_over_the_file() {
+        let cli = TrainOptions { lr: Some(0.5), ..Default::default() };
+        let file: TrainOptions = serde_json::from_str(r#"{"lr": 1, "epochs": 3, "hidden": [8]}"#).unwrap();
+        let c = cli.or(file).resolve().unwrap();
+        assert_eq!((c.lr, c.epochs, c.hidden.clone()), (0.5, 3, vec![8]));
+        assert_eq!(c.batch_size, 64);
+    }
+
+    #[test]
+    fn adamw_defaults_follow_torch() {
+        let c = TrainOptions { optimizer: Some(optim::Kind::Adamw), ..Default::default() }.resolve().unwrap();
+        assert_eq!((c.momentum, c.betas, c.weight_decay, c.lr_scaling), (0.9, [0.9, 0.999], 0.01, Rescale::Sqrt));
+    }
+
+    #[test]
+    fn bad_values_name_the_flag() {
+        let o = TrainOptions { batch_size: Some(0), ..Default::default() };
+        let e = o.check(&|k| format!("--{}", k.replace('_', "-"))).unwrap_err();
+        assert_eq!(e.to_string(), "--batch-size: must be at least 1, got 0");
+    }
+}

@@ -1,0 +1,100 @@
+//! Reader for numeric CSV files whose last column is the class label.
+
+use std::path::Path;
+
+use super::DataError;
+
+/// Rows of a CSV file: `features` holds `rows x width` values, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CsvTable {
+    pub rows: usize,
+    pub width: usize,
+    pub features: Vec<f32>,
+    pub labels: Vec<u32>,
+}
+
+/// Parses CSV text: numbers separated by commas, the label (a non-negative integer)
+/// last. A first line that is not all numbers is taken as a header and skipped.
+/// `path` names the file in errors, with the 1-based line and column.
+pub fn parse(text: &str, path: &Path) -> Result<CsvTable, DataError> {
+    let mut table = CsvTable {
+        rows: 0,
+        width: 0,
+        features: Vec::new(),
+        labels: Vec::new(),
+    };
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split(',').collect();
+        let parsed: Vec<Option<f32>> = fields.iter().map(|f| f.trim().parse().ok()).collect();
+        if i == 0 && parsed.iter().any(Option::is_none) {
+            continue; // a header line
+        }
+        let at = |col: usize| DataError::at(path, i + 1, col + 1);
+        if fields.len() < 2 {
+            return Err(at(0)("a row needs at least one feature and a label".into()));
+        }
+        if table.width == 0 {
+            table.width = fields.len() - 1;
+        } else if fields.len() - 1 != table.width {
+            return Err(at(0)(format!(
+                "ragged row: {} columns, earlier rows have {}",
+                fields.len(),
+                table.width + 1
+            )));
+        }
+        for (col, v) in parsed.iter().enumerate() {
+            match v {
+                Some(x) if x.is_finite() => {}
+                _ => {
+                    return Err(at(col)(format!(
+                        "not a finite number: {:?}",
+                        fields[col].trim()
+                    )));
+                }
+            }
+        }
+        let label = parsed[table.width].unwrap_or(f32::NAN);
+        if label < 0.0 || label.fract() != 0.0 || label > 1e6 {
+            return Err(at(table.width)(format!(
+                "the label must be a class number 0, 1, 2, ...: got {:?}",
+                fields[table.width].trim()
+            )));
+        }
+        table
+            .features
+            .extend(parsed[..table.width].iter().map(|v| v.unwrap_or(0.0)));
+        table.labels.push(label as u32);
+        table.rows += 1;
+    }
+    if table.rows == 0 {
+        return Err(DataError::bad(path, "no data rows".into()));
+    }
+    Ok(table)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_rows_and_skips_a_header() {
+        let t = parse("a,b,label\n1,2,0\n3.5,-4,2\n", Path::new("t.csv")).unwrap();
+        assert_eq!((t.rows, t.width), (2, 2));
+        assert_eq!(t.features, vec![1.0, 2.0, 3.5, -4.0]);
+        assert_eq!(t.labels, vec![0, 2]);
+    }
+
+    #[test]
+    fn names_line_and_column_of_a_bad_row() {
+        let e = parse("1,2,0\n1,2\n", Path::new("t.csv")).unwrap_err();
+        assert_eq!(e.to_string(), "t.csv:2:1: ragged row: 2 columns, earlier rows have 3");
+        let e = parse("1,2,0\n1,x,1\n", Path::new("t.csv")).unwrap_err();
+        assert_eq!(e.to_string(), "t.csv:2:2: not a finite number: \"x\"");
+        let e = parse("1,2,0.5\n", Path::new("t.csv")).unwrap_err();
+        assert!(e.to_string().starts_with("t.csv:1:3: the label"), "{e}");
+    }
+}

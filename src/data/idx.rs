@@ -1,0 +1,168 @@
+//! Reader for the IDX files of MNIST and Fashion-MNIST, raw or gzipped.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use super::DataError;
+
+/// Magic number of an IDX file of unsigned bytes with three dimensions (images).
+const IMAGES_MAGIC: u32 = 0x0000_0803;
+/// Magic number of an IDX file of unsigned bytes with one dimension (labels).
+const LABELS_MAGIC: u32 = 0x0000_0801;
+
+/// Images of one IDX file: `count` images of `rows x cols` bytes, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdxImages {
+    pub count: usize,
+    pub rows: usize,
+    pub cols: usize,
+    pub pixels: Vec<u8>,
+}
+
+/// Reads a whole file and inflates it when it starts with the gzip magic.
+pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, DataError> {
+    let raw = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::with_capacity(raw.len() * 4);
+        flate2::read::GzDecoder::new(raw.as_slice())
+            .read_to_end(&mut out)
+            .map_err(|e| DataError::bad(path, format!("not a valid gzip file: {e}")))?;
+        Ok(out)
+    } else {
+        Ok(raw)
+    }
+}
+
+fn header(bytes: &[u8], path: &Path, words: usize) -> Result<Vec<u32>, DataError> {
+    if bytes.len() < 4 * words {
+        return Err(DataError::bad(
+            path,
+            format!(
+                "truncated IDX header: {} bytes, expected at least {}",
+                bytes.len(),
+                4 * words
+            ),
+        ));
+    }
+    Ok(bytes[..4 * words]
+        .chunks_exact(4)
+        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
+}
+
+fn check_magic(path: &Path, got: u32, want: u32, what: &str) -> Result<(), DataError> {
+    if got != want {
+        return Err(DataError::bad(
+            path,
+            format!("bad IDX magic 0x{got:08x}, expected 0x{want:08x} ({what})"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_len(path: &Path, body: usize, want: usize) -> Result<(), DataError> {
+    if body != want {
+        let how = if body < want { "truncated" } else { "trailing bytes" };
+        return Err(DataError::bad(
+            path,
+            format!("{how}: {body} data bytes, the header promises {want}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Parses an IDX image file (magic 0x803) from its bytes; `path` names it in errors.
+pub fn parse_images(bytes: &[u8], path: &Path) -> Result<IdxImages, DataError> {
+    let h = header(bytes, path, 4)?;
+    check_magic(path, h[0], IMAGES_MAGIC, "unsigned bytes, 3 dimensions")?;
+    let (count, rows, cols) = (h[1] as usize, h[2] as usize, h[3] as usize);
+    if rows == 0 || cols == 0 {
+        return Err(DataError::bad(path, format!("bad image size {rows}x{cols}")));
+    }
+    let want = count
+        .checked_mul(rows * cols)
+        .ok_or_else(|| DataError::bad(path, "dimensions overflow".to_string()))?;
+    check_len(path, bytes.len() - 16, want)?;
+    Ok(IdxImages {
+        count,
+        rows,
+        cols,
+        pixels: bytes[16..].to_vec(),
+    })
+}
+
+/// Parses an IDX label file (magic 0x801) from its bytes; `path` names it in errors.
+pub fn parse_labels(bytes: &[u8], path: &Path) -> Result<Vec<u8>, DataError> {
+    let h = header(bytes, path, 2)?;
+    check_magic(path, h[0], LABELS_MAGIC, "unsigned bytes, 1 dimension")?;
+    check_len(path, bytes.len() - 8, h[1] as usize)?;
+    Ok(bytes[8..].to_vec())
+}
+
+/// Finds `stem` or `stem.gz` in `dir`.
+pub fn locate(dir: &Path, stem: &str) -> Result<PathBuf, DataError> {
+    let raw = dir.join(stem);
+    if raw.is_file() {
+        return Ok(raw);
+    }
+    let gz = dir.join(format!("{stem}.gz"));
+    if gz.is_file() {
+        return Ok(gz);
+    }
+    Err(DataError::bad(
+        &raw,
+        "missing (nor is there a .gz beside it); see the README for how to fetch it".to_string(),
+    ))
+}
+
+/// Reads one split (`train` or `t10k`) of an IDX data set from `dir`.
+pub fn read_split(dir: &Path, prefix: &str) -> Result<(IdxImages, Vec<u8>), DataError> {
+    let ipath = locate(dir, &format!("{prefix}-images-idx3-ubyte"))?;
+    let lpath = locate(dir, &format!("{prefix}-labels-idx1-ubyte"))?;
+    let images = parse_images(&read_maybe_gz(&ipath)?, &ipath)?;
+    let labels = parse_labels(&read_maybe_gz(&lpath)?, &lpath)?;
+    if images.count != labels.len() {
+        return Err(DataError::bad(
+            &lpath,
+            format!(
+                "{} labels for {} images in {}",
+                labels.len(),
+                images.count,
+                ipath.display()
+            ),
+        ));
+    }
+    Ok((images, labels))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image_file(count: u32, rows: u32, cols: u32, body: usize) -> Vec<u8> {
+        let mut v = Vec::new();
+        for w in [IMAGES_MAGIC, count, rows, cols] {
+            v.extend_from_slice(&w.to_be_bytes());
+        }
+        v.extend(std::iter::repeat_n(7u8, body));
+        v
+    }
+
+    #[test]
+    fn parses_a_well_formed_file() {
+        let img = parse_images(&image_file(2, 2, 3, 12), Path::new("x")).unwrap();
+        assert_eq!((img.count, img.rows, img.cols, img.pixels.len()), (2, 2, 3, 12));
+    }
+
+    #[test]
+    fn refuses_truncated_and_foreign_files() {
+        let e = parse_images(&image_file(2, 2, 3, 11), Path::new("x")).unwrap_err();
+        assert!(e.to_string().contains("truncated: 11 data bytes"), "{e}");
+        let e = parse_images(&image_file(2, 2, 3, 13), Path::new("x")).unwrap_err();
+        assert!(e.to_string().contains("trailing bytes"), "{e}");
+        let e = parse_labels(&image_file(2, 2, 3, 12), Path::new("x")).unwrap_err();
+        assert!(e.to_string().contains("bad IDX magic 0x00000803"), "{e}");
+        let e = parse_images(&[0, 0, 8], Path::new("x")).unwrap_err();
+        assert!(e.to_string().contains("truncated IDX header"), "{e}");
+    }
+}

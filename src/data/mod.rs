@@ -1,0 +1,294 @@
+//! Data sets: the embedded digits, MNIST and Fashion-MNIST from IDX files, CSV files;
+//! the seeded validation split, normalisation, and batching with a per-epoch shuffle.
+
+pub mod batcher;
+pub mod csv;
+pub mod idx;
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
+pub use batcher::Batcher;
+
+/// The embedded digits set (scikit-learn's copy of UCI optdigits, CC BY 4.0).
+const DIGITS_CSV_GZ: &[u8] = include_bytes!("digits.csv.gz");
+
+/// A data file that cannot be used, or a tensor that cannot be built from it.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("{path}: {message}")]
+    Bad { path: String, message: String },
+    #[error("{path}:{line}:{column}: {message}")]
+    At {
+        path: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{0}")]
+    Usage(String),
+    #[error("building the data tensors: {0}")]
+    Tensor(#[from] candle_core::Error),
+}
+
+impl DataError {
+    pub(crate) fn bad(path: &Path, message: String) -> Self {
+        DataError::Bad {
+            path: path.display().to_string(),
+            message,
+        }
+    }
+
+    pub(crate) fn io(path: &Path, e: std::io::Error) -> Self {
+        let message = match e.kind() {
+            std::io::ErrorKind::NotFound => "no such file".to_string(),
+            _ => e.to_string(),
+        };
+        Self::bad(path, message)
+    }
+
+    pub(crate) fn at(path: &Path, line: usize, column: usize) -> impl Fn(String) -> Self + '_ {
+        move |message| DataError::At {
+            path: path.display().to_string(),
+            line,
+            column,
+            message,
+        }
+    }
+}
+
+/// Where the examples come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    Digits,
+    Mnist(PathBuf),
+    FashionMnist(PathBuf),
+    Csv(PathBuf),
+}
+
+/// One split, resident on the device: `x` is `(n, c, h, w)` for images or `(n, d)`,
+/// `y` holds the class numbers as u32.
+#[derive(Debug, Clone)]
+pub struct Split {
+    pub x: Tensor,
+    pub y: Tensor,
+}
+
+impl Split {
+    pub fn len(&self) -> usize {
+        self.y.dims1().unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A loaded data set, normalised with statistics of its training split.
+#[derive(Debug, Clone)]
+pub struct Data {
+    pub train: Split,
+    pub val: Split,
+    /// `(channels, height, width)` when the examples are images (or square CSV rows).
+    pub image: Option<(usize, usize, usize)>,
+    pub features: usize,
+    pub classes: usize,
+}
+
+/// Examples in host memory, before the split and normalisation.
+struct Raw {
+    x: Vec<f32>,
+    y: Vec<u32>,
+    width: usize,
+    image: Option<(usize, usize, usize)>,
+}
+
+impl Raw {
+    fn len(&self) -> usize {
+        self.y.len()
+    }
+
+    fn from_idx(images: idx::IdxImages, labels: Vec<u8>) -> Raw {
+        let width = images.rows * images.cols;
+        Raw {
+            x: images.pixels.iter().map(|&p| p as f32 / 255.0).collect(),
+            y: labels.into_iter().map(u32::from).collect(),
+            width,
+            image: Some((1, images.rows, images.cols)),
+        }
+    }
+
+    fn from_csv(t: csv::CsvTable) -> Raw {
+        let side = (t.width as f64).sqrt().round() as usize;
+        Raw {
+            image: (side * side == t.width).then_some((1, side, side)),
+            width: t.width,
+            x: t.features,
+            y: t.labels,
+        }
+    }
+
+    /// Moves the examples at `idx` out into a new `Raw`.
+    fn select(&self, idx: &[usize]) -> Raw {
+        let mut x = Vec::with_capacity(idx.len() * self.width);
+        for &i in idx {
+            x.extend_from_slice(&self.x[i * self.width..(i + 1) * self.width]);
+        }
+        Raw {
+            x,
+            y: idx.iter().map(|&i| self.y[i]).collect(),
+            width: self.width,
+            image: self.image,
+        }
+    }
+}
+
+/// Normalisation fitted on the training split: one mean and deviation for images,
+/// one per feature for tabular data.
+struct Normalizer {
+    mean: Vec<f32>,
+    std: Vec<f32>,
+}
+
+impl Normalizer {
+    fn fit(raw: &Raw) -> Normalizer {
+        let groups = if raw.image.is_some() { 1 } else { raw.width };
+        let mut sum = vec![0f64; groups];
+        let mut sq = vec![0f64; groups];
+        for (i, &v) in raw.x.iter().enumerate() {
+            let g = if groups == 1 { 0 } else { i % raw.width };
+            sum[g] += v as f64;
+            sq[g] += (v as f64) * (v as f64);
+        }
+        let per_group = (raw.x.len() / groups).max(1) as f64;
+        let mean: Vec<f64> = sum.iter().map(|s| s / per_group).collect();
+        let std = sq
+            .iter()
+            .zip(&mean)
+            .map(|(s, m)| {
+                let sd = (s / per_group - m * m).max(0.0).sqrt();
+                if sd > 1e-8 { sd as f32 } else { 1.0 }
+            })
+            .collect();
+        Normalizer {
+            mean: mean.into_iter().map(|m| m as f32).collect(),
+            std,
+        }
+    }
+
+    fn apply(&self, raw: &mut Raw) {
+        let groups = self.mean.len();
+        for (i, v) in raw.x.iter_mut().enumerate() {
+            let g = if groups == 1 { 0 } else { i % raw.width };
+            *v = (*v - self.mean[g]) / self.std[g];
+        }
+    }
+}
+
+fn check_fraction(val_fraction: f64, n: usize) -> Result<usize, DataError> {
+    let n_val = (val_fraction * n as f64).round() as usize;
+    if n_val == 0 || n_val >= n {
+        return Err(DataError::Usage(format!(
+            "--val-fraction: {val_fraction} of {n} examples leaves an empty split"
+        )));
+    }
+    Ok(n_val)
+}
+
+/// Splits `raw` into train and validation parts by a seeded permutation.
+fn split(raw: Raw, val_fraction: f64, seed: u64) -> Result<(Raw, Raw), DataError> {
+    let n_val = check_fraction(val_fraction, raw.len())?;
+    let mut idx: Vec<usize> = (0..raw.len()).collect();
+    idx.shuffle(&mut ChaCha8Rng::seed_from_u64(seed ^ SPLIT_SALT));
+    Ok((raw.select(&idx[n_val..]), raw.select(&idx[..n_val])))
+}
+
+/// Mixed into the seed so the split and the shuffle draw different streams.
+const SPLIT_SALT: u64 = 0x5eed_5917;
+
+fn to_split(raw: Raw, device: &Device) -> Result<Split, DataError> {
+    let n = raw.len();
+    let x = match raw.image {
+        Some((c, h, w)) => Tensor::from_vec(raw.x, (n, c, h, w), device)?,
+        None => Tensor::from_vec(raw.x, (n, raw.width), device)?,
+    };
+    let y = Tensor::from_vec(raw.y, n, device)?;
+    Ok(Split { x, y })
+}
+
+/// The embedded digits as CSV text.
+pub fn digits_csv() -> String {
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(DIGITS_CSV_GZ),
+        &mut text,
+    )
+    .expect("the embedded digits file is valid gzip");
+    text
+}
+
+/// Loads `source`, splits off validation where the set has none, normalises both
+/// splits with the training split's statistics and puts them on `device`.
+pub fn load(
+    source: &Source,
+    val_fraction: f64,
+    seed: u64,
+    device: &Device,
+) -> Result<Data, DataError> {
+    let (mut train, mut val) = match source {
+        Source::Digits => {
+            let mut raw = Raw::from_csv(csv::parse(&digits_csv(), Path::new("<digits>"))?);
+            raw.x.iter_mut().for_each(|v| *v /= 16.0);
+            split(raw, val_fraction, seed)?
+        }
+        Source::Csv(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
+            split(Raw::from_csv(csv::parse(&text, path)?), val_fraction, seed)?
+        }
+        Source::Mnist(dir) | Source::FashionMnist(dir) => {
+            let (ti, tl) = idx::read_split(dir, "train")?;
+            let (vi, vl) = idx::read_split(dir, "t10k")?;
+            if (ti.rows, ti.cols) != (vi.rows, vi.cols) {
+                return Err(DataError::bad(
+                    dir,
+                    "train and t10k images differ in size".into(),
+                ));
+            }
+            (Raw::from_idx(ti, tl), Raw::from_idx(vi, vl))
+        }
+    };
+    let norm = Normalizer::fit(&train);
+    norm.apply(&mut train);
+    norm.apply(&mut val);
+    let classes = train.y.iter().chain(&val.y).max().map_or(0, |&m| m as usize + 1);
+    if classes < 2 {
+        return Err(DataError::Usage(format!(
+            "--data: {} has a single class; nothing to learn",
+            source.name()
+        )));
+    }
+    let (image, features) = (train.image, train.width);
+    Ok(Data {
+        train: to_split(train, device)?,
+        val: to_split(val, device)?,
+        image,
+        features,
+        classes,
+    })
+}
+
+impl Source {
+    /// A short name for messages and the report.
+    pub fn name(&self) -> String {
+        match self {
+            Source::Digits => "digits".into(),
+            Source::Mnist(_) => "mnist".into(),
+            Source::FashionMnist(_) => "fashion-mnist".into(),
+            Source::Csv(p) => p.display().to_string(),
+        }
+    }
+}

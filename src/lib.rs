@@ -1,0 +1,14 @@
+//! rudder: a native trainer (candle on CPU, CUDA optional) whose training policies are
+//! Rhai scripts that hot-reload while the run goes on.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod data;
+pub mod loss;
+pub mod model;
+pub mod optim;
+pub mod policy;
+pub mod report;
+pub mod runlog;
+pub mod train;

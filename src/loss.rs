@@ -1,0 +1,124 @@
+//! Loss functions over logits `(n, classes)` and class numbers `(n,)` as u32; each is
+//! the batch mean, as PyTorch's default `reduction="mean"`.
+
+use candle_core::{D, DType, Result, Tensor};
+
+/// Which loss to train with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
+pub enum Loss {
+    /// Softmax cross-entropy, torch `CrossEntropyLoss`.
+    CrossEntropy,
+    /// Squared error against one-hot targets, torch `MSELoss` (mean over all elements).
+    Mse,
+    /// Multi-class margin loss, torch `MultiMarginLoss(p=1, margin=1)`.
+    Hinge,
+}
+
+impl Loss {
+    pub fn compute(self, logits: &Tensor, target: &Tensor) -> Result<Tensor> {
+        match self {
+            Loss::CrossEntropy => cross_entropy(logits, target),
+            Loss::Mse => mse(logits, target),
+            Loss::Hinge => hinge(logits, target),
+        }
+    }
+}
+
+/// `mean_i( logsumexp(x_i) - x_i[y_i] )`.
+pub fn cross_entropy(logits: &Tensor, target: &Tensor) -> Result<Tensor> {
+    let max = logits.max_keepdim(D::Minus1)?.detach();
+    let shifted = logits.broadcast_sub(&max)?;
+    let log_sum = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
+    let picked = shifted.gather(&target.unsqueeze(1)?, 1)?;
+    (log_sum - picked)?.mean_all()
+}
+
+fn one_hot(target: &Tensor, classes: usize) -> Result<Tensor> {
+    let n = target.dim(0)?;
+    let ids = Tensor::arange(0u32, classes as u32, target.device())?.unsqueeze(0)?;
+    target
+        .unsqueeze(1)?
+        .broadcast_as((n, classes))?
+        .eq(&ids.broadcast_as((n, classes))?)?
+        .to_dtype(DType::F32)
+}
+
+/// `mean over i, c of (x_ic - onehot(y_i)_c)^2`.
+pub fn mse(logits: &Tensor, target: &Tensor) -> Result<Tensor> {
+    let t = one_hot(target, logits.dim(1)?)?;
+    (logits - t)?.sqr()?.mean_all()
+}
+
+/// `mean_i( sum_{c != y_i} max(0, 1 - x_i[y_i] + x_ic) / classes )`.
+pub fn hinge(logits: &Tensor, target: &Tensor) -> Result<Tensor> {
+    let classes = logits.dim(1)?;
+    let picked = logits.gather(&target.unsqueeze(1)?, 1)?;
+    let margins = (logits.broadcast_sub(&picked)? + 1.0)?.relu()?;
+    // The c == y term is max(0, 1) = 1 for every row: take it back out.
+    let per_row = (margins.sum(1)? - 1.0)?;
+    (per_row / classes as f64)?.mean_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    // Computed with PyTorch 2.x:
+    //   x = torch.tensor([[1.0, 2.0, 0.5], [0.1, -1.0, 3.0]], requires_grad=True)
+    //   y = torch.tensor([0, 2])
+    fn inputs() -> (Var, Tensor) {
+        let x = Tensor::new(&[[1.0f32, 2.0, 0.5], [0.1, -1.0, 3.0]], &Device::Cpu).unwrap();
+        let y = Tensor::new(&[0u32, 2], &Device::Cpu).unwrap();
+        (Var::from_tensor(&x).unwrap(), y)
+    }
+
+    fn check(loss: Loss, want: f32, want_grad: [[f32; 3]; 2]) {
+        let (x, y) = inputs();
+        let l = loss.compute(x.as_tensor(), &y).unwrap();
+        let got = l.to_scalar::<f32>().unwrap();
+        assert!((got - want).abs() < 1e-6, "{loss:?}: {got} vs {want}");
+        let g = l.backward().unwrap();
+        let g = g.get(x.as_tensor()).unwrap().to_vec2::<f32>().unwrap();
+        for (r, wr) in g.iter().zip(want_grad) {
+            for (a, b) in r.iter().zip(wr) {
+                assert!((a - b).abs() < 1e-6, "{loss:?} grad {g:?} vs {want_grad:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn cross_entropy_matches_torch() {
+        // F.cross_entropy(x, y) -> 0.7675715088844299
+        // x.grad -> [[-0.38438806, 0.31426585, 0.07012219], [0.02563180, 0.00853209, -0.03416389]]
+        check(
+            Loss::CrossEntropy,
+            0.767_571_5,
+            [[-0.384_388_06, 0.314_265_85, 0.070_122_19], [0.025_631_80, 0.008_532_09, -0.034_163_89]],
+        );
+    }
+
+    #[test]
+    fn mse_matches_torch() {
+        // F.mse_loss(x, F.one_hot(y, 3).float()) -> 1.5433334112167358
+        // x.grad -> [[0.0, 0.66666669, 0.16666667], [0.03333334, -0.33333334, 0.66666669]]
+        check(
+            Loss::Mse,
+            1.543_333_4,
+            [[0.0, 0.666_666_7, 0.166_666_67], [0.033_333_335, -0.333_333_34, 0.666_666_7]],
+        );
+    }
+
+    #[test]
+    fn hinge_matches_torch() {
+        // nn.MultiMarginLoss()(x, y) -> 0.4166666567325592
+        // x.grad -> [[-0.33333334, 0.16666667, 0.16666667], [0.0, 0.0, 0.0]]
+        check(
+            Loss::Hinge,
+            0.416_666_66,
+            [[-0.333_333_34, 0.166_666_67, 0.166_666_67], [0.0, 0.0, 0.0]],
+        );
+    }
+}

@@ -1,0 +1,161 @@
+//! The layers our models are made of, initialised as PyTorch's defaults.
+
+use candle_core::{D, Device, Result, Tensor, Var};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use super::Layer;
+
+/// The random source and device for initialising parameters.
+pub struct Init<'a> {
+    pub rng: &'a mut ChaCha8Rng,
+    pub device: &'a Device,
+}
+
+impl Init<'_> {
+    /// U(-1/sqrt(fan_in), 1/sqrt(fan_in)), PyTorch's default for Linear and Conv2d
+    /// (kaiming_uniform with a = sqrt(5) for weights, the same bound for biases).
+    pub fn uniform(&mut self, shape: &[usize], fan_in: usize) -> Result<Var> {
+        let bound = 1.0 / (fan_in as f32).sqrt();
+        let n: usize = shape.iter().product();
+        let data: Vec<f32> = (0..n).map(|_| self.rng.random_range(-bound..bound)).collect();
+        Var::from_tensor(&Tensor::from_vec(data, shape, self.device)?)
+    }
+
+    pub fn constant(&self, shape: &[usize], value: f32) -> Result<Var> {
+        Var::from_tensor(&Tensor::full(value, shape, self.device)?)
+    }
+}
+
+/// `y = x W^T + b`; flattens its input first.
+pub struct Linear {
+    weight: Var,
+    bias: Var,
+}
+
+impl Linear {
+    pub fn new(init: &mut Init, inputs: usize, outputs: usize) -> Result<Linear> {
+        Ok(Linear {
+            weight: init.uniform(&[outputs, inputs], inputs)?,
+            bias: init.uniform(&[outputs], inputs)?,
+        })
+    }
+}
+
+impl Layer for Linear {
+    fn forward(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
+        let x = if x.rank() > 2 { x.flatten_from(1)? } else { x.clone() };
+        x.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)
+    }
+
+    fn params(&self) -> Vec<(&'static str, &Var)> {
+        vec![("weight", &self.weight), ("bias", &self.bias)]
+    }
+}
+
+/// 3x3 convolution, stride 1, padding 1, no bias (a batch norm follows).
+pub struct Conv3x3 {
+    weight: Var,
+}
+
+impl Conv3x3 {
+    pub fn new(init: &mut Init, inputs: usize, outputs: usize) -> Result<Conv3x3> {
+        Ok(Conv3x3 {
+            weight: init.uniform(&[outputs, inputs, 3, 3], inputs * 9)?,
+        })
+    }
+}
+
+impl Layer for Conv3x3 {
+    fn forward(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
+        x.conv2d(&self.weight, 1, 1, 1, 1)
+    }
+
+    fn params(&self) -> Vec<(&'static str, &Var)> {
+        vec![("weight", &self.weight)]
+    }
+}
+
+/// Batch normalisation over `(N, H, W)` per channel, as torch `BatchNorm2d`
+/// (momentum 0.1, eps 1e-5, unbiased variance in the running estimate).
+pub struct BatchNorm2d {
+    weight: Var,
+    bias: Var,
+    running_mean: Var,
+    running_var: Var,
+}
+
+const BN_MOMENTUM: f64 = 0.1;
+const BN_EPS: f64 = 1e-5;
+
+impl BatchNorm2d {
+    pub fn new(init: &mut Init, channels: usize) -> Result<BatchNorm2d> {
+        Ok(BatchNorm2d {
+            weight: init.constant(&[channels], 1.0)?,
+            bias: init.constant(&[channels], 0.0)?,
+            running_mean: init.constant(&[channels], 0.0)?,
+            running_var: init.constant(&[channels], 1.0)?,
+        })
+    }
+}
+
+impl Layer for BatchNorm2d {
+    fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let c = self.weight.dim(0)?;
+        let shape = (1, c, 1, 1);
+        let (mean, var) = if train {
+            let (n, _, h, w) = x.dims4()?;
+            let mean = x.mean_keepdim((0, 2, 3))?;
+            let centered = x.broadcast_sub(&mean)?;
+            let var = centered.sqr()?.mean_keepdim((0, 2, 3))?;
+            let count = (n * h * w) as f64;
+            let unbiased = (count / (count - 1.0).max(1.0)) * BN_MOMENTUM;
+            let (m, v) = (mean.detach().flatten_all()?, var.detach().flatten_all()?);
+            self.running_mean
+                .set(&((self.running_mean.as_tensor() * (1.0 - BN_MOMENTUM))? + (m * BN_MOMENTUM)?)?)?;
+            self.running_var
+                .set(&((self.running_var.as_tensor() * (1.0 - BN_MOMENTUM))? + (v * unbiased)?)?)?;
+            (mean, var)
+        } else {
+            (
+                self.running_mean.as_tensor().reshape(shape)?,
+                self.running_var.as_tensor().reshape(shape)?,
+            )
+        };
+        let scale = (var + BN_EPS)?.sqrt()?.recip()?.broadcast_mul(&self.weight.reshape(shape)?)?;
+        x.broadcast_sub(&mean)?
+            .broadcast_mul(&scale)?
+            .broadcast_add(&self.bias.reshape(shape)?)
+    }
+
+    fn params(&self) -> Vec<(&'static str, &Var)> {
+        vec![("weight", &self.weight), ("bias", &self.bias)]
+    }
+
+    fn buffers(&self) -> Vec<(&'static str, &Var)> {
+        vec![("running_mean", &self.running_mean), ("running_var", &self.running_var)]
+    }
+}
+
+/// max(x, 0).
+pub struct Relu;
+
+impl Layer for Relu {
+    fn forward(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
+        x.relu()
+    }
+}
+
+/// 2x2 max pooling, stride 2 (odd sizes round down).
+pub struct MaxPool2;
+
+impl Layer for MaxPool2 {
+    fn forward(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
+        x.max_pool2d(2)
+    }
+}
+
+/// Index of the largest logit per row.
+pub fn argmax(logits: &Tensor) -> Result<Tensor> {
+    logits.argmax(D::Minus1)
+}

@@ -1,0 +1,85 @@
+//! AdamW as torch.optim.AdamW: decoupled weight decay, bias-corrected moments.
+
+use candle_core::{Result, Tensor, Var};
+
+use super::kernels::{AdamApply, Moment};
+use super::{Hyper, Optimizer};
+
+pub struct AdamW {
+    params: Vec<(String, Var)>,
+    m: Vec<Tensor>,
+    v: Vec<Tensor>,
+    h: Hyper,
+    steps: u64,
+    pub(crate) fused: bool,
+}
+
+impl AdamW {
+    pub fn new(params: Vec<(String, Var)>, h: Hyper) -> Result<AdamW> {
+        let zeros = |ps: &[(String, Var)]| -> Result<Vec<Tensor>> {
+            ps.iter().map(|(_, p)| p.zeros_like()).collect()
+        };
+        let fused = params.first().is_none_or(|(_, p)| p.device().is_cpu());
+        Ok(AdamW {
+            m: zeros(&params)?,
+            v: zeros(&params)?,
+            params,
+            h,
+            steps: 0,
+            fused,
+        })
+    }
+}
+
+impl Optimizer for AdamW {
+    fn step(&mut self, grads: &[Tensor]) -> Result<()> {
+        self.steps += 1;
+        let (lr, b1, b2) = (self.h.lr, self.h.momentum, self.h.beta2);
+        let t = self.steps as i32;
+        let step_size = lr / (1.0 - b1.powi(t));
+        let bc2_sqrt = (1.0 - b2.powi(t)).sqrt();
+        let decay = 1.0 - lr * self.h.weight_decay;
+        for (i, ((_, p), g)) in self.params.iter().zip(grads).enumerate() {
+            let g = g.contiguous()?;
+            if self.fused {
+                self.m[i].inplace_op2(&g, &Moment { beta: b1 as f32, square: false })?;
+                self.v[i].inplace_op2(&g, &Moment { beta: b2 as f32, square: true })?;
+                let apply = AdamApply {
+                    decay: decay as f32,
+                    step_size: step_size as f32,
+                    bc2_sqrt: bc2_sqrt as f32,
+                    eps: self.h.eps as f32,
+                };
+                p.inplace_op3(&self.m[i], &self.v[i], &apply)?;
+            } else {
+                self.m[i] = ((&self.m[i] * b1)? + (&g * (1.0 - b1))?)?;
+                self.v[i] = ((&self.v[i] * b2)? + (g.sqr()? * (1.0 - b2))?)?;
+                let denom = ((self.v[i].sqrt()? / bc2_sqrt)? + self.h.eps)?;
+                let update = ((&self.m[i] / denom)? * step_size)?;
+                p.set(&((p.as_tensor() * decay)? - update)?)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn hyper(&self) -> Hyper {
+        self.h
+    }
+
+    fn set_hyper(&mut self, h: Hyper) {
+        self.h = h;
+    }
+
+    fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    fn state(&self) -> Vec<(String, Tensor)> {
+        let mut out = Vec::with_capacity(2 * self.params.len());
+        for (((n, _), m), v) in self.params.iter().zip(&self.m).zip(&self.v) {
+            out.push((format!("{n}.exp_avg"), m.clone()));
+            out.push((format!("{n}.exp_avg_sq"), v.clone()));
+        }
+        out
+    }
+}

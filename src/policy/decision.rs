@@ -1,0 +1,187 @@
+//! Decisions: what a hook returns, checked whole against the context, and merged in
+//! policy order.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Ctx, Settings, rescale_lr};
+
+/// How the LR follows a batch-size change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rescale {
+    Linear,
+    Sqrt,
+    None,
+}
+
+/// A map of decisions; every key is optional.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Decision {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lr: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rescale: Option<Rescale>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accumulation: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epochs: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub momentum: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight_decay: Option<f64>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stop: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub metrics: BTreeMap<String, f64>,
+}
+
+/// A rejected decision: the key at fault and why.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct Invalid {
+    pub key: &'static str,
+    pub message: String,
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> Invalid {
+    Invalid { key, message: message.into() }
+}
+
+impl Decision {
+    pub fn is_empty(&self) -> bool {
+        *self == Decision::default()
+    }
+
+    /// Checks every key against `ctx`; a decision is taken whole or not at all.
+    pub fn validate(&self, ctx: &Ctx) -> Result<(), Invalid> {
+        let finite_nonneg = |key, v: Option<f64>| match v {
+            Some(x) if !x.is_finite() || x < 0.0 => Err(invalid(key, format!("must be finite and >= 0, got {x}"))),
+            _ => Ok(()),
+        };
+        finite_nonneg("lr", self.lr)?;
+        finite_nonneg("momentum", self.momentum)?;
+        finite_nonneg("weight_decay", self.weight_decay)?;
+        if let Some(m) = self.momentum.filter(|&m| m >= 1.0) {
+            return Err(invalid("momentum", format!("must be < 1, got {m}")));
+        }
+        if let Some(b) = self.batch_size.filter(|&b| b < 1 || b > ctx.dataset_size) {
+            return Err(invalid(
+                "batch_size",
+                format!("must be 1..={} (the training set), got {b}", ctx.dataset_size),
+            ));
+        }
+        if self.accumulation == Some(0) {
+            return Err(invalid("accumulation", "must be >= 1, got 0"));
+        }
+        if let Some(e) = self.epochs.filter(|&e| e <= ctx.epoch) {
+            return Err(invalid(
+                "epochs",
+                format!("must be > the current epoch {}, got {e}", ctx.epoch),
+            ));
+        }
+        if let Some((k, v)) = self.metrics.iter().find(|(_, v)| !v.is_finite()) {
+            return Err(invalid("metrics", format!("{k} is not finite: {v}")));
+        }
+        Ok(())
+    }
+
+    /// `self` followed by `later`: for each key the later one wins, `stop` wins if
+    /// either stops, metrics are merged.
+    pub fn then(mut self, later: Decision) -> Decision {
+        macro_rules! take {
+            ($($k:ident),*) => { $( if later.$k.is_some() { self.$k = later.$k; } )* };
+        }
+        take!(lr, batch_size, rescale, accumulation, epochs, momentum, weight_decay, reason, log);
+        self.stop |= later.stop;
+        self.metrics.extend(later.metrics);
+        self
+    }
+
+    /// The settings after this decision. A batch-size change rescales the LR by
+    /// `rescale` (or `default_rule`) unless the decision also sets `lr`.
+    pub fn apply(&self, s: Settings, default_rule: Rescale) -> Settings {
+        let mut out = s;
+        if let Some(b) = self.batch_size {
+            out.batch_size = b;
+            if self.lr.is_none() {
+                let rule = self.rescale.unwrap_or(default_rule);
+                out.lr = rescale_lr(s.lr, s.batch_size, b, rule);
+            }
+        }
+        if let Some(lr) = self.lr {
+            out.lr = lr;
+        }
+        out.accumulation = self.accumulation.unwrap_or(s.accumulation);
+        out.epochs = self.epochs.unwrap_or(s.epochs);
+        out.momentum = self.momentum.unwrap_or(s.momentum);
+        out.weight_decay = self.weight_decay.unwrap_or(s.weight_decay);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Best, EpochMetrics};
+    use super::*;
+
+    fn ctx() -> Ctx<'static> {
+        Ctx {
+            epoch: 3,
+            step: 30,
+            steps_per_epoch: 10,
+            settings: Settings { lr: 0.1, batch_size: 64, accumulation: 1, epochs: 10, momentum: 0.0, weight_decay: 0.0 },
+            base_lr: 0.1,
+            base_batch_size: 64,
+            optimizer: "sgd",
+            dataset_size: 640,
+            metrics: EpochMetrics::default(),
+            history: &[],
+            best: Best::default(),
+            resumed: false,
+        }
+    }
+
+    #[test]
+    fn batch_size_change_rescales_the_lr_unless_lr_is_set() {
+        let s = ctx().settings;
+        let d = Decision { batch_size: Some(256), ..Default::default() };
+        assert!((d.apply(s, Rescale::Linear).lr - 0.4).abs() < 1e-12);
+        assert!((d.apply(s, Rescale::Sqrt).lr - 0.2).abs() < 1e-12);
+        let d = Decision { batch_size: Some(16), rescale: Some(Rescale::None), ..Default::default() };
+        assert_eq!(d.apply(s, Rescale::Linear).lr, 0.1);
+        let d = Decision { batch_size: Some(16), lr: Some(0.5), ..Default::default() };
+        assert_eq!(d.apply(s, Rescale::Linear), Settings { lr: 0.5, batch_size: 16, ..s });
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let c = ctx();
+        let bad = [
+            (Decision { lr: Some(f64::NAN), ..Default::default() }, "lr"),
+            (Decision { momentum: Some(1.0), ..Default::default() }, "momentum"),
+            (Decision { batch_size: Some(641), ..Default::default() }, "batch_size"),
+            (Decision { accumulation: Some(0), ..Default::default() }, "accumulation"),
+            (Decision { epochs: Some(3), ..Default::default() }, "epochs"),
+        ];
+        for (d, key) in bad {
+            assert_eq!(d.validate(&c).unwrap_err().key, key);
+        }
+        assert!(Decision { epochs: Some(4), lr: Some(0.0), ..Default::default() }.validate(&c).is_ok());
+    }
+
+    #[test]
+    fn later_policies_win_and_any_stop_stops() {
+        let a = Decision { lr: Some(0.1), stop: true, epochs: Some(5), ..Default::default() };
+        let b = Decision { lr: Some(0.2), ..Default::default() };
+        let m = a.then(b);
+        assert_eq!((m.lr, m.stop, m.epochs), (Some(0.2), true, Some(5)));
+    }
+}

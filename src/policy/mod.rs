@@ -1,0 +1,133 @@
+//! The policy seam: the hooks of a run, the read-only context a hook sees, the
+//! decisions it may return, their validation and composition. This module knows no
+//! candle and no script engine: the trainer calls a [`Controller`], whatever runs
+//! behind it, and applies the [`Settings`] that come back between steps.
+
+mod decision;
+
+pub use decision::{Decision, Invalid, Rescale};
+
+use serde::Serialize;
+
+/// When a hook is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Hook {
+    TrainStart,
+    EpochStart,
+    Step,
+    EpochEnd,
+    TrainEnd,
+}
+
+impl Hook {
+    /// The script function that implements this hook.
+    pub fn function(self) -> &'static str {
+        match self {
+            Hook::TrainStart => "on_train_start",
+            Hook::EpochStart => "on_epoch_start",
+            Hook::Step => "on_step",
+            Hook::EpochEnd => "on_epoch_end",
+            Hook::TrainEnd => "on_train_end",
+        }
+    }
+}
+
+/// The values a decision can change, as the trainer holds them.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Settings {
+    pub lr: f64,
+    pub batch_size: usize,
+    pub accumulation: usize,
+    pub epochs: usize,
+    pub momentum: f64,
+    pub weight_decay: f64,
+}
+
+/// Metrics of the last finished epoch, `None` before the first one ends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct EpochMetrics {
+    pub train_loss: Option<f64>,
+    pub train_acc: Option<f64>,
+    pub val_loss: Option<f64>,
+    pub val_acc: Option<f64>,
+}
+
+/// The best epoch so far by validation loss.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Best {
+    pub val_loss: Option<f64>,
+    pub val_acc: Option<f64>,
+    pub epoch: Option<usize>,
+}
+
+/// What a hook sees. Built by the trainer; read only for policies.
+#[derive(Debug, Clone)]
+pub struct Ctx<'a> {
+    pub epoch: usize,
+    pub step: u64,
+    pub steps_per_epoch: usize,
+    pub settings: Settings,
+    pub base_lr: f64,
+    pub base_batch_size: usize,
+    pub optimizer: &'static str,
+    pub dataset_size: usize,
+    pub metrics: EpochMetrics,
+    /// Earlier `metrics.jsonl` objects, oldest first.
+    pub history: &'a [serde_json::Value],
+    pub best: Best,
+    pub resumed: bool,
+}
+
+/// What a set of policies answers to one hook: the merged, validated decision, and the
+/// events to record (invalid decisions, script errors).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reply {
+    pub decision: Decision,
+    pub events: Vec<PolicyEvent>,
+}
+
+/// Something a policy did that belongs in `events.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PolicyEvent {
+    /// `decision`, `invalid_decision`, `policy_error`, ...
+    pub kind: &'static str,
+    pub policy: String,
+    pub hook: Hook,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty", flatten)]
+    pub detail: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Whatever steers a run: called at each hook, it returns decisions and never fails
+/// the run (its errors become events).
+pub trait Controller {
+    /// Whether any policy defines `hook`; the trainer skips building a ctx otherwise.
+    fn defines(&self, hook: Hook) -> bool;
+    fn call(&mut self, hook: Hook, ctx: &Ctx) -> Reply;
+}
+
+/// No policy at all: a constant LR and the planned epochs.
+#[derive(Debug, Default)]
+pub struct Fixed;
+
+impl Controller for Fixed {
+    fn defines(&self, _hook: Hook) -> bool {
+        false
+    }
+
+    fn call(&mut self, _hook: Hook, _ctx: &Ctx) -> Reply {
+        Reply::default()
+    }
+}
+
+/// The LR for a batch-size change from `old` to `new` under `rule`.
+pub fn rescale_lr(lr: f64, old: usize, new: usize, rule: Rescale) -> f64 {
+    let ratio = new as f64 / old as f64;
+    match rule {
+        Rescale::Linear => lr * ratio,
+        Rescale::Sqrt => lr * ratio.sqrt(),
+        Rescale::None => lr,
+    }
+}

@@ -1,0 +1,171 @@
+//! The run directory's logs: `config.json`, `metrics.jsonl`, `events.jsonl` and
+//! `steps.jsonl`, each line written and flushed at once.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub step: u64,
+    pub epochs: usize,
+    pub lr: f64,
+    pub batch_size: usize,
+    pub accumulation: usize,
+    pub train_loss: f64,
+    pub train_acc: f64,
+    pub val_loss: f64,
+    pub val_acc: f64,
+    pub epoch_time_s: f64,
+    pub samples_per_s: f64,
+    pub policy: std::collections::BTreeMap<String, f64>,
+}
+
+impl EpochRecord {
+    /// As JSON, with non-finite numbers written as `null`.
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).expect("an epoch record serialises")
+    }
+}
+
+/// The open log files of a run.
+pub struct RunLog {
+    dir: PathBuf,
+    metrics: File,
+    events: File,
+    steps: Option<BufWriter<File>>,
+}
+
+fn append(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+impl RunLog {
+    /// Creates `dir` and its files; writes `config.json`.
+    pub fn create(dir: &Path, config: &impl Serialize, log_steps: bool) -> std::io::Result<RunLog> {
+        std::fs::create_dir_all(dir)?;
+        let mut text = serde_json::to_string_pretty(config).map_err(std::io::Error::other)?;
+        text.push('\n');
+        std::fs::write(dir.join("config.json"), text)?;
+        Ok(RunLog {
+            dir: dir.to_path_buf(),
+            metrics: append(&dir.join("metrics.jsonl"))?,
+            events: append(&dir.join("events.jsonl"))?,
+            steps: if log_steps {
+                Some(BufWriter::new(append(&dir.join("steps.jsonl"))?))
+            } else {
+                None
+            },
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn line(file: &mut impl Write, v: &impl Serialize) -> std::io::Result<()> {
+        let mut text = serde_json::to_vec(v).map_err(std::io::Error::other)?;
+        text.push(b'\n');
+        file.write_all(&text)?;
+        file.flush()
+    }
+
+    pub fn epoch(&mut self, r: &EpochRecord) -> std::io::Result<()> {
+        Self::line(&mut self.metrics, r)
+    }
+
+    /// Appends an event: `time`, `epoch`, `step`, `kind`, then `fields`.
+    pub fn event(&mut self, epoch: usize, step: u64, kind: &str, fields: Map<String, Value>) -> std::io::Result<()> {
+        let mut obj = Map::new();
+        obj.insert("time".into(), now_iso().into());
+        obj.insert("epoch".into(), epoch.into());
+        obj.insert("step".into(), step.into());
+        obj.insert("kind".into(), kind.into());
+        obj.extend(fields);
+        Self::line(&mut self.events, &obj)
+    }
+
+    /// Appends a `steps.jsonl` line when `--log-steps` is on (buffered; flushed at
+    /// each epoch's end).
+    pub fn step(&mut self, step: u64, epoch: usize, lr: f64, batch_size: usize, loss: f64) -> std::io::Result<()> {
+        if let Some(w) = &mut self.steps {
+            writeln!(
+                w,
+                "{}",
+                serde_json::json!({"step": step, "epoch": epoch, "lr": lr, "batch_size": batch_size, "loss": finite(loss)})
+            )?;
+        }
+        Ok(())
+    }
+
+    pub fn flush_steps(&mut self) -> std::io::Result<()> {
+        match &mut self.steps {
+            Some(w) => w.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `Some(x)` for a finite `x`, so JSON shows non-finite numbers as `null`.
+pub fn finite(x: f64) -> Option<f64> {
+    x.is_finite().then_some(x)
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's
+/// `civil_from_days`).
+fn civil(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+fn utc_parts() -> (i64, u32, u32, u64, u64, u64, u32) {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = now.as_secs();
+    let (y, m, d) = civil((secs / 86_400) as i64);
+    let s = secs % 86_400;
+    (y, m, d, s / 3600, s / 60 % 60, s % 60, now.subsec_millis())
+}
+
+/// The current UTC time as `2026-11-27T04:26:00.123Z`.
+pub fn now_iso() -> String {
+    let (y, mo, d, h, mi, s, ms) = utc_parts();
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z")
+}
+
+/// `runs/<UTC time>`, with a suffix if that folder exists.
+pub fn default_run_dir() -> PathBuf {
+    let (y, mo, d, h, mi, s, _) = utc_parts();
+    let base = format!("runs/{y:04}{mo:02}{d:02}-{h:02}{mi:02}{s:02}");
+    let mut dir = PathBuf::from(&base);
+    let mut n = 2;
+    while dir.exists() {
+        dir = PathBuf::from(format!("{base}-{n}"));
+        n += 1;
+    }
+    dir
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil(0), (1970, 1, 1));
+        assert_eq!(civil(20_784), (2026, 11, 27));
+        assert_eq!(civil(11_016), (2000, 2, 29));
+    }
+}

@@ -1,0 +1,318 @@
+//! The training loop: the only code that mutates the model, the optimizer and the
+//! batcher. Hooks are called at one place each; the decisions they return are applied
+//! between optimizer steps, never inside a (micro-)batch.
+
+mod progress;
+
+use std::time::Instant;
+
+use candle_core::{DType, Tensor, Var};
+use serde_json::{Map, Value, json};
+
+use crate::config::TrainConfig;
+use crate::data::{Batcher, Data, Split, batcher};
+use crate::loss::Loss;
+use crate::model::Model;
+use crate::optim::Optimizer;
+use crate::policy::{Best, Controller, Ctx, Decision, EpochMetrics, Hook, Reply, Settings};
+use crate::report;
+use crate::runlog::{EpochRecord, RunLog};
+
+pub use progress::Progress;
+
+/// A failure during the run (exit code 1).
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("tensor operation failed: {0}")]
+    Tensor(#[from] candle_core::Error),
+    #[error("writing the run directory: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    pub epochs_run: usize,
+    pub steps: u64,
+    pub last: Option<EpochRecord>,
+    pub best: Best,
+    pub stop_reason: Option<String>,
+}
+
+/// Examples per evaluation batch.
+const EVAL_BATCH: usize = 1000;
+/// Mixed into the seed for the shuffle stream.
+const SHUFFLE_SALT: u64 = 0x5407_f1e5;
+
+/// Everything one run owns and changes.
+pub struct Trainer<'a> {
+    cfg: &'a TrainConfig,
+    data: &'a Data,
+    model: Model,
+    params: Vec<Var>,
+    opt: Box<dyn Optimizer>,
+    batcher: Batcher,
+    settings: Settings,
+    step: u64,
+    epoch: usize,
+    history: Vec<Value>,
+    best: Best,
+    last_metrics: EpochMetrics,
+    /// Scalars policies asked to record for the current epoch.
+    policy_metrics: std::collections::BTreeMap<String, f64>,
+    stop: Option<String>,
+    markers: Vec<report::Marker>,
+    log: RunLog,
+    progress: Progress,
+}
+
+impl<'a> Trainer<'a> {
+    pub fn new(cfg: &'a TrainConfig, data: &'a Data, model: Model, opt: Box<dyn Optimizer>, log: RunLog) -> Trainer<'a> {
+        let h = opt.hyper();
+        Trainer {
+            cfg,
+            data,
+            params: model.params().into_iter().map(|(_, v)| v).collect(),
+            model,
+            opt,
+            batcher: Batcher::new(data.train.len(), cfg.seed ^ SHUFFLE_SALT),
+            settings: Settings {
+                lr: h.lr,
+                batch_size: cfg.batch_size.min(data.train.len()),
+                accumulation: cfg.accumulation,
+                epochs: cfg.epochs,
+                momentum: h.momentum,
+                weight_decay: h.weight_decay,
+            },
+            step: 0,
+            epoch: 0,
+            history: Vec::new(),
+            best: Best::default(),
+            last_metrics: EpochMetrics::default(),
+            policy_metrics: Default::default(),
+            stop: None,
+            markers: Vec::new(),
+            log,
+            progress: Progress::new(cfg.quiet),
+        }
+    }
+
+    fn steps_per_epoch(&self) -> usize {
+        let batches = self.data.train.len().div_ceil(self.settings.batch_size);
+        batches.div_ceil(self.settings.accumulation)
+    }
+
+    fn ctx(&self) -> Ctx<'_> {
+        Ctx {
+            epoch: self.epoch,
+            step: self.step,
+            steps_per_epoch: self.steps_per_epoch(),
+            settings: self.settings,
+            base_lr: self.cfg.lr,
+            base_batch_size: self.cfg.batch_size,
+            optimizer: self.cfg.optimizer.name(),
+            dataset_size: self.data.train.len(),
+            metrics: self.last_metrics,
+            history: &self.history,
+            best: self.best,
+            resumed: false,
+        }
+    }
+
+    /// The one place hooks are called and their decisions applied.
+    fn hook(&mut self, hook: Hook, controller: &mut dyn Controller) -> Result<(), TrainError> {
+        if !controller.defines(hook) {
+            return Ok(());
+        }
+        let Reply { decision, events } = controller.call(hook, &self.ctx());
+        for e in events {
+            let fields = match serde_json::to_value(&e) {
+                Ok(Value::Object(m)) => m,
+                _ => Map::new(),
+            };
+            self.markers.push(report::Marker { epoch: self.epoch, label: format!("{} ({})", e.kind, e.policy) });
+            self.log.event(self.epoch, self.step, e.kind, fields)?;
+        }
+        self.apply(hook, decision)
+    }
+
+    /// Applies a validated decision between steps.
+    fn apply(&mut self, hook: Hook, d: Decision) -> Result<(), TrainError> {
+        if d.is_empty() {
+            return Ok(());
+        }
+        let before = self.settings;
+        self.settings = d.apply(before, self.cfg.lr_scaling);
+        let s = self.settings;
+        if (s.lr, s.momentum, s.weight_decay) != (before.lr, before.momentum, before.weight_decay) {
+            let mut h = self.opt.hyper();
+            (h.lr, h.momentum, h.weight_decay) = (s.lr, s.momentum, s.weight_decay);
+            self.opt.set_hyper(h);
+        }
+        if let Some(msg) = &d.log {
+            self.progress.note(msg);
+            let mut f = Map::new();
+            f.insert("hook".into(), json!(hook));
+            f.insert("message".into(), json!(msg));
+            self.log.event(self.epoch, self.step, "log", f)?;
+        }
+        self.policy_metrics.extend(d.metrics.iter().map(|(k, v)| (k.clone(), *v)));
+        if d.stop && self.stop.is_none() {
+            let reason = d.reason.clone().unwrap_or_else(|| "a policy stopped the run".into());
+            self.progress.note(&format!("stopping: {reason}"));
+            let mut f = Map::new();
+            f.insert("hook".into(), json!(hook));
+            f.insert("reason".into(), json!(reason));
+            self.log.event(self.epoch, self.step, "stop", f)?;
+            self.markers.push(report::Marker { epoch: self.epoch, label: format!("stop: {reason}") });
+            self.stop = Some(reason);
+        }
+        Ok(())
+    }
+
+    /// Runs the whole training.
+    pub fn run(mut self, controller: &mut dyn Controller) -> Result<Summary, TrainError> {
+        let mut f = Map::new();
+        f.insert("message".into(), json!(format!("{} parameters", self.model.param_count())));
+        self.log.event(0, 0, "run_start", f)?;
+        self.hook(Hook::TrainStart, controller)?;
+        let mut last = None;
+        while self.stop.is_none() && self.epoch < self.settings.epochs {
+            self.hook(Hook::EpochStart, controller)?;
+            if self.stop.is_some() {
+                break;
+            }
+            last = Some(self.epoch_pass(controller)?);
+            self.epoch += 1;
+        }
+        self.hook(Hook::TrainEnd, controller)?;
+        let mut f = Map::new();
+        if let Some(r) = &self.stop {
+            f.insert("reason".into(), json!(r));
+        }
+        self.log.event(self.epoch.saturating_sub(1), self.step, "run_end", f)?;
+        Ok(Summary {
+            epochs_run: self.epoch,
+            steps: self.step,
+            last,
+            best: self.best,
+            stop_reason: self.stop,
+        })
+    }
+
+    /// One epoch: training steps, validation, `on_epoch_end`, the metrics line and
+    /// the report.
+    fn epoch_pass(&mut self, controller: &mut dyn Controller) -> Result<EpochRecord, TrainError> {
+        let t0 = Instant::now();
+        let train = self.data.train.clone();
+        let n = train.len();
+        self.batcher.start_epoch();
+        self.progress.start_epoch(self.epoch, self.settings.epochs, n);
+        let (mut loss_sum, mut correct, mut seen) = (0f64, 0f64, 0usize);
+        while self.batcher.remaining() > 0 {
+            self.hook(Hook::Step, controller)?;
+            if self.stop.is_some() {
+                break;
+            }
+            let (loss, ok, count) = self.optimizer_step(&train)?;
+            loss_sum += loss;
+            correct += ok;
+            seen += count;
+            let elapsed = t0.elapsed().as_secs_f64();
+            self.progress.advance(count, self.step, loss / count as f64, self.settings.lr, elapsed);
+            self.log.step(self.step, self.epoch, self.settings.lr, self.settings.batch_size, loss / count as f64)?;
+        }
+        let train_time = t0.elapsed().as_secs_f64();
+        let (val_loss, val_acc) = evaluate(&self.model, &self.data.val, self.cfg.loss)?;
+        let seen_f = seen.max(1) as f64;
+        self.last_metrics = EpochMetrics {
+            train_loss: Some(loss_sum / seen_f),
+            train_acc: Some(correct / seen_f),
+            val_loss: Some(val_loss),
+            val_acc: Some(val_acc),
+        };
+        if val_loss.is_finite() && self.best.val_loss.is_none_or(|b| val_loss < b) {
+            self.best = Best { val_loss: Some(val_loss), val_acc: Some(val_acc), epoch: Some(self.epoch) };
+        }
+        let lr_used = self.settings.lr;
+        let batch_used = self.settings.batch_size;
+        let acc_used = self.settings.accumulation;
+        self.hook(Hook::EpochEnd, controller)?;
+        let record = EpochRecord {
+            epoch: self.epoch,
+            step: self.step,
+            epochs: self.settings.epochs,
+            lr: lr_used,
+            batch_size: batch_used,
+            accumulation: acc_used,
+            train_loss: loss_sum / seen_f,
+            train_acc: correct / seen_f,
+            val_loss,
+            val_acc,
+            epoch_time_s: t0.elapsed().as_secs_f64(),
+            samples_per_s: seen as f64 / train_time.max(1e-9),
+            policy: std::mem::take(&mut self.policy_metrics),
+        };
+        self.log.flush_steps()?;
+        self.log.epoch(&record)?;
+        self.history.push(record.to_value());
+        self.progress.end_epoch(&record);
+        report::write(self.log.dir(), &self.history, &self.markers)?;
+        Ok(record)
+    }
+
+    /// One optimizer step over `accumulation` micro-batches. Returns the summed loss
+    /// over examples, the number classified right, and the examples used.
+    fn optimizer_step(&mut self, train: &Split) -> Result<(f64, f64, usize), TrainError> {
+        let (bs, acc) = (self.settings.batch_size, self.settings.accumulation);
+        let mut grads: Vec<Option<Tensor>> = vec![None; self.params.len()];
+        let (mut loss_sum, mut correct, mut count) = (0f64, 0f64, 0usize);
+        for _ in 0..acc {
+            let Some((x, y)) = self.batcher.next_batch(train, bs)? else {
+                break;
+            };
+            let logits = self.model.forward(&x, true)?;
+            let loss = self.cfg.loss.compute(&logits, &y)?;
+            let b = y.dim(0)?;
+            loss_sum += loss.to_scalar::<f32>()? as f64 * b as f64;
+            correct += count_correct(&logits, &y)?;
+            count += b;
+            let scaled = if acc > 1 { (loss / acc as f64)? } else { loss };
+            let mut store = scaled.backward()?;
+            for (slot, p) in grads.iter_mut().zip(&self.params) {
+                let Some(g) = store.remove(p.as_tensor()) else { continue };
+                *slot = Some(match slot.take() {
+                    None => g,
+                    Some(sum) => (sum + g)?,
+                });
+            }
+        }
+        let grads = grads
+            .into_iter()
+            .zip(&self.params)
+            .map(|(g, p)| g.map_or_else(|| p.zeros_like(), Ok))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        self.opt.step(&grads)?;
+        self.step += 1;
+        Ok((loss_sum, correct, count))
+    }
+}
+
+fn count_correct(logits: &Tensor, y: &Tensor) -> candle_core::Result<f64> {
+    let pred = logits.argmax(1)?;
+    Ok(pred.eq(y)?.to_dtype(DType::F32)?.sum_all()?.to_scalar::<f32>()? as f64)
+}
+
+/// Mean loss and accuracy of `model` on `split`, in evaluation mode.
+pub fn evaluate(model: &Model, split: &Split, loss: Loss) -> candle_core::Result<(f64, f64)> {
+    let (mut loss_sum, mut correct) = (0f64, 0f64);
+    for batch in batcher::in_order(split, EVAL_BATCH) {
+        let (x, y) = batch?;
+        let logits = model.forward(&x, false)?.detach();
+        let b = y.dim(0)? as f64;
+        loss_sum += loss.compute(&logits, &y)?.to_scalar::<f32>()? as f64 * b;
+        correct += count_correct(&logits, &y)?;
+    }
+    let n = split.len().max(1) as f64;
+    Ok((loss_sum / n, correct / n))
+}

@@ -1,0 +1,87 @@
+//! What a person watching the run sees on stderr: a bar per epoch (loss, lr,
+//! samples/s) and one summary line per epoch. `--quiet` shows nothing.
+
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::runlog::EpochRecord;
+
+pub struct Progress {
+    quiet: bool,
+    bar: Option<ProgressBar>,
+}
+
+impl Progress {
+    pub fn new(quiet: bool) -> Progress {
+        Progress { quiet, bar: None }
+    }
+
+    /// Starts the bar of `epoch` over `samples` training examples.
+    pub fn start_epoch(&mut self, epoch: usize, epochs: usize, samples: usize) {
+        if self.quiet {
+            return;
+        }
+        let bar = ProgressBar::with_draw_target(Some(samples as u64), ProgressDrawTarget::stderr_with_hz(5));
+        bar.set_style(
+            ProgressStyle::with_template("epoch {prefix} {bar:30.cyan/blue} {pos}/{len} {msg}")
+                .expect("a valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(format!("{}/{}", epoch + 1, epochs));
+        bar.enable_steady_tick(Duration::from_millis(200));
+        self.bar = Some(bar);
+    }
+
+    /// Advances by `samples`; refreshes the message every few calls.
+    pub fn advance(&mut self, samples: usize, step: u64, loss: f64, lr: f64, elapsed: f64) {
+        if let Some(bar) = &self.bar {
+            bar.inc(samples as u64);
+            if step % 16 == 0 {
+                let rate = bar.position() as f64 / elapsed.max(1e-9);
+                bar.set_message(format!("loss {loss:.4} lr {lr:.4e} {}", rate_text(rate)));
+            }
+        }
+    }
+
+    /// Clears the bar and prints the epoch's summary line.
+    pub fn end_epoch(&mut self, r: &EpochRecord) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        if !self.quiet {
+            eprintln!(
+                "epoch {:>3}/{}  train loss {:.4} acc {:.4}  val loss {:.4} acc {:.4}  lr {:.4e}  bs {}  {}  {:.1}s",
+                r.epoch + 1,
+                r.epochs,
+                r.train_loss,
+                r.train_acc,
+                r.val_loss,
+                r.val_acc,
+                r.lr,
+                r.batch_size,
+                rate_text(r.samples_per_s),
+                r.epoch_time_s
+            );
+        }
+    }
+
+    /// A message of its own line (policy logs, the run's end).
+    pub fn note(&self, msg: &str) {
+        if self.quiet {
+            return;
+        }
+        match &self.bar {
+            Some(bar) => bar.suspend(|| eprintln!("{msg}")),
+            None => eprintln!("{msg}"),
+        }
+    }
+}
+
+fn rate_text(rate: f64) -> String {
+    if rate >= 1e3 {
+        format!("{:.1}k samples/s", rate / 1e3)
+    } else {
+        format!("{rate:.0} samples/s")
+    }
+}
