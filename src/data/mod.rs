@@ -246,7 +246,8 @@ pub fn load(
             split(raw, val_fraction, seed)?
         }
         Source::Csv(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
+            let text = String::from_utf8(idx::read_maybe_gz(path)?)
+                .map_err(|_| DataError::bad(path, "not UTF-8 text".into()))?;
             split(Raw::from_csv(csv::parse(&text, path)?), val_fraction, seed)?
         }
         Source::Mnist(dir) | Source::FashionMnist(dir) => {
