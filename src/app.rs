@@ -6,7 +6,7 @@ use candle_core::Device;
 use crate::cli::{Cli, Command};
 use crate::config::{ConfigError, TrainConfig, TrainOptions, parse_device};
 use crate::data::DataError;
-use crate::policy::Fixed;
+use crate::policy::{Controller, Fixed};
 use crate::runlog::RunLog;
 use crate::train::{Summary, TrainError, Trainer};
 use crate::{data, model, optim};
@@ -56,7 +56,9 @@ fn device(cfg: &TrainConfig) -> Result<Device, ConfigError> {
     match parse_device(&cfg.device).map_err(|m| ConfigError(format!("--device: {m}")))? {
         None => Ok(Device::Cpu),
         #[cfg(feature = "cuda")]
-        Some(n) => Device::new_cuda(n).map_err(|e| ConfigError(format!("--device {}: {e}", cfg.device))),
+        Some(n) => {
+            Device::new_cuda(n).map_err(|e| ConfigError(format!("--device {}: {e}", cfg.device)))
+        }
         #[cfg(not(feature = "cuda"))]
         Some(_) => Err(ConfigError(format!(
             "--device {}: this rudder was built without CUDA (cargo build --release --features cuda)",
@@ -67,13 +69,22 @@ fn device(cfg: &TrainConfig) -> Result<Device, ConfigError> {
 
 /// `rudder train`.
 pub fn train(opts: TrainOptions) -> Result<Summary, AppError> {
-    let cfg = resolve(opts)?;
+    train_with(&resolve(opts)?, &mut Fixed)
+}
+
+/// Trains as configured by `cfg`, steered by `controller`.
+pub fn train_with(cfg: &TrainConfig, controller: &mut dyn Controller) -> Result<Summary, AppError> {
+    let cfg = cfg.clone();
     // candle sizes its gemm thread pool from this variable on every call, and rayon's
     // pool reads it once; set before any tensor work (no other thread runs yet).
     unsafe { std::env::set_var("RAYON_NUM_THREADS", cfg.threads.to_string()) };
     let device = device(&cfg)?;
     let data = data::load(&cfg.source(), cfg.val_fraction, cfg.seed, &device)?;
-    let io = model::Io { features: data.features, image: data.image, classes: data.classes };
+    let io = model::Io {
+        features: data.features,
+        image: data.image,
+        classes: data.classes,
+    };
     let model = model::build(&cfg.arch(), io, cfg.seed, &device).map_err(ConfigError)?;
     let opt = optim::build(cfg.optimizer, model.params(), cfg.hyper()).map_err(TrainError::from)?;
     let log = RunLog::create(&cfg.out, &cfg, cfg.log_steps)
@@ -93,18 +104,18 @@ pub fn train(opts: TrainOptions) -> Result<Summary, AppError> {
             cfg.out.display()
         );
     }
-    let summary = Trainer::new(&cfg, &data, model, opt, log).run(&mut Fixed)?;
-    if !cfg.quiet {
-        if let Some(last) = &summary.last {
-            eprintln!(
-                "done: {} epochs, {} steps, val_acc {:.4}, val_loss {:.4}; report: {}",
-                summary.epochs_run,
-                summary.steps,
-                last.val_acc,
-                last.val_loss,
-                cfg.out.join("report.html").display()
-            );
-        }
+    let summary = Trainer::new(&cfg, &data, model, opt, log).run(controller)?;
+    if !cfg.quiet
+        && let Some(last) = &summary.last
+    {
+        eprintln!(
+            "done: {} epochs, {} steps, val_acc {:.4}, val_loss {:.4}; report: {}",
+            summary.epochs_run,
+            summary.steps,
+            last.val_acc,
+            last.val_loss,
+            cfg.out.join("report.html").display()
+        );
     }
     Ok(summary)
 }

@@ -37,9 +37,12 @@ where
             use clap::error::ErrorKind;
             let rendered = e.render().to_string();
             match e.kind() {
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-                    Parsed::Exit { text: rendered, code: if e.exit_code() == 0 { 0 } else { 2 } }
-                }
+                ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => Parsed::Exit {
+                    text: rendered,
+                    code: if e.exit_code() == 0 { 0 } else { 2 },
+                },
                 _ => {
                     let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
                     let mut text = lines.next().unwrap_or("error: bad usage").to_string();

@@ -42,7 +42,7 @@ pub struct TrainOptions {
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Validation split for sets without one [default: 0.1]
-    #[arg(long, value_name = "F")]
+    #[arg(long, value_name = "F", allow_negative_numbers = true)]
     pub val_fraction: Option<f64>,
     /// [default: mlp]
     #[arg(long, value_enum)]
@@ -60,22 +60,22 @@ pub struct TrainOptions {
     #[arg(long, value_enum)]
     pub optimizer: Option<optim::Kind>,
     /// Learning rate [default: 0.1]
-    #[arg(long, value_name = "X")]
+    #[arg(long, value_name = "X", allow_negative_numbers = true)]
     pub lr: Option<f64>,
     /// SGD momentum [default: 0]; for AdamW the first beta
-    #[arg(long, value_name = "X")]
+    #[arg(long, value_name = "X", allow_negative_numbers = true)]
     pub momentum: Option<f64>,
     /// Nesterov momentum (SGD)
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub nesterov: Option<bool>,
     /// [default: 0 for sgd, 0.01 for adamw]
-    #[arg(long, value_name = "X")]
+    #[arg(long, value_name = "X", allow_negative_numbers = true)]
     pub weight_decay: Option<f64>,
     /// AdamW betas [default: 0.9,0.999]
     #[arg(long, value_delimiter = ',', value_name = "B1,B2")]
     pub betas: Option<Vec<f64>>,
     /// AdamW epsilon [default: 1e-8]
-    #[arg(long, value_name = "X")]
+    #[arg(long, value_name = "X", allow_negative_numbers = true)]
     pub eps: Option<f64>,
     /// [default: 64]
     #[arg(long, value_name = "N")]
@@ -158,11 +158,20 @@ impl TrainOptions {
     pub fn from_file(path: &Path) -> Result<TrainOptions, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError(format!("--config {}: {e}", path.display())))?;
-        serde_json::from_str(&text).map_err(|e| {
-            let msg = e.to_string();
-            let msg = msg.split(" at line ").next().unwrap_or(&msg);
-            ConfigError(format!("{}:{}:{}: {msg}", path.display(), e.line(), e.column()))
-        })
+        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(&text)).map_err(
+            |e| {
+                let key = e.path().to_string();
+                let inner = e.into_inner();
+                let msg = inner.to_string();
+                let msg = msg.split(" at line ").next().unwrap_or(&msg);
+                let at = format!("{}:{}:{}", path.display(), inner.line(), inner.column());
+                if key == "." || msg.contains(&format!("`{key}`")) {
+                    ConfigError(format!("{at}: {msg}"))
+                } else {
+                    ConfigError(format!("{at}: {key}: {msg}"))
+                }
+            },
+        )
     }
 
     /// Fills each unset option from `file`.
@@ -171,9 +180,30 @@ impl TrainOptions {
             ($($f:ident),*) => { TrainOptions { config: self.config, $( $f: self.$f.or(file.$f), )* } };
         }
         pick!(
-            data, data_dir, val_fraction, model, hidden, channels, loss, optimizer, lr, momentum,
-            nesterov, weight_decay, betas, eps, batch_size, epochs, accumulation, lr_scaling, out,
-            seed, device, threads, log_steps, quiet
+            data,
+            data_dir,
+            val_fraction,
+            model,
+            hidden,
+            channels,
+            loss,
+            optimizer,
+            lr,
+            momentum,
+            nesterov,
+            weight_decay,
+            betas,
+            eps,
+            batch_size,
+            epochs,
+            accumulation,
+            lr_scaling,
+            out,
+            seed,
+            device,
+            threads,
+            log_steps,
+            quiet
         )
     }
 
@@ -182,7 +212,9 @@ impl TrainOptions {
     pub fn check(&self, name: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
         let fail = |key: &str, msg: String| Err(ConfigError(format!("{}: {msg}", name(key))));
         let nonneg = |key: &str, v: Option<f64>| match v {
-            Some(x) if !x.is_finite() || x < 0.0 => fail(key, format!("must be a finite number >= 0, got {x}")),
+            Some(x) if !x.is_finite() || x < 0.0 => {
+                fail(key, format!("must be a finite number >= 0, got {x}"))
+            }
             _ => Ok(()),
         };
         nonneg("lr", self.lr)?;
@@ -208,16 +240,16 @@ impl TrainOptions {
             }
         }
         for (key, v) in [("hidden", &self.hidden), ("channels", &self.channels)] {
-            if let Some(v) = v {
-                if v.is_empty() || v.contains(&0) {
-                    return fail(key, format!("needs widths >= 1, got {v:?}"));
-                }
+            if let Some(v) = v
+                && (v.is_empty() || v.contains(&0))
+            {
+                return fail(key, format!("needs widths >= 1, got {v:?}"));
             }
         }
-        if let Some(b) = &self.betas {
-            if b.len() != 2 || b.iter().any(|&x| !(0.0..1.0).contains(&x)) {
-                return fail("betas", format!("needs two numbers in [0, 1), got {b:?}"));
-            }
+        if let Some(b) = &self.betas
+            && (b.len() != 2 || b.iter().any(|&x| !(0.0..1.0).contains(&x)))
+        {
+            return fail("betas", format!("needs two numbers in [0, 1), got {b:?}"));
         }
         if let Some(d) = &self.device {
             parse_device(d).map_err(|m| ConfigError(format!("{}: {m}", name("device"))))?;
@@ -233,7 +265,9 @@ impl TrainOptions {
         let momentum = self.momentum.unwrap_or(if adamw { betas[0] } else { 0.0 });
         let nesterov = self.nesterov.unwrap_or(false);
         if nesterov && (adamw || momentum == 0.0) {
-            return Err(ConfigError("--nesterov: needs --optimizer sgd and --momentum > 0".into()));
+            return Err(ConfigError(
+                "--nesterov: needs --optimizer sgd and --momentum > 0".into(),
+            ));
         }
         Ok(TrainConfig {
             data: self.data.unwrap_or_else(|| "digits".into()),
@@ -253,7 +287,11 @@ impl TrainOptions {
             batch_size: self.batch_size.unwrap_or(64),
             epochs: self.epochs.unwrap_or(20),
             accumulation: self.accumulation.unwrap_or(1),
-            lr_scaling: self.lr_scaling.unwrap_or(if adamw { Rescale::Sqrt } else { Rescale::Linear }),
+            lr_scaling: self.lr_scaling.unwrap_or(if adamw {
+                Rescale::Sqrt
+            } else {
+                Rescale::Linear
+            }),
             out: self.out.unwrap_or_else(crate::runlog::default_run_dir),
             seed: self.seed.unwrap_or(0),
             device: self.device.unwrap_or_else(|| "cpu".into()),
@@ -281,10 +319,12 @@ impl TrainConfig {
     /// Where the examples come from, with `--data-dir` resolved for IDX sets.
     pub fn source(&self) -> Source {
         let dir = |name: &str| {
-            self.data_dir.clone().unwrap_or_else(|| match std::env::var_os("RUDDER_DATA") {
-                Some(root) => PathBuf::from(root).join(name),
-                None => PathBuf::from("data").join(name),
-            })
+            self.data_dir
+                .clone()
+                .unwrap_or_else(|| match std::env::var_os("RUDDER_DATA") {
+                    Some(root) => PathBuf::from(root).join(name),
+                    None => PathBuf::from("data").join(name),
+                })
         };
         match self.data.as_str() {
             "digits" => Source::Digits,
@@ -296,8 +336,12 @@ impl TrainConfig {
 
     pub fn arch(&self) -> Arch {
         match self.model {
-            ModelKind::Mlp => Arch::Mlp { hidden: self.hidden.clone() },
-            ModelKind::Cnn => Arch::Cnn { channels: self.channels.clone() },
+            ModelKind::Mlp => Arch::Mlp {
+                hidden: self.hidden.clone(),
+            },
+            ModelKind::Cnn => Arch::Cnn {
+                channels: self.channels.clone(),
+            },
         }
     }
 
@@ -319,8 +363,12 @@ mod tests {
 
     #[test]
     fn command_line_wins_over_the_file() {
-        let cli = TrainOptions { lr: Some(0.5), ..Default::default() };
-        let file: TrainOptions = serde_json::from_str(r#"{"lr": 1, "epochs": 3, "hidden": [8]}"#).unwrap();
+        let cli = TrainOptions {
+            lr: Some(0.5),
+            ..Default::default()
+        };
+        let file: TrainOptions =
+            serde_json::from_str(r#"{"lr": 1, "epochs": 3, "hidden": [8]}"#).unwrap();
         let c = cli.or(file).resolve().unwrap();
         assert_eq!((c.lr, c.epochs, c.hidden.clone()), (0.5, 3, vec![8]));
         assert_eq!(c.batch_size, 64);
@@ -328,14 +376,27 @@ mod tests {
 
     #[test]
     fn adamw_defaults_follow_torch() {
-        let c = TrainOptions { optimizer: Some(optim::Kind::Adamw), ..Default::default() }.resolve().unwrap();
-        assert_eq!((c.momentum, c.betas, c.weight_decay, c.lr_scaling), (0.9, [0.9, 0.999], 0.01, Rescale::Sqrt));
+        let c = TrainOptions {
+            optimizer: Some(optim::Kind::Adamw),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        assert_eq!(
+            (c.momentum, c.betas, c.weight_decay, c.lr_scaling),
+            (0.9, [0.9, 0.999], 0.01, Rescale::Sqrt)
+        );
     }
 
     #[test]
     fn bad_values_name_the_flag() {
-        let o = TrainOptions { batch_size: Some(0), ..Default::default() };
-        let e = o.check(&|k| format!("--{}", k.replace('_', "-"))).unwrap_err();
+        let o = TrainOptions {
+            batch_size: Some(0),
+            ..Default::default()
+        };
+        let e = o
+            .check(&|k| format!("--{}", k.replace('_', "-")))
+            .unwrap_err();
         assert_eq!(e.to_string(), "--batch-size: must be at least 1, got 0");
     }
 }

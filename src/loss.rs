@@ -4,7 +4,9 @@
 use candle_core::{D, DType, Result, Tensor};
 
 /// Which loss to train with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "snake_case")]
 #[value(rename_all = "snake_case")]
 pub enum Loss {
@@ -96,7 +98,10 @@ mod tests {
         check(
             Loss::CrossEntropy,
             0.767_571_5,
-            [[-0.384_388_06, 0.314_265_85, 0.070_122_19], [0.025_631_80, 0.008_532_09, -0.034_163_89]],
+            [
+                [-0.384_388_06, 0.314_265_85, 0.070_122_19],
+                [0.025_631_8, 0.008_532_09, -0.034_163_89],
+            ],
         );
     }
 
@@ -107,7 +112,10 @@ mod tests {
         check(
             Loss::Mse,
             1.543_333_4,
-            [[0.0, 0.666_666_7, 0.166_666_67], [0.033_333_335, -0.333_333_34, 0.666_666_7]],
+            [
+                [0.0, 0.666_666_7, 0.166_666_67],
+                [0.033_333_335, -0.333_333_34, 0.666_666_7],
+            ],
         );
     }
 

@@ -33,9 +33,16 @@ fn ticks(lo: f64, hi: f64, want: usize) -> Vec<f64> {
     let span = (hi - lo).max(1e-12);
     let raw = span / want as f64;
     let mag = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 2.5, 5.0, 10.0].iter().map(|m| m * mag).find(|s| span / s <= want as f64).unwrap_or(10.0 * mag);
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|s| span / s <= want as f64)
+        .unwrap_or(10.0 * mag);
     let start = (lo / step).ceil() * step;
-    (0..).map(|i| start + i as f64 * step).take_while(|v| *v <= hi + step * 1e-9).collect()
+    (0..)
+        .map(|i| start + i as f64 * step)
+        .take_while(|v| *v <= hi + step * 1e-9)
+        .collect()
 }
 
 fn fmt_num(v: f64) -> String {
@@ -51,14 +58,21 @@ fn fmt_num(v: f64) -> String {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// An SVG line chart of `series` over epochs, with `markers` as dashed lines.
 fn chart(title: &str, series: &[Series], markers: &[Marker]) -> String {
     let pts = || series.iter().flat_map(|s| s.points.iter());
     let mut out = String::new();
-    let _ = write!(out, r#"<figure class="card"><figcaption>{}</figcaption>"#, esc(title));
+    let _ = write!(
+        out,
+        r#"<figure class="card"><figcaption>{}</figcaption>"#,
+        esc(title)
+    );
     let finite: Vec<(f64, f64)> = pts().copied().filter(|p| p.1.is_finite()).collect();
     if finite.is_empty() {
         out.push_str(r#"<p class="empty">no finished epoch yet</p></figure>"#);
@@ -76,7 +90,11 @@ fn chart(title: &str, series: &[Series], markers: &[Marker]) -> String {
     }
     let sx = |x: f64| ML + (x - x0) / (x1 - x0) * (W - ML - MR);
     let sy = |y: f64| H - MB - (y - y0) / (y1 - y0) * (H - MT - MB);
-    let _ = write!(out, r#"<svg viewBox="0 0 {W} {H}" role="img" aria-label="{}">"#, esc(title));
+    let _ = write!(
+        out,
+        r#"<svg viewBox="0 0 {W} {H}" role="img" aria-label="{}">"#,
+        esc(title)
+    );
     for t in ticks(y0, y1, 5) {
         let y = sy(t);
         let _ = write!(
@@ -122,7 +140,12 @@ fn chart(title: &str, series: &[Series], markers: &[Marker]) -> String {
             .filter(|p| p.1.is_finite())
             .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
             .collect();
-        let _ = write!(out, r#"<polyline fill="none" stroke="{}" stroke-width="2" points="{}"/>"#, s.color, path.join(" "));
+        let _ = write!(
+            out,
+            r#"<polyline fill="none" stroke="{}" stroke-width="2" points="{}"/>"#,
+            s.color,
+            path.join(" ")
+        );
         for &(x, y) in s.points.iter().filter(|p| p.1.is_finite()) {
             let _ = write!(
                 out,
@@ -140,7 +163,12 @@ fn chart(title: &str, series: &[Series], markers: &[Marker]) -> String {
     if series.len() > 1 {
         out.push_str(r#"<div class="legend">"#);
         for s in series {
-            let _ = write!(out, r#"<span><i style="background:{}"></i>{}</span>"#, s.color, esc(s.name));
+            let _ = write!(
+                out,
+                r#"<span><i style="background:{}"></i>{}</span>"#,
+                s.color,
+                esc(s.name)
+            );
         }
         out.push_str("</div>");
     }
@@ -153,7 +181,10 @@ fn column(history: &[Value], key: &str) -> Vec<(f64, f64)> {
         .iter()
         .filter_map(|r| {
             let e = r.get("epoch")?.as_f64()?;
-            Some((e + 1.0, r.get(key).and_then(Value::as_f64).unwrap_or(f64::NAN)))
+            Some((
+                e + 1.0,
+                r.get(key).and_then(Value::as_f64).unwrap_or(f64::NAN),
+            ))
         })
         .collect()
 }
@@ -188,21 +219,43 @@ th{background:#eef0f4}
 pub fn render(title: &str, history: &[Value], markers: &[Marker]) -> String {
     let last = history.last();
     let get = |k: &str| last.and_then(|r| r.get(k)).and_then(Value::as_f64);
-    let best_acc = history.iter().filter_map(|r| r.get("val_acc")?.as_f64()).fold(f64::NAN, f64::max);
+    let best_acc = history
+        .iter()
+        .filter_map(|r| r.get("val_acc")?.as_f64())
+        .fold(f64::NAN, f64::max);
     let mut html = String::with_capacity(32 * 1024);
     let _ = write!(
         html,
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>rudder: {t}</title><style>{STYLE}</style></head><body><header><h1>rudder run</h1><p>{t}</p></header><main><div class=\"summary\">",
         t = esc(title)
     );
-    let epochs = last.and_then(|r| r.get("epochs")).and_then(Value::as_u64).unwrap_or(0);
+    let epochs = last
+        .and_then(|r| r.get("epochs"))
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
     let stats = [
         ("epochs", format!("{} / {epochs}", history.len())),
-        ("val acc", get("val_acc").map_or("-".into(), |v| format!("{v:.4}"))),
-        ("best val acc", if best_acc.is_nan() { "-".into() } else { format!("{best_acc:.4}") }),
-        ("val loss", get("val_loss").map_or("-".into(), |v| format!("{v:.4}"))),
+        (
+            "val acc",
+            get("val_acc").map_or("-".into(), |v| format!("{v:.4}")),
+        ),
+        (
+            "best val acc",
+            if best_acc.is_nan() {
+                "-".into()
+            } else {
+                format!("{best_acc:.4}")
+            },
+        ),
+        (
+            "val loss",
+            get("val_loss").map_or("-".into(), |v| format!("{v:.4}")),
+        ),
         ("lr", get("lr").map_or("-".into(), fmt_num)),
-        ("samples/s", get("samples_per_s").map_or("-".into(), |v| format!("{v:.0}"))),
+        (
+            "samples/s",
+            get("samples_per_s").map_or("-".into(), |v| format!("{v:.0}")),
+        ),
     ];
     for (k, v) in stats {
         let _ = write!(html, "<div class=\"stat\"><span>{k}</span><b>{v}</b></div>");
@@ -210,24 +263,60 @@ pub fn render(title: &str, history: &[Value], markers: &[Marker]) -> String {
     html.push_str("</div><div class=\"grid\">");
     let two = |a: &'static str, b: &'static str, ka: &str, kb: &str| {
         [
-            Series { name: a, color: "#3b5bdb", points: column(history, ka) },
-            Series { name: b, color: "#e8590c", points: column(history, kb) },
+            Series {
+                name: a,
+                color: "#3b5bdb",
+                points: column(history, ka),
+            },
+            Series {
+                name: b,
+                color: "#e8590c",
+                points: column(history, kb),
+            },
         ]
     };
-    html.push_str(&chart("Loss", &two("train", "validation", "train_loss", "val_loss"), markers));
-    html.push_str(&chart("Accuracy", &two("train", "validation", "train_acc", "val_acc"), markers));
-    let one = |name: &'static str, key: &str| [Series { name, color: "#2b8a3e", points: column(history, key) }];
-    html.push_str(&chart("Learning rate (at each epoch's last step)", &one("lr", "lr"), markers));
-    html.push_str(&chart("Batch size", &one("batch_size", "batch_size"), markers));
+    html.push_str(&chart(
+        "Loss",
+        &two("train", "validation", "train_loss", "val_loss"),
+        markers,
+    ));
+    html.push_str(&chart(
+        "Accuracy",
+        &two("train", "validation", "train_acc", "val_acc"),
+        markers,
+    ));
+    let one = |name: &'static str, key: &str| {
+        [Series {
+            name,
+            color: "#2b8a3e",
+            points: column(history, key),
+        }]
+    };
+    html.push_str(&chart(
+        "Learning rate (at each epoch's last step)",
+        &one("lr", "lr"),
+        markers,
+    ));
+    html.push_str(&chart(
+        "Batch size",
+        &one("batch_size", "batch_size"),
+        markers,
+    ));
     html.push_str("</div><table><tr><th>epoch</th><th>step</th><th>lr</th><th>batch</th><th>train loss</th><th>train acc</th><th>val loss</th><th>val acc</th><th>time s</th></tr>");
     for r in history {
-        let f = |k: &str, d: usize| r.get(k).and_then(Value::as_f64).map_or("null".into(), |v| format!("{v:.d$}"));
+        let f = |k: &str, d: usize| {
+            r.get(k)
+                .and_then(Value::as_f64)
+                .map_or("null".into(), |v| format!("{v:.d$}"))
+        };
         let _ = write!(
             html,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             f("epoch", 0),
             f("step", 0),
-            r.get("lr").and_then(Value::as_f64).map_or("null".into(), fmt_num),
+            r.get("lr")
+                .and_then(Value::as_f64)
+                .map_or("null".into(), fmt_num),
             f("batch_size", 0),
             f("train_loss", 4),
             f("train_acc", 4),
@@ -254,8 +343,14 @@ mod tests {
 
     #[test]
     fn ticks_are_round() {
-        assert_eq!(ticks(0.0, 1.0, 5), vec![0.0, 0.2, 0.4, 0.6000000000000001, 0.8, 1.0]);
-        assert_eq!(ticks(0.0, 20.0, 8), vec![0.0, 2.5, 5.0, 7.5, 10.0, 12.5, 15.0, 17.5, 20.0]);
+        assert_eq!(
+            ticks(0.0, 1.0, 5),
+            vec![0.0, 0.2, 0.4, 0.6000000000000001, 0.8, 1.0]
+        );
+        assert_eq!(
+            ticks(0.0, 20.0, 8),
+            vec![0.0, 2.5, 5.0, 7.5, 10.0, 12.5, 15.0, 17.5, 20.0]
+        );
     }
 
     #[test]
@@ -263,7 +358,14 @@ mod tests {
         let h: Vec<Value> = (0..3)
             .map(|e| serde_json::json!({"epoch": e, "epochs": 3, "lr": 0.1, "batch_size": 64, "train_loss": 1.0 / (e as f64 + 1.0), "val_loss": null, "train_acc": 0.5, "val_acc": 0.6}))
             .collect();
-        let page = render("t", &h, &[Marker { epoch: 1, label: "stop: <x>".into() }]);
+        let page = render(
+            "t",
+            &h,
+            &[Marker {
+                epoch: 1,
+                label: "stop: <x>".into(),
+            }],
+        );
         assert_eq!(page.matches("<svg").count(), 4);
         assert!(page.contains("after epoch 2: stop: &lt;x&gt;"));
         assert_eq!(page.matches("<tr>").count(), 4);

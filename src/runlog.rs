@@ -81,7 +81,13 @@ impl RunLog {
     }
 
     /// Appends an event: `time`, `epoch`, `step`, `kind`, then `fields`.
-    pub fn event(&mut self, epoch: usize, step: u64, kind: &str, fields: Map<String, Value>) -> std::io::Result<()> {
+    pub fn event(
+        &mut self,
+        epoch: usize,
+        step: u64,
+        kind: &str,
+        fields: Map<String, Value>,
+    ) -> std::io::Result<()> {
         let mut obj = Map::new();
         obj.insert("time".into(), now_iso().into());
         obj.insert("epoch".into(), epoch.into());
@@ -93,7 +99,14 @@ impl RunLog {
 
     /// Appends a `steps.jsonl` line when `--log-steps` is on (buffered; flushed at
     /// each epoch's end).
-    pub fn step(&mut self, step: u64, epoch: usize, lr: f64, batch_size: usize, loss: f64) -> std::io::Result<()> {
+    pub fn step(
+        &mut self,
+        step: u64,
+        epoch: usize,
+        lr: f64,
+        batch_size: usize,
+        loss: f64,
+    ) -> std::io::Result<()> {
         if let Some(w) = &mut self.steps {
             writeln!(
                 w,
@@ -132,7 +145,9 @@ fn civil(days: i64) -> (i64, u32, u32) {
 }
 
 fn utc_parts() -> (i64, u32, u32, u64, u64, u64, u32) {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let secs = now.as_secs();
     let (y, m, d) = civil((secs / 86_400) as i64);
     let s = secs % 86_400;

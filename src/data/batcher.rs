@@ -50,7 +50,10 @@ impl Batcher {
         let rows = &self.order[self.cursor..self.cursor + take];
         self.cursor += take;
         let idx = Tensor::from_slice(rows, take, split.x.device())?;
-        Ok(Some((split.x.index_select(&idx, 0)?, split.y.index_select(&idx, 0)?)))
+        Ok(Some((
+            split.x.index_select(&idx, 0)?,
+            split.y.index_select(&idx, 0)?,
+        )))
     }
 
     /// The random generator's state, for checkpoints.
@@ -60,11 +63,17 @@ impl Batcher {
 }
 
 /// Batches of a split in order, for evaluation.
-pub fn in_order(split: &Split, size: usize) -> impl Iterator<Item = candle_core::Result<(Tensor, Tensor)>> + '_ {
+pub fn in_order(
+    split: &Split,
+    size: usize,
+) -> impl Iterator<Item = candle_core::Result<(Tensor, Tensor)>> + '_ {
     let n = split.len();
     (0..n).step_by(size.max(1)).map(move |start| {
         let len = size.min(n - start);
-        Ok((split.x.narrow(0, start, len)?, split.y.narrow(0, start, len)?))
+        Ok((
+            split.x.narrow(0, start, len)?,
+            split.y.narrow(0, start, len)?,
+        ))
     })
 }
 
@@ -76,7 +85,10 @@ mod tests {
     #[test]
     fn every_example_once_per_epoch_whatever_the_batch_sizes() {
         let split = Split {
-            x: Tensor::arange(0f32, 10.0, &Device::Cpu).unwrap().reshape((10, 1)).unwrap(),
+            x: Tensor::arange(0f32, 10.0, &Device::Cpu)
+                .unwrap()
+                .reshape((10, 1))
+                .unwrap(),
             y: Tensor::arange(0u32, 10, &Device::Cpu).unwrap(),
         };
         let mut b = Batcher::new(10, 3);
@@ -85,7 +97,14 @@ mod tests {
         for size in [3, 1, 4, 5] {
             if let Some((x, y)) = b.next_batch(&split, size).unwrap() {
                 let ys = y.to_vec1::<u32>().unwrap();
-                let xs: Vec<u32> = x.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|&v| v as u32).collect();
+                let xs: Vec<u32> = x
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap()
+                    .iter()
+                    .map(|&v| v as u32)
+                    .collect();
                 assert_eq!(xs, ys);
                 seen.extend(ys);
             }

@@ -91,7 +91,10 @@ mod tests {
     #[test]
     fn names_line_and_column_of_a_bad_row() {
         let e = parse("1,2,0\n1,2\n", Path::new("t.csv")).unwrap_err();
-        assert_eq!(e.to_string(), "t.csv:2:1: ragged row: 2 columns, earlier rows have 3");
+        assert_eq!(
+            e.to_string(),
+            "t.csv:2:1: ragged row: 2 columns, earlier rows have 3"
+        );
         let e = parse("1,2,0\n1,x,1\n", Path::new("t.csv")).unwrap_err();
         assert_eq!(e.to_string(), "t.csv:2:2: not a finite number: \"x\"");
         let e = parse("1,2,0.5\n", Path::new("t.csv")).unwrap_err();

@@ -62,7 +62,11 @@ fn check_magic(path: &Path, got: u32, want: u32, what: &str) -> Result<(), DataE
 
 fn check_len(path: &Path, body: usize, want: usize) -> Result<(), DataError> {
     if body != want {
-        let how = if body < want { "truncated" } else { "trailing bytes" };
+        let how = if body < want {
+            "truncated"
+        } else {
+            "trailing bytes"
+        };
         return Err(DataError::bad(
             path,
             format!("{how}: {body} data bytes, the header promises {want}"),
@@ -77,7 +81,10 @@ pub fn parse_images(bytes: &[u8], path: &Path) -> Result<IdxImages, DataError> {
     check_magic(path, h[0], IMAGES_MAGIC, "unsigned bytes, 3 dimensions")?;
     let (count, rows, cols) = (h[1] as usize, h[2] as usize, h[3] as usize);
     if rows == 0 || cols == 0 {
-        return Err(DataError::bad(path, format!("bad image size {rows}x{cols}")));
+        return Err(DataError::bad(
+            path,
+            format!("bad image size {rows}x{cols}"),
+        ));
     }
     let want = count
         .checked_mul(rows * cols)
@@ -151,7 +158,10 @@ mod tests {
     #[test]
     fn parses_a_well_formed_file() {
         let img = parse_images(&image_file(2, 2, 3, 12), Path::new("x")).unwrap();
-        assert_eq!((img.count, img.rows, img.cols, img.pixels.len()), (2, 2, 3, 12));
+        assert_eq!(
+            (img.count, img.rows, img.cols, img.pixels.len()),
+            (2, 2, 3, 12)
+        );
     }
 
     #[test]

@@ -223,11 +223,8 @@ fn to_split(raw: Raw, device: &Device) -> Result<Split, DataError> {
 /// The embedded digits as CSV text.
 pub fn digits_csv() -> String {
     let mut text = String::new();
-    std::io::Read::read_to_string(
-        &mut flate2::read::GzDecoder::new(DIGITS_CSV_GZ),
-        &mut text,
-    )
-    .expect("the embedded digits file is valid gzip");
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(DIGITS_CSV_GZ), &mut text)
+        .expect("the embedded digits file is valid gzip");
     text
 }
 
@@ -265,7 +262,12 @@ pub fn load(
     let norm = Normalizer::fit(&train);
     norm.apply(&mut train);
     norm.apply(&mut val);
-    let classes = train.y.iter().chain(&val.y).max().map_or(0, |&m| m as usize + 1);
+    let classes = train
+        .y
+        .iter()
+        .chain(&val.y)
+        .max()
+        .map_or(0, |&m| m as usize + 1);
     if classes < 2 {
         return Err(DataError::Usage(format!(
             "--data: {} has a single class; nothing to learn",

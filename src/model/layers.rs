@@ -18,7 +18,9 @@ impl Init<'_> {
     pub fn uniform(&mut self, shape: &[usize], fan_in: usize) -> Result<Var> {
         let bound = 1.0 / (fan_in as f32).sqrt();
         let n: usize = shape.iter().product();
-        let data: Vec<f32> = (0..n).map(|_| self.rng.random_range(-bound..bound)).collect();
+        let data: Vec<f32> = (0..n)
+            .map(|_| self.rng.random_range(-bound..bound))
+            .collect();
         Var::from_tensor(&Tensor::from_vec(data, shape, self.device)?)
     }
 
@@ -44,7 +46,11 @@ impl Linear {
 
 impl Layer for Linear {
     fn forward(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
-        let x = if x.rank() > 2 { x.flatten_from(1)? } else { x.clone() };
+        let x = if x.rank() > 2 {
+            x.flatten_from(1)?
+        } else {
+            x.clone()
+        };
         x.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)
     }
 
@@ -114,17 +120,26 @@ impl Layer for BatchNorm2d {
             let count = (n * h * w) as f64;
             let unbiased = (count / (count - 1.0).max(1.0)) * BN_MOMENTUM;
             let (m, v) = (mean.detach().flatten_all()?, var.detach().flatten_all()?);
-            self.running_mean
-                .set(&((self.running_mean.as_tensor() * (1.0 - BN_MOMENTUM))? + (m * BN_MOMENTUM)?)?)?;
+            self.running_mean.set(
+                &((self.running_mean.as_tensor() * (1.0 - BN_MOMENTUM))? + (m * BN_MOMENTUM)?)?,
+            )?;
             self.running_var
                 .set(&((self.running_var.as_tensor() * (1.0 - BN_MOMENTUM))? + (v * unbiased)?)?)?;
             (centered, var)
         } else {
             let mean = self.running_mean.as_tensor().reshape(col)?;
-            (xt.broadcast_sub(&mean)?, self.running_var.as_tensor().reshape(col)?)
+            (
+                xt.broadcast_sub(&mean)?,
+                self.running_var.as_tensor().reshape(col)?,
+            )
         };
-        let scale = (var + BN_EPS)?.sqrt()?.recip()?.broadcast_mul(&self.weight.reshape(col)?)?;
-        let y = centered.broadcast_mul(&scale)?.broadcast_add(&self.bias.reshape(col)?)?;
+        let scale = (var + BN_EPS)?
+            .sqrt()?
+            .recip()?
+            .broadcast_mul(&self.weight.reshape(col)?)?;
+        let y = centered
+            .broadcast_mul(&scale)?
+            .broadcast_add(&self.bias.reshape(col)?)?;
         y.reshape((c, n, h, w))?.transpose(0, 1)
     }
 
@@ -133,7 +148,10 @@ impl Layer for BatchNorm2d {
     }
 
     fn buffers(&self) -> Vec<(&'static str, &Var)> {
-        vec![("running_mean", &self.running_mean), ("running_var", &self.running_var)]
+        vec![
+            ("running_mean", &self.running_mean),
+            ("running_var", &self.running_var),
+        ]
     }
 }
 

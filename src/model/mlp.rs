@@ -9,10 +9,16 @@ pub fn build(hidden: &[usize], io: Io, init: &mut Init) -> Result<Model> {
     let mut layers: Vec<(String, Box<dyn Layer>)> = Vec::new();
     let mut width = io.features;
     for (i, &h) in hidden.iter().enumerate() {
-        layers.push((format!("fc{}", i + 1), Box::new(Linear::new(init, width, h)?)));
+        layers.push((
+            format!("fc{}", i + 1),
+            Box::new(Linear::new(init, width, h)?),
+        ));
         layers.push((format!("relu{}", i + 1), Box::new(Relu)));
         width = h;
     }
-    layers.push(("head".into(), Box::new(Linear::new(init, width, io.classes)?)));
+    layers.push((
+        "head".into(),
+        Box::new(Linear::new(init, width, io.classes)?),
+    ));
     Ok(Model::new(layers))
 }

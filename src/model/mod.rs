@@ -100,10 +100,9 @@ pub fn build(
         device,
     };
     match arch {
-        Arch::Mlp { hidden } => mlp::build(hidden, io, init),
+        Arch::Mlp { hidden } => mlp::build(hidden, io, init).map_err(|e| e.to_string()),
         Arch::Cnn { channels } => cnn::build(channels, io, init),
     }
-    .map_err(|e| e.to_string())
 }
 
 /// Mixed into the seed so initialisation and data order draw different streams.

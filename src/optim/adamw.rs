@@ -42,8 +42,20 @@ impl Optimizer for AdamW {
         for (i, ((_, p), g)) in self.params.iter().zip(grads).enumerate() {
             let g = g.contiguous()?;
             if self.fused {
-                self.m[i].inplace_op2(&g, &Moment { beta: b1 as f32, square: false })?;
-                self.v[i].inplace_op2(&g, &Moment { beta: b2 as f32, square: true })?;
+                self.m[i].inplace_op2(
+                    &g,
+                    &Moment {
+                        beta: b1 as f32,
+                        square: false,
+                    },
+                )?;
+                self.v[i].inplace_op2(
+                    &g,
+                    &Moment {
+                        beta: b2 as f32,
+                        square: true,
+                    },
+                )?;
                 let apply = AdamApply {
                     decay: decay as f32,
                     step_size: step_size as f32,

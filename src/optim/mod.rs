@@ -12,7 +12,9 @@ pub use sgd::Sgd;
 use candle_core::{Result, Tensor, Var};
 
 /// Which optimizer to train with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     Sgd,

@@ -43,7 +43,13 @@ impl Optimizer for Sgd {
             let g = g.contiguous()?;
             if mu == 0.0 {
                 if self.fused {
-                    p.inplace_op2(&g, &SgdPlain { lr: lr as f32, wd: wd as f32 })?;
+                    p.inplace_op2(
+                        &g,
+                        &SgdPlain {
+                            lr: lr as f32,
+                            wd: wd as f32,
+                        },
+                    )?;
                 } else {
                     let d = (&g + (p.as_tensor() * wd)?)?;
                     p.set(&(p.as_tensor() - (d * lr)?)?)?;
@@ -52,7 +58,14 @@ impl Optimizer for Sgd {
             }
             let b = &self.buffers[i];
             if self.fused {
-                b.inplace_op3(&g, p, &MomentumBuf { mu: mu as f32, wd: wd as f32 })?;
+                b.inplace_op3(
+                    &g,
+                    p,
+                    &MomentumBuf {
+                        mu: mu as f32,
+                        wd: wd as f32,
+                    },
+                )?;
                 let apply = MomentumApply {
                     lr: lr as f32,
                     wd: wd as f32,
@@ -63,7 +76,11 @@ impl Optimizer for Sgd {
             } else {
                 let d = (&g + (p.as_tensor() * wd)?)?;
                 let nb = ((b * mu)? + &d)?;
-                let step = if self.h.nesterov { (d + (&nb * mu)?)? } else { nb.clone() };
+                let step = if self.h.nesterov {
+                    (d + (&nb * mu)?)?
+                } else {
+                    nb.clone()
+                };
                 p.set(&(p.as_tensor() - (step * lr)?)?)?;
                 self.buffers[i] = nb;
             }

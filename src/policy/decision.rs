@@ -52,7 +52,10 @@ pub struct Invalid {
 }
 
 fn invalid(key: &'static str, message: impl Into<String>) -> Invalid {
-    Invalid { key, message: message.into() }
+    Invalid {
+        key,
+        message: message.into(),
+    }
 }
 
 impl Decision {
@@ -63,7 +66,9 @@ impl Decision {
     /// Checks every key against `ctx`; a decision is taken whole or not at all.
     pub fn validate(&self, ctx: &Ctx) -> Result<(), Invalid> {
         let finite_nonneg = |key, v: Option<f64>| match v {
-            Some(x) if !x.is_finite() || x < 0.0 => Err(invalid(key, format!("must be finite and >= 0, got {x}"))),
+            Some(x) if !x.is_finite() || x < 0.0 => {
+                Err(invalid(key, format!("must be finite and >= 0, got {x}")))
+            }
             _ => Ok(()),
         };
         finite_nonneg("lr", self.lr)?;
@@ -75,7 +80,10 @@ impl Decision {
         if let Some(b) = self.batch_size.filter(|&b| b < 1 || b > ctx.dataset_size) {
             return Err(invalid(
                 "batch_size",
-                format!("must be 1..={} (the training set), got {b}", ctx.dataset_size),
+                format!(
+                    "must be 1..={} (the training set), got {b}",
+                    ctx.dataset_size
+                ),
             ));
         }
         if self.accumulation == Some(0) {
@@ -99,7 +107,17 @@ impl Decision {
         macro_rules! take {
             ($($k:ident),*) => { $( if later.$k.is_some() { self.$k = later.$k; } )* };
         }
-        take!(lr, batch_size, rescale, accumulation, epochs, momentum, weight_decay, reason, log);
+        take!(
+            lr,
+            batch_size,
+            rescale,
+            accumulation,
+            epochs,
+            momentum,
+            weight_decay,
+            reason,
+            log
+        );
         self.stop |= later.stop;
         self.metrics.extend(later.metrics);
         self
@@ -137,7 +155,14 @@ mod tests {
             epoch: 3,
             step: 30,
             steps_per_epoch: 10,
-            settings: Settings { lr: 0.1, batch_size: 64, accumulation: 1, epochs: 10, momentum: 0.0, weight_decay: 0.0 },
+            settings: Settings {
+                lr: 0.1,
+                batch_size: 64,
+                accumulation: 1,
+                epochs: 10,
+                momentum: 0.0,
+                weight_decay: 0.0,
+            },
             base_lr: 0.1,
             base_batch_size: 64,
             optimizer: "sgd",
@@ -152,35 +177,99 @@ mod tests {
     #[test]
     fn batch_size_change_rescales_the_lr_unless_lr_is_set() {
         let s = ctx().settings;
-        let d = Decision { batch_size: Some(256), ..Default::default() };
+        let d = Decision {
+            batch_size: Some(256),
+            ..Default::default()
+        };
         assert!((d.apply(s, Rescale::Linear).lr - 0.4).abs() < 1e-12);
         assert!((d.apply(s, Rescale::Sqrt).lr - 0.2).abs() < 1e-12);
-        let d = Decision { batch_size: Some(16), rescale: Some(Rescale::None), ..Default::default() };
+        let d = Decision {
+            batch_size: Some(16),
+            rescale: Some(Rescale::None),
+            ..Default::default()
+        };
         assert_eq!(d.apply(s, Rescale::Linear).lr, 0.1);
-        let d = Decision { batch_size: Some(16), lr: Some(0.5), ..Default::default() };
-        assert_eq!(d.apply(s, Rescale::Linear), Settings { lr: 0.5, batch_size: 16, ..s });
+        let d = Decision {
+            batch_size: Some(16),
+            lr: Some(0.5),
+            ..Default::default()
+        };
+        assert_eq!(
+            d.apply(s, Rescale::Linear),
+            Settings {
+                lr: 0.5,
+                batch_size: 16,
+                ..s
+            }
+        );
     }
 
     #[test]
     fn bad_values_name_their_key() {
         let c = ctx();
         let bad = [
-            (Decision { lr: Some(f64::NAN), ..Default::default() }, "lr"),
-            (Decision { momentum: Some(1.0), ..Default::default() }, "momentum"),
-            (Decision { batch_size: Some(641), ..Default::default() }, "batch_size"),
-            (Decision { accumulation: Some(0), ..Default::default() }, "accumulation"),
-            (Decision { epochs: Some(3), ..Default::default() }, "epochs"),
+            (
+                Decision {
+                    lr: Some(f64::NAN),
+                    ..Default::default()
+                },
+                "lr",
+            ),
+            (
+                Decision {
+                    momentum: Some(1.0),
+                    ..Default::default()
+                },
+                "momentum",
+            ),
+            (
+                Decision {
+                    batch_size: Some(641),
+                    ..Default::default()
+                },
+                "batch_size",
+            ),
+            (
+                Decision {
+                    accumulation: Some(0),
+                    ..Default::default()
+                },
+                "accumulation",
+            ),
+            (
+                Decision {
+                    epochs: Some(3),
+                    ..Default::default()
+                },
+                "epochs",
+            ),
         ];
         for (d, key) in bad {
             assert_eq!(d.validate(&c).unwrap_err().key, key);
         }
-        assert!(Decision { epochs: Some(4), lr: Some(0.0), ..Default::default() }.validate(&c).is_ok());
+        assert!(
+            Decision {
+                epochs: Some(4),
+                lr: Some(0.0),
+                ..Default::default()
+            }
+            .validate(&c)
+            .is_ok()
+        );
     }
 
     #[test]
     fn later_policies_win_and_any_stop_stops() {
-        let a = Decision { lr: Some(0.1), stop: true, epochs: Some(5), ..Default::default() };
-        let b = Decision { lr: Some(0.2), ..Default::default() };
+        let a = Decision {
+            lr: Some(0.1),
+            stop: true,
+            epochs: Some(5),
+            ..Default::default()
+        };
+        let b = Decision {
+            lr: Some(0.2),
+            ..Default::default()
+        };
         let m = a.then(b);
         assert_eq!((m.lr, m.stop, m.epochs), (Some(0.2), true, Some(5)));
     }

@@ -67,7 +67,13 @@ pub struct Trainer<'a> {
 }
 
 impl<'a> Trainer<'a> {
-    pub fn new(cfg: &'a TrainConfig, data: &'a Data, model: Model, opt: Box<dyn Optimizer>, log: RunLog) -> Trainer<'a> {
+    pub fn new(
+        cfg: &'a TrainConfig,
+        data: &'a Data,
+        model: Model,
+        opt: Box<dyn Optimizer>,
+        log: RunLog,
+    ) -> Trainer<'a> {
         let h = opt.hyper();
         Trainer {
             cfg,
@@ -125,12 +131,29 @@ impl<'a> Trainer<'a> {
             return Ok(());
         }
         let Reply { decision, events } = controller.call(hook, &self.ctx());
+        // The controller validates; checking again keeps a faulty one from
+        // reaching the model.
+        let decision = match decision.validate(&self.ctx()) {
+            Ok(()) => decision,
+            Err(e) => {
+                let mut f = Map::new();
+                f.insert("hook".into(), json!(hook));
+                f.insert("key".into(), json!(e.key));
+                f.insert("message".into(), json!(e.to_string()));
+                self.log
+                    .event(self.epoch, self.step, "invalid_decision", f)?;
+                Decision::default()
+            }
+        };
         for e in events {
             let fields = match serde_json::to_value(&e) {
                 Ok(Value::Object(m)) => m,
                 _ => Map::new(),
             };
-            self.markers.push(report::Marker { epoch: self.epoch, label: format!("{} ({})", e.kind, e.policy) });
+            self.markers.push(report::Marker {
+                epoch: self.epoch,
+                label: format!("{} ({})", e.kind, e.policy),
+            });
             self.log.event(self.epoch, self.step, e.kind, fields)?;
         }
         self.apply(hook, decision)
@@ -156,15 +179,22 @@ impl<'a> Trainer<'a> {
             f.insert("message".into(), json!(msg));
             self.log.event(self.epoch, self.step, "log", f)?;
         }
-        self.policy_metrics.extend(d.metrics.iter().map(|(k, v)| (k.clone(), *v)));
+        self.policy_metrics
+            .extend(d.metrics.iter().map(|(k, v)| (k.clone(), *v)));
         if d.stop && self.stop.is_none() {
-            let reason = d.reason.clone().unwrap_or_else(|| "a policy stopped the run".into());
+            let reason = d
+                .reason
+                .clone()
+                .unwrap_or_else(|| "a policy stopped the run".into());
             self.progress.note(&format!("stopping: {reason}"));
             let mut f = Map::new();
             f.insert("hook".into(), json!(hook));
             f.insert("reason".into(), json!(reason));
             self.log.event(self.epoch, self.step, "stop", f)?;
-            self.markers.push(report::Marker { epoch: self.epoch, label: format!("stop: {reason}") });
+            self.markers.push(report::Marker {
+                epoch: self.epoch,
+                label: format!("stop: {reason}"),
+            });
             self.stop = Some(reason);
         }
         Ok(())
@@ -173,7 +203,10 @@ impl<'a> Trainer<'a> {
     /// Runs the whole training.
     pub fn run(mut self, controller: &mut dyn Controller) -> Result<Summary, TrainError> {
         let mut f = Map::new();
-        f.insert("message".into(), json!(format!("{} parameters", self.model.param_count())));
+        f.insert(
+            "message".into(),
+            json!(format!("{} parameters", self.model.param_count())),
+        );
         self.log.event(0, 0, "run_start", f)?;
         self.hook(Hook::TrainStart, controller)?;
         let mut last = None;
@@ -190,7 +223,8 @@ impl<'a> Trainer<'a> {
         if let Some(r) = &self.stop {
             f.insert("reason".into(), json!(r));
         }
-        self.log.event(self.epoch.saturating_sub(1), self.step, "run_end", f)?;
+        self.log
+            .event(self.epoch.saturating_sub(1), self.step, "run_end", f)?;
         Ok(Summary {
             epochs_run: self.epoch,
             steps: self.step,
@@ -207,7 +241,8 @@ impl<'a> Trainer<'a> {
         let train = self.data.train.clone();
         let n = train.len();
         self.batcher.start_epoch();
-        self.progress.start_epoch(self.epoch, self.settings.epochs, n);
+        self.progress
+            .start_epoch(self.epoch, self.settings.epochs, n);
         let (mut loss_sum, mut correct, mut seen) = (0f64, 0f64, 0usize);
         while self.batcher.remaining() > 0 {
             self.hook(Hook::Step, controller)?;
@@ -219,8 +254,20 @@ impl<'a> Trainer<'a> {
             correct += ok;
             seen += count;
             let elapsed = t0.elapsed().as_secs_f64();
-            self.progress.advance(count, self.step, loss / count as f64, self.settings.lr, elapsed);
-            self.log.step(self.step, self.epoch, self.settings.lr, self.settings.batch_size, loss / count as f64)?;
+            self.progress.advance(
+                count,
+                self.step,
+                loss / count as f64,
+                self.settings.lr,
+                elapsed,
+            );
+            self.log.step(
+                self.step,
+                self.epoch,
+                self.settings.lr,
+                self.settings.batch_size,
+                loss / count as f64,
+            )?;
         }
         let train_time = t0.elapsed().as_secs_f64();
         let (val_loss, val_acc) = evaluate(&self.model, &self.data.val, self.cfg.loss)?;
@@ -232,7 +279,11 @@ impl<'a> Trainer<'a> {
             val_acc: Some(val_acc),
         };
         if val_loss.is_finite() && self.best.val_loss.is_none_or(|b| val_loss < b) {
-            self.best = Best { val_loss: Some(val_loss), val_acc: Some(val_acc), epoch: Some(self.epoch) };
+            self.best = Best {
+                val_loss: Some(val_loss),
+                val_acc: Some(val_acc),
+                epoch: Some(self.epoch),
+            };
         }
         let lr_used = self.settings.lr;
         let batch_used = self.settings.batch_size;
@@ -280,7 +331,9 @@ impl<'a> Trainer<'a> {
             let scaled = if acc > 1 { (loss / acc as f64)? } else { loss };
             let mut store = scaled.backward()?;
             for (slot, p) in grads.iter_mut().zip(&self.params) {
-                let Some(g) = store.remove(p.as_tensor()) else { continue };
+                let Some(g) = store.remove(p.as_tensor()) else {
+                    continue;
+                };
                 *slot = Some(match slot.take() {
                     None => g,
                     Some(sum) => (sum + g)?,
@@ -300,7 +353,11 @@ impl<'a> Trainer<'a> {
 
 fn count_correct(logits: &Tensor, y: &Tensor) -> candle_core::Result<f64> {
     let pred = logits.argmax(1)?;
-    Ok(pred.eq(y)?.to_dtype(DType::F32)?.sum_all()?.to_scalar::<f32>()? as f64)
+    Ok(pred
+        .eq(y)?
+        .to_dtype(DType::F32)?
+        .sum_all()?
+        .to_scalar::<f32>()? as f64)
 }
 
 /// Mean loss and accuracy of `model` on `split`, in evaluation mode.

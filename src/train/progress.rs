@@ -22,7 +22,10 @@ impl Progress {
         if self.quiet {
             return;
         }
-        let bar = ProgressBar::with_draw_target(Some(samples as u64), ProgressDrawTarget::stderr_with_hz(5));
+        let bar = ProgressBar::with_draw_target(
+            Some(samples as u64),
+            ProgressDrawTarget::stderr_with_hz(5),
+        );
         bar.set_style(
             ProgressStyle::with_template("epoch {prefix} {bar:30.cyan/blue} {pos}/{len} {msg}")
                 .expect("a valid template")
@@ -37,7 +40,7 @@ impl Progress {
     pub fn advance(&mut self, samples: usize, step: u64, loss: f64, lr: f64, elapsed: f64) {
         if let Some(bar) = &self.bar {
             bar.inc(samples as u64);
-            if step % 16 == 0 {
+            if step.is_multiple_of(16) {
                 let rate = bar.position() as f64 / elapsed.max(1e-9);
                 bar.set_message(format!("loss {loss:.4} lr {lr:.4e} {}", rate_text(rate)));
             }

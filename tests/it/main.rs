@@ -1,0 +1,52 @@
+//! Integration tests: the `rudder` binary end to end, the data readers against the
+//! published checksums, and the trainer's decision seam.
+
+mod cli;
+mod data;
+mod seam;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Runs the built `rudder` with `args` in `dir`.
+pub fn rudder(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rudder"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RUDDER_DATA")
+        .output()
+        .expect("rudder runs")
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Reads a JSONL file into values.
+pub fn jsonl(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("valid JSON line"))
+        .collect()
+}
+
+/// Where the fetched data sets are (`$RUDDER_DATA`, else `./data`), if `name` is
+/// there. Under CI (`CI` set) a missing data set fails the test instead of skipping.
+pub fn data_path(name: &str) -> Option<PathBuf> {
+    let root = std::env::var_os("RUDDER_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("data"));
+    let p = root.join(name);
+    if p.exists() {
+        return Some(p);
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{} is missing: .ci/run fetches it", p.display());
+    }
+    eprintln!(
+        "skipped: {} is missing (see the README to fetch it)",
+        p.display()
+    );
+    None
+}

@@ -1,0 +1,110 @@
+//! The trainer's policy seam, driven by a Rust controller: decisions are applied
+//! between steps, a batch-size change rescales the LR, epochs extend, stop stops, and
+//! an invalid decision is dropped whole with an event.
+
+use rudder::app::train_with;
+use rudder::config::TrainOptions;
+use rudder::policy::{Controller, Ctx, Decision, Hook, Reply};
+
+use super::jsonl;
+
+#[derive(Default)]
+struct Script {
+    /// (hook, epoch, step, lr, batch_size) at each call.
+    seen: Vec<(Hook, usize, u64, f64, usize)>,
+}
+
+impl Controller for Script {
+    fn defines(&self, hook: Hook) -> bool {
+        matches!(hook, Hook::Step | Hook::EpochEnd)
+    }
+
+    fn call(&mut self, hook: Hook, ctx: &Ctx) -> Reply {
+        self.seen.push((
+            hook,
+            ctx.epoch,
+            ctx.step,
+            ctx.settings.lr,
+            ctx.settings.batch_size,
+        ));
+        let mut d = Decision::default();
+        match (hook, ctx.epoch, ctx.step) {
+            (Hook::Step, 0, 10) => {
+                d.batch_size = Some(128);
+                d.log = Some("bigger batches".into());
+            }
+            (Hook::Step, 1, 20) => d.momentum = Some(2.0), // invalid: dropped whole
+            (Hook::EpochEnd, 0, _) => {
+                d.epochs = Some(4);
+                d.metrics.insert("seen".into(), 1.0);
+                assert!(ctx.metrics.val_acc.is_some());
+                assert!(ctx.history.is_empty());
+            }
+            (Hook::EpochEnd, 2, _) => {
+                assert_eq!(ctx.history.len(), 2);
+                d.stop = true;
+                d.reason = Some("enough".into());
+            }
+            _ => {}
+        }
+        Reply {
+            decision: d,
+            events: Vec::new(),
+        }
+    }
+}
+
+#[test]
+fn decisions_apply_between_steps() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let cfg = TrainOptions {
+        epochs: Some(3),
+        quiet: Some(true),
+        out: Some(out.clone()),
+        ..Default::default()
+    }
+    .resolve()
+    .unwrap();
+    let mut script = Script::default();
+    let summary = train_with(&cfg, &mut script).unwrap();
+    assert_eq!(summary.stop_reason.as_deref(), Some("enough"));
+
+    // The step after the decision runs with batch 128 and the LR scaled linearly.
+    let steps: Vec<_> = script.seen.iter().filter(|s| s.0 == Hook::Step).collect();
+    assert_eq!((steps[10].2, steps[10].3, steps[10].4), (10, 0.1, 64));
+    assert_eq!((steps[11].2, steps[11].3, steps[11].4), (11, 0.2, 128));
+
+    let m = jsonl(&out.join("metrics.jsonl"));
+    assert_eq!(m.len(), 3, "stopped after epoch 2 although 4 were planned");
+    // Epoch 0: 10 steps of 64 (640 examples), then 977 in batches of 128: 8 steps.
+    let steps_at_end: Vec<u64> = m.iter().map(|r| r["step"].as_u64().unwrap()).collect();
+    assert_eq!(steps_at_end, [18, 31, 44]);
+    assert_eq!(
+        (
+            m[0]["lr"].as_f64(),
+            m[0]["batch_size"].as_u64(),
+            m[0]["epochs"].as_u64()
+        ),
+        (Some(0.2), Some(128), Some(4))
+    );
+    assert_eq!(m[0]["policy"]["seen"], 1.0);
+    assert_eq!(m[1]["policy"], serde_json::json!({}));
+    assert_eq!(summary.steps, 44);
+
+    let ev = jsonl(&out.join("events.jsonl"));
+    let kinds: Vec<&str> = ev.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["run_start", "log", "invalid_decision", "stop", "run_end"]
+    );
+    assert_eq!(ev[1]["message"], "bigger batches");
+    assert_eq!(
+        (ev[2]["step"].as_u64(), ev[2]["key"].as_str()),
+        (Some(20), Some("momentum"))
+    );
+    assert_eq!(
+        (ev[3]["reason"].as_str(), ev[3]["epoch"].as_u64()),
+        (Some("enough"), Some(2))
+    );
+}
