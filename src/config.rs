@@ -345,6 +345,26 @@ impl TrainConfig {
         }
     }
 
+    /// One line describing the setup, for the report.
+    pub fn headline(&self) -> String {
+        let model = match self.model {
+            ModelKind::Mlp => format!("mlp {:?}", self.hidden),
+            ModelKind::Cnn => format!("cnn {:?}", self.channels),
+        };
+        format!(
+            "{model} on {} · {} loss · {} lr {} momentum {} weight decay {} · batch {} x {} · seed {}",
+            self.data,
+            self.loss.name(),
+            self.optimizer.name(),
+            self.lr,
+            self.momentum,
+            self.weight_decay,
+            self.batch_size,
+            self.accumulation,
+            self.seed
+        )
+    }
+
     pub fn hyper(&self) -> Hyper {
         Hyper {
             lr: self.lr,

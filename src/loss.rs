@@ -19,6 +19,14 @@ pub enum Loss {
 }
 
 impl Loss {
+    pub fn name(self) -> &'static str {
+        match self {
+            Loss::CrossEntropy => "cross_entropy",
+            Loss::Mse => "mse",
+            Loss::Hinge => "hinge",
+        }
+    }
+
     pub fn compute(self, logits: &Tensor, target: &Tensor) -> Result<Tensor> {
         match self {
             Loss::CrossEntropy => cross_entropy(logits, target),

@@ -117,7 +117,7 @@ fn chart(title: &str, series: &[Series], markers: &[Marker]) -> String {
     }
     let _ = write!(
         out,
-        r#"<rect class="frame" x="{ML}" y="{MT}" width="{}" height="{}"/><text class="axis" x="{}" y="{}" text-anchor="middle">epoch</text>"#,
+        r#"<rect class="frame" x="{ML}" y="{MT}" width="{}" height="{}"/><text class="axis" x="{}" y="{}" text-anchor="middle">epochs completed</text>"#,
         W - ML - MR,
         H - MT - MB,
         (ML + W - MR) / 2.0,
@@ -216,7 +216,7 @@ th{background:#eef0f4}
 ";
 
 /// The page for one run's `history` (metrics.jsonl objects) and `markers`.
-pub fn render(title: &str, history: &[Value], markers: &[Marker]) -> String {
+pub fn render(title: &str, subtitle: &str, history: &[Value], markers: &[Marker]) -> String {
     let last = history.last();
     let get = |k: &str| last.and_then(|r| r.get(k)).and_then(Value::as_f64);
     let best_acc = history
@@ -226,8 +226,9 @@ pub fn render(title: &str, history: &[Value], markers: &[Marker]) -> String {
     let mut html = String::with_capacity(32 * 1024);
     let _ = write!(
         html,
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>rudder: {t}</title><style>{STYLE}</style></head><body><header><h1>rudder run</h1><p>{t}</p></header><main><div class=\"summary\">",
-        t = esc(title)
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>rudder: {t}</title><style>{STYLE}</style></head><body><header><h1>rudder run: {t}</h1><p>{st}</p></header><main><div class=\"summary\">",
+        t = esc(title),
+        st = esc(subtitle)
     );
     let epochs = last
         .and_then(|r| r.get("epochs"))
@@ -330,10 +331,16 @@ pub fn render(title: &str, history: &[Value], markers: &[Marker]) -> String {
 }
 
 /// Writes `dir/report.html` atomically (a temporary file renamed over it).
-pub fn write(dir: &Path, history: &[Value], markers: &[Marker]) -> std::io::Result<()> {
+/// `subtitle` describes the setup (model, data, optimizer).
+pub fn write(
+    dir: &Path,
+    subtitle: &str,
+    history: &[Value],
+    markers: &[Marker],
+) -> std::io::Result<()> {
     let title = dir.display().to_string();
     let tmp = dir.join(".report.html.tmp");
-    std::fs::write(&tmp, render(&title, history, markers))?;
+    std::fs::write(&tmp, render(&title, subtitle, history, markers))?;
     std::fs::rename(tmp, dir.join("report.html"))
 }
 

@@ -308,7 +308,12 @@ impl<'a> Trainer<'a> {
         self.log.epoch(&record)?;
         self.history.push(record.to_value());
         self.progress.end_epoch(&record);
-        report::write(self.log.dir(), &self.history, &self.markers)?;
+        report::write(
+            self.log.dir(),
+            &self.cfg.headline(),
+            &self.history,
+            &self.markers,
+        )?;
         Ok(record)
     }
 
