@@ -367,6 +367,7 @@ mod tests {
             .collect();
         let page = render(
             "t",
+            "mlp",
             &h,
             &[Marker {
                 epoch: 1,
