@@ -4,11 +4,12 @@
 use candle_core::Device;
 
 use crate::cli::{Cli, Command};
-use crate::config::{ConfigError, TrainConfig, TrainOptions, parse_device};
+use crate::config::{ConfigError, Kernels, TrainConfig, TrainOptions, parse_device};
 use crate::data::DataError;
+use crate::engine::Net;
 use crate::policy::{Controller, Fixed};
 use crate::runlog::RunLog;
-use crate::train::{Summary, TrainError, Trainer};
+use crate::train::{Engine, Graph, Learner, Summary, TrainError, Trainer};
 use crate::{data, model, optim};
 
 /// Any failure of a command.
@@ -86,7 +87,25 @@ pub fn train_with(cfg: &TrainConfig, controller: &mut dyn Controller) -> Result<
         classes: data.classes,
     };
     let model = model::build(&cfg.arch(), io, cfg.seed, &device).map_err(ConfigError)?;
-    let opt = optim::build(cfg.optimizer, model.params(), cfg.hyper()).map_err(TrainError::from)?;
+    let param_count = model.param_count();
+    let kernels = if device.is_cpu() && cfg.kernels == Kernels::Rudder {
+        Net::from_model(&cfg.arch(), io, &model, cfg.threads).ok()
+    } else {
+        None
+    };
+    let learner: Box<dyn Learner> = match kernels {
+        Some(net) => Box::new(Engine::new(
+            model,
+            net,
+            optim::Flat::new(cfg.optimizer, cfg.hyper()),
+            cfg.loss,
+        )),
+        None => {
+            let opt = optim::build(cfg.optimizer, model.params(), cfg.hyper())
+                .map_err(TrainError::from)?;
+            Box::new(Graph::new(model, opt, cfg.loss))
+        }
+    };
     let log = RunLog::create(&cfg.out, &cfg, cfg.log_steps)
         .map_err(|e| ConfigError(format!("--out {}: {e}", cfg.out.display())))?;
     if !cfg.quiet {
@@ -100,11 +119,11 @@ pub fn train_with(cfg: &TrainConfig, controller: &mut dyn Controller) -> Result<
             data.train.len(),
             data.val.len(),
             data.classes,
-            model.param_count(),
+            param_count,
             cfg.out.display()
         );
     }
-    let summary = Trainer::new(&cfg, &data, model, opt, log).run(controller)?;
+    let summary = Trainer::new(&cfg, &data, learner, param_count, log).run(controller)?;
     if !cfg.quiet
         && let Some(last) = &summary.last
     {

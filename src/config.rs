@@ -26,6 +26,16 @@ pub enum ModelKind {
     Cnn,
 }
 
+/// `--kernels`: whose arithmetic trains on the CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Kernels {
+    /// Our own layer kernels (the CPU engine) where the model allows, else candle.
+    Rudder,
+    /// candle's autograd and tensor ops (the reference path; always used on CUDA).
+    Candle,
+}
+
 /// Options of `rudder train`, each also a key of the `--config` file. Every field is
 /// optional here; defaults are filled in by [`TrainOptions::resolve`].
 #[derive(Debug, Clone, Default, clap::Args, Deserialize)]
@@ -101,6 +111,9 @@ pub struct TrainOptions {
     /// CPU threads for the tensor kernels [default: 1]
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// Whose CPU kernels train: rudder's own or candle's autograd [default: rudder]
+    #[arg(long, value_enum)]
+    pub kernels: Option<Kernels>,
     /// Also write steps.jsonl
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub log_steps: Option<bool>,
@@ -148,6 +161,7 @@ pub struct TrainConfig {
     pub seed: u64,
     pub device: String,
     pub threads: usize,
+    pub kernels: Kernels,
     pub log_steps: bool,
     #[serde(skip)]
     pub quiet: bool,
@@ -202,6 +216,7 @@ impl TrainOptions {
             seed,
             device,
             threads,
+            kernels,
             log_steps,
             quiet
         )
@@ -296,6 +311,7 @@ impl TrainOptions {
             seed: self.seed.unwrap_or(0),
             device: self.device.unwrap_or_else(|| "cpu".into()),
             threads: self.threads.unwrap_or(1),
+            kernels: self.kernels.unwrap_or(Kernels::Rudder),
             log_steps: self.log_steps.unwrap_or(false),
             quiet: self.quiet.unwrap_or(false),
         })

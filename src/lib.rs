@@ -5,6 +5,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod data;
+pub mod engine;
 pub mod loss;
 pub mod model;
 pub mod optim;

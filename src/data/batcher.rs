@@ -37,19 +37,27 @@ impl Batcher {
         self.order.len() - self.cursor
     }
 
+    /// The rows of the next batch of at most `size` examples, `None` once the epoch is
+    /// drawn.
+    pub fn next_rows(&mut self, size: usize) -> Option<&[u32]> {
+        let take = size.min(self.remaining());
+        if take == 0 {
+            return None;
+        }
+        self.cursor += take;
+        Some(&self.order[self.cursor - take..self.cursor])
+    }
+
     /// The next batch of at most `size` examples, `None` once the epoch is drawn.
     pub fn next_batch(
         &mut self,
         split: &Split,
         size: usize,
     ) -> candle_core::Result<Option<(Tensor, Tensor)>> {
-        let take = size.min(self.remaining());
-        if take == 0 {
+        let Some(rows) = self.next_rows(size) else {
             return Ok(None);
-        }
-        let rows = &self.order[self.cursor..self.cursor + take];
-        self.cursor += take;
-        let idx = Tensor::from_slice(rows, take, split.x.device())?;
+        };
+        let idx = Tensor::from_slice(rows, rows.len(), split.x.device())?;
         Ok(Some((
             split.x.index_select(&idx, 0)?,
             split.y.index_select(&idx, 0)?,

@@ -164,16 +164,72 @@ impl Layer for Relu {
     }
 }
 
-/// 2x2 max pooling, stride 2 (odd sizes round down).
+/// 2x2 max pooling, stride 2 (odd sizes round down), as a reshape and two max
+/// reductions: candle 0.11's own `max_pool2d` backward scales the gradient of a
+/// unique maximum by 1/4 (torch passes it whole), see the test below.
 pub struct MaxPool2;
 
 impl Layer for MaxPool2 {
     fn forward(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
-        x.max_pool2d(2)
+        let (n, c, h, w) = x.dims4()?;
+        let (oh, ow) = (h / 2, w / 2);
+        let x = if h % 2 == 1 || w % 2 == 1 {
+            x.narrow(2, 0, 2 * oh)?.narrow(3, 0, 2 * ow)?
+        } else {
+            x.clone()
+        };
+        x.reshape((n, c, oh, 2, ow, 2))?.max(5)?.max(3)
     }
 }
 
 /// Index of the largest logit per row.
 pub fn argmax(logits: &Tensor) -> Result<Tensor> {
     logits.argmax(D::Minus1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_pool_passes_the_whole_gradient_to_the_maximum() {
+        // torch: F.max_pool2d(x, 2).sum().backward() gives x.grad = [[0, 0], [0, 1]]
+        // (and for the 3x3 input, the max of the top-left window only).
+        let x =
+            Var::from_tensor(&Tensor::new(&[[[[1f32, 2.0], [3.0, 4.0]]]], &Device::Cpu).unwrap())
+                .unwrap();
+        let g = MaxPool2
+            .forward(x.as_tensor(), true)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let g = g
+            .get(x.as_tensor())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        assert_eq!(g, [0.0, 0.0, 0.0, 1.0]);
+        let x = Var::from_tensor(
+            &Tensor::arange(0f32, 9.0, &Device::Cpu)
+                .unwrap()
+                .reshape((1, 1, 3, 3))
+                .unwrap(),
+        )
+        .unwrap();
+        let y = MaxPool2.forward(x.as_tensor(), true).unwrap();
+        assert_eq!(y.flatten_all().unwrap().to_vec1::<f32>().unwrap(), [4.0]);
+        let g = y.sum_all().unwrap().backward().unwrap();
+        let g = g
+            .get(x.as_tensor())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        assert_eq!(g, [0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
+    }
 }

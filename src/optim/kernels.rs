@@ -1,7 +1,33 @@
-//! In-place update passes over f32 buffers, as candle in-place ops: each walks its
-//! parameter once with no temporary tensor.
+//! The update arithmetic, element by element (shared by both optimizer paths), and the
+//! in-place passes that run it on candle tensors (candle's in-place ops give one
+//! mutable buffer per pass, so momentum and moments take two or three passes there).
 
 use candle_core::{CpuStorage, InplaceOp2, InplaceOp3, Layout, Result};
+
+/// torch SGD with momentum (dampening 0): `d = g + wd p; b = mu b + d;
+/// p -= lr (nesterov ? d + mu b : b)`.
+#[inline(always)]
+pub fn sgd_momentum_elem(
+    p: &mut f32,
+    g: f32,
+    b: &mut f32,
+    lr: f32,
+    wd: f32,
+    mu: f32,
+    nesterov: bool,
+) {
+    let d = g + wd * *p;
+    *b = mu * *b + d;
+    *p -= lr * if nesterov { d + mu * *b } else { *b };
+}
+
+/// torch AdamW's parameter update from its moments, in torch's order of operations:
+/// `p *= decay; p -= step_size * m / (sqrt(v) / bc2_sqrt + eps)`.
+#[inline(always)]
+pub fn adam_elem(p: &mut f32, m: f32, v: f32, decay: f32, step_size: f32, bc2_sqrt: f32, eps: f32) {
+    *p *= decay;
+    *p -= step_size * m / (v.sqrt() / bc2_sqrt + eps);
+}
 
 fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
     match (s, l.contiguous_offsets()) {
@@ -37,7 +63,7 @@ impl InplaceOp2 for SgdPlain {
     }
 }
 
-/// `buf = mu * buf + (g + wd * p)`: the momentum buffer of torch's SGD (dampening 0).
+/// The momentum buffer's update alone: `b = mu b + g + wd p`.
 pub struct MomentumBuf {
     pub mu: f32,
     pub wd: f32,
@@ -65,7 +91,7 @@ impl InplaceOp3 for MomentumBuf {
     }
 }
 
-/// `p -= lr * buf`, or with Nesterov `p -= lr * (g + wd * p + mu * buf)`.
+/// The parameter's update from the already updated buffer `b`.
 pub struct MomentumApply {
     pub lr: f32,
     pub wd: f32,
@@ -88,20 +114,15 @@ impl InplaceOp3 for MomentumApply {
         lb: &Layout,
     ) -> Result<()> {
         let (p, g, b) = (slice_mut(p, lp)?, slice(g, lg)?, slice(b, lb)?);
-        if self.nesterov {
-            for ((p, &g), &b) in p.iter_mut().zip(g).zip(b) {
-                *p -= self.lr * (g + self.wd * *p + self.mu * b);
-            }
-        } else {
-            for (p, &b) in p.iter_mut().zip(b) {
-                *p -= self.lr * b;
-            }
+        for ((p, &g), &b) in p.iter_mut().zip(g).zip(b) {
+            let d = g + self.wd * *p;
+            *p -= self.lr * if self.nesterov { d + self.mu * b } else { b };
         }
         Ok(())
     }
 }
 
-/// `m = beta * m + (1 - beta) * g` (or `g * g` when `square`): Adam's moments.
+/// Adam's moments: `m += (1 - beta)(g - m)`, or `v = beta v + (1 - beta) g^2`.
 pub struct Moment {
     pub beta: f32,
     pub square: bool,
@@ -128,8 +149,7 @@ impl InplaceOp2 for Moment {
     }
 }
 
-/// `p = p * (1 - lr * wd) - step_size * m / (sqrt(v) / bc2_sqrt + eps)`: AdamW's update
-/// in torch's order of operations.
+/// AdamW's parameter update from its moments.
 pub struct AdamApply {
     pub decay: f32,
     pub step_size: f32,
@@ -153,8 +173,7 @@ impl InplaceOp3 for AdamApply {
     ) -> Result<()> {
         let (p, m, v) = (slice_mut(p, lp)?, slice(m, lm)?, slice(v, lv)?);
         for ((p, &m), &v) in p.iter_mut().zip(m).zip(v) {
-            *p *= self.decay;
-            *p -= self.step_size * m / (v.sqrt() / self.bc2_sqrt + self.eps);
+            adam_elem(p, m, v, self.decay, self.step_size, self.bc2_sqrt, self.eps);
         }
         Ok(())
     }

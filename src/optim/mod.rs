@@ -3,10 +3,12 @@
 //! steps; the state (buffers, moments, step count) is reachable for checkpoints.
 
 mod adamw;
+mod flat;
 mod kernels;
 mod sgd;
 
 pub use adamw::AdamW;
+pub use flat::{Flat, StepConsts};
 pub use sgd::Sgd;
 
 use candle_core::{Result, Tensor, Var};

@@ -2,22 +2,20 @@
 //! batcher. Hooks are called at one place each; the decisions they return are applied
 //! between optimizer steps, never inside a (micro-)batch.
 
+mod learner;
 mod progress;
 
 use std::time::Instant;
 
-use candle_core::{DType, Tensor, Var};
 use serde_json::{Map, Value, json};
 
 use crate::config::TrainConfig;
-use crate::data::{Batcher, Data, Split, batcher};
-use crate::loss::Loss;
-use crate::model::Model;
-use crate::optim::Optimizer;
+use crate::data::{Batcher, Data, Split};
 use crate::policy::{Best, Controller, Ctx, Decision, EpochMetrics, Hook, Reply, Settings};
 use crate::report;
 use crate::runlog::{EpochRecord, RunLog};
 
+pub use learner::{Engine, Graph, Learner};
 pub use progress::Progress;
 
 /// A failure during the run (exit code 1).
@@ -39,8 +37,6 @@ pub struct Summary {
     pub stop_reason: Option<String>,
 }
 
-/// Examples per evaluation batch.
-const EVAL_BATCH: usize = 1000;
 /// Mixed into the seed for the shuffle stream.
 const SHUFFLE_SALT: u64 = 0x5407_f1e5;
 
@@ -48,9 +44,8 @@ const SHUFFLE_SALT: u64 = 0x5407_f1e5;
 pub struct Trainer<'a> {
     cfg: &'a TrainConfig,
     data: &'a Data,
-    model: Model,
-    params: Vec<Var>,
-    opt: Box<dyn Optimizer>,
+    learner: Box<dyn Learner>,
+    param_count: usize,
     batcher: Batcher,
     settings: Settings,
     step: u64,
@@ -70,17 +65,16 @@ impl<'a> Trainer<'a> {
     pub fn new(
         cfg: &'a TrainConfig,
         data: &'a Data,
-        model: Model,
-        opt: Box<dyn Optimizer>,
+        learner: Box<dyn Learner>,
+        param_count: usize,
         log: RunLog,
     ) -> Trainer<'a> {
-        let h = opt.hyper();
+        let h = learner.hyper();
         Trainer {
             cfg,
             data,
-            params: model.params().into_iter().map(|(_, v)| v).collect(),
-            model,
-            opt,
+            learner,
+            param_count,
             batcher: Batcher::new(data.train.len(), cfg.seed ^ SHUFFLE_SALT),
             settings: Settings {
                 lr: h.lr,
@@ -168,9 +162,9 @@ impl<'a> Trainer<'a> {
         self.settings = d.apply(before, self.cfg.lr_scaling);
         let s = self.settings;
         if (s.lr, s.momentum, s.weight_decay) != (before.lr, before.momentum, before.weight_decay) {
-            let mut h = self.opt.hyper();
+            let mut h = self.learner.hyper();
             (h.lr, h.momentum, h.weight_decay) = (s.lr, s.momentum, s.weight_decay);
-            self.opt.set_hyper(h);
+            self.learner.set_hyper(h);
         }
         if let Some(msg) = &d.log {
             self.progress.note(msg);
@@ -205,7 +199,7 @@ impl<'a> Trainer<'a> {
         let mut f = Map::new();
         f.insert(
             "message".into(),
-            json!(format!("{} parameters", self.model.param_count())),
+            json!(format!("{} parameters", self.param_count)),
         );
         self.log.event(0, 0, "run_start", f)?;
         self.hook(Hook::TrainStart, controller)?;
@@ -219,6 +213,7 @@ impl<'a> Trainer<'a> {
             self.epoch += 1;
         }
         self.hook(Hook::TrainEnd, controller)?;
+        self.learner.sync_model()?;
         let mut f = Map::new();
         if let Some(r) = &self.stop {
             f.insert("reason".into(), json!(r));
@@ -270,7 +265,7 @@ impl<'a> Trainer<'a> {
             )?;
         }
         let train_time = t0.elapsed().as_secs_f64();
-        let (val_loss, val_acc) = evaluate(&self.model, &self.data.val, self.cfg.loss)?;
+        let (val_loss, val_acc) = self.learner.evaluate(&self.data.val)?;
         let seen_f = seen.max(1) as f64;
         self.last_metrics = EpochMetrics {
             train_loss: Some(loss_sum / seen_f),
@@ -321,60 +316,20 @@ impl<'a> Trainer<'a> {
     /// over examples, the number classified right, and the examples used.
     fn optimizer_step(&mut self, train: &Split) -> Result<(f64, f64, usize), TrainError> {
         let (bs, acc) = (self.settings.batch_size, self.settings.accumulation);
-        let mut grads: Vec<Option<Tensor>> = vec![None; self.params.len()];
         let (mut loss_sum, mut correct, mut count) = (0f64, 0f64, 0usize);
-        for _ in 0..acc {
-            let Some((x, y)) = self.batcher.next_batch(train, bs)? else {
+        for k in 0..acc {
+            let Some(rows) = self.batcher.next_rows(bs) else {
                 break;
             };
-            let logits = self.model.forward(&x, true)?;
-            let loss = self.cfg.loss.compute(&logits, &y)?;
-            let b = y.dim(0)?;
-            loss_sum += loss.to_scalar::<f32>()? as f64 * b as f64;
-            correct += count_correct(&logits, &y)?;
-            count += b;
-            let scaled = if acc > 1 { (loss / acc as f64)? } else { loss };
-            let mut store = scaled.backward()?;
-            for (slot, p) in grads.iter_mut().zip(&self.params) {
-                let Some(g) = store.remove(p.as_tensor()) else {
-                    continue;
-                };
-                *slot = Some(match slot.take() {
-                    None => g,
-                    Some(sum) => (sum + g)?,
-                });
-            }
+            let (loss, ok) = self
+                .learner
+                .accumulate(train, rows, k == 0, 1.0 / acc as f64)?;
+            loss_sum += loss * rows.len() as f64;
+            correct += ok;
+            count += rows.len();
         }
-        let grads = grads
-            .into_iter()
-            .zip(&self.params)
-            .map(|(g, p)| g.map_or_else(|| p.zeros_like(), Ok))
-            .collect::<candle_core::Result<Vec<_>>>()?;
-        self.opt.step(&grads)?;
+        self.learner.step()?;
         self.step += 1;
         Ok((loss_sum, correct, count))
     }
-}
-
-fn count_correct(logits: &Tensor, y: &Tensor) -> candle_core::Result<f64> {
-    let pred = logits.argmax(1)?;
-    Ok(pred
-        .eq(y)?
-        .to_dtype(DType::F32)?
-        .sum_all()?
-        .to_scalar::<f32>()? as f64)
-}
-
-/// Mean loss and accuracy of `model` on `split`, in evaluation mode.
-pub fn evaluate(model: &Model, split: &Split, loss: Loss) -> candle_core::Result<(f64, f64)> {
-    let (mut loss_sum, mut correct) = (0f64, 0f64);
-    for batch in batcher::in_order(split, EVAL_BATCH) {
-        let (x, y) = batch?;
-        let logits = model.forward(&x, false)?.detach();
-        let b = y.dim(0)? as f64;
-        loss_sum += loss.compute(&logits, &y)?.to_scalar::<f32>()? as f64 * b;
-        correct += count_correct(&logits, &y)?;
-    }
-    let n = split.len().max(1) as f64;
-    Ok((loss_sum / n, correct / n))
 }

@@ -1,0 +1,291 @@
+//! The engine against candle's autograd on the same weights and batch: logits, loss,
+//! every parameter gradient and the batch-norm running statistics; and a finite-
+//! difference check of the input gradient through every layer kind.
+
+use candle_core::{Device, Tensor};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::*;
+use crate::model::{self, Arch, Io};
+
+fn batch(n: usize, d: usize, classes: usize, seed: u64) -> (Vec<f32>, Vec<u32>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let x = (0..n * d).map(|_| rng.random_range(-1.5f32..1.5)).collect();
+    let y = (0..n)
+        .map(|_| rng.random_range(0..classes as u32))
+        .collect();
+    (x, y)
+}
+
+/// Engine gradients in the candle model's layout, by name.
+fn engine_grads(net: &mut Net) -> Vec<(String, Vec<f32>)> {
+    let maps: Vec<(String, Option<Vec<usize>>)> = net
+        .mappings
+        .iter()
+        .map(|m| (m.name.clone(), m.perm.clone()))
+        .collect();
+    let grads: Vec<Vec<f32>> = net.params_mut().map(|p| p.grad.clone()).collect();
+    maps.into_iter()
+        .zip(grads)
+        .map(|((name, perm), g)| match perm {
+            Some(perm) => {
+                let mut out = vec![0f32; g.len()];
+                perm.iter().zip(&g).for_each(|(&j, &v)| out[j] = v);
+                (name, out)
+            }
+            None => (name, g),
+        })
+        .collect()
+}
+
+fn close(a: &[f32], b: &[f32], what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}");
+    let scale = b.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!(
+            (x - y).abs() <= 2e-4 * scale,
+            "{what}[{i}]: engine {x} vs candle {y} (scale {scale})"
+        );
+    }
+}
+
+fn check_against_candle(arch: Arch, io: Io, loss: Loss) {
+    let n = 6;
+    let model = model::build(&arch, io, 3, &Device::Cpu).unwrap();
+    let mut net = Net::from_model(&arch, io, &model, 1).unwrap();
+    let (x, y) = batch(n, io.features, io.classes, 9);
+    let shape: Vec<usize> = match io.image {
+        Some((c, h, w)) => vec![n, c, h, w],
+        None => vec![n, io.features],
+    };
+    let xt = Tensor::from_vec(x.clone(), shape, &Device::Cpu).unwrap();
+    let yt = Tensor::from_vec(y.clone(), n, &Device::Cpu).unwrap();
+    let logits = model.forward(&xt, true).unwrap();
+    let l = loss.compute(&logits, &yt).unwrap();
+    let grads = l.backward().unwrap();
+
+    net.gather_range(&x, &y, 0, n);
+    let (engine_loss, _) = net.train_batch(loss, false, 1.0);
+    close(
+        net.logits(),
+        &logits.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        "logits",
+    );
+    assert!(
+        (engine_loss - l.to_scalar::<f32>().unwrap() as f64).abs() < 1e-5,
+        "{loss:?} loss"
+    );
+    let named: std::collections::HashMap<String, candle_core::Var> =
+        model.params().into_iter().collect();
+    for (name, g) in engine_grads(&mut net) {
+        let want = grads
+            .get(named[&name].as_tensor())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        close(&g, &want, &format!("{arch:?} {loss:?} grad {name}"));
+    }
+    // Running statistics moved the same way.
+    let exported = model::build(&arch, io, 3, &Device::Cpu).unwrap();
+    net.export(&exported).unwrap();
+    for ((name, a), (_, b)) in exported.buffers().iter().zip(model.buffers()) {
+        close(
+            &a.as_tensor().to_vec1::<f32>().unwrap(),
+            &b.as_tensor().to_vec1::<f32>().unwrap(),
+            name,
+        );
+    }
+}
+
+#[test]
+fn mlp_matches_candle_autograd_for_every_loss() {
+    let io = Io {
+        features: 12,
+        image: None,
+        classes: 4,
+    };
+    for loss in [Loss::CrossEntropy, Loss::Mse, Loss::Hinge] {
+        check_against_candle(
+            Arch::Mlp {
+                hidden: vec![16, 8],
+            },
+            io,
+            loss,
+        );
+    }
+}
+
+#[test]
+fn cnn_matches_candle_autograd_for_every_loss() {
+    let io = Io {
+        features: 64,
+        image: Some((1, 8, 8)),
+        classes: 5,
+    };
+    for loss in [Loss::CrossEntropy, Loss::Mse, Loss::Hinge] {
+        check_against_candle(
+            Arch::Cnn {
+                channels: vec![4, 6],
+            },
+            io,
+            loss,
+        );
+    }
+    // Odd sizes: pooling rounds down.
+    let io = Io {
+        features: 49,
+        image: Some((1, 7, 7)),
+        classes: 3,
+    };
+    check_against_candle(
+        Arch::Cnn {
+            channels: vec![3, 2],
+        },
+        io,
+        Loss::CrossEntropy,
+    );
+}
+
+#[test]
+fn export_then_import_is_the_identity() {
+    let arch = Arch::Cnn {
+        channels: vec![4, 6],
+    };
+    let io = Io {
+        features: 64,
+        image: Some((1, 8, 8)),
+        classes: 5,
+    };
+    let model = model::build(&arch, io, 1, &Device::Cpu).unwrap();
+    let mut net = Net::from_model(&arch, io, &model, 1).unwrap();
+    let other = model::build(&arch, io, 2, &Device::Cpu).unwrap();
+    net.export(&other).unwrap();
+    for ((n, a), (_, b)) in model.params().iter().zip(other.params()) {
+        assert_eq!(
+            a.as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap(),
+            b.as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap(),
+            "{n}"
+        );
+    }
+}
+
+#[test]
+fn accumulation_adds_gradients() {
+    let arch = Arch::Mlp { hidden: vec![8] };
+    let io = Io {
+        features: 5,
+        image: None,
+        classes: 3,
+    };
+    let model = model::build(&arch, io, 1, &Device::Cpu).unwrap();
+    let mut net = Net::from_model(&arch, io, &model, 1).unwrap();
+    let (x, y) = batch(8, 5, 3, 1);
+    net.gather_range(&x, &y, 0, 4);
+    net.train_batch(Loss::CrossEntropy, false, 1.0);
+    let first = engine_grads(&mut net);
+    net.gather_range(&x, &y, 4, 4);
+    net.train_batch(Loss::CrossEntropy, false, 1.0);
+    let second = engine_grads(&mut net);
+    net.gather_range(&x, &y, 0, 4);
+    net.train_batch(Loss::CrossEntropy, false, 1.0);
+    net.gather_range(&x, &y, 4, 4);
+    net.train_batch(Loss::CrossEntropy, true, 1.0);
+    for ((name, sum), ((_, a), (_, b))) in
+        engine_grads(&mut net).iter().zip(first.iter().zip(&second))
+    {
+        let want: Vec<f32> = a.iter().zip(b).map(|(x, y)| x + y).collect();
+        close(sum, &want, name);
+    }
+}
+
+#[test]
+fn input_gradients_match_finite_differences() {
+    // Through conv, batch norm + ReLU, pooling and the dense head, with f64 sums of
+    // the f32 loss: d loss / d (first layer's weight) by central differences.
+    let arch = Arch::Cnn { channels: vec![2] };
+    let io = Io {
+        features: 16,
+        image: Some((1, 4, 4)),
+        classes: 3,
+    };
+    let model = model::build(&arch, io, 5, &Device::Cpu).unwrap();
+    let mut net = Net::from_model(&arch, io, &model, 1).unwrap();
+    let (x, y) = batch(4, 16, 3, 2);
+    let loss_at = |net: &mut Net| {
+        net.gather_range(&x, &y, 0, 4);
+        net.train_batch(Loss::CrossEntropy, false, 1.0).0
+    };
+    loss_at(&mut net);
+    let analytic = net.ops[0].params()[0].as_ref().unwrap().grad.clone();
+    let h = 1e-2f32;
+    for j in [0, 5, 11, 17] {
+        let at = |delta: f32, net: &mut Net| {
+            net.ops[0].params()[0].as_mut().unwrap().value[j] += delta;
+            let l = loss_at(net);
+            net.ops[0].params()[0].as_mut().unwrap().value[j] -= delta;
+            l
+        };
+        let numeric = (at(h, &mut net) - at(-h, &mut net)) / (2.0 * h as f64);
+        assert!(
+            (numeric - analytic[j] as f64).abs() < 2e-3 + 0.02 * numeric.abs(),
+            "weight {j}: numeric {numeric} vs analytic {}",
+            analytic[j]
+        );
+    }
+}
+
+#[test]
+fn evaluation_matches_candle_after_training_steps() {
+    use crate::optim::{Flat, Hyper, Kind};
+    let arch = Arch::Cnn {
+        channels: vec![4, 6],
+    };
+    let io = Io {
+        features: 64,
+        image: Some((1, 8, 8)),
+        classes: 5,
+    };
+    let model = model::build(&arch, io, 3, &Device::Cpu).unwrap();
+    let mut net = Net::from_model(&arch, io, &model, 1).unwrap();
+    let mut opt = Flat::new(
+        Kind::Sgd,
+        Hyper {
+            lr: 0.5,
+            momentum: 0.0,
+            weight_decay: 0.0,
+            nesterov: false,
+            beta2: 0.999,
+            eps: 1e-8,
+        },
+    );
+    let (x, y) = batch(40, 64, 5, 4);
+    for s in 0..5 {
+        net.gather_range(&x, &y, s * 8, 8);
+        net.train_batch(Loss::CrossEntropy, false, 1.0);
+        let c = opt.begin();
+        net.visit(&mut |i, p| opt.update(&c, i, &mut p.value, &p.grad));
+    }
+    net.export(&model).unwrap();
+    net.gather_range(&x, &y, 0, 40);
+    net.eval_batch(Loss::CrossEntropy);
+    let xt = Tensor::from_vec(x.clone(), (40, 1, 8, 8), &Device::Cpu).unwrap();
+    let want = model
+        .forward(&xt, false)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    close(net.logits(), &want, "eval logits");
+}

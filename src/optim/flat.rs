@@ -1,0 +1,131 @@
+//! The optimizers over plain f32 slices, for the CPU engine: one fused in-place pass
+//! per parameter (SGD with momentum/Nesterov and weight decay; AdamW), state
+//! allocated at the first step and reused after.
+
+use candle_core::{Device, Tensor};
+
+use super::kernels::{adam_elem, sgd_momentum_elem};
+use super::{Hyper, Kind};
+
+pub struct Flat {
+    kind: Kind,
+    h: Hyper,
+    steps: u64,
+    /// SGD momentum buffers, or AdamW first moments, one per parameter.
+    first: Vec<Vec<f32>>,
+    /// AdamW second moments.
+    second: Vec<Vec<f32>>,
+}
+
+/// The per-step constants of one update.
+#[derive(Clone, Copy)]
+pub struct StepConsts {
+    lr: f32,
+    wd: f32,
+    mu: f32,
+    nesterov: bool,
+    beta2: f32,
+    decay: f32,
+    step_size: f32,
+    bc2_sqrt: f32,
+    eps: f32,
+}
+
+impl Flat {
+    pub fn new(kind: Kind, h: Hyper) -> Flat {
+        Flat {
+            kind,
+            h,
+            steps: 0,
+            first: Vec::new(),
+            second: Vec::new(),
+        }
+    }
+
+    pub fn hyper(&self) -> Hyper {
+        self.h
+    }
+
+    pub fn set_hyper(&mut self, h: Hyper) {
+        self.h = h;
+    }
+
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// Starts an update: counts the step and fixes its constants.
+    pub fn begin(&mut self) -> StepConsts {
+        self.steps += 1;
+        let h = self.h;
+        let t = self.steps as i32;
+        StepConsts {
+            lr: h.lr as f32,
+            wd: h.weight_decay as f32,
+            mu: h.momentum as f32,
+            nesterov: h.nesterov,
+            beta2: h.beta2 as f32,
+            decay: (1.0 - h.lr * h.weight_decay) as f32,
+            step_size: (h.lr / (1.0 - h.momentum.powi(t))) as f32,
+            bc2_sqrt: (1.0 - h.beta2.powi(t)).sqrt() as f32,
+            eps: h.eps as f32,
+        }
+    }
+
+    /// Updates parameter `i` in place from its gradient.
+    pub fn update(&mut self, c: &StepConsts, i: usize, p: &mut [f32], g: &[f32]) {
+        let grow = |v: &mut Vec<Vec<f32>>| {
+            while v.len() <= i {
+                v.push(Vec::new());
+            }
+            if v[i].len() != p.len() {
+                v[i] = vec![0.0; p.len()];
+            }
+        };
+        match self.kind {
+            Kind::Sgd if c.mu == 0.0 => {
+                for (p, &g) in p.iter_mut().zip(g) {
+                    *p -= c.lr * (g + c.wd * *p);
+                }
+            }
+            Kind::Sgd => {
+                grow(&mut self.first);
+                for ((p, &g), b) in p.iter_mut().zip(g).zip(self.first[i].iter_mut()) {
+                    sgd_momentum_elem(p, g, b, c.lr, c.wd, c.mu, c.nesterov);
+                }
+            }
+            Kind::Adamw => {
+                grow(&mut self.first);
+                grow(&mut self.second);
+                let (m, v) = (&mut self.first[i], &mut self.second[i]);
+                for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                    *m += (1.0 - c.mu) * (g - *m);
+                    *v = c.beta2 * *v + (1.0 - c.beta2) * g * g;
+                    adam_elem(p, *m, *v, c.decay, c.step_size, c.bc2_sqrt, c.eps);
+                }
+            }
+        }
+    }
+
+    /// Named state tensors (as the candle optimizers name them), for checkpoints.
+    pub fn state(&self, names: &[String]) -> candle_core::Result<Vec<(String, Tensor)>> {
+        let mut out = Vec::new();
+        let t = |v: &Vec<f32>| Tensor::from_slice(v, v.len(), &Device::Cpu);
+        for (i, name) in names.iter().enumerate() {
+            match self.kind {
+                Kind::Sgd => {
+                    if let Some(b) = self.first.get(i).filter(|b| !b.is_empty()) {
+                        out.push((format!("{name}.momentum_buffer"), t(b)?));
+                    }
+                }
+                Kind::Adamw => {
+                    if let (Some(m), Some(v)) = (self.first.get(i), self.second.get(i)) {
+                        out.push((format!("{name}.exp_avg"), t(m)?));
+                        out.push((format!("{name}.exp_avg_sq"), t(v)?));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}

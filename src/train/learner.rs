@@ -1,0 +1,208 @@
+//! How one step's arithmetic is done: candle's autograd over the [`Model`] (any device,
+//! the reference), or the CPU engine (our own kernels). The trainer drives either
+//! through [`Learner`] and never sees the difference.
+
+use candle_core::{Tensor, Var};
+
+use crate::data::Split;
+use crate::engine::{self, Net};
+use crate::loss::Loss;
+use crate::model::Model;
+use crate::optim::{Flat, Hyper, Optimizer};
+
+/// Gradient of a step's batches, then one update.
+pub trait Learner {
+    /// Forward and backward on the examples `rows` of `split`; the gradient is written
+    /// (`first`) or added, scaled by `scale`. Returns (mean loss, correct).
+    fn accumulate(
+        &mut self,
+        split: &Split,
+        rows: &[u32],
+        first: bool,
+        scale: f64,
+    ) -> candle_core::Result<(f64, f64)>;
+    /// One optimizer update from the accumulated gradient.
+    fn step(&mut self) -> candle_core::Result<()>;
+    /// Mean loss and accuracy on `split`, in evaluation mode.
+    fn evaluate(&mut self, split: &Split) -> candle_core::Result<(f64, f64)>;
+    fn hyper(&self) -> Hyper;
+    fn set_hyper(&mut self, h: Hyper);
+    /// Brings the candle model up to date with the learner's weights.
+    fn sync_model(&mut self) -> candle_core::Result<()>;
+}
+
+/// candle autograd and the tensor optimizers.
+pub struct Graph {
+    pub model: Model,
+    params: Vec<Var>,
+    opt: Box<dyn Optimizer>,
+    loss: Loss,
+    grads: Vec<Option<Tensor>>,
+}
+
+/// Examples per evaluation batch.
+const EVAL_BATCH: usize = 1000;
+/// The engine keeps activations for a whole batch; smaller evaluation batches bound
+/// that memory (the CNN's im2col buffer is 113 KB per example).
+const ENGINE_EVAL_BATCH: usize = 128;
+
+impl Graph {
+    pub fn new(model: Model, opt: Box<dyn Optimizer>, loss: Loss) -> Graph {
+        let params: Vec<Var> = model.params().into_iter().map(|(_, v)| v).collect();
+        Graph {
+            grads: vec![None; params.len()],
+            model,
+            params,
+            opt,
+            loss,
+        }
+    }
+}
+
+fn count_correct(logits: &Tensor, y: &Tensor) -> candle_core::Result<f64> {
+    let pred = logits.argmax(1)?;
+    Ok(pred
+        .eq(y)?
+        .to_dtype(candle_core::DType::F32)?
+        .sum_all()?
+        .to_scalar::<f32>()? as f64)
+}
+
+impl Learner for Graph {
+    fn accumulate(
+        &mut self,
+        split: &Split,
+        rows: &[u32],
+        first: bool,
+        scale: f64,
+    ) -> candle_core::Result<(f64, f64)> {
+        let idx = Tensor::from_slice(rows, rows.len(), split.x.device())?;
+        let (x, y) = (
+            split.x.index_select(&idx, 0)?,
+            split.y.index_select(&idx, 0)?,
+        );
+        let logits = self.model.forward(&x, true)?;
+        let loss = self.loss.compute(&logits, &y)?;
+        let out = (loss.to_scalar::<f32>()? as f64, count_correct(&logits, &y)?);
+        let scaled = if scale != 1.0 { (loss * scale)? } else { loss };
+        let mut store = scaled.backward()?;
+        for (slot, p) in self.grads.iter_mut().zip(&self.params) {
+            let Some(g) = store.remove(p.as_tensor()) else {
+                continue;
+            };
+            *slot = Some(match slot.take() {
+                Some(sum) if !first => (sum + g)?,
+                _ => g,
+            });
+        }
+        Ok(out)
+    }
+
+    fn step(&mut self) -> candle_core::Result<()> {
+        let grads = self
+            .grads
+            .iter_mut()
+            .zip(&self.params)
+            .map(|(g, p)| g.take().map_or_else(|| p.zeros_like(), Ok))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        self.opt.step(&grads)
+    }
+
+    fn evaluate(&mut self, split: &Split) -> candle_core::Result<(f64, f64)> {
+        let (mut loss_sum, mut correct) = (0f64, 0f64);
+        for batch in crate::data::batcher::in_order(split, EVAL_BATCH) {
+            let (x, y) = batch?;
+            let logits = self.model.forward(&x, false)?.detach();
+            let b = y.dim(0)? as f64;
+            loss_sum += self.loss.compute(&logits, &y)?.to_scalar::<f32>()? as f64 * b;
+            correct += count_correct(&logits, &y)?;
+        }
+        let n = split.len().max(1) as f64;
+        Ok((loss_sum / n, correct / n))
+    }
+
+    fn hyper(&self) -> Hyper {
+        self.opt.hyper()
+    }
+
+    fn set_hyper(&mut self, h: Hyper) {
+        self.opt.set_hyper(h);
+    }
+
+    fn sync_model(&mut self) -> candle_core::Result<()> {
+        Ok(())
+    }
+}
+
+/// The CPU engine and the flat optimizer; `model` is refreshed by `sync_model`.
+pub struct Engine {
+    pub model: Model,
+    net: Net,
+    opt: Flat,
+    loss: Loss,
+}
+
+impl Engine {
+    pub fn new(model: Model, net: Net, opt: Flat, loss: Loss) -> Engine {
+        Engine {
+            model,
+            net,
+            opt,
+            loss,
+        }
+    }
+}
+
+impl Learner for Engine {
+    fn accumulate(
+        &mut self,
+        split: &Split,
+        rows: &[u32],
+        first: bool,
+        scale: f64,
+    ) -> candle_core::Result<(f64, f64)> {
+        let net = &mut self.net;
+        engine::with_host::<f32, _>(&split.x, |x| {
+            engine::with_host::<u32, _>(&split.y, |y| net.gather(x, y, rows))
+        })??;
+        let (loss, correct) = self.net.train_batch(self.loss, !first, scale as f32);
+        Ok((loss, correct as f64))
+    }
+
+    fn step(&mut self) -> candle_core::Result<()> {
+        let consts = self.opt.begin();
+        let opt = &mut self.opt;
+        self.net
+            .visit(&mut |i, p| opt.update(&consts, i, &mut p.value, &p.grad));
+        Ok(())
+    }
+
+    fn evaluate(&mut self, split: &Split) -> candle_core::Result<(f64, f64)> {
+        let n = split.len();
+        let (mut loss_sum, mut correct) = (0f64, 0usize);
+        for start in (0..n).step_by(ENGINE_EVAL_BATCH) {
+            let len = ENGINE_EVAL_BATCH.min(n - start);
+            let net = &mut self.net;
+            engine::with_host::<f32, _>(&split.x, |x| {
+                engine::with_host::<u32, _>(&split.y, |y| net.gather_range(x, y, start, len))
+            })??;
+            let (l, c) = self.net.eval_batch(self.loss);
+            loss_sum += l * len as f64;
+            correct += c;
+        }
+        let n = n.max(1) as f64;
+        Ok((loss_sum / n, correct as f64 / n))
+    }
+
+    fn hyper(&self) -> Hyper {
+        self.opt.hyper()
+    }
+
+    fn set_hyper(&mut self, h: Hyper) {
+        self.opt.set_hyper(h);
+    }
+
+    fn sync_model(&mut self) -> candle_core::Result<()> {
+        self.net.export(&self.model)
+    }
+}
