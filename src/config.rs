@@ -108,7 +108,7 @@ pub struct TrainOptions {
     /// cpu | cuda[:N] [default: cpu]
     #[arg(long)]
     pub device: Option<String>,
-    /// CPU threads for the tensor kernels [default: 1]
+    /// CPU threads for the tensor kernels [default: 1 for mlp, 2 for cnn]
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
     /// Whose CPU kernels train: rudder's own or candle's autograd [default: rudder]
@@ -310,7 +310,12 @@ impl TrainOptions {
             out: self.out.unwrap_or_else(crate::runlog::default_run_dir),
             seed: self.seed.unwrap_or(0),
             device: self.device.unwrap_or_else(|| "cpu".into()),
-            threads: self.threads.unwrap_or(1),
+            // Measured best here (BENCHMARKS.md): the MLP's products are too small to
+            // split, the CNN's are not.
+            threads: self.threads.unwrap_or(match self.model {
+                Some(ModelKind::Cnn) => 2,
+                _ => 1,
+            }),
             kernels: self.kernels.unwrap_or(Kernels::Rudder),
             log_steps: self.log_steps.unwrap_or(false),
             quiet: self.quiet.unwrap_or(false),

@@ -1,7 +1,17 @@
 //! Matrix products on row-major slices through the `gemm` crate: transposes are
 //! strides, the destination is written (or added to) in its own layout.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use gemm::Parallelism;
+
+static CALLS: AtomicUsize = AtomicUsize::new(0);
+
+/// Matrix products run so far (the `gemm` crate allocates its packing buffers in
+/// each call, so allocation counts are stated per product).
+pub fn calls() -> usize {
+    CALLS.load(Ordering::Relaxed)
+}
 
 /// A row-major matrix view: `rows x cols`, element `(i, j)` at `i * rs + j * cs`.
 #[derive(Clone, Copy)]
@@ -49,6 +59,7 @@ pub fn matmul(dst: &mut [f32], a: View, b: View, accumulate: bool, threads: usiz
         a.data.len() as isize > span(&a) && b.data.len() as isize > span(&b),
         "view out of bounds"
     );
+    CALLS.fetch_add(1, Ordering::Relaxed);
     let par = if threads > 1 && m * n * k >= 1 << 18 {
         Parallelism::Rayon(threads)
     } else {

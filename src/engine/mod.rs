@@ -3,18 +3,19 @@
 //! It mirrors a candle [`Model`] parameter for parameter (import and export), so the
 //! autograd model stays the reference, the CUDA path and the checkpoint format.
 
-mod conv;
-mod dense;
+pub mod conv;
+pub mod dense;
 mod gemm;
 mod loss;
-mod norm;
-mod pool;
+pub mod norm;
+pub mod pool;
 
 use candle_core::{Tensor, Var};
 
 use crate::loss::Loss;
 use crate::model::{Arch, Io, Model};
 
+pub use gemm::calls as gemm_calls;
 pub use loss::{argmax, loss_and_grad};
 
 /// A trainable array and its gradient.
@@ -24,11 +25,11 @@ pub struct Param {
 }
 
 impl Param {
-    fn zeros(len: usize) -> Param {
+    pub fn zeros(len: usize) -> Param {
         Param::filled(len, 0.0)
     }
 
-    fn filled(len: usize, v: f32) -> Param {
+    pub fn filled(len: usize, v: f32) -> Param {
         Param {
             value: vec![v; len],
             grad: vec![0.0; len],
@@ -37,7 +38,7 @@ impl Param {
 }
 
 /// One layer of the engine. Buffers are row-major, examples first, channels last.
-pub(crate) trait Op: Send {
+pub trait Op: Send {
     /// Output elements per example.
     fn out_len(&self) -> usize;
     /// `y = f(x)` for `n` examples.

@@ -18,8 +18,9 @@ pub struct BnRelu {
     /// Normalised input of the last training batch, for the backward pass.
     xhat: Vec<f32>,
     inv_std: Vec<f32>,
-    /// Per-channel scratch sums.
+    /// Per-channel scratch: sums, then coefficients.
     sum: Vec<f32>,
+    coef: Vec<f32>,
     sum2: Vec<f32>,
 }
 
@@ -35,6 +36,7 @@ impl BnRelu {
             xhat: Vec::new(),
             inv_std: vec![0.0; channels],
             sum: vec![0.0; channels],
+            coef: vec![0.0; channels],
             sum2: vec![0.0; channels],
         }
     }
@@ -50,55 +52,61 @@ impl Op for BnRelu {
         let total = n * self.len;
         let (x, y) = (&x[..total], &mut y[..total]);
         let rows = (total / c) as f32;
-        if !train {
-            for ch in 0..c {
-                self.inv_std[ch] = 1.0 / (self.running_var[ch] + EPS).sqrt();
+        // Per channel: y = max(0, x * scale + shift).
+        let (scale, shift) = (&mut self.sum, &mut self.sum2);
+        if train {
+            let mean = &mut *scale;
+            mean.fill(0.0);
+            for xr in x.chunks_exact(c) {
+                mean.iter_mut().zip(xr).for_each(|(s, &v)| *s += v);
             }
-            for (xr, yr) in x.chunks_exact(c).zip(y.chunks_exact_mut(c)) {
-                for ch in 0..c {
-                    let v =
-                        (xr[ch] - self.running_mean[ch]) * self.inv_std[ch] * self.gamma.value[ch]
-                            + self.beta.value[ch];
-                    yr[ch] = v.max(0.0);
-                }
+            mean.iter_mut().for_each(|s| *s /= rows);
+            let var = &mut *shift;
+            var.fill(0.0);
+            for xr in x.chunks_exact(c) {
+                var.iter_mut()
+                    .zip(xr)
+                    .zip(mean.iter())
+                    .for_each(|((s, &v), &m)| *s += (v - m) * (v - m));
+            }
+            for ch in 0..c {
+                let v = var[ch] / rows;
+                self.inv_std[ch] = 1.0 / (v + EPS).sqrt();
+                let unbiased = v * rows / (rows - 1.0).max(1.0);
+                self.running_mean[ch] =
+                    (1.0 - MOMENTUM) * self.running_mean[ch] + MOMENTUM * mean[ch];
+                self.running_var[ch] =
+                    (1.0 - MOMENTUM) * self.running_var[ch] + MOMENTUM * unbiased;
+            }
+            if self.xhat.len() < total {
+                self.xhat.resize(total, 0.0);
+            }
+            let inv = &self.inv_std;
+            for (xr, hr) in x.chunks_exact(c).zip(self.xhat.chunks_exact_mut(c)) {
+                hr.iter_mut()
+                    .zip(xr)
+                    .zip(mean.iter().zip(inv))
+                    .for_each(|((h, &v), (&m, &i))| *h = (v - m) * i);
+            }
+            let (g, b) = (&self.gamma.value, &self.beta.value);
+            for (hr, yr) in self.xhat.chunks_exact(c).zip(y.chunks_exact_mut(c)) {
+                yr.iter_mut()
+                    .zip(hr)
+                    .zip(g.iter().zip(b))
+                    .for_each(|((o, &h), (&g, &b))| *o = (h * g + b).max(0.0));
             }
             return;
         }
-        self.sum.fill(0.0);
-        for xr in x.chunks_exact(c) {
-            for (s, &v) in self.sum.iter_mut().zip(xr) {
-                *s += v;
-            }
-        }
-        let mean: &mut [f32] = &mut self.sum;
-        mean.iter_mut().for_each(|s| *s /= rows);
-        self.sum2.fill(0.0);
-        for xr in x.chunks_exact(c) {
-            for ch in 0..c {
-                let d = xr[ch] - mean[ch];
-                self.sum2[ch] += d * d;
-            }
-        }
         for ch in 0..c {
-            let var = self.sum2[ch] / rows;
-            self.inv_std[ch] = 1.0 / (var + EPS).sqrt();
-            let unbiased = var * rows / (rows - 1.0).max(1.0);
-            self.running_mean[ch] = (1.0 - MOMENTUM) * self.running_mean[ch] + MOMENTUM * mean[ch];
-            self.running_var[ch] = (1.0 - MOMENTUM) * self.running_var[ch] + MOMENTUM * unbiased;
+            let inv = 1.0 / (self.running_var[ch] + EPS).sqrt();
+            scale[ch] = inv * self.gamma.value[ch];
+            shift[ch] = self.beta.value[ch] - self.running_mean[ch] * scale[ch];
         }
-        if self.xhat.len() < total {
-            self.xhat.resize(total, 0.0);
-        }
-        for ((xr, hr), yr) in x
-            .chunks_exact(c)
-            .zip(self.xhat.chunks_exact_mut(c))
-            .zip(y.chunks_exact_mut(c))
-        {
-            for ch in 0..c {
-                let h = (xr[ch] - mean[ch]) * self.inv_std[ch];
-                hr[ch] = h;
-                yr[ch] = (h * self.gamma.value[ch] + self.beta.value[ch]).max(0.0);
-            }
+        for (xr, yr) in x.chunks_exact(c).zip(y.chunks_exact_mut(c)) {
+            yr.iter_mut()
+                .zip(xr)
+                .zip(scale.iter().zip(shift.iter()))
+                .for_each(|((o, &v), (&a, &b))| *o = (v * a + b).max(0.0));
         }
     }
 
@@ -117,20 +125,26 @@ impl Op for BnRelu {
         let rows = (total / c) as f32;
         let dy = &mut dy[..total];
         // Through the ReLU, then the per-channel sums of dy and dy * xhat.
-        self.sum.fill(0.0);
-        self.sum2.fill(0.0);
-        for (i, (gr, hr)) in dy
+        let (sum, sum2) = (&mut self.sum, &mut self.sum2);
+        sum.fill(0.0);
+        sum2.fill(0.0);
+        for ((gr, hr), yr) in dy
             .chunks_exact_mut(c)
             .zip(self.xhat.chunks_exact(c))
-            .enumerate()
+            .zip(y[..total].chunks_exact(c))
         {
-            let yr = &y[i * c..(i + 1) * c];
-            for ch in 0..c {
-                if yr[ch] <= 0.0 {
-                    gr[ch] = 0.0;
+            for ((((g, &h), &o), s), s2) in gr
+                .iter_mut()
+                .zip(hr)
+                .zip(yr)
+                .zip(sum.iter_mut())
+                .zip(sum2.iter_mut())
+            {
+                if o <= 0.0 {
+                    *g = 0.0;
                 }
-                self.sum[ch] += gr[ch];
-                self.sum2[ch] += gr[ch] * hr[ch];
+                *s += *g;
+                *s2 += *g * h;
             }
         }
         if !acc {
@@ -138,18 +152,33 @@ impl Op for BnRelu {
             self.beta.grad.fill(0.0);
         }
         for ch in 0..c {
-            self.beta.grad[ch] += self.sum[ch];
-            self.gamma.grad[ch] += self.sum2[ch];
+            self.beta.grad[ch] += sum[ch];
+            self.gamma.grad[ch] += sum2[ch];
         }
         let Some(dx) = dx else { return };
+        // dx = k (rows dy - sum - xhat sum2), k = gamma inv_std / rows; folded per
+        // channel into dx = a dy + b xhat + c0.
+        let a = &mut self.coef;
+        for ch in 0..c {
+            let k = self.gamma.value[ch] * self.inv_std[ch] / rows;
+            sum[ch] *= -k;
+            sum2[ch] *= -k;
+            a[ch] = k * rows;
+        }
         for ((dr, gr), hr) in dx[..total]
             .chunks_exact_mut(c)
             .zip(dy.chunks_exact(c))
             .zip(self.xhat.chunks_exact(c))
         {
-            for ch in 0..c {
-                let k = self.gamma.value[ch] * self.inv_std[ch] / rows;
-                dr[ch] = k * (rows * gr[ch] - self.sum[ch] - hr[ch] * self.sum2[ch]);
+            for (((((d, &g), &h), &a), &b), &c0) in dr
+                .iter_mut()
+                .zip(gr)
+                .zip(hr)
+                .zip(a.iter())
+                .zip(sum2.iter())
+                .zip(sum.iter())
+            {
+                *d = a * g + b * h + c0;
             }
         }
     }
