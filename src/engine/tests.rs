@@ -289,3 +289,116 @@ fn evaluation_matches_candle_after_training_steps() {
         .unwrap();
     close(net.logits(), &want, "eval logits");
 }
+
+/// A 1->2 channel CNN on 4x4 inputs with fixed weights, against PyTorch:
+///
+/// ```python
+/// conv = nn.Conv2d(1, 2, 3, padding=1, bias=False); bn = nn.BatchNorm2d(2); head = nn.Linear(8, 3)
+/// conv.weight = [0.1 * (k % 7) - 0.3 for k in range(18)]; bn.weight = [1.0, 0.5]; bn.bias = [0.1, -0.1]
+/// head.weight = [0.05 * (k % 11) - 0.25 for k in range(24)]; head.bias = [0.0, 0.1, -0.1]
+/// x = [((k * 37) % 19) / 10 - 0.9 for k in range(48)] as (3, 1, 4, 4); y = [0, 2, 1]
+/// F.cross_entropy(head(F.max_pool2d(F.relu(bn(conv(x))), 2).flatten(1)), y).backward()
+/// ```
+#[test]
+fn cnn_gradients_match_pytorch() {
+    let arch = Arch::Cnn { channels: vec![2] };
+    let io = Io {
+        features: 16,
+        image: Some((1, 4, 4)),
+        classes: 3,
+    };
+    let model = model::build(&arch, io, 0, &Device::Cpu).unwrap();
+    let set = |name: &str, v: Vec<f32>| {
+        let (_, var) = model.params().into_iter().find(|(n, _)| n == name).unwrap();
+        var.set(&Tensor::from_vec(v, var.shape(), &Device::Cpu).unwrap())
+            .unwrap();
+    };
+    set(
+        "conv1.weight",
+        (0..18).map(|k| 0.1 * (k % 7) as f32 - 0.3).collect(),
+    );
+    set("bn1.weight", vec![1.0, 0.5]);
+    set("bn1.bias", vec![0.1, -0.1]);
+    set(
+        "head.weight",
+        (0..24).map(|k| 0.05 * (k % 11) as f32 - 0.25).collect(),
+    );
+    set("head.bias", vec![0.0, 0.1, -0.1]);
+    let mut net = Net::from_model(&arch, io, &model, 1).unwrap();
+    let x: Vec<f32> = (0..48)
+        .map(|k| ((k * 37) % 19) as f32 / 10.0 - 0.9)
+        .collect();
+    net.gather_range(&x, &[0, 2, 1], 0, 3);
+    let (loss, _) = net.train_batch(Loss::CrossEntropy, false, 1.0);
+    assert!((loss - 1.170_195_7).abs() < 1e-5, "loss {loss}");
+    let want: [(&str, &[f32]); 5] = [
+        (
+            "conv1.weight",
+            &[
+                0.037_717_07,
+                0.154_333_34,
+                0.340_776,
+                0.123_207_29,
+                0.334_628_5,
+                0.401_516_77,
+                0.131_185_44,
+                0.139_444_17,
+                0.175_052_76,
+                0.210_193_37,
+                0.304_614_4,
+                0.206_366_54,
+                -0.315_385_8,
+                -0.259_770_45,
+                -0.203_929_54,
+                -0.276_899_04,
+                -0.248_263_69,
+                0.032_587_99,
+            ],
+        ),
+        ("bn1.weight", &[0.185_813_05, -0.070_408_58]),
+        ("bn1.bias", &[0.269_881_5, -0.096_575_66]),
+        (
+            "head.weight",
+            &[
+                -0.126_226_25,
+                -0.099_233_22,
+                0.012_607_55,
+                0.015_028_31,
+                -0.117_111_25,
+                -0.091_731_44,
+                -0.038_497_1,
+                -0.030_061_3,
+                0.345_835_2,
+                0.298_313_3,
+                -0.380_753_1,
+                -0.309_589_9,
+                0.016_528_94,
+                0.118_915_11,
+                0.027_479_6,
+                -0.047_561_34,
+                -0.219_608_87,
+                -0.199_080_04,
+                0.368_145_6,
+                0.294_561_6,
+                0.100_582_34,
+                -0.027_183_62,
+                0.011_017_52,
+                0.077_622_67,
+            ],
+        ),
+        ("head.bias", &[-0.195_708_01, 0.154_009_7, 0.041_698_37]),
+    ];
+    let got = engine_grads(&mut net);
+    for ((name, g), (want_name, w)) in got.iter().zip(want) {
+        assert_eq!(name, want_name);
+        close(g, w, name);
+    }
+    // bn.running_mean / running_var after the step, as torch.
+    let bn = net.norm_mut(1);
+    close(
+        &bn.running_mean,
+        &[-0.005_145_834, -0.001_75],
+        "running_mean",
+    );
+    close(&bn.running_var, &[0.910_202_5, 0.906_040_6], "running_var");
+}
