@@ -7,8 +7,9 @@ use crate::cli::{Cli, Command};
 use crate::config::{ConfigError, Kernels, TrainConfig, TrainOptions, parse_device};
 use crate::data::DataError;
 use crate::engine::Net;
-use crate::policy::{Controller, Fixed};
+use crate::policy::{Controller, Rescale};
 use crate::runlog::RunLog;
+use crate::script::{LoadError, Param, PolicySet, SearchPath};
 use crate::train::{Engine, Graph, Learner, Summary, TrainError, Trainer};
 use crate::{data, model, optim};
 
@@ -70,7 +71,28 @@ fn device(cfg: &TrainConfig) -> Result<Device, ConfigError> {
 
 /// `rudder train`.
 pub fn train(opts: TrainOptions) -> Result<Summary, AppError> {
-    train_with(&resolve(opts)?, &mut Fixed)
+    let cfg = resolve(opts)?;
+    let mut policies = load_policies(&cfg.policy, &cfg.param, cfg.lr_scaling)?;
+    train_with(&cfg, &mut policies)
+}
+
+/// Loads `specs` with `params` from the search path; faults are exit code 2.
+pub fn load_policies(
+    specs: &[String],
+    params: &[String],
+    rule: Rescale,
+) -> Result<PolicySet, ConfigError> {
+    let params = params
+        .iter()
+        .map(|p| {
+            p.parse::<Param>()
+                .map_err(|m| ConfigError(format!("--param {m}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    PolicySet::load(specs, &params, &SearchPath::from_env(), rule).map_err(|e| match e {
+        LoadError::Script(e) => ConfigError(e.to_string()),
+        other => ConfigError(other.to_string()),
+    })
 }
 
 /// Trains as configured by `cfg`, steered by `controller`.

@@ -99,6 +99,12 @@ pub struct TrainOptions {
     /// Rule when a policy changes the batch size without setting lr [default: linear for sgd, sqrt for adamw]
     #[arg(long, value_enum)]
     pub lr_scaling: Option<Rescale>,
+    /// Policy name or path, repeatable; run in the order given [default: default]
+    #[arg(long = "policy", value_name = "NAME|PATH")]
+    pub policy: Option<Vec<String>>,
+    /// [POLICY.]KEY=VALUE, VALUE as JSON, repeatable
+    #[arg(long = "param", value_name = "[POLICY.]KEY=VALUE")]
+    pub param: Option<Vec<String>>,
     /// Run directory [default: runs/<time>]
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -157,6 +163,8 @@ pub struct TrainConfig {
     pub epochs: usize,
     pub accumulation: usize,
     pub lr_scaling: Rescale,
+    pub policy: Vec<String>,
+    pub param: Vec<String>,
     pub out: PathBuf,
     pub seed: u64,
     pub device: String,
@@ -212,6 +220,8 @@ impl TrainOptions {
             epochs,
             accumulation,
             lr_scaling,
+            policy,
+            param,
             out,
             seed,
             device,
@@ -266,6 +276,10 @@ impl TrainOptions {
         {
             return fail("betas", format!("needs two numbers in [0, 1), got {b:?}"));
         }
+        for p in self.param.iter().flatten() {
+            p.parse::<crate::script::Param>()
+                .map_err(|m| ConfigError(format!("{}: {m}", name("param"))))?;
+        }
         if let Some(d) = &self.device {
             parse_device(d).map_err(|m| ConfigError(format!("{}: {m}", name("device"))))?;
         }
@@ -307,6 +321,8 @@ impl TrainOptions {
             } else {
                 Rescale::Linear
             }),
+            policy: self.policy.unwrap_or_else(|| vec!["default".into()]),
+            param: self.param.unwrap_or_default(),
             out: self.out.unwrap_or_else(crate::runlog::default_run_dir),
             seed: self.seed.unwrap_or(0),
             device: self.device.unwrap_or_else(|| "cpu".into()),

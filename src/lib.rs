@@ -12,4 +12,5 @@ pub mod optim;
 pub mod policy;
 pub mod report;
 pub mod runlog;
+pub mod script;
 pub mod train;

@@ -47,13 +47,13 @@ pub struct Decision {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{key}: {message}")]
 pub struct Invalid {
-    pub key: &'static str,
+    pub key: String,
     pub message: String,
 }
 
-fn invalid(key: &'static str, message: impl Into<String>) -> Invalid {
+fn invalid(key: &str, message: impl Into<String>) -> Invalid {
     Invalid {
-        key,
+        key: key.to_string(),
         message: message.into(),
     }
 }

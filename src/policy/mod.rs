@@ -9,15 +9,20 @@ pub use decision::{Decision, Invalid, Rescale};
 
 use serde::Serialize;
 
-/// When a hook is called.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
+/// When a hook is called; serialised as its function name (`on_step`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Hook {
     TrainStart,
     EpochStart,
     Step,
     EpochEnd,
     TrainEnd,
+}
+
+impl Serialize for Hook {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.function())
+    }
 }
 
 impl Hook {

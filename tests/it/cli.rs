@@ -17,10 +17,20 @@ fn default_run_on_digits_learns_and_writes_the_run_directory() {
         assert_eq!(r["epoch"], i);
         // 1617 training digits in batches of 64: 26 steps per epoch.
         assert_eq!(r["step"], 26 * (i + 1));
-        assert_eq!(
-            (r["lr"].as_f64(), r["batch_size"].as_u64()),
-            (Some(0.1), Some(64))
+        // The default policy: warmup over epoch 0, then cosine to zero; `lr` is the one
+        // the epoch's last step used (step index 26 (i + 1) - 1).
+        let s = (26 * (i + 1) - 1) as f64;
+        let want = if i == 0 {
+            0.1 * (0.1 + 0.9 * s / 26.0)
+        } else {
+            0.05 * (1.0 + (std::f64::consts::PI * (s - 26.0) / (520.0 - 26.0)).cos())
+        };
+        assert!(
+            (r["lr"].as_f64().unwrap() - want).abs() < 1e-12,
+            "epoch {i}: lr {} vs {want}",
+            r["lr"]
         );
+        assert_eq!(r["batch_size"], 64);
         assert!(r["samples_per_s"].as_f64().unwrap() > 0.0);
         assert!(r["policy"].is_object());
     }
@@ -50,6 +60,7 @@ fn default_run_on_digits_learns_and_writes_the_run_directory() {
         ),
         (Some("digits"), Some(0.1), Some(20))
     );
+    assert_eq!(cfg["policy"], serde_json::json!(["default"]));
     let report = fs::read_to_string(run.join("report.html")).unwrap();
     assert_eq!(report.matches("<svg").count(), 4);
     assert_eq!(report.matches("<tr>").count(), 21);

@@ -1,0 +1,162 @@
+//! Between the host and scripts: the `ctx` map a hook sees, and the decision map a
+//! hook returns, checked key by key (numbers may be integer or float).
+
+use std::collections::BTreeMap;
+
+use rhai::{Dynamic, Map};
+
+use super::host::number;
+use crate::policy::{Ctx, Decision, Invalid, Rescale};
+
+fn opt(v: Option<f64>) -> Dynamic {
+    v.map_or(Dynamic::UNIT, Dynamic::from_float)
+}
+
+fn int(v: usize) -> Dynamic {
+    Dynamic::from_int(v as rhai::INT)
+}
+
+/// The `ctx` map for `c`, with the policy's `params` and the shared, read-only
+/// `history` array.
+pub fn ctx_map(c: &Ctx, params: &Dynamic, history: &Dynamic) -> Dynamic {
+    let s = &c.settings;
+    let mut m = Map::new();
+    m.insert("epoch".into(), int(c.epoch));
+    m.insert("epochs".into(), int(s.epochs));
+    m.insert("step".into(), Dynamic::from_int(c.step as rhai::INT));
+    m.insert("steps_per_epoch".into(), int(c.steps_per_epoch));
+    m.insert("lr".into(), Dynamic::from_float(s.lr));
+    m.insert("base_lr".into(), Dynamic::from_float(c.base_lr));
+    m.insert("batch_size".into(), int(s.batch_size));
+    m.insert("base_batch_size".into(), int(c.base_batch_size));
+    m.insert("accumulation".into(), int(s.accumulation));
+    m.insert("momentum".into(), Dynamic::from_float(s.momentum));
+    m.insert("weight_decay".into(), Dynamic::from_float(s.weight_decay));
+    m.insert("optimizer".into(), c.optimizer.into());
+    m.insert("dataset_size".into(), int(c.dataset_size));
+    m.insert("train_loss".into(), opt(c.metrics.train_loss));
+    m.insert("train_acc".into(), opt(c.metrics.train_acc));
+    m.insert("val_loss".into(), opt(c.metrics.val_loss));
+    m.insert("val_acc".into(), opt(c.metrics.val_acc));
+    let mut best = Map::new();
+    best.insert("val_loss".into(), opt(c.best.val_loss));
+    best.insert("val_acc".into(), opt(c.best.val_acc));
+    best.insert("epoch".into(), c.best.epoch.map_or(Dynamic::UNIT, int));
+    m.insert("best".into(), best.into());
+    m.insert("history".into(), history.clone());
+    m.insert("params".into(), params.clone());
+    m.insert("resumed".into(), c.resumed.into());
+    Dynamic::from_map(m).into_read_only()
+}
+
+/// JSON (metrics.jsonl lines) to a read-only script value; non-finite numbers,
+/// written as `null`, become `()`.
+pub fn from_json(v: &serde_json::Value) -> Dynamic {
+    rhai::serde::to_dynamic(v)
+        .unwrap_or(Dynamic::UNIT)
+        .into_read_only()
+}
+
+/// A script value as JSON, for events.
+pub fn to_json(v: &Dynamic) -> serde_json::Value {
+    rhai::serde::from_dynamic(v).unwrap_or(serde_json::Value::Null)
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> Invalid {
+    Invalid {
+        key: key.to_string(),
+        message: message.into(),
+    }
+}
+
+fn num(key: &'static str, v: &Dynamic) -> Result<f64, Invalid> {
+    number(v).ok_or_else(|| invalid(key, format!("must be a number, got {}", v.type_name())))
+}
+
+fn count(key: &'static str, v: &Dynamic) -> Result<usize, Invalid> {
+    let x = num(key, v)?;
+    if x.fract() != 0.0 || x < 0.0 || x > 1e15 {
+        return Err(invalid(
+            key,
+            format!("must be a whole number >= 0, got {x}"),
+        ));
+    }
+    Ok(x as usize)
+}
+
+fn text(key: &'static str, v: &Dynamic) -> Result<String, Invalid> {
+    v.clone()
+        .into_string()
+        .map_err(|t| invalid(key, format!("must be a string, got {t}")))
+}
+
+/// The decision a hook returned: `()` is none; a map is checked key by key and
+/// rejected whole at the first bad key.
+pub fn decision(v: &Dynamic) -> Result<Decision, Invalid> {
+    if v.is_unit() {
+        return Ok(Decision::default());
+    }
+    let Some(map) = v.read_lock::<Map>() else {
+        return Err(invalid(
+            "decision",
+            format!(
+                "a hook returns a map of decisions or (), got {}",
+                v.type_name()
+            ),
+        ));
+    };
+    let mut d = Decision::default();
+    for (k, v) in map.iter() {
+        match k.as_str() {
+            "lr" => d.lr = Some(num("lr", v)?),
+            "batch_size" => d.batch_size = Some(count("batch_size", v)?),
+            "accumulation" => d.accumulation = Some(count("accumulation", v)?),
+            "epochs" => d.epochs = Some(count("epochs", v)?),
+            "momentum" => d.momentum = Some(num("momentum", v)?),
+            "weight_decay" => d.weight_decay = Some(num("weight_decay", v)?),
+            "rescale" => {
+                d.rescale = Some(match text("rescale", v)?.as_str() {
+                    "linear" => Rescale::Linear,
+                    "sqrt" => Rescale::Sqrt,
+                    "none" => Rescale::None,
+                    other => {
+                        return Err(invalid(
+                            "rescale",
+                            format!("must be \"linear\", \"sqrt\" or \"none\", got {other:?}"),
+                        ));
+                    }
+                })
+            }
+            "stop" => {
+                d.stop = v
+                    .as_bool()
+                    .map_err(|t| invalid("stop", format!("must be true or false, got {t}")))?
+            }
+            "reason" => d.reason = Some(text("reason", v)?),
+            "log" => d.log = Some(text("log", v)?),
+            "metrics" => {
+                let Some(m) = v.read_lock::<Map>() else {
+                    return Err(invalid(
+                        "metrics",
+                        format!("must be a map of numbers, got {}", v.type_name()),
+                    ));
+                };
+                let mut out = BTreeMap::new();
+                for (name, x) in m.iter() {
+                    out.insert(name.to_string(), num("metrics", x)?);
+                }
+                d.metrics = out;
+            }
+            "save" | "rollback" => {
+                return Err(invalid(
+                    k,
+                    "needs checkpoints, which are not implemented yet; the decision is dropped",
+                ));
+            }
+            other => {
+                return Err(invalid(other, format!("unknown decision key {other:?}")));
+            }
+        }
+    }
+    Ok(d)
+}

@@ -1,0 +1,87 @@
+//! Script faults with their place: the innermost `file:line:col` of a rhai error, and
+//! the rustc-style rendering (source line, caret under the column) for stderr.
+
+use std::path::PathBuf;
+
+use rhai::{EvalAltResult, ParseError, Position};
+
+/// A fault in a policy, at a place in one of its files.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, thiserror::Error)]
+#[error("{}:{}:{}: {message}", file.display(), line, column)]
+pub struct ScriptError {
+    pub file: PathBuf,
+    /// 1-based; 0 when the fault has no place in a file (a missing file, a budget).
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl ScriptError {
+    pub fn new(file: impl Into<PathBuf>, pos: Position, message: impl Into<String>) -> ScriptError {
+        ScriptError {
+            file: file.into(),
+            line: pos.line().unwrap_or(0),
+            column: pos.position().unwrap_or(0),
+            message: message.into(),
+        }
+    }
+
+    pub fn from_parse(file: impl Into<PathBuf>, e: &ParseError) -> ScriptError {
+        ScriptError::new(file, e.position(), e.err_type().to_string())
+    }
+
+    /// The innermost error and place of a runtime error: nested function calls and
+    /// module errors are walked down to where the fault is.
+    pub fn from_eval(file: impl Into<PathBuf>, e: &EvalAltResult) -> ScriptError {
+        let mut file: PathBuf = file.into();
+        let mut e = e;
+        loop {
+            match e {
+                EvalAltResult::ErrorParsing(..) => break,
+                EvalAltResult::ErrorInFunctionCall(_, src, inner, _)
+                | EvalAltResult::ErrorInModule(src, inner, _) => {
+                    if !src.is_empty() {
+                        file = PathBuf::from(src.as_str());
+                    }
+                    e = inner;
+                }
+                _ => break,
+            }
+        }
+        let message = match e {
+            EvalAltResult::ErrorTooManyOperations(_) => {
+                "the hook ran out of its operation budget (an endless loop?)".to_string()
+            }
+            EvalAltResult::ErrorTerminated(..) => {
+                "the hook ran out of its time budget (an endless loop?)".to_string()
+            }
+            EvalAltResult::ErrorStackOverflow(_) => {
+                "too deep: the call stack overflowed (endless recursion?)".to_string()
+            }
+            other => {
+                let mut m = other.to_string();
+                // rhai appends " (line L, position C)"; the place is ours to print.
+                if let Some(i) = m.rfind(" (line ") {
+                    m.truncate(i);
+                }
+                m
+            }
+        };
+        ScriptError::new(file, e.position(), message)
+    }
+
+    /// `file:line:col: message`, then the source line and a caret, like rustc.
+    pub fn render(&self) -> String {
+        let mut out = format!("error: {self}");
+        if self.line > 0
+            && let Ok(text) = std::fs::read_to_string(&self.file)
+            && let Some(src) = text.lines().nth(self.line - 1)
+        {
+            let num = self.line.to_string();
+            let pad = " ".repeat(num.len());
+            let caret = " ".repeat(self.column.saturating_sub(1));
+            out.push_str(&format!("\n{pad} |\n{num} | {src}\n{pad} | {caret}^"));
+        }
+        out
+    }
+}

@@ -1,0 +1,112 @@
+//! Where policies come from: a path, or a name on the search path (`./plugins`,
+//! `./scripts`, each folder of `$RUDDER_PATH`), then the standard library embedded in
+//! the binary. A file on the search path shadows the embedded one.
+
+use std::path::{Path, PathBuf};
+
+/// The standard library compiled into the binary: (name, source).
+pub const EMBEDDED: &[(&str, &str)] = &[
+    ("default", include_str!("../../scripts/default.rhai")),
+    (
+        "batch/rescale",
+        include_str!("../../scripts/batch/rescale.rhai"),
+    ),
+];
+
+/// The folders searched for policy names and imports, in order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SearchPath(Vec<PathBuf>);
+
+impl SearchPath {
+    /// `./plugins`, `./scripts`, then `$RUDDER_PATH` (split like `PATH`).
+    pub fn from_env() -> SearchPath {
+        let mut dirs = vec![PathBuf::from("plugins"), PathBuf::from("scripts")];
+        if let Some(extra) = std::env::var_os("RUDDER_PATH") {
+            dirs.extend(std::env::split_paths(&extra));
+        }
+        SearchPath(dirs)
+    }
+
+    pub fn new(dirs: Vec<PathBuf>) -> SearchPath {
+        SearchPath(dirs)
+    }
+
+    pub fn dirs(&self) -> &[PathBuf] {
+        &self.0
+    }
+}
+
+/// A policy's source before compiling.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Located {
+    /// Short name, for events and messages.
+    pub name: String,
+    /// The file, or a label like `<embedded>/default.rhai`.
+    pub file: PathBuf,
+    /// Its folder, for imports (`None` when embedded).
+    pub home: Option<PathBuf>,
+    pub source: String,
+}
+
+fn read(name: String, file: PathBuf) -> Result<Located, String> {
+    let source = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let home = file.parent().map(Path::to_path_buf);
+    Ok(Located {
+        name,
+        file,
+        home,
+        source,
+    })
+}
+
+/// Finds `spec`: an existing path (`x.rhai`, `dir/x.rhai`), or a name (`cosine`,
+/// `batch/rescale`, `PLUGIN/POLICY`) on `search`, then embedded.
+pub fn locate(spec: &str, search: &SearchPath) -> Result<Located, String> {
+    let as_path = Path::new(spec);
+    let stem = as_path
+        .file_stem()
+        .map_or(spec.to_string(), |s| s.to_string_lossy().into_owned());
+    if spec.ends_with(".rhai") {
+        return read(stem, as_path.to_path_buf());
+    }
+    let file = format!("{spec}.rhai");
+    for dir in search.dirs() {
+        let direct = dir.join(&file);
+        if direct.is_file() {
+            return read(spec.to_string(), direct);
+        }
+        if !spec.contains('/') {
+            let mut subs: Vec<PathBuf> = std::fs::read_dir(dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path().join(&file))
+                .filter(|p| p.is_file())
+                .collect();
+            subs.sort();
+            if let Some(p) = subs.into_iter().next() {
+                return read(spec.to_string(), p);
+            }
+        }
+    }
+    EMBEDDED
+        .iter()
+        .find(|(n, _)| *n == spec || n.rsplit('/').next() == Some(spec))
+        .map(|(n, src)| Located {
+            name: spec.to_string(),
+            file: PathBuf::from(format!("<embedded>/{n}.rhai")),
+            home: None,
+            source: src.to_string(),
+        })
+        .ok_or_else(|| {
+            let dirs: Vec<String> = search
+                .dirs()
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect();
+            format!(
+                "no policy {spec:?} (looked for {file} in {} and the standard library)",
+                dirs.join(", ")
+            )
+        })
+}

@@ -1,0 +1,142 @@
+//! One compiled policy: its AST in its own sandboxed engine, the hooks it defines, its
+//! merged parameters and its `this` state.
+
+use std::path::PathBuf;
+
+use rhai::{AST, CallFnOptions, Dynamic, Engine, Map, Scope};
+
+use super::error::ScriptError;
+use super::find::{Located, SearchPath};
+use super::host::{self, Budget};
+use super::resolver::Resolver;
+use crate::policy::Hook;
+
+const HOOKS: [Hook; 5] = [
+    Hook::TrainStart,
+    Hook::EpochStart,
+    Hook::Step,
+    Hook::EpochEnd,
+    Hook::TrainEnd,
+];
+
+pub struct Policy {
+    pub name: String,
+    pub file: PathBuf,
+    engine: Engine,
+    budget: Budget,
+    ast: AST,
+    defined: [bool; 5],
+    /// Defaults from `fn params()`, then `--param` values.
+    pub params: Map,
+    /// The state scripts keep in `this`; owned by the host.
+    pub this: Dynamic,
+    /// Every file the policy was built from (its script first).
+    pub files: Vec<PathBuf>,
+    /// Content hash of those files.
+    pub version: String,
+}
+
+fn index(hook: Hook) -> usize {
+    HOOKS
+        .iter()
+        .position(|h| *h == hook)
+        .expect("every hook is listed")
+}
+
+/// FNV-1a over the sources, as 12 hex digits: the version in events.
+pub fn content_hash(parts: &[&str]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for b in p.bytes().chain([0xff]) {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{:012x}", h & 0xffff_ffff_ffff)
+}
+
+impl Policy {
+    /// Compiles `src` (resolving its imports) and reads its `params()`.
+    pub fn compile(src: Located, search: &SearchPath) -> Result<Policy, ScriptError> {
+        let (mut engine, budget) = host::engine();
+        let resolver = Resolver::new(src.home.clone(), search.clone());
+        let imported = resolver.files.clone();
+        engine.set_module_resolver(resolver);
+        let mut ast = engine
+            .compile_into_self_contained(&Scope::new(), &src.source)
+            .map_err(|e| ScriptError::from_eval(&src.file, &e))?;
+        ast.set_source(src.file.display().to_string());
+        let mut defined = [false; 5];
+        let mut has_params = false;
+        for f in ast.iter_functions() {
+            if let Some(i) = HOOKS.iter().position(|h| h.function() == f.name) {
+                if f.params.len() != 1 {
+                    return Err(ScriptError {
+                        file: src.file.clone(),
+                        line: 0,
+                        column: 0,
+                        message: format!(
+                            "{} must take one parameter (ctx), it takes {}",
+                            f.name,
+                            f.params.len()
+                        ),
+                    });
+                }
+                defined[i] = true;
+            }
+            has_params |= f.name == "params" && f.params.is_empty();
+        }
+        let mut files = vec![src.file.clone()];
+        files.extend(imported.lock().expect("resolver lock").iter().cloned());
+        let sources: Vec<String> = std::iter::once(src.source.clone())
+            .chain(
+                files[1..]
+                    .iter()
+                    .map(|f| std::fs::read_to_string(f).unwrap_or_default()),
+            )
+            .collect();
+        let version = content_hash(&sources.iter().map(String::as_str).collect::<Vec<_>>());
+        let mut policy = Policy {
+            name: src.name,
+            file: src.file,
+            engine,
+            budget,
+            ast,
+            defined,
+            params: Map::new(),
+            this: Dynamic::from_map(Map::new()),
+            files,
+            version,
+        };
+        if has_params {
+            let v = policy.call_raw("params", ())?;
+            policy.params = v.try_cast::<Map>().ok_or_else(|| ScriptError {
+                file: policy.file.clone(),
+                line: 0,
+                column: 0,
+                message: "fn params() must return a map of parameters with their defaults".into(),
+            })?;
+        }
+        Ok(policy)
+    }
+
+    pub fn defines(&self, hook: Hook) -> bool {
+        self.defined[index(hook)]
+    }
+
+    fn call_raw(&mut self, name: &str, args: impl rhai::FuncArgs) -> Result<Dynamic, ScriptError> {
+        self.budget.start();
+        let opts = CallFnOptions::new()
+            .eval_ast(true)
+            .rewind_scope(true)
+            .bind_this_ptr(&mut self.this);
+        self.engine
+            .call_fn_with_options::<Dynamic>(opts, &mut Scope::new(), &self.ast, name, args)
+            .map_err(|e| ScriptError::from_eval(&self.file, &e))
+    }
+
+    /// Calls `hook` with `ctx`; the raw value it returned.
+    pub fn call(&mut self, hook: Hook, ctx: Dynamic) -> Result<Dynamic, ScriptError> {
+        self.call_raw(hook.function(), (ctx,))
+    }
+}

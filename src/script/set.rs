@@ -1,0 +1,258 @@
+//! A set of policies run in order at each hook: the public face of the runtime, used by
+//! `rudder train`, `rudder policy ...` and any other training loop.
+
+use std::collections::HashSet;
+
+use rhai::Dynamic;
+use serde_json::{Map as JsonMap, Value, json};
+
+use super::convert;
+use super::error::ScriptError;
+use super::find::{self, SearchPath};
+use super::policy::{Policy, content_hash};
+use crate::policy::{Controller, Ctx, Decision, Hook, PolicyEvent, Reply, Rescale};
+
+/// A fault found while loading: a script that does not compile, a policy that cannot
+/// be found, a `--param` nobody declares. Exit code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{0}")]
+    Script(ScriptError),
+    #[error("--policy {spec}: {message}")]
+    NotFound { spec: String, message: String },
+    #[error("--param {0}")]
+    Param(String),
+}
+
+/// One `--param [POLICY.]KEY=VALUE`, VALUE as JSON (a bare word is a string).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Param {
+    pub policy: Option<String>,
+    pub key: String,
+    pub value: Value,
+}
+
+impl std::str::FromStr for Param {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Param, String> {
+        let (lhs, value) = s
+            .split_once('=')
+            .ok_or_else(|| format!("{s:?}: expected [POLICY.]KEY=VALUE"))?;
+        let value =
+            serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_string()));
+        let (policy, key) = match lhs.rsplit_once('.') {
+            Some((p, k)) => (Some(p.to_string()), k.to_string()),
+            None => (None, lhs.to_string()),
+        };
+        if key.is_empty() {
+            return Err(format!("{s:?}: empty key"));
+        }
+        Ok(Param { policy, key, value })
+    }
+}
+
+/// Policies in the order given, with what they share.
+pub struct PolicySet {
+    policies: Vec<Policy>,
+    rule: Rescale,
+    /// Errors already printed on stderr (each distinct error is printed once).
+    printed: HashSet<ScriptError>,
+    /// The run's history as a shared, read-only script array, rebuilt when it grows.
+    history: (usize, Dynamic),
+    /// Print script errors on stderr.
+    pub echo_errors: bool,
+}
+
+impl PolicySet {
+    /// Finds, compiles and parameterises `specs` (names or paths) in order.
+    pub fn load(
+        specs: &[String],
+        params: &[Param],
+        search: &SearchPath,
+        rule: Rescale,
+    ) -> Result<PolicySet, LoadError> {
+        let mut policies = Vec::new();
+        for spec in specs {
+            let src = find::locate(spec, search).map_err(|message| LoadError::NotFound {
+                spec: spec.clone(),
+                message,
+            })?;
+            policies.push(Policy::compile(src, search).map_err(LoadError::Script)?);
+        }
+        for p in params {
+            let targets: Vec<&mut Policy> = policies
+                .iter_mut()
+                .filter(|pol| match &p.policy {
+                    Some(name) => names_match(name, pol),
+                    None => pol.params.contains_key(p.key.as_str()),
+                })
+                .collect();
+            if targets.is_empty() {
+                let whose = p.policy.as_deref().map_or("no policy".to_string(), |n| {
+                    format!("no policy named {n:?}")
+                });
+                return Err(LoadError::Param(format!(
+                    "{}: {whose} declares {:?} in fn params()",
+                    p.key, p.key
+                )));
+            }
+            for pol in targets {
+                if !pol.params.contains_key(p.key.as_str()) {
+                    return Err(LoadError::Param(format!(
+                        "{}: policy {} declares no parameter {:?}",
+                        p.key, pol.name, p.key
+                    )));
+                }
+                pol.params
+                    .insert(p.key.as_str().into(), convert::from_json(&p.value));
+            }
+        }
+        Ok(PolicySet {
+            policies,
+            rule,
+            printed: HashSet::new(),
+            history: (usize::MAX, Dynamic::UNIT),
+            echo_errors: true,
+        })
+    }
+
+    pub fn policies(&self) -> &[Policy] {
+        &self.policies
+    }
+
+    /// Whether any file a policy was built from has changed since it was loaded.
+    pub fn reload_pending(&self) -> bool {
+        self.policies.iter().any(|p| {
+            let texts: Vec<String> = p
+                .files
+                .iter()
+                .map(|f| std::fs::read_to_string(f).unwrap_or_default())
+                .collect();
+            !p.file.starts_with("<embedded>")
+                && content_hash(&texts.iter().map(String::as_str).collect::<Vec<_>>()) != p.version
+        })
+    }
+
+    fn history(&mut self, h: &[Value]) -> Dynamic {
+        if self.history.0 != h.len() {
+            let arr: rhai::Array = h.iter().map(convert::from_json).collect();
+            self.history = (
+                h.len(),
+                Dynamic::from_array(arr).into_read_only().into_shared(),
+            );
+        }
+        self.history.1.clone()
+    }
+
+    fn report(&mut self, e: &ScriptError) {
+        if self.echo_errors && self.printed.insert(e.clone()) {
+            eprintln!("{}", e.render());
+        }
+    }
+}
+
+fn names_match(name: &str, p: &Policy) -> bool {
+    name == p.name
+        || p.name.rsplit('/').next() == Some(name)
+        || p.file.file_stem().is_some_and(|s| s == name)
+}
+
+fn event(
+    kind: &'static str,
+    policy: &Policy,
+    hook: Hook,
+    message: Option<String>,
+    detail: JsonMap<String, Value>,
+) -> PolicyEvent {
+    let mut detail = detail;
+    detail.insert("version".into(), json!(policy.version));
+    PolicyEvent {
+        kind,
+        policy: policy.name.clone(),
+        hook,
+        message,
+        detail,
+    }
+}
+
+impl Controller for PolicySet {
+    fn defines(&self, hook: Hook) -> bool {
+        self.policies.iter().any(|p| p.defines(hook))
+    }
+
+    fn call(&mut self, hook: Hook, ctx: &Ctx) -> Reply {
+        let history = self.history(ctx.history);
+        let mut merged = Decision::default();
+        let mut events = Vec::new();
+        let mut view = ctx.clone();
+        for i in 0..self.policies.len() {
+            if !self.policies[i].defines(hook) {
+                continue;
+            }
+            let params = Dynamic::from_map(self.policies[i].params.clone()).into_read_only();
+            let result = self.policies[i].call(hook, convert::ctx_map(&view, &params, &history));
+            let p = &self.policies[i];
+            let raw = match result {
+                Ok(v) => v,
+                Err(e) => {
+                    let mut d = JsonMap::new();
+                    d.insert("file".into(), json!(e.file.display().to_string()));
+                    d.insert("line".into(), json!(e.line));
+                    d.insert("column".into(), json!(e.column));
+                    events.push(event("policy_error", p, hook, Some(e.message.clone()), d));
+                    self.report(&e);
+                    continue;
+                }
+            };
+            let checked = convert::decision(&raw).and_then(|d| d.validate(&view).map(|_| d));
+            match checked {
+                Err(invalid) => {
+                    let mut d = JsonMap::new();
+                    d.insert("key".into(), json!(invalid.key));
+                    d.insert("decision".into(), convert::to_json(&raw));
+                    let msg = format!("{}: {}", invalid.key, invalid.message);
+                    if self.echo_errors {
+                        eprintln!(
+                            "policy {}: invalid decision in {} ({msg}); dropped",
+                            p.name,
+                            hook.function()
+                        );
+                    }
+                    events.push(event("invalid_decision", p, hook, Some(msg), d));
+                }
+                Ok(d) if d.is_empty() => {}
+                Ok(d) => {
+                    // A schedule's per-step LR is in steps.jsonl and metrics.jsonl; an
+                    // event per step would bury the decisions worth reading.
+                    let lr_only = Decision {
+                        lr: d.lr,
+                        ..Decision::default()
+                    } == d;
+                    if !(hook == Hook::Step && lr_only) {
+                        let mut detail = JsonMap::new();
+                        detail.insert(
+                            "decision".into(),
+                            serde_json::to_value(&d).unwrap_or(Value::Null),
+                        );
+                        events.push(event("decision", p, hook, None, detail));
+                    }
+                    view.settings = d.apply(view.settings, self.rule);
+                    merged = merged.then(d);
+                }
+            }
+        }
+        // The trainer applies the merged decision in one go; make its settings those of
+        // the sequence (a later batch-size change rescales an earlier policy's LR).
+        let s = view.settings;
+        if s != ctx.settings {
+            merged.lr = Some(s.lr);
+            merged.batch_size = Some(s.batch_size);
+            merged.rescale = Some(Rescale::None);
+        }
+        Reply {
+            decision: merged,
+            events,
+        }
+    }
+}
