@@ -75,7 +75,7 @@ fn num(key: &'static str, v: &Dynamic) -> Result<f64, Invalid> {
 
 fn count(key: &'static str, v: &Dynamic) -> Result<usize, Invalid> {
     let x = num(key, v)?;
-    if x.fract() != 0.0 || x < 0.0 || x > 1e15 {
+    if x.fract() != 0.0 || !(0.0..=1e15).contains(&x) {
         return Err(invalid(
             key,
             format!("must be a whole number >= 0, got {x}"),
