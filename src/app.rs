@@ -3,11 +3,11 @@
 
 use candle_core::Device;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, PolicyCommand, SimOptions};
 use crate::config::{ConfigError, Kernels, TrainConfig, TrainOptions, parse_device};
 use crate::data::DataError;
 use crate::engine::Net;
-use crate::policy::{Controller, Rescale};
+use crate::policy::{Controller, Hook, Rescale, simulate};
 use crate::runlog::RunLog;
 use crate::script::{LoadError, Param, PolicySet, SearchPath};
 use crate::train::{Engine, Graph, Learner, Summary, TrainError, Trainer};
@@ -37,7 +37,142 @@ impl AppError {
 pub fn run(cli: Cli) -> Result<(), AppError> {
     match cli.command {
         Command::Train(opts) => train(*opts).map(|_| ()),
+        Command::Policy(cmd) => policy(cmd),
     }
+}
+
+fn default_rule(kind: optim::Kind) -> Rescale {
+    match kind {
+        optim::Kind::Sgd => Rescale::Linear,
+        optim::Kind::Adamw => Rescale::Sqrt,
+    }
+}
+
+/// One JSON line on stdout; a closed pipe (`| head`) is not an error.
+fn print_json(v: serde_json::Value) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{v}");
+}
+
+/// `rudder policy ...`.
+pub fn policy(cmd: PolicyCommand) -> Result<(), AppError> {
+    match cmd {
+        PolicyCommand::Check { policies, param } => {
+            let mut failed = None;
+            for spec in &policies {
+                match load_policies(std::slice::from_ref(spec), &[], Rescale::Linear) {
+                    Ok(set) => {
+                        let p = &set.policies()[0];
+                        let hooks: Vec<&str> = [
+                            Hook::TrainStart,
+                            Hook::EpochStart,
+                            Hook::Step,
+                            Hook::EpochEnd,
+                            Hook::TrainEnd,
+                        ]
+                        .into_iter()
+                        .filter(|h| p.defines(*h))
+                        .map(Hook::function)
+                        .collect();
+                        let params: Vec<&str> = p.params.keys().map(|k| k.as_str()).collect();
+                        println!(
+                            "ok {} ({}): hooks {}; params {}; version {}",
+                            p.name,
+                            p.file.display(),
+                            hooks.join(", "),
+                            params.join(", "),
+                            p.version
+                        );
+                    }
+                    Err(e) => {
+                        failed.get_or_insert(e);
+                    }
+                }
+            }
+            if failed.is_none() && !param.is_empty() {
+                load_policies(&policies, &param, Rescale::Linear)?;
+            }
+            failed.map_or(Ok(()), |e| Err(e.into()))
+        }
+        PolicyCommand::Schedule {
+            sim,
+            epochs,
+            steps_per_epoch,
+            per_epoch,
+        } => {
+            if epochs == 0 || steps_per_epoch == 0 {
+                return Err(ConfigError(
+                    "--epochs and --steps-per-epoch: must be at least 1".into(),
+                )
+                .into());
+            }
+            let (mut set, setup) = sim_setup(&sim, epochs, steps_per_epoch)?;
+            simulate::schedule(&mut set, setup, per_epoch, &mut print_json);
+            Ok(())
+        }
+        PolicyCommand::Replay { sim, metrics } => {
+            let text = std::fs::read_to_string(&metrics)
+                .map_err(|e| ConfigError(format!("--metrics {}: {e}", metrics.display())))?;
+            let mut records = Vec::new();
+            for (i, line) in text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+            {
+                let v: serde_json::Value = serde_json::from_str(line).map_err(|e| {
+                    ConfigError(format!(
+                        "{}:{}:{}: {e}",
+                        metrics.display(),
+                        i + 1,
+                        e.column()
+                    ))
+                })?;
+                records.push(v);
+            }
+            let epochs = records
+                .first()
+                .and_then(|r| r.get("epochs"))
+                .and_then(|v| v.as_u64())
+                .map_or(records.len(), |e| e as usize);
+            let steps = records
+                .first()
+                .and_then(|r| r.get("step"))
+                .and_then(|v| v.as_u64())
+                .map_or(1, |s| s.max(1) as usize);
+            let (mut set, setup) = sim_setup(&sim, epochs.max(1), steps)?;
+            simulate::replay(&mut set, setup, &records, &mut print_json);
+            Ok(())
+        }
+    }
+}
+
+fn sim_setup(
+    sim: &SimOptions,
+    epochs: usize,
+    steps_per_epoch: usize,
+) -> Result<(PolicySet, simulate::Setup), ConfigError> {
+    if sim.batch_size == 0 || !sim.lr.is_finite() || sim.lr < 0.0 {
+        return Err(ConfigError(
+            "--lr and --batch-size: need a finite lr >= 0 and a batch size >= 1".into(),
+        ));
+    }
+    let rule = sim.lr_scaling.unwrap_or(default_rule(sim.optimizer));
+    let set = load_policies(&sim.policies, &sim.param, rule)?;
+    let setup = simulate::Setup {
+        settings: crate::policy::Settings {
+            lr: sim.lr,
+            batch_size: sim.batch_size,
+            accumulation: 1,
+            epochs,
+            momentum: 0.0,
+            weight_decay: 0.0,
+        },
+        steps_per_epoch,
+        dataset_size: sim.dataset_size.unwrap_or(steps_per_epoch * sim.batch_size),
+        optimizer: sim.optimizer.name(),
+        rule,
+    };
+    Ok((set, setup))
 }
 
 /// Merges the `--config` file under the command line and validates both.

@@ -17,6 +17,69 @@ pub struct Cli {
 pub enum Command {
     /// Train a model and write a run directory.
     Train(Box<TrainOptions>),
+    /// Work with policies without training.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+/// Options shared by the commands that run hooks without training.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SimOptions {
+    /// Policy names or paths, run in the order given
+    #[arg(required = true, value_name = "POLICY")]
+    pub policies: Vec<String>,
+    /// The run's base learning rate
+    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
+    pub lr: f64,
+    /// The run's base batch size
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// [POLICY.]KEY=VALUE, VALUE as JSON, repeatable
+    #[arg(long = "param", value_name = "[POLICY.]KEY=VALUE")]
+    pub param: Vec<String>,
+    /// sgd | adamw (what ctx.optimizer says)
+    #[arg(long, value_enum, default_value = "sgd")]
+    pub optimizer: crate::optim::Kind,
+    /// Rule when a policy changes the batch size without setting lr [default: linear for sgd, sqrt for adamw]
+    #[arg(long, value_enum)]
+    pub lr_scaling: Option<crate::policy::Rescale>,
+    /// Training examples (ctx.dataset_size) [default: steps per epoch x batch size]
+    #[arg(long)]
+    pub dataset_size: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Compile and validate policies; exit 2 with file:line:col on a fault.
+    Check {
+        #[arg(required = true, value_name = "NAME|PATH")]
+        policies: Vec<String>,
+        /// [POLICY.]KEY=VALUE, checked against the policies' params()
+        #[arg(long = "param", value_name = "[POLICY.]KEY=VALUE")]
+        param: Vec<String>,
+    },
+    /// Print the LR each optimizer step would use, as JSON lines, with no training.
+    Schedule {
+        #[command(flatten)]
+        sim: SimOptions,
+        /// Planned epochs
+        #[arg(long)]
+        epochs: usize,
+        /// Optimizer steps per epoch
+        #[arg(long, default_value_t = 1)]
+        steps_per_epoch: usize,
+        /// One line per epoch (its first step) instead of one per step
+        #[arg(long)]
+        per_epoch: bool,
+    },
+    /// Feed recorded per-epoch metrics to the hooks; one JSON line per epoch.
+    Replay {
+        #[command(flatten)]
+        sim: SimOptions,
+        /// A metrics.jsonl (epoch and the metrics are enough)
+        #[arg(long, value_name = "FILE")]
+        metrics: std::path::PathBuf,
+    },
 }
 
 /// What parsing the command line gave: a command, or text to print and an exit code.

@@ -4,6 +4,7 @@
 //! behind it, and applies the [`Settings`] that come back between steps.
 
 mod decision;
+pub mod simulate;
 
 pub use decision::{Decision, Invalid, Rescale};
 

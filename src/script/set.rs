@@ -245,10 +245,12 @@ impl Controller for PolicySet {
         // The trainer applies the merged decision in one go; make its settings those of
         // the sequence (a later batch-size change rescales an earlier policy's LR).
         let s = view.settings;
-        if s != ctx.settings {
-            merged.lr = Some(s.lr);
+        if s.batch_size != ctx.settings.batch_size {
             merged.batch_size = Some(s.batch_size);
             merged.rescale = Some(Rescale::None);
+            merged.lr = Some(s.lr);
+        } else if s.lr != ctx.settings.lr {
+            merged.lr = Some(s.lr);
         }
         Reply {
             decision: merged,
