@@ -70,6 +70,20 @@ impl ScriptError {
         ScriptError::new(file, e.position(), message)
     }
 
+    /// When rhai gave no place (budgets, module resolution), the first occurrence of
+    /// `needle` in `source` is the best one there is.
+    pub fn or_place(mut self, source: &str, needle: &str) -> ScriptError {
+        if self.line == 0
+            && let Some((i, line)) = source.lines().enumerate().find(|(_, l)| l.contains(needle))
+        {
+            self.line = i + 1;
+            self.column = line
+                .find(needle)
+                .map_or(1, |c| line[..c].chars().count() + 1);
+        }
+        self
+    }
+
     /// `file:line:col: message`, then the source line and a caret, like rustc.
     pub fn render(&self) -> String {
         let mut out = format!("error: {self}");

@@ -34,6 +34,8 @@ pub struct Policy {
     pub files: Vec<PathBuf>,
     /// Content hash of those files.
     pub version: String,
+    /// The script's text, for placing errors rhai gives no position.
+    source: String,
 }
 
 fn index(hook: Hook) -> usize {
@@ -64,7 +66,17 @@ impl Policy {
         engine.set_module_resolver(resolver);
         let mut ast = engine
             .compile_into_self_contained(&Scope::new(), &src.source)
-            .map_err(|e| ScriptError::from_eval(&src.file, &e))?;
+            .map_err(|e| {
+                let err = ScriptError::from_eval(&src.file, &e);
+                // A refused or missing import has no place: find the import's path.
+                let needle = err
+                    .message
+                    .split('"')
+                    .nth(1)
+                    .map(|p| format!("\"{p}\""))
+                    .unwrap_or_else(|| "import".into());
+                err.or_place(&src.source, &needle)
+            })?;
         ast.set_source(src.file.display().to_string());
         let mut defined = [false; 5];
         let mut has_params = false;
@@ -97,7 +109,7 @@ impl Policy {
             .collect();
         let version = content_hash(&sources.iter().map(String::as_str).collect::<Vec<_>>());
         let mut policy = Policy {
-            name: src.name,
+            name: src.name.clone(),
             file: src.file,
             engine,
             budget,
@@ -107,6 +119,7 @@ impl Policy {
             this: Dynamic::from_map(Map::new()),
             files,
             version,
+            source: src.source,
         };
         if has_params {
             let v = policy.call_raw("params", ())?;
@@ -137,6 +150,13 @@ impl Policy {
 
     /// Calls `hook` with `ctx`; the raw value it returned.
     pub fn call(&mut self, hook: Hook, ctx: Dynamic) -> Result<Dynamic, ScriptError> {
-        self.call_raw(hook.function(), (ctx,))
+        self.call_raw(hook.function(), (ctx,)).map_err(|e| {
+            // Budgets have no place in rhai's errors: point at the hook that ran out.
+            if e.line == 0 && e.file == self.file {
+                e.or_place(&self.source, &format!("fn {}", hook.function()))
+            } else {
+                e
+            }
+        })
     }
 }

@@ -3,6 +3,7 @@
 
 mod cli;
 mod data;
+mod policies;
 mod seam;
 
 use std::path::{Path, PathBuf};
