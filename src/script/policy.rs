@@ -36,6 +36,11 @@ pub struct Policy {
     pub version: String,
     /// The script's text, for placing errors rhai gives no position.
     source: String,
+    /// Whether a call must run the top level first: only for its imports, which
+    /// functions cannot see otherwise. Without imports the AST is its functions only.
+    eval_top: bool,
+    /// `params` as the read-only value `ctx.params` carries, built once.
+    params_value: Dynamic,
 }
 
 fn index(hook: Hook) -> usize {
@@ -100,6 +105,10 @@ impl Policy {
         }
         let mut files = vec![src.file.clone()];
         files.extend(imported.lock().expect("resolver lock").iter().cloned());
+        let eval_top = files.len() > 1;
+        if !eval_top {
+            ast = ast.clone_functions_only();
+        }
         let sources: Vec<String> = std::iter::once(src.source.clone())
             .chain(
                 files[1..]
@@ -120,6 +129,8 @@ impl Policy {
             files,
             version,
             source: src.source,
+            eval_top,
+            params_value: Dynamic::UNIT,
         };
         if has_params {
             let v = policy.call_raw("params", ())?;
@@ -130,7 +141,19 @@ impl Policy {
                 message: "fn params() must return a map of parameters with their defaults".into(),
             })?;
         }
+        policy.set_params(policy.params.clone());
         Ok(policy)
+    }
+
+    /// Replaces the merged parameters.
+    pub fn set_params(&mut self, params: Map) {
+        self.params_value = Dynamic::from_map(params.clone()).into_read_only();
+        self.params = params;
+    }
+
+    /// `ctx.params`.
+    pub fn params_value(&self) -> &Dynamic {
+        &self.params_value
     }
 
     pub fn defines(&self, hook: Hook) -> bool {
@@ -140,7 +163,7 @@ impl Policy {
     fn call_raw(&mut self, name: &str, args: impl rhai::FuncArgs) -> Result<Dynamic, ScriptError> {
         self.budget.start();
         let opts = CallFnOptions::new()
-            .eval_ast(true)
+            .eval_ast(self.eval_top)
             .rewind_scope(true)
             .bind_this_ptr(&mut self.this);
         self.engine

@@ -104,8 +104,9 @@ impl PolicySet {
                         p.key, pol.name, p.key
                     )));
                 }
-                pol.params
-                    .insert(p.key.as_str().into(), convert::from_json(&p.value));
+                let mut merged = pol.params.clone();
+                merged.insert(p.key.as_str().into(), convert::from_json(&p.value));
+                pol.set_params(merged);
             }
         }
         Ok(PolicySet {
@@ -190,8 +191,8 @@ impl Controller for PolicySet {
             if !self.policies[i].defines(hook) {
                 continue;
             }
-            let params = Dynamic::from_map(self.policies[i].params.clone()).into_read_only();
-            let result = self.policies[i].call(hook, convert::ctx_map(&view, &params, &history));
+            let ctx_value = convert::ctx_map(&view, self.policies[i].params_value(), &history);
+            let result = self.policies[i].call(hook, ctx_value);
             let p = &self.policies[i];
             let raw = match result {
                 Ok(v) => v,
