@@ -18,7 +18,9 @@ fn hooks(c: &mut Criterion) {
     .unwrap();
     let spec = file.display().to_string();
     let mut set = PolicySet::load(&[spec], &[], &SearchPath::new(vec![]), Rescale::Linear).unwrap();
-    let history: Vec<serde_json::Value> = (0..5).map(|e| serde_json::json!({"epoch": e, "val_loss": 0.5})).collect();
+    let history: Vec<serde_json::Value> = (0..5)
+        .map(|e| serde_json::json!({"epoch": e, "val_loss": 0.5}))
+        .collect();
     let mut step = 0u64;
     c.bench_function("on_step cosine (ctx built, call, decision checked)", |b| {
         b.iter(|| {
@@ -27,7 +29,14 @@ fn hooks(c: &mut Criterion) {
                 epoch: (step / 938) as usize,
                 step,
                 steps_per_epoch: 938,
-                settings: Settings { lr: 0.1, batch_size: 64, accumulation: 1, epochs: 10, momentum: 0.0, weight_decay: 0.0 },
+                settings: Settings {
+                    lr: 0.1,
+                    batch_size: 64,
+                    accumulation: 1,
+                    epochs: 10,
+                    momentum: 0.0,
+                    weight_decay: 0.0,
+                },
                 base_lr: 0.1,
                 base_batch_size: 64,
                 optimizer: "sgd",
