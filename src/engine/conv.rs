@@ -53,26 +53,23 @@ impl Op for Conv3x3 {
         if self.cols.len() < rows * k {
             self.cols.resize(rows * k, 0.0);
         }
-        for b in 0..n {
-            for oy in 0..h {
-                for ox in 0..w {
-                    let r = (b * h + oy) * w + ox;
-                    let dst = &mut self.cols[r * k..(r + 1) * k];
-                    for ky in 0..3 {
-                        for kx in 0..3 {
-                            let (iy, ix) = ((oy + ky).wrapping_sub(1), (ox + kx).wrapping_sub(1));
-                            let d = &mut dst[(ky * 3 + kx) * c..(ky * 3 + kx + 1) * c];
-                            if iy < h && ix < w {
-                                let s = ((b * h + iy) * w + ix) * c;
-                                d.copy_from_slice(&x[s..s + c]);
-                            } else {
-                                d.fill(0.0);
-                            }
+        super::by_example(&mut self.cols, h * w * k, n, threads, |b0, cols| {
+            for (r, dst) in cols.chunks_exact_mut(k).enumerate() {
+                let (b, oy, ox) = (b0 + r / (h * w), r / w % h, r % w);
+                for ky in 0..3 {
+                    for kx in 0..3 {
+                        let (iy, ix) = ((oy + ky).wrapping_sub(1), (ox + kx).wrapping_sub(1));
+                        let d = &mut dst[(ky * 3 + kx) * c..(ky * 3 + kx + 1) * c];
+                        if iy < h && ix < w {
+                            let s = ((b * h + iy) * w + ix) * c;
+                            d.copy_from_slice(&x[s..s + c]);
+                        } else {
+                            d.fill(0.0);
                         }
                     }
                 }
             }
-        }
+        });
         let wt = View::new(&self.weight.value, self.cout, k).t();
         matmul(
             &mut y[..rows * self.cout],
@@ -114,28 +111,27 @@ impl Op for Conv3x3 {
             false,
             threads,
         );
-        let dx = &mut dx[..rows * c];
-        dx.fill(0.0);
-        for b in 0..n {
-            for oy in 0..h {
-                for ox in 0..w {
-                    let r = (b * h + oy) * w + ox;
-                    let src = &self.dcols[r * k..(r + 1) * k];
-                    for ky in 0..3 {
-                        for kx in 0..3 {
-                            let (iy, ix) = ((oy + ky).wrapping_sub(1), (ox + kx).wrapping_sub(1));
-                            if iy < h && ix < w {
-                                let s = ((b * h + iy) * w + ix) * c;
-                                let g = &src[(ky * 3 + kx) * c..(ky * 3 + kx + 1) * c];
-                                for (d, &v) in dx[s..s + c].iter_mut().zip(g) {
-                                    *d += v;
-                                }
+        let dcols = &self.dcols;
+        super::by_example(dx, h * w * c, n, threads, |b0, dx| {
+            dx.fill(0.0);
+            let nb = dx.len() / (h * w * c);
+            for r in 0..nb * h * w {
+                let (b, oy, ox) = (r / (h * w), r / w % h, r % w);
+                let src = &dcols[((b0 + b) * h * w + oy * w + ox) * k..][..k];
+                for ky in 0..3 {
+                    for kx in 0..3 {
+                        let (iy, ix) = ((oy + ky).wrapping_sub(1), (ox + kx).wrapping_sub(1));
+                        if iy < h && ix < w {
+                            let s = ((b * h + iy) * w + ix) * c;
+                            let g = &src[(ky * 3 + kx) * c..(ky * 3 + kx + 1) * c];
+                            for (d, &v) in dx[s..s + c].iter_mut().zip(g) {
+                                *d += v;
                             }
                         }
                     }
                 }
             }
-        }
+        });
     }
 
     fn params(&mut self) -> [Option<&mut Param>; 2] {

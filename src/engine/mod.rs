@@ -66,6 +66,51 @@ pub trait Op: Send {
     }
 }
 
+/// Runs `f(first_example, chunk)` over the first `n` examples of `data` (`per`
+/// elements each), split into `threads` contiguous runs of whole examples on rayon's
+/// pool; on the calling thread alone when `threads` is 1. Each element is written by
+/// exactly one run, so results do not depend on the split.
+pub(crate) fn by_example<T: Send>(
+    data: &mut [T],
+    per: usize,
+    n: usize,
+    threads: usize,
+    f: impl Fn(usize, &mut [T]) + Sync,
+) {
+    let data = &mut data[..n * per];
+    if threads <= 1 || n < 2 {
+        return f(0, data);
+    }
+    use rayon::prelude::*;
+    let each = n.div_ceil(threads);
+    data.par_chunks_mut(each * per)
+        .enumerate()
+        .for_each(|(i, chunk)| f(i * each, chunk));
+}
+
+/// [`by_example`] over two buffers split alike (`pa` and `pb` elements per example).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn by_example2<A: Send, B: Send>(
+    a: &mut [A],
+    pa: usize,
+    b: &mut [B],
+    pb: usize,
+    n: usize,
+    threads: usize,
+    f: impl Fn(usize, &mut [A], &mut [B]) + Sync,
+) {
+    let (a, b) = (&mut a[..n * pa], &mut b[..n * pb]);
+    if threads <= 1 || n < 2 {
+        return f(0, a, b);
+    }
+    use rayon::prelude::*;
+    let each = n.div_ceil(threads);
+    a.par_chunks_mut(each * pa)
+        .zip(b.par_chunks_mut(each * pb))
+        .enumerate()
+        .for_each(|(i, (ca, cb))| f(i * each, ca, cb));
+}
+
 /// How one engine parameter maps to the candle model's: the name, and for each
 /// engine element the index of the candle element (`None`: same order).
 struct Mapping {

@@ -51,9 +51,13 @@ fn close(a: &[f32], b: &[f32], what: &str) {
 }
 
 fn check_against_candle(arch: Arch, io: Io, loss: Loss) {
-    let n = 6;
+    check_against_candle_threads(arch, io, loss, 1)
+}
+
+fn check_against_candle_threads(arch: Arch, io: Io, loss: Loss, threads: usize) {
+    let n = 7;
     let model = model::build(&arch, io, 3, &Device::Cpu).unwrap();
-    let mut net = Net::from_model(&arch, io, &model, 1).unwrap();
+    let mut net = Net::from_model(&arch, io, &model, threads).unwrap();
     let (x, y) = batch(n, io.features, io.classes, 9);
     let shape: Vec<usize> = match io.image {
         Some((c, h, w)) => vec![n, c, h, w],
@@ -132,6 +136,17 @@ fn cnn_matches_candle_autograd_for_every_loss() {
             },
             io,
             loss,
+        );
+    }
+    // Split over threads by example (7 examples: uneven chunks).
+    for threads in [2, 3] {
+        check_against_candle_threads(
+            Arch::Cnn {
+                channels: vec![4, 6],
+            },
+            io,
+            Loss::CrossEntropy,
+            threads,
         );
     }
     // Odd sizes: pooling rounds down.
