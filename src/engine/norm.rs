@@ -128,12 +128,14 @@ impl Op for BnRelu {
         }
         self.sum = mean_copy;
         let mean = &self.sum;
-        for ch in 0..c {
-            let v = self.sum2[ch] / rows;
-            self.inv_std[ch] = 1.0 / (v + EPS).sqrt();
-            let unbiased = v * rows / (rows - 1.0).max(1.0);
-            self.running_mean[ch] = (1.0 - MOMENTUM) * self.running_mean[ch] + MOMENTUM * mean[ch];
-            self.running_var[ch] = (1.0 - MOMENTUM) * self.running_var[ch] + MOMENTUM * unbiased;
+        let stats = mean.iter().zip(&self.sum2).zip(&mut self.inv_std);
+        for (((&m, &sq), inv), (rm, rv)) in
+            stats.zip(self.running_mean.iter_mut().zip(&mut self.running_var))
+        {
+            let v = sq / rows;
+            *inv = 1.0 / (v + EPS).sqrt();
+            *rm = (1.0 - MOMENTUM) * *rm + MOMENTUM * m;
+            *rv = (1.0 - MOMENTUM) * *rv + MOMENTUM * v * rows / (rows - 1.0).max(1.0);
         }
         if self.xhat.len() < total {
             self.xhat.resize(total, 0.0);
