@@ -263,6 +263,13 @@ pub fn train_with(cfg: &TrainConfig, controller: &mut dyn Controller) -> Result<
             Box::new(Graph::new(model, opt, cfg.loss))
         }
     };
+    if std::fs::metadata(cfg.out.join("metrics.jsonl")).is_ok_and(|m| m.len() > 0) {
+        return Err(ConfigError(format!(
+            "--out {}: already holds a run (its metrics.jsonl is not empty); choose another folder",
+            cfg.out.display()
+        ))
+        .into());
+    }
     let log = RunLog::create(&cfg.out, &cfg, cfg.log_steps)
         .map_err(|e| ConfigError(format!("--out {}: {e}", cfg.out.display())))?;
     if !cfg.quiet {

@@ -167,6 +167,21 @@ fn fails_with(files: &[(&str, &[u8])], args: &[&str], needles: &[&str]) {
 }
 
 #[test]
+fn an_existing_run_is_not_overwritten() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = rudder(tmp.path(), &["train", "-q", "--epochs", "1", "--out", "r"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = rudder(tmp.path(), &["train", "-q", "--epochs", "1", "--out", "r"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("--out r: already holds a run"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(jsonl(&tmp.path().join("r/metrics.jsonl")).len(), 1);
+}
+
+#[test]
 fn usage_errors_name_the_flag() {
     fails_with(&[], &["train", "--lrr", "0.1"], &["--lrr", "'--lr'"]);
     fails_with(&[], &["train", "--epochs", "many"], &["--epochs", "many"]);
