@@ -56,8 +56,9 @@ impl std::str::FromStr for Param {
 pub struct PolicySet {
     policies: Vec<Policy>,
     rule: Rescale,
-    /// Errors already printed on stderr (each distinct error is printed once).
+    /// Errors and invalid decisions already printed on stderr (each once).
     printed: HashSet<ScriptError>,
+    printed_invalid: HashSet<String>,
     /// The run's history as a shared, read-only script array, rebuilt when it grows.
     history: (usize, Dynamic),
     /// Print script errors on stderr.
@@ -113,6 +114,7 @@ impl PolicySet {
             policies,
             rule,
             printed: HashSet::new(),
+            printed_invalid: HashSet::new(),
             history: (usize::MAX, Dynamic::UNIT),
             echo_errors: true,
         })
@@ -213,12 +215,13 @@ impl Controller for PolicySet {
                     d.insert("key".into(), json!(invalid.key));
                     d.insert("decision".into(), convert::to_json(&raw));
                     let msg = format!("{}: {}", invalid.key, invalid.message);
-                    if self.echo_errors {
-                        eprintln!(
-                            "policy {}: invalid decision in {} ({msg}); dropped",
-                            p.name,
-                            hook.function()
-                        );
+                    let line = format!(
+                        "policy {}: invalid decision in {} ({msg}); dropped",
+                        p.name,
+                        hook.function()
+                    );
+                    if self.echo_errors && self.printed_invalid.insert(line.clone()) {
+                        eprintln!("{line}");
                     }
                     events.push(event("invalid_decision", p, hook, Some(msg), d));
                 }
