@@ -22,6 +22,8 @@ pub enum AppError {
     Data(#[from] DataError),
     #[error(transparent)]
     Train(#[from] TrainError),
+    #[error("{0} policy test case(s) failed")]
+    TestsFailed(usize),
 }
 
 impl AppError {
@@ -29,7 +31,7 @@ impl AppError {
     pub fn exit_code(&self) -> u8 {
         match self {
             AppError::Config(_) | AppError::Data(_) => 2,
-            AppError::Train(_) => 1,
+            AppError::Train(_) | AppError::TestsFailed(_) => 1,
         }
     }
 }
@@ -93,6 +95,56 @@ pub fn policy(cmd: PolicyCommand) -> Result<(), AppError> {
                 load_policies(&policies, &param, Rescale::Linear)?;
             }
             failed.map_or(Ok(()), |e| Err(e.into()))
+        }
+        PolicyCommand::Test { which } => {
+            let all = crate::script::testing::discover(std::path::Path::new("."));
+            let mut files = Vec::new();
+            for w in &which {
+                if w.ends_with(".json") {
+                    files.push(std::path::PathBuf::from(w));
+                } else {
+                    let before = files.len();
+                    for f in &all {
+                        let text = std::fs::read_to_string(f).unwrap_or_default();
+                        if serde_json::from_str::<serde_json::Value>(&text)
+                            .is_ok_and(|v| v["policy"] == w.as_str())
+                        {
+                            files.push(f.clone());
+                        }
+                    }
+                    if files.len() == before {
+                        return Err(ConfigError(format!("policy test {w}: no test file for it in scripts/tests or plugins/*/tests")).into());
+                    }
+                }
+            }
+            if which.is_empty() {
+                files = all;
+            }
+            let search = SearchPath::from_env();
+            let mut out = crate::script::testing::Outcome::default();
+            for f in &files {
+                let text = std::fs::read_to_string(f)
+                    .map_err(|e| ConfigError(format!("{}: {e}", f.display())))?;
+                let file: crate::script::testing::TestFile =
+                    serde_json::from_str(&text).map_err(|e| {
+                        ConfigError(format!("{}:{}:{}: {e}", f.display(), e.line(), e.column()))
+                    })?;
+                crate::script::testing::run_file(
+                    &file,
+                    &f.display().to_string(),
+                    &search,
+                    &mut out,
+                );
+            }
+            for failure in &out.failures {
+                println!("{failure}");
+            }
+            println!("{} passed, {} failed", out.passed, out.failed);
+            if out.failed > 0 {
+                Err(AppError::TestsFailed(out.failed))
+            } else {
+                Ok(())
+            }
         }
         PolicyCommand::Schedule {
             sim,

@@ -72,6 +72,12 @@ pub enum PolicyCommand {
         #[arg(long)]
         per_epoch: bool,
     },
+    /// Run policy test files (scripts/tests, plugins/*/tests); ends with "N passed, N failed".
+    Test {
+        /// Test files, or policy names whose tests to run [default: all]
+        #[arg(value_name = "NAME|PATH")]
+        which: Vec<String>,
+    },
     /// Feed recorded per-epoch metrics to the hooks; one JSON line per epoch.
     Replay {
         #[command(flatten)]

@@ -10,6 +10,7 @@ mod host;
 mod policy;
 mod resolver;
 mod set;
+pub mod testing;
 
 pub use error::ScriptError;
 pub use find::{EMBEDDED, Located, SearchPath, locate};

@@ -120,6 +120,17 @@ impl PolicySet {
         })
     }
 
+    /// Replaces policy `i`'s `this` (from JSON), as a test or a resume does.
+    pub fn set_this(&mut self, i: usize, this: &Value) {
+        self.policies[i].this =
+            rhai::serde::to_dynamic(this).unwrap_or_else(|_| Dynamic::from_map(rhai::Map::new()));
+    }
+
+    /// Policy `i`'s `this`, as JSON.
+    pub fn this_json(&self, i: usize) -> Value {
+        convert::to_json(&self.policies[i].this)
+    }
+
     pub fn policies(&self) -> &[Policy] {
         &self.policies
     }

@@ -306,3 +306,36 @@ fn this_keeps_a_policys_state_between_calls_and_params_merge() {
         assert_eq!(r["policy"]["history"], i as f64);
     }
 }
+
+#[test]
+fn policy_test_runs_the_standard_librarys_cases_and_shows_a_wrong_one() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let o = rudder(root, &["policy", "test"]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{out}{}", stderr(&o));
+    let last = out.lines().last().unwrap();
+    let passed: usize = last.split(' ').next().unwrap().parse().unwrap();
+    assert!(
+        passed >= 294 && last.ends_with(" passed, 0 failed"),
+        "{last}"
+    );
+
+    let tmp = tempfile::tempdir().unwrap();
+    let mut file: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(root.join("scripts/tests/lr_step_1.json")).unwrap(),
+    )
+    .unwrap();
+    file["cases"][4]["expect"]["lr"] = serde_json::json!(0.123);
+    let wrong = tmp.path().join("wrong.json");
+    fs::write(&wrong, file.to_string()).unwrap();
+    let o = rudder(root, &["policy", "test", wrong.to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        out.contains("case 4 (on_epoch_start)")
+            && out.contains("expected {\"lr\":0.123}")
+            && out.contains("actual   {\"lr\":0.05}"),
+        "{out}"
+    );
+    assert!(out.ends_with("13 passed, 1 failed\n"), "{out}");
+}
