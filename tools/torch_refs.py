@@ -15,6 +15,7 @@ CASES = {
     "lr/exponential": [("ExponentialLR", dict(gamma=0.5)), ("ExponentialLR", dict(gamma=0.95)), ("ExponentialLR", dict(gamma=1.1))],
     "lr/linear": [("LinearLR", dict(start_factor=0.1, end_factor=1.0, total_iters=4)), ("LinearLR", dict(start_factor=1.0, end_factor=0.2, total_iters=10)), ("LinearLR", dict(start_factor=0.5, end_factor=0.75, total_iters=6))],
     "lr/polynomial": [("PolynomialLR", dict(total_iters=4, power=2.0)), ("PolynomialLR", dict(total_iters=10, power=0.5)), ("PolynomialLR", dict(total_iters=7, power=1.0))],
+    "lr/cosine_restarts": [("CosineAnnealingWarmRestarts", dict(T_0=3, T_mult=1, eta_min=0.0)), ("CosineAnnealingWarmRestarts", dict(T_0=2, T_mult=2, eta_min=0.001)), ("CosineAnnealingWarmRestarts", dict(T_0=1, T_mult=3, eta_min=0.01))],
     "lr/cosine": [("CosineAnnealingLR", dict(T_max=10, eta_min=0.001)), ("CosineAnnealingLR", dict(T_max=5, eta_min=0.0)), ("CosineAnnealingLR", dict(T_max=14, eta_min=0.01))],
 }
 for policy, settings in CASES.items():
@@ -32,4 +33,30 @@ for policy, settings in CASES.items():
         with open(f"scripts/tests/{name}_{i + 1}.json", "w") as f:
             json.dump({"policy": policy, "params": kw, "cases": cases}, f, indent=1)
             f.write("\n")
+# ReduceLROnPlateau on recorded loss series (with NaN), cases in order (`this` carries).
+NAN = float("nan")
+SERIES = {
+    "val_loss": [1.0, 0.9, 0.9, 0.91, 0.95, 0.9, 0.89999, 0.8, NAN, 0.85, 0.86, 0.87, 0.88, 0.7, 0.71, 0.72, 0.73, 0.74, 0.75, 0.76],
+    "val_acc": [0.5, 0.6, 0.6, 0.61, 0.6, 0.59, 0.7, 0.7, 0.7, NAN, 0.71, 0.69, 0.68, 0.8, 0.8, 0.8, 0.8, 0.8, 0.9, 0.9],
+}
+PLATEAU = [
+    dict(mode="min", factor=0.5, patience=2, threshold=1e-4, threshold_mode="rel", cooldown=0, min_lr=0.0, eps=1e-8),
+    dict(mode="min", factor=0.1, patience=1, threshold=0.02, threshold_mode="abs", cooldown=2, min_lr=0.0005, eps=1e-8),
+    dict(mode="max", factor=0.3, patience=0, threshold=0.01, threshold_mode="rel", cooldown=1, min_lr=0.0, eps=1e-8),
+]
+for i, kw in enumerate(PLATEAU):
+    monitor = "val_loss" if kw["mode"] == "min" else "val_acc"
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=0.1)
+    sched = S.ReduceLROnPlateau(opt, **kw)
+    cases = []
+    for e, m in enumerate(SERIES[monitor]):
+        before = opt.param_groups[0]["lr"]
+        sched.step(m)
+        after = opt.param_groups[0]["lr"]
+        ctx = {"epoch": e, "epochs": len(SERIES[monitor]), "base_lr": 0.1, "lr": before, monitor: None if math.isnan(m) else m}
+        cases.append({"hook": "on_epoch_end", "ctx": ctx, "expect": {"lr": after if after != before else None}})
+    with open(f"scripts/tests/adapt_plateau_{i + 1}.json", "w") as f:
+        json.dump({"policy": "adapt/plateau", "params": dict(kw, monitor=monitor), "cases": cases}, f, indent=1)
+        f.write("\n")
 print("written")

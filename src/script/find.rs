@@ -11,6 +11,33 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "batch/rescale",
         include_str!("../../scripts/batch/rescale.rhai"),
     ),
+    (
+        "lr/constant",
+        include_str!("../../scripts/lr/constant.rhai"),
+    ),
+    ("lr/step", include_str!("../../scripts/lr/step.rhai")),
+    (
+        "lr/multistep",
+        include_str!("../../scripts/lr/multistep.rhai"),
+    ),
+    (
+        "lr/exponential",
+        include_str!("../../scripts/lr/exponential.rhai"),
+    ),
+    ("lr/linear", include_str!("../../scripts/lr/linear.rhai")),
+    (
+        "lr/polynomial",
+        include_str!("../../scripts/lr/polynomial.rhai"),
+    ),
+    ("lr/cosine", include_str!("../../scripts/lr/cosine.rhai")),
+    (
+        "lr/cosine_restarts",
+        include_str!("../../scripts/lr/cosine_restarts.rhai"),
+    ),
+    (
+        "adapt/plateau",
+        include_str!("../../scripts/adapt/plateau.rhai"),
+    ),
 ];
 
 /// The folders searched for policy names and imports, in order.

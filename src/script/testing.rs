@@ -52,9 +52,14 @@ fn matches(want: &Value, got: &Value) -> bool {
             );
             a == b || (a - b).abs() <= 1e-9 * a.abs().max(b.abs())
         }
-        (Value::Object(w), Value::Object(g)) => w
-            .iter()
-            .all(|(k, v)| g.get(k).is_some_and(|x| matches(v, x))),
+        // `null` expects the key to be absent (no such decision).
+        (Value::Object(w), Value::Object(g)) => w.iter().all(|(k, v)| {
+            if v.is_null() {
+                g.get(k).is_none_or(Value::is_null)
+            } else {
+                g.get(k).is_some_and(|x| matches(v, x))
+            }
+        }),
         (Value::Array(w), Value::Array(g)) => {
             w.len() == g.len() && w.iter().zip(g).all(|(a, b)| matches(a, b))
         }
@@ -104,6 +109,23 @@ pub fn run_file(file: &TestFile, label: &str, search: &SearchPath, out: &mut Out
             value: v.clone(),
         })
         .collect();
+    // One policy instance for the whole file: cases run in order, so `this` carries
+    // from one to the next unless a case sets it.
+    let mut set = match PolicySet::load(
+        std::slice::from_ref(&file.policy),
+        &params,
+        search,
+        Rescale::Linear,
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            out.failed += file.cases.len().max(1);
+            out.failures
+                .push(format!("FAIL {label}: cannot load {}: {e}", file.policy));
+            return;
+        }
+    };
+    set.echo_errors = false;
     for (i, case) in file.cases.iter().enumerate() {
         let fail = |out: &mut Outcome, why: String| {
             out.failed += 1;
@@ -114,19 +136,6 @@ pub fn run_file(file: &TestFile, label: &str, search: &SearchPath, out: &mut Out
             fail(out, format!("unknown hook {:?}", case.hook));
             continue;
         };
-        let mut set = match PolicySet::load(
-            std::slice::from_ref(&file.policy),
-            &params,
-            search,
-            Rescale::Linear,
-        ) {
-            Ok(s) => s,
-            Err(e) => {
-                fail(out, format!("cannot load {}: {e}", file.policy));
-                continue;
-            }
-        };
-        set.echo_errors = false;
         if let Some(this) = &case.this {
             set.set_this(0, this);
         }

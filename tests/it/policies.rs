@@ -339,3 +339,44 @@ fn policy_test_runs_the_standard_librarys_cases_and_shows_a_wrong_one() {
     );
     assert!(out.ends_with("13 passed, 1 failed\n"), "{out}");
 }
+
+#[test]
+fn every_script_in_the_library_is_embedded_and_compiles() {
+    use rudder::script::{EMBEDDED, PolicySet, SearchPath};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts");
+    let mut on_disk = Vec::new();
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        for e in fs::read_dir(&dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "rhai") {
+                on_disk.push(
+                    p.strip_prefix(&root)
+                        .unwrap()
+                        .with_extension("")
+                        .display()
+                        .to_string(),
+                );
+            }
+        }
+    }
+    on_disk.sort();
+    let mut embedded: Vec<String> = EMBEDDED.iter().map(|(n, _)| n.to_string()).collect();
+    embedded.sort();
+    assert_eq!(
+        on_disk, embedded,
+        "scripts/ and the embedded library differ"
+    );
+    for name in &embedded {
+        // An empty search path: only the embedded copy can answer.
+        let set = PolicySet::load(
+            std::slice::from_ref(name),
+            &[],
+            &SearchPath::new(vec![]),
+            rudder::policy::Rescale::Linear,
+        );
+        assert!(set.is_ok(), "{name}: {:?}", set.err());
+    }
+}
