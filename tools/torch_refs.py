@@ -59,4 +59,32 @@ for i, kw in enumerate(PLATEAU):
     with open(f"scripts/tests/adapt_plateau_{i + 1}.json", "w") as f:
         json.dump({"policy": "adapt/plateau", "params": dict(kw, monitor=monitor), "cases": cases}, f, indent=1)
         f.write("\n")
+# Step-level: OneCycleLR and CyclicLR, lr and momentum before each optimizer step.
+STEPWISE = {
+    "lr/onecycle": [
+        ("OneCycleLR", dict(max_lr=0.5, total_steps=40, pct_start=0.25)),
+        ("OneCycleLR", dict(max_lr=1.0, total_steps=30, pct_start=0.4, anneal_strategy="linear", div_factor=10.0, final_div_factor=100.0)),
+        ("OneCycleLR", dict(max_lr=0.2, total_steps=50, pct_start=0.3, three_phase=True, base_momentum=0.8, max_momentum=0.9)),
+    ],
+    "lr/cyclic": [
+        ("CyclicLR", dict(base_lr=0.01, max_lr=0.1, step_size_up=4)),
+        ("CyclicLR", dict(base_lr=0.001, max_lr=0.05, step_size_up=3, step_size_down=7, mode="triangular2")),
+        ("CyclicLR", dict(base_lr=0.02, max_lr=0.2, step_size_up=5, mode="exp_range", gamma=0.97, base_momentum=0.7, max_momentum=0.95)),
+    ],
+}
+for policy, settings in STEPWISE.items():
+    for i, (cls, kw) in enumerate(settings):
+        p = torch.nn.Parameter(torch.zeros(1))
+        opt = torch.optim.SGD([p], lr=0.1, momentum=0.9)
+        sched = getattr(S, cls)(opt, **kw)
+        steps = kw.get("total_steps", 36)
+        cases = []
+        for s in range(steps):
+            g = opt.param_groups[0]
+            cases.append({"hook": "on_step", "ctx": {"step": s, "epochs": 1, "steps_per_epoch": steps, "base_lr": 0.1, "lr": g["lr"]},
+                          "expect": {"lr": g["lr"], "momentum": g["momentum"]}})
+            opt.step(); sched.step()
+        with open(f"scripts/tests/{policy.replace('/', '_')}_{i + 1}.json", "w") as f:
+            json.dump({"policy": policy, "params": kw, "cases": cases}, f, indent=1)
+            f.write("\n")
 print("written")

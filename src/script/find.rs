@@ -4,40 +4,28 @@
 
 use std::path::{Path, PathBuf};
 
+/// `(name, source)` for each name, the source read from `scripts/NAME.rhai` at build time.
+macro_rules! library {
+    ($($name:literal),* $(,)?) => {
+        &[$(($name, include_str!(concat!("../../scripts/", $name, ".rhai")))),*]
+    };
+}
+
 /// The standard library compiled into the binary: (name, source).
-pub const EMBEDDED: &[(&str, &str)] = &[
-    ("default", include_str!("../../scripts/default.rhai")),
-    (
-        "batch/rescale",
-        include_str!("../../scripts/batch/rescale.rhai"),
-    ),
-    (
-        "lr/constant",
-        include_str!("../../scripts/lr/constant.rhai"),
-    ),
-    ("lr/step", include_str!("../../scripts/lr/step.rhai")),
-    (
-        "lr/multistep",
-        include_str!("../../scripts/lr/multistep.rhai"),
-    ),
-    (
-        "lr/exponential",
-        include_str!("../../scripts/lr/exponential.rhai"),
-    ),
-    ("lr/linear", include_str!("../../scripts/lr/linear.rhai")),
-    (
-        "lr/polynomial",
-        include_str!("../../scripts/lr/polynomial.rhai"),
-    ),
-    ("lr/cosine", include_str!("../../scripts/lr/cosine.rhai")),
-    (
-        "lr/cosine_restarts",
-        include_str!("../../scripts/lr/cosine_restarts.rhai"),
-    ),
-    (
-        "adapt/plateau",
-        include_str!("../../scripts/adapt/plateau.rhai"),
-    ),
+pub const EMBEDDED: &[(&str, &str)] = library![
+    "default",
+    "batch/rescale",
+    "lr/constant",
+    "lr/step",
+    "lr/multistep",
+    "lr/exponential",
+    "lr/linear",
+    "lr/polynomial",
+    "lr/cosine",
+    "lr/cosine_restarts",
+    "lr/onecycle",
+    "lr/cyclic",
+    "adapt/plateau",
 ];
 
 /// The folders searched for policy names and imports, in order.
