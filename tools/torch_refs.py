@@ -1,7 +1,10 @@
-"""Writes scripts/tests/*.json: policy test cases for the lr/ policies with the LRs
-the real torch.optim.lr_scheduler gives, three non-default settings each.
+"""Writes scripts/tests/*.json: policy test cases with the numbers the real libraries
+give (torch.optim.lr_scheduler, transformers' schedules, Lightning's EarlyStopping),
+three or more non-default settings each.
 
-usage: python tools/torch_refs.py   (needs torch; run from the repository root)
+usage: python tools/torch_refs.py   (needs torch, transformers, lightning; run from
+the repository root). lr_warmup_*.json and stop_terminate_on_nan_1.json are written
+by hand from their formulas and are not touched.
 """
 import json, math
 import torch
@@ -87,4 +90,55 @@ for policy, settings in STEPWISE.items():
         with open(f"scripts/tests/{policy.replace('/', '_')}_{i + 1}.json", "w") as f:
             json.dump({"policy": policy, "params": kw, "cases": cases}, f, indent=1)
             f.write("\n")
+# transformers: inverse_sqrt and wsd are LambdaLR factors of the base LR, per step.
+from transformers import optimization as T
+
+def lambda_cases(make, steps, base):
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=base)
+    sched = make(opt)
+    out = []
+    for s in range(steps):
+        lr = opt.param_groups[0]["lr"]
+        out.append({"hook": "on_step", "ctx": {"step": s, "epochs": 1, "steps_per_epoch": steps, "base_lr": base, "lr": lr}, "expect": {"lr": lr}})
+        opt.step(); sched.step()
+    return out
+
+HF = {
+    "lr/inverse_sqrt": [dict(num_warmup_steps=5), dict(num_warmup_steps=10, timescale=3), dict(num_warmup_steps=0, timescale=4)],
+    "lr/wsd": [
+        dict(num_warmup_steps=4, num_decay_steps=6, num_training_steps=20),
+        dict(num_warmup_steps=5, num_decay_steps=8, num_stable_steps=3, warmup_type="cosine", decay_type="1-sqrt", min_lr_ratio=0.1),
+        dict(num_warmup_steps=3, num_decay_steps=10, num_training_steps=25, warmup_type="1-sqrt", decay_type="cosine", min_lr_ratio=0.05, num_cycles=1.0),
+    ],
+}
+for policy, settings in HF.items():
+    for i, kw in enumerate(settings):
+        fn = T.get_inverse_sqrt_schedule if policy == "lr/inverse_sqrt" else T.get_wsd_schedule
+        cases = lambda_cases(lambda opt: fn(opt, **kw), 30, [0.1, 0.5, 1.0][i])
+        with open(f"scripts/tests/{policy.replace('/', '_')}_{i + 1}.json", "w") as f:
+            json.dump({"policy": policy, "params": kw, "cases": cases}, f, indent=1)
+            f.write("\n")
+
+# Lightning EarlyStopping's own decision on recorded series (NaN included).
+from lightning.pytorch.callbacks import EarlyStopping
+ES = [
+    (dict(monitor="val_loss", mode="min", min_delta=0.0, patience=3), "val_loss", [1.0, 0.9, 0.95, 0.93, 0.91, 0.92, 0.89, 0.9, 0.9, 0.9, 0.9]),
+    (dict(monitor="val_loss", mode="min", min_delta=0.05, patience=2, divergence_threshold=2.0), "val_loss", [1.0, 0.97, 0.93, 0.94, 0.8, 0.78, 1.5, 2.5]),
+    (dict(monitor="val_acc", mode="max", min_delta=0.01, patience=4, stopping_threshold=0.95, check_finite=True), "val_acc", [0.5, 0.6, 0.605, 0.7, 0.71, 0.712, 0.9, NAN]),
+    (dict(monitor="val_acc", mode="max", min_delta=0.0, patience=5, stopping_threshold=0.95), "val_acc", [0.5, 0.8, 0.96, 0.97]),
+]
+for i, (kw, metric, series) in enumerate(ES):
+    es = EarlyStopping(**kw)
+    cases = []
+    for e, v in enumerate(series):
+        stop, reason = es._evaluate_stopping_criteria(torch.tensor(v))
+        ctx = {"epoch": e, "epochs": 100, metric: None if math.isnan(v) else v}
+        cases.append({"hook": "on_epoch_end", "ctx": ctx, "expect": {"stop": bool(stop)}})
+        if stop:
+            break
+    params = {k: v for k, v in kw.items()}
+    with open(f"scripts/tests/stop_early_stop_{i + 1}.json", "w") as f:
+        json.dump({"policy": "stop/early_stop", "params": params, "cases": cases}, f, indent=1)
+        f.write("\n")
 print("written")

@@ -25,7 +25,12 @@ pub const EMBEDDED: &[(&str, &str)] = library![
     "lr/cosine_restarts",
     "lr/onecycle",
     "lr/cyclic",
+    "lr/warmup",
+    "lr/inverse_sqrt",
+    "lr/wsd",
     "adapt/plateau",
+    "stop/early_stop",
+    "stop/terminate_on_nan",
 ];
 
 /// The folders searched for policy names and imports, in order.
