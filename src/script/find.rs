@@ -31,6 +31,11 @@ pub const EMBEDDED: &[(&str, &str)] = library![
     "adapt/plateau",
     "stop/early_stop",
     "stop/terminate_on_nan",
+    "stop/extend_on_drop",
+    "adapt/overfit_guard",
+    "adapt/divergence_rollback",
+    "batch/batch_growth",
+    "batch/accumulate",
 ];
 
 /// The folders searched for policy names and imports, in order.
