@@ -96,6 +96,26 @@ pub fn policy(cmd: PolicyCommand) -> Result<(), AppError> {
             }
             failed.map_or(Ok(()), |e| Err(e.into()))
         }
+        PolicyCommand::List => {
+            for e in crate::script::library::list(&SearchPath::from_env()) {
+                println!("{:<28} {:<70} {}", e.name, e.summary, e.file);
+            }
+            Ok(())
+        }
+        PolicyCommand::Doc { policy } => {
+            let search = SearchPath::from_env();
+            let src = crate::script::locate(&policy, &search)
+                .map_err(|m| ConfigError(format!("policy doc {policy}: {m}")))?;
+            let set = load_policies(std::slice::from_ref(&policy), &[], Rescale::Linear)?;
+            print!("{}", crate::script::library::doc(&src, &set.policies()[0]));
+            Ok(())
+        }
+        PolicyCommand::Defs { out } => {
+            std::fs::write(&out, crate::script::library::definitions())
+                .map_err(|e| ConfigError(format!("--out {}: {e}", out.display())))?;
+            eprintln!("wrote {}", out.display());
+            Ok(())
+        }
         PolicyCommand::Test { which } => {
             let all = crate::script::testing::discover(std::path::Path::new("."));
             let mut files = Vec::new();

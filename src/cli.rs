@@ -72,6 +72,18 @@ pub enum PolicyCommand {
         #[arg(long)]
         per_epoch: bool,
     },
+    /// Every policy on the search path: name, one-line doc, file.
+    List,
+    /// A policy's doc comment, hooks, and parameters with defaults and docs.
+    Doc {
+        #[arg(value_name = "NAME|PATH")]
+        policy: String,
+    },
+    /// Write Rhai definitions (the functions scripts can call) for editor completion.
+    Defs {
+        #[arg(long, value_name = "FILE")]
+        out: std::path::PathBuf,
+    },
     /// Run policy test files (scripts/tests, plugins/*/tests); ends with "N passed, N failed".
     Test {
         /// Test files, or policy names whose tests to run [default: all]

@@ -7,6 +7,7 @@ mod convert;
 mod error;
 mod find;
 mod host;
+pub mod library;
 mod policy;
 mod resolver;
 mod set;

@@ -380,3 +380,44 @@ fn every_script_in_the_library_is_embedded_and_compiles() {
         assert!(set.is_ok(), "{name}: {:?}", set.err());
     }
 }
+
+#[test]
+fn policy_list_doc_and_defs() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let o = rudder(root, &["policy", "list"]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success());
+    let plateau = out
+        .lines()
+        .find(|l| l.starts_with("adapt/plateau "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        plateau.contains("torch `ReduceLROnPlateau`")
+            && plateau.ends_with("scripts/adapt/plateau.rhai"),
+        "{plateau}"
+    );
+    // Away from the checkout, the embedded library answers.
+    let tmp = tempfile::tempdir().unwrap();
+    let o = rudder(tmp.path(), &["policy", "list"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .any(|l| l.starts_with("lr/onecycle ") && l.ends_with("<embedded>/lr/onecycle.rhai"))
+    );
+    let o = rudder(tmp.path(), &["policy", "doc", "lr/step"]);
+    let doc = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        doc.contains("torch `StepLR`")
+            && doc.contains("hooks: on_epoch_start")
+            && doc.contains("gamma = 0.1")
+            && doc.contains("step_size = 30"),
+        "{doc}"
+    );
+    let o = rudder(tmp.path(), &["policy", "defs", "--out", "defs.d.rhai"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let defs = fs::read_to_string(tmp.path().join("defs.d.rhai")).unwrap();
+    assert!(
+        defs.contains("module lr {") && defs.contains("fn cosine("),
+        "lr module in the definitions"
+    );
+}
