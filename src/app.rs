@@ -3,7 +3,7 @@
 
 use candle_core::Device;
 
-use crate::cli::{Cli, Command, PolicyCommand, SimOptions};
+use crate::cli::{Cli, Command, PluginCommand, PolicyCommand, SimOptions};
 use crate::config::{ConfigError, Kernels, TrainConfig, TrainOptions, parse_device};
 use crate::data::DataError;
 use crate::engine::Net;
@@ -40,6 +40,14 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
     match cli.command {
         Command::Train(opts) => train(*opts).map(|_| ()),
         Command::Policy(cmd) => policy(cmd),
+        Command::Plugin(PluginCommand::New { name, dir }) => {
+            let made = crate::script::plugin::scaffold(&dir, &name).map_err(ConfigError)?;
+            eprintln!(
+                "created {} (try: rudder policy test {name}/halve)",
+                made.display()
+            );
+            Ok(())
+        }
     }
 }
 

@@ -20,6 +20,20 @@ pub enum Command {
     /// Work with policies without training.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Work with plugins (shared policy libraries).
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Scaffold plugins/NAME: a manifest, one policy, one test and a README.
+    New {
+        name: String,
+        /// The folder to create it in
+        #[arg(long, default_value = "plugins")]
+        dir: std::path::PathBuf,
+    },
 }
 
 /// Options shared by the commands that run hooks without training.

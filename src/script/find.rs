@@ -71,6 +71,8 @@ pub struct Located {
     /// Its folder, for imports (`None` when embedded).
     pub home: Option<PathBuf>,
     pub source: String,
+    /// The plugin manifest it was found through.
+    pub manifest: Option<PathBuf>,
 }
 
 fn read(name: String, file: PathBuf) -> Result<Located, String> {
@@ -81,6 +83,7 @@ fn read(name: String, file: PathBuf) -> Result<Located, String> {
         file,
         home,
         source,
+        manifest: None,
     })
 }
 
@@ -95,6 +98,26 @@ pub fn locate(spec: &str, search: &SearchPath) -> Result<Located, String> {
         return read(stem, as_path.to_path_buf());
     }
     let file = format!("{spec}.rhai");
+    if let Some((plugin, policy)) = spec.split_once('/') {
+        for dir in search.dirs() {
+            let home = dir.join(plugin);
+            if !home.join("plugin.json").is_file() {
+                continue;
+            }
+            let manifest = super::plugin::read(&home)?;
+            let Some(rel) = manifest.policies.get(policy) else {
+                let names: Vec<&str> = manifest.policies.keys().map(String::as_str).collect();
+                return Err(format!(
+                    "plugin {plugin} has no policy {policy:?} (it has {})",
+                    names.join(", ")
+                ));
+            };
+            let mut found = read(spec.to_string(), home.join(rel))?;
+            found.home = Some(home.clone());
+            found.manifest = Some(home.join("plugin.json"));
+            return Ok(found);
+        }
+    }
     for dir in search.dirs() {
         let direct = dir.join(&file);
         if direct.is_file() {
@@ -122,6 +145,7 @@ pub fn locate(spec: &str, search: &SearchPath) -> Result<Located, String> {
             file: PathBuf::from(format!("<embedded>/{n}.rhai")),
             home: None,
             source: src.to_string(),
+            manifest: None,
         })
         .ok_or_else(|| {
             let dirs: Vec<String> = search

@@ -53,7 +53,8 @@ fn scripts_in(dir: &Path, base: &Path, out: &mut Vec<(String, PathBuf)>) {
     paths.sort();
     for p in paths {
         if p.is_dir() {
-            if p.file_name().is_some_and(|n| n != "tests") {
+            // A plugin's scripts are listed through its manifest.
+            if p.file_name().is_some_and(|n| n != "tests") && !p.join("plugin.json").is_file() {
                 scripts_in(&p, base, out);
             }
         } else if p.extension().is_some_and(|e| e == "rhai") {
@@ -74,6 +75,25 @@ pub fn list(search: &SearchPath) -> Vec<Entry> {
     for dir in search.dirs() {
         let mut found = Vec::new();
         scripts_in(dir, dir, &mut found);
+        for home in super::plugin::folders(dir) {
+            let plugin = home
+                .file_name()
+                .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+            match super::plugin::read(&home) {
+                Ok(m) => found.extend(
+                    m.policies
+                        .iter()
+                        .map(|(p, f)| (format!("{plugin}/{p}"), home.join(f))),
+                ),
+                Err(e) => {
+                    seen.entry(format!("{plugin}/")).or_insert(Entry {
+                        name: format!("{plugin}/"),
+                        summary: format!("invalid plugin: {e}"),
+                        file: home.display().to_string(),
+                    });
+                }
+            }
+        }
         for (name, path) in found {
             let source = std::fs::read_to_string(&path).unwrap_or_default();
             seen.entry(name.clone()).or_insert(Entry {

@@ -8,6 +8,7 @@ mod error;
 mod find;
 mod host;
 pub mod library;
+pub mod plugin;
 mod policy;
 mod resolver;
 mod set;

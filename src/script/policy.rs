@@ -106,6 +106,7 @@ impl Policy {
         let mut files = vec![src.file.clone()];
         files.extend(imported.lock().expect("resolver lock").iter().cloned());
         let eval_top = files.len() > 1;
+        files.extend(src.manifest.iter().cloned());
         if !eval_top {
             ast = ast.clone_functions_only();
         }

@@ -421,3 +421,65 @@ fn policy_list_doc_and_defs() {
         "lr module in the definitions"
     );
 }
+
+#[test]
+fn plugins_resolve_by_name_and_bad_manifests_are_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = rudder(tmp.path(), &["plugin", "new", "mine"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = rudder(
+        tmp.path(),
+        &[
+            "train",
+            "-q",
+            "--epochs",
+            "3",
+            "--policy",
+            "mine/halve",
+            "--param",
+            "every=1",
+            "--out",
+            "r",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lrs: Vec<f64> = jsonl(&tmp.path().join("r/metrics.jsonl"))
+        .iter()
+        .map(|r| r["lr"].as_f64().unwrap())
+        .collect();
+    assert_eq!(lrs, [0.1, 0.05, 0.025]);
+    let o = rudder(tmp.path(), &["policy", "test"]);
+    assert!(String::from_utf8_lossy(&o.stdout).ends_with("2 passed, 0 failed\n"));
+    let o = rudder(tmp.path(), &["plugin", "new", "mine"]);
+    assert_eq!(o.status.code(), Some(2));
+
+    let manifest = tmp.path().join("plugins/mine/plugin.json");
+    let good = fs::read_to_string(&manifest).unwrap();
+    for (bad, needle) in [
+        (
+            good.replacen("\"license\"", "\"licence\"", 1),
+            "unknown field `licence`",
+        ),
+        (
+            good.replacen("0.1.0", "1.0", 1),
+            "version must be MAJOR.MINOR.PATCH",
+        ),
+        (
+            good.replacen("\"halve.rhai\"", "\"gone.rhai\"", 1),
+            "policy halve: file gone.rhai is missing",
+        ),
+        (
+            good.replacen("\"api\": 1", "\"api\": 7", 1),
+            "api 7 is not supported",
+        ),
+    ] {
+        fs::write(&manifest, bad).unwrap();
+        let o = rudder(tmp.path(), &["train", "-q", "--policy", "mine/halve"]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("plugins/mine/plugin.json") && err.contains(needle),
+            "{err}"
+        );
+    }
+}

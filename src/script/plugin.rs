@@ -1,0 +1,147 @@
+//! Plugins: a folder with a `plugin.json` manifest naming its policies, read with
+//! serde_json and checked (unknown fields, version, api, every file present), and
+//! `rudder plugin new` to start one.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The manifest API this rudder reads.
+pub const API: u32 = 1;
+
+/// `plugin.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub name: String,
+    /// `MAJOR.MINOR.PATCH`.
+    pub version: String,
+    pub description: String,
+    pub api: u32,
+    /// Policy name -> script file, relative to the plugin's folder.
+    pub policies: BTreeMap<String, String>,
+    pub license: String,
+}
+
+/// Reads and checks `dir/plugin.json`; errors name the file (with line and column
+/// for JSON faults) and what is wrong.
+pub fn read(dir: &Path) -> Result<Manifest, String> {
+    let path = dir.join("plugin.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let m: Manifest = serde_json::from_str(&text).map_err(|e| {
+        let msg = e.to_string();
+        let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+        format!("{}:{}:{}: {msg}", path.display(), e.line(), e.column())
+    })?;
+    let semver = m.version.split('.').collect::<Vec<_>>();
+    if semver.len() != 3
+        || semver
+            .iter()
+            .any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(format!(
+            "{}: version must be MAJOR.MINOR.PATCH, got {:?}",
+            path.display(),
+            m.version
+        ));
+    }
+    if m.api != API {
+        return Err(format!(
+            "{}: api {} is not supported (this rudder reads api {API})",
+            path.display(),
+            m.api
+        ));
+    }
+    if m.policies.is_empty() {
+        return Err(format!("{}: policies is empty", path.display()));
+    }
+    for (name, file) in &m.policies {
+        let f = Path::new(file);
+        if f.is_absolute()
+            || f.components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            return Err(format!(
+                "{}: policy {name}: file {file:?} must stay inside the plugin",
+                path.display()
+            ));
+        }
+        if !dir.join(f).is_file() {
+            return Err(format!(
+                "{}: policy {name}: file {file} is missing",
+                path.display()
+            ));
+        }
+    }
+    Ok(m)
+}
+
+/// Plugin folders directly under `dir` (those with a `plugin.json`).
+pub fn folders(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("plugin.json").is_file())
+        .collect();
+    out.sort();
+    out
+}
+
+/// `rudder plugin new NAME`: a manifest, one policy, one test and a README in
+/// `parent/NAME`. Returns the folder.
+pub fn scaffold(parent: &Path, name: &str) -> Result<PathBuf, String> {
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    {
+        return Err(format!(
+            "plugin new {name:?}: use lowercase letters, digits, '-' and '_'"
+        ));
+    }
+    let dir = parent.join(name);
+    if dir.exists() {
+        return Err(format!(
+            "plugin new {name}: {} already exists",
+            dir.display()
+        ));
+    }
+    let write = |rel: &str, text: String| -> Result<(), String> {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().expect("a file in the plugin"))
+            .map_err(|e| format!("{}: {e}", p.display()))?;
+        std::fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))
+    };
+    let manifest = Manifest {
+        name: name.to_string(),
+        version: "0.1.0".into(),
+        description: format!("{name}: policies for rudder"),
+        api: API,
+        policies: BTreeMap::from([("halve".to_string(), "halve.rhai".to_string())]),
+        license: "MIT".into(),
+    };
+    write(
+        "plugin.json",
+        serde_json::to_string_pretty(&manifest).expect("a manifest serialises") + "\n",
+    )?;
+    write(
+        "halve.rhai",
+        "//! Halves the learning rate every `every` epochs.\n//!\n//! lr(epoch) = base_lr * 0.5 ^ floor(epoch / every)\n\n/// every: epochs between halvings.\nfn params() {\n    #{ every: 10 }\n}\n\nfn on_epoch_start(ctx) {\n    #{ lr: ctx.base_lr * 0.5 ** (ctx.epoch / ctx.params.every).to_float() }\n}\n".into(),
+    )?;
+    write(
+        "tests/halve.json",
+        format!(
+            "{{\n \"policy\": \"{name}/halve\",\n \"params\": {{\"every\": 2}},\n \"cases\": [\n  {{\"hook\": \"on_epoch_start\", \"ctx\": {{\"epoch\": 0, \"base_lr\": 0.1}}, \"expect\": {{\"lr\": 0.1}}}},\n  {{\"hook\": \"on_epoch_start\", \"ctx\": {{\"epoch\": 3, \"base_lr\": 0.1}}, \"expect\": {{\"lr\": 0.05}}}}\n ]\n}}\n"
+        ),
+    )?;
+    write(
+        "README.md",
+        format!(
+            "# {name}\n\nPolicies for rudder.\n\n| policy | what it does |\n| --- | --- |\n| `{name}/halve` | halves the LR every `every` epochs |\n\nUse: `rudder train --policy {name}/halve --param every=5`. Test: `rudder policy test {name}/halve`.\n"
+        ),
+    )?;
+    Ok(dir)
+}
