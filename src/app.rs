@@ -367,7 +367,21 @@ pub fn train_with(cfg: &TrainConfig, controller: &mut dyn Controller) -> Result<
             cfg.out.display()
         );
     }
-    let summary = Trainer::new(&cfg, &data, learner, param_count, log).run(controller)?;
+    let watched = controller.watched();
+    let watcher = crate::watch::Watcher::start(&watched, cfg.watch)
+        .map_err(|e| ConfigError(format!("--watch: {e}")))?;
+    if let Some(w) = &watcher
+        && !cfg.quiet
+    {
+        eprintln!(
+            "rudder: watching {} policy file(s) for changes ({})",
+            watched.len(),
+            w.mode
+        );
+    }
+    let summary = Trainer::new(&cfg, &data, learner, param_count, log)
+        .with_watcher(watcher)
+        .run(controller)?;
     if !cfg.quiet
         && let Some(last) = &summary.last
     {

@@ -105,6 +105,9 @@ pub struct TrainOptions {
     /// [POLICY.]KEY=VALUE, VALUE as JSON, repeatable
     #[arg(long = "param", value_name = "[POLICY.]KEY=VALUE")]
     pub param: Option<Vec<String>>,
+    /// Hot reload of policies: auto (native file events, polling where they fail), poll, off [default: auto]
+    #[arg(long, value_enum)]
+    pub watch: Option<crate::watch::Mode>,
     /// Run directory [default: runs/<time>]
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -165,6 +168,7 @@ pub struct TrainConfig {
     pub lr_scaling: Rescale,
     pub policy: Vec<String>,
     pub param: Vec<String>,
+    pub watch: crate::watch::Mode,
     pub out: PathBuf,
     pub seed: u64,
     pub device: String,
@@ -222,6 +226,7 @@ impl TrainOptions {
             lr_scaling,
             policy,
             param,
+            watch,
             out,
             seed,
             device,
@@ -323,6 +328,7 @@ impl TrainOptions {
             }),
             policy: self.policy.unwrap_or_else(|| vec!["default".into()]),
             param: self.param.unwrap_or_default(),
+            watch: self.watch.unwrap_or(crate::watch::Mode::Auto),
             out: self.out.unwrap_or_else(crate::runlog::default_run_dir),
             seed: self.seed.unwrap_or(0),
             device: self.device.unwrap_or_else(|| "cpu".into()),

@@ -14,3 +14,4 @@ pub mod report;
 pub mod runlog;
 pub mod script;
 pub mod train;
+pub mod watch;

@@ -18,6 +18,8 @@ pub enum Hook {
     Step,
     EpochEnd,
     TrainEnd,
+    /// Right after a new version of a policy was swapped in.
+    Reload,
 }
 
 impl Serialize for Hook {
@@ -35,6 +37,7 @@ impl Hook {
             Hook::Step => "on_step",
             Hook::EpochEnd => "on_epoch_end",
             Hook::TrainEnd => "on_train_end",
+            Hook::Reload => "on_reload",
         }
     }
 }
@@ -112,6 +115,15 @@ pub trait Controller {
     /// Whether any policy defines `hook`; the trainer skips building a ctx otherwise.
     fn defines(&self, hook: Hook) -> bool;
     fn call(&mut self, hook: Hook, ctx: &Ctx) -> Reply;
+    /// Files whose edits should reload this controller (none by default).
+    fn watched(&self) -> Vec<std::path::PathBuf> {
+        Vec::new()
+    }
+    /// Reloads what changed on disk: `reload` / `reload_failed` events, and the
+    /// decisions of `on_reload`.
+    fn reload(&mut self, _ctx: &Ctx) -> Reply {
+        Reply::default()
+    }
 }
 
 /// No policy at all: a constant LR and the planned epochs.

@@ -11,12 +11,13 @@ use super::host::{self, Budget};
 use super::resolver::Resolver;
 use crate::policy::Hook;
 
-const HOOKS: [Hook; 5] = [
+const HOOKS: [Hook; 6] = [
     Hook::TrainStart,
     Hook::EpochStart,
     Hook::Step,
     Hook::EpochEnd,
     Hook::TrainEnd,
+    Hook::Reload,
 ];
 
 pub struct Policy {
@@ -25,7 +26,7 @@ pub struct Policy {
     engine: Engine,
     budget: Budget,
     ast: AST,
-    defined: [bool; 5],
+    defined: [bool; 6],
     /// Defaults from `fn params()`, then `--param` values.
     pub params: Map,
     /// The state scripts keep in `this`; owned by the host.
@@ -83,7 +84,7 @@ impl Policy {
                 err.or_place(&src.source, &needle)
             })?;
         ast.set_source(src.file.display().to_string());
-        let mut defined = [false; 5];
+        let mut defined = [false; 6];
         let mut has_params = false;
         for f in ast.iter_functions() {
             if let Some(i) = HOOKS.iter().position(|h| h.function() == f.name) {

@@ -63,6 +63,14 @@ pub struct PolicySet {
     history: (usize, Dynamic),
     /// Print script errors on stderr.
     pub echo_errors: bool,
+    /// What the set was loaded from, for reloads.
+    specs: Vec<String>,
+    params: Vec<Param>,
+    search: SearchPath,
+    /// Per policy: versions loaded so far (1 at load), and the content hash of the
+    /// last version that failed to load (not reported twice).
+    generation: Vec<u32>,
+    failed: Vec<Option<String>>,
 }
 
 impl PolicySet {
@@ -81,35 +89,7 @@ impl PolicySet {
             })?;
             policies.push(Policy::compile(src, search).map_err(LoadError::Script)?);
         }
-        for p in params {
-            let targets: Vec<&mut Policy> = policies
-                .iter_mut()
-                .filter(|pol| match &p.policy {
-                    Some(name) => names_match(name, pol),
-                    None => pol.params.contains_key(p.key.as_str()),
-                })
-                .collect();
-            if targets.is_empty() {
-                let whose = p.policy.as_deref().map_or("no policy".to_string(), |n| {
-                    format!("no policy named {n:?}")
-                });
-                return Err(LoadError::Param(format!(
-                    "{}: {whose} declares {:?} in fn params()",
-                    p.key, p.key
-                )));
-            }
-            for pol in targets {
-                if !pol.params.contains_key(p.key.as_str()) {
-                    return Err(LoadError::Param(format!(
-                        "{}: policy {} declares no parameter {:?}",
-                        p.key, pol.name, p.key
-                    )));
-                }
-                let mut merged = pol.params.clone();
-                merged.insert(p.key.as_str().into(), convert::from_json(&p.value));
-                pol.set_params(merged);
-            }
-        }
+        apply_params(&mut policies, params)?;
         Ok(PolicySet {
             policies,
             rule,
@@ -117,6 +97,11 @@ impl PolicySet {
             printed_invalid: HashSet::new(),
             history: (usize::MAX, Dynamic::UNIT),
             echo_errors: true,
+            generation: vec![1; specs.len()],
+            failed: vec![None; specs.len()],
+            specs: specs.to_vec(),
+            params: params.to_vec(),
+            search: search.clone(),
         })
     }
 
@@ -166,6 +151,40 @@ impl PolicySet {
     }
 }
 
+/// Merges `--param` values into the policies' `params()` defaults.
+fn apply_params(policies: &mut [Policy], params: &[Param]) -> Result<(), LoadError> {
+    for p in params {
+        let targets: Vec<&mut Policy> = policies
+            .iter_mut()
+            .filter(|pol| match &p.policy {
+                Some(name) => names_match(name, pol),
+                None => pol.params.contains_key(p.key.as_str()),
+            })
+            .collect();
+        if targets.is_empty() {
+            let whose = p.policy.as_deref().map_or("no policy".to_string(), |n| {
+                format!("no policy named {n:?}")
+            });
+            return Err(LoadError::Param(format!(
+                "{}: {whose} declares {:?} in fn params()",
+                p.key, p.key
+            )));
+        }
+        for pol in targets {
+            if !pol.params.contains_key(p.key.as_str()) {
+                return Err(LoadError::Param(format!(
+                    "{}: policy {} declares no parameter {:?}",
+                    p.key, pol.name, p.key
+                )));
+            }
+            let mut merged = pol.params.clone();
+            merged.insert(p.key.as_str().into(), convert::from_json(&p.value));
+            pol.set_params(merged);
+        }
+    }
+    Ok(())
+}
+
 fn names_match(name: &str, p: &Policy) -> bool {
     name == p.name
         || p.name.rsplit('/').next() == Some(name)
@@ -190,17 +209,169 @@ fn event(
     }
 }
 
+impl PolicySet {
+    /// The content hash of policy `i`'s files now; `None` while one is missing or
+    /// empty (a delete-then-create save, or a write in progress, keeps the old version
+    /// until the file is back).
+    fn current_version(&self, i: usize) -> Option<String> {
+        let p = &self.policies[i];
+        let texts = p
+            .files
+            .iter()
+            .map(std::fs::read_to_string)
+            .collect::<Result<Vec<_>, _>>()
+            .ok()?;
+        // An empty file is a save in progress (truncated, not yet written): wait.
+        if texts.iter().any(|t| t.trim().is_empty()) {
+            return None;
+        }
+        Some(content_hash(
+            &texts.iter().map(String::as_str).collect::<Vec<_>>(),
+        ))
+    }
+
+    /// Compiles policy `i` anew (a fresh engine and resolver), re-merges its params and
+    /// dry-runs its hooks on a copy of `this`.
+    fn recompile(&self, i: usize, ctx: &Ctx, history: &Dynamic) -> Result<Policy, ScriptError> {
+        let spec = &self.specs[i];
+        let src = find::locate(spec, &self.search).map_err(|m| ScriptError {
+            file: self.policies[i].file.clone(),
+            line: 0,
+            column: 0,
+            message: m,
+        })?;
+        let mut fresh = Policy::compile(src, &self.search)?;
+        let mut one = [fresh];
+        let mine: Vec<Param> = self
+            .params
+            .iter()
+            .filter(|p| {
+                p.policy.as_deref().is_none_or(|n| names_match(n, &one[0]))
+                    && one[0].params.contains_key(p.key.as_str())
+            })
+            .cloned()
+            .collect();
+        apply_params(&mut one, &mine).map_err(|e| ScriptError {
+            file: self.policies[i].file.clone(),
+            line: 0,
+            column: 0,
+            message: e.to_string(),
+        })?;
+        [fresh] = one;
+        fresh.this = self.policies[i].this.clone();
+        let kept = fresh.this.clone();
+        for hook in [Hook::EpochStart, Hook::Step, Hook::EpochEnd] {
+            if fresh.defines(hook) {
+                let _dry_run =
+                    fresh.call(hook, convert::ctx_map(ctx, fresh.params_value(), history))?;
+            }
+        }
+        fresh.this = kept;
+        Ok(fresh)
+    }
+}
+
 impl Controller for PolicySet {
     fn defines(&self, hook: Hook) -> bool {
         self.policies.iter().any(|p| p.defines(hook))
     }
 
+    fn watched(&self) -> Vec<std::path::PathBuf> {
+        self.policies
+            .iter()
+            .filter(|p| !p.file.starts_with("<embedded>"))
+            .flat_map(|p| p.files.iter().cloned())
+            .collect()
+    }
+
+    fn reload(&mut self, ctx: &Ctx) -> Reply {
+        let history = self.history(ctx.history);
+        let mut events = Vec::new();
+        let mut swapped = Vec::new();
+        for i in 0..self.policies.len() {
+            let Some(now) = self.current_version(i) else {
+                continue;
+            };
+            if now == self.policies[i].version || self.failed[i].as_deref() == Some(now.as_str()) {
+                continue;
+            }
+            let name = self.policies[i].name.clone();
+            match self.recompile(i, ctx, &history) {
+                Ok(fresh) => {
+                    let mut fresh = fresh;
+                    fresh.this = std::mem::replace(&mut self.policies[i].this, Dynamic::UNIT);
+                    self.policies[i] = fresh;
+                    self.generation[i] += 1;
+                    self.failed[i] = None;
+                    let v = format!("v{}", self.generation[i]);
+                    if self.echo_errors {
+                        eprintln!("policy {name} reloaded ({v}, {})", &now[..6]);
+                    }
+                    events.push(event(
+                        "reload",
+                        &self.policies[i],
+                        Hook::Reload,
+                        Some(v),
+                        JsonMap::new(),
+                    ));
+                    swapped.push(i);
+                }
+                Err(e) => {
+                    if self.echo_errors {
+                        eprintln!(
+                            "policy {name}: reload failed at {e} (still running v{})",
+                            self.generation[i]
+                        );
+                    }
+                    let mut d = JsonMap::new();
+                    d.insert("file".into(), json!(e.file.display().to_string()));
+                    d.insert("line".into(), json!(e.line));
+                    d.insert("column".into(), json!(e.column));
+                    let mut ev = event(
+                        "reload_failed",
+                        &self.policies[i],
+                        Hook::Reload,
+                        Some(e.message.clone()),
+                        d,
+                    );
+                    ev.detail.insert("version".into(), json!(now));
+                    events.push(ev);
+                    self.failed[i] = Some(now);
+                }
+            }
+        }
+        if swapped
+            .iter()
+            .any(|&i| self.policies[i].defines(Hook::Reload))
+        {
+            // Only the reloaded policies hear on_reload.
+            let mut reply = self.call_only(Hook::Reload, ctx, &swapped);
+            events.append(&mut reply.events);
+            return Reply {
+                decision: reply.decision,
+                events,
+            };
+        }
+        Reply {
+            decision: Decision::default(),
+            events,
+        }
+    }
+
     fn call(&mut self, hook: Hook, ctx: &Ctx) -> Reply {
+        let all: Vec<usize> = (0..self.policies.len()).collect();
+        self.call_only(hook, ctx, &all)
+    }
+}
+
+impl PolicySet {
+    /// `hook` for the policies `which`, in order, composed as a hook call is.
+    fn call_only(&mut self, hook: Hook, ctx: &Ctx, which: &[usize]) -> Reply {
         let history = self.history(ctx.history);
         let mut merged = Decision::default();
         let mut events = Vec::new();
         let mut view = ctx.clone();
-        for i in 0..self.policies.len() {
+        for &i in which {
             if !self.policies[i].defines(hook) {
                 continue;
             }

@@ -59,6 +59,8 @@ pub struct Trainer<'a> {
     markers: Vec<report::Marker>,
     log: RunLog,
     progress: Progress,
+    /// Hot reload: set when a watched policy file changed.
+    watcher: Option<crate::watch::Watcher>,
 }
 
 impl<'a> Trainer<'a> {
@@ -94,7 +96,24 @@ impl<'a> Trainer<'a> {
             markers: Vec::new(),
             log,
             progress: Progress::new(cfg.quiet),
+            watcher: None,
         }
+    }
+
+    /// Reloads policies when their files change, checked at each step boundary.
+    pub fn with_watcher(mut self, watcher: Option<crate::watch::Watcher>) -> Self {
+        self.watcher = watcher;
+        self
+    }
+
+    /// Picks up a pending reload: one atomic load when there is none.
+    fn maybe_reload(&mut self, controller: &mut dyn Controller) -> Result<(), TrainError> {
+        if !self.watcher.as_ref().is_some_and(|w| w.take()) {
+            return Ok(());
+        }
+        let reply = controller.reload(&self.ctx());
+        self.record(reply.events)?;
+        self.apply(Hook::Reload, reply.decision)
     }
 
     fn steps_per_epoch(&self) -> usize {
@@ -139,6 +158,12 @@ impl<'a> Trainer<'a> {
                 Decision::default()
             }
         };
+        self.record(events)?;
+        self.apply(hook, decision)
+    }
+
+    /// Writes policy events to events.jsonl and marks them for the report.
+    fn record(&mut self, events: Vec<crate::policy::PolicyEvent>) -> Result<(), TrainError> {
         for e in events {
             let fields = match serde_json::to_value(&e) {
                 Ok(Value::Object(m)) => m,
@@ -150,7 +175,7 @@ impl<'a> Trainer<'a> {
             });
             self.log.event(self.epoch, self.step, e.kind, fields)?;
         }
-        self.apply(hook, decision)
+        Ok(())
     }
 
     /// Applies a validated decision between steps.
@@ -205,6 +230,7 @@ impl<'a> Trainer<'a> {
         self.hook(Hook::TrainStart, controller)?;
         let mut last = None;
         while self.stop.is_none() && self.epoch < self.settings.epochs {
+            self.maybe_reload(controller)?;
             self.hook(Hook::EpochStart, controller)?;
             if self.stop.is_some() {
                 break;
@@ -240,6 +266,7 @@ impl<'a> Trainer<'a> {
             .start_epoch(self.epoch, self.settings.epochs, n);
         let (mut loss_sum, mut correct, mut seen) = (0f64, 0f64, 0usize);
         while self.batcher.remaining() > 0 {
+            self.maybe_reload(controller)?;
             self.hook(Hook::Step, controller)?;
             if self.stop.is_some() {
                 break;

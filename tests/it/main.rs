@@ -4,6 +4,7 @@
 mod cli;
 mod data;
 mod policies;
+mod reload;
 mod seam;
 
 use std::path::{Path, PathBuf};

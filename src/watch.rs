@@ -1,0 +1,131 @@
+//! File watching for hot reload: notify on its own thread, on the parent folders of
+//! the watched files (watching a file itself loses every event after the first
+//! rename-save), debounced, filtered to the watched files, and a flag the train loop
+//! reads with no lock. Knows nothing of Rhai or policies.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use notify::{RecommendedWatcher, RecursiveMode};
+use notify_debouncer_full::{
+    DebounceEventResult, Debouncer, RecommendedCache, new_debouncer, new_debouncer_opt,
+};
+
+/// How to watch: `--watch auto|poll|off`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Native file events, falling back to polling where they fail.
+    Auto,
+    /// Poll the folders (network and unusual file systems, exhausted inotify limits).
+    Poll,
+    /// No hot reload.
+    Off,
+}
+
+/// Debounce window: bursts of saves within it become one reload.
+const DEBOUNCE: Duration = Duration::from_millis(150);
+/// How often the poll watcher looks.
+const POLL: Duration = Duration::from_millis(200);
+
+enum Inner {
+    Native(#[allow(dead_code)] Debouncer<RecommendedWatcher, RecommendedCache>),
+    Poll(#[allow(dead_code)] Debouncer<notify::PollWatcher, RecommendedCache>),
+}
+
+/// A running watcher. Dropping it stops the thread.
+pub struct Watcher {
+    _inner: Inner,
+    pending: Arc<AtomicBool>,
+    /// `poll` when native watching was not possible.
+    pub mode: &'static str,
+}
+
+impl Watcher {
+    /// Watches `files` (through their folders) in `mode`; `None` for `Mode::Off` or
+    /// nothing to watch.
+    pub fn start(files: &[PathBuf], mode: Mode) -> Result<Option<Watcher>, String> {
+        if mode == Mode::Off || files.is_empty() {
+            return Ok(None);
+        }
+        let wanted: HashSet<PathBuf> = files.iter().map(|f| absolute(f)).collect();
+        let folders: HashSet<PathBuf> = wanted
+            .iter()
+            .filter_map(|f| f.parent().map(Path::to_path_buf))
+            .collect();
+        let pending = Arc::new(AtomicBool::new(false));
+        let flag = pending.clone();
+        // The watched files, and any script or manifest in their folders (a reload may
+        // import a module that was not there at the start); editor temp files
+        // (`.swp`, `~`, `.tmp`) are none of these.
+        let relevant = move |p: &Path| {
+            let p = absolute(p);
+            wanted.contains(&p) || p.extension().is_some_and(|e| e == "rhai" || e == "json")
+        };
+        let handler = move |res: DebounceEventResult| {
+            if let Ok(events) = res
+                && events.iter().any(|e| e.paths.iter().any(|p| relevant(p)))
+            {
+                flag.store(true, Ordering::Release);
+            }
+        };
+        if mode == Mode::Auto {
+            let native = new_debouncer(DEBOUNCE, None, handler.clone())
+                .map_err(|e| e.to_string())
+                .and_then(|mut d| {
+                    for f in &folders {
+                        d.watch(f, RecursiveMode::NonRecursive)
+                            .map_err(|e| format!("{}: {e}", f.display()))?;
+                    }
+                    Ok(d)
+                });
+            match native {
+                Ok(d) => {
+                    return Ok(Some(Watcher {
+                        _inner: Inner::Native(d),
+                        pending,
+                        mode: "native",
+                    }));
+                }
+                Err(e) => eprintln!(
+                    "rudder: native file watching failed ({e}); polling every {} ms",
+                    POLL.as_millis()
+                ),
+            }
+        }
+        let config = notify::Config::default()
+            .with_poll_interval(POLL)
+            .with_compare_contents(true);
+        let mut d = new_debouncer_opt::<_, notify::PollWatcher, RecommendedCache>(
+            DEBOUNCE,
+            None,
+            handler,
+            RecommendedCache::new(),
+            config,
+        )
+        .map_err(|e| e.to_string())?;
+        for f in &folders {
+            d.watch(f, RecursiveMode::NonRecursive)
+                .map_err(|e| format!("{}: {e}", f.display()))?;
+        }
+        Ok(Some(Watcher {
+            _inner: Inner::Poll(d),
+            pending,
+            mode: "poll",
+        }))
+    }
+
+    /// Whether a watched file changed since the last call; one atomic swap.
+    pub fn take(&self) -> bool {
+        self.pending.load(Ordering::Relaxed) && self.pending.swap(false, Ordering::Acquire)
+    }
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
