@@ -7,7 +7,7 @@ use crate::cli::{Cli, Command, PluginCommand, PolicyCommand, SimOptions};
 use crate::config::{ConfigError, Kernels, TrainConfig, TrainOptions, parse_device};
 use crate::data::DataError;
 use crate::engine::Net;
-use crate::policy::{Controller, Hook, Rescale, simulate};
+use crate::policy::{Controller, Rescale, simulate};
 use crate::runlog::RunLog;
 use crate::script::{LoadError, Param, PolicySet, SearchPath};
 use crate::train::{Engine, Graph, Learner, Summary, TrainError, Trainer};
@@ -73,17 +73,7 @@ pub fn policy(cmd: PolicyCommand) -> Result<(), AppError> {
                 match load_policies(std::slice::from_ref(spec), &[], Rescale::Linear) {
                     Ok(set) => {
                         let p = &set.policies()[0];
-                        let hooks: Vec<&str> = [
-                            Hook::TrainStart,
-                            Hook::EpochStart,
-                            Hook::Step,
-                            Hook::EpochEnd,
-                            Hook::TrainEnd,
-                        ]
-                        .into_iter()
-                        .filter(|h| p.defines(*h))
-                        .map(Hook::function)
-                        .collect();
+                        let hooks = p.hooks();
                         let params: Vec<&str> = p.params.keys().map(|k| k.as_str()).collect();
                         println!(
                             "ok {} ({}): hooks {}; params {}; version {}",

@@ -63,11 +63,6 @@ impl Batcher {
             split.y.index_select(&idx, 0)?,
         )))
     }
-
-    /// The random generator's state, for checkpoints.
-    pub fn rng(&self) -> &ChaCha8Rng {
-        &self.rng
-    }
 }
 
 /// Batches of a split in order, for evaluation.

@@ -423,11 +423,6 @@ impl Net {
         let n = self.labels.len();
         &self.acts[self.ops.len() - 1][..n * self.classes]
     }
-
-    /// Parameter names, in order.
-    pub fn names(&self) -> Vec<String> {
-        self.mappings.iter().map(|m| m.name.clone()).collect()
-    }
 }
 
 fn plain(layer: &str, names: &[&str]) -> Vec<Mapping> {

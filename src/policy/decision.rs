@@ -63,6 +63,16 @@ impl Decision {
         *self == Decision::default()
     }
 
+    /// Sets `lr` and nothing else: what a schedule returns at each step.
+    pub fn is_lr_only(&self) -> bool {
+        self.lr.is_some()
+            && *self
+                == Decision {
+                    lr: self.lr,
+                    ..Decision::default()
+                }
+    }
+
     /// Checks every key against `ctx`; a decision is taken whole or not at all.
     pub fn validate(&self, ctx: &Ctx) -> Result<(), Invalid> {
         let finite_nonneg = |key, v: Option<f64>| match v {

@@ -29,6 +29,16 @@ impl Serialize for Hook {
 }
 
 impl Hook {
+    /// Every hook, in the order a run first calls them.
+    pub const ALL: [Hook; 6] = [
+        Hook::TrainStart,
+        Hook::EpochStart,
+        Hook::Step,
+        Hook::EpochEnd,
+        Hook::TrainEnd,
+        Hook::Reload,
+    ];
+
     /// The script function that implements this hook.
     pub fn function(self) -> &'static str {
         match self {
@@ -122,20 +132,6 @@ pub trait Controller {
     /// Reloads what changed on disk: `reload` / `reload_failed` events, and the
     /// decisions of `on_reload`.
     fn reload(&mut self, _ctx: &Ctx) -> Reply {
-        Reply::default()
-    }
-}
-
-/// No policy at all: a constant LR and the planned epochs.
-#[derive(Debug, Default)]
-pub struct Fixed;
-
-impl Controller for Fixed {
-    fn defines(&self, _hook: Hook) -> bool {
-        false
-    }
-
-    fn call(&mut self, _hook: Hook, _ctx: &Ctx) -> Reply {
         Reply::default()
     }
 }

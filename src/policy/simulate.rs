@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Best, Controller, Ctx, Decision, EpochMetrics, Hook, Rescale, Settings};
+use super::{Best, Controller, Ctx, EpochMetrics, Hook, Rescale, Settings};
 
 /// The run being simulated.
 #[derive(Debug, Clone)]
@@ -50,18 +50,13 @@ impl Sim<'_> {
             resumed: false,
         };
         let reply = self.controller.call(hook, &ctx);
+        // The controller's `decision` events: per policy, schedules' per-step LRs left out.
+        for e in reply.events.iter().filter(|e| e.kind == "decision") {
+            self.decisions.push(
+                json!({"hook": hook, "policy": e.policy, "decision": e.detail.get("decision")}),
+            );
+        }
         let d = reply.decision;
-        if d.is_empty() {
-            return;
-        }
-        if hook != Hook::Step
-            || (Decision {
-                lr: d.lr,
-                ..Decision::default()
-            }) != d
-        {
-            self.decisions.push(json!({"hook": hook, "decision": d}));
-        }
         self.s = d.apply(self.s, self.setup.rule);
         self.stop |= d.stop;
     }

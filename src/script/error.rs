@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use rhai::{EvalAltResult, ParseError, Position};
+use rhai::{EvalAltResult, Position};
 
 /// A fault in a policy, at a place in one of its files.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, thiserror::Error)]
@@ -24,10 +24,6 @@ impl ScriptError {
             column: pos.position().unwrap_or(0),
             message: message.into(),
         }
-    }
-
-    pub fn from_parse(file: impl Into<PathBuf>, e: &ParseError) -> ScriptError {
-        ScriptError::new(file, e.position(), e.err_type().to_string())
     }
 
     /// The innermost error and place of a runtime error: nested function calls and

@@ -119,17 +119,7 @@ pub fn doc(src: &Located, policy: &Policy) -> String {
     for l in module_doc(&src.source) {
         out.push_str(&format!("  {l}\n"));
     }
-    let hooks: Vec<&str> = [
-        crate::policy::Hook::TrainStart,
-        crate::policy::Hook::EpochStart,
-        crate::policy::Hook::Step,
-        crate::policy::Hook::EpochEnd,
-        crate::policy::Hook::TrainEnd,
-    ]
-    .into_iter()
-    .filter(|h| policy.defines(*h))
-    .map(crate::policy::Hook::function)
-    .collect();
+    let hooks = policy.hooks();
     out.push_str(&format!(
         "\nhooks: {}\n\nparameters (defaults):\n",
         hooks.join(", ")

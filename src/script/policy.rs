@@ -11,14 +11,7 @@ use super::host::{self, Budget};
 use super::resolver::Resolver;
 use crate::policy::Hook;
 
-const HOOKS: [Hook; 6] = [
-    Hook::TrainStart,
-    Hook::EpochStart,
-    Hook::Step,
-    Hook::EpochEnd,
-    Hook::TrainEnd,
-    Hook::Reload,
-];
+const HOOKS: [Hook; 6] = Hook::ALL;
 
 pub struct Policy {
     pub name: String,
@@ -156,6 +149,15 @@ impl Policy {
     /// `ctx.params`.
     pub fn params_value(&self) -> &Dynamic {
         &self.params_value
+    }
+
+    /// The functions of the hooks it defines, in run order.
+    pub fn hooks(&self) -> Vec<&'static str> {
+        HOOKS
+            .into_iter()
+            .filter(|h| self.defines(*h))
+            .map(Hook::function)
+            .collect()
     }
 
     pub fn defines(&self, hook: Hook) -> bool {

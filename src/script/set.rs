@@ -122,14 +122,11 @@ impl PolicySet {
 
     /// Whether any file a policy was built from has changed since it was loaded.
     pub fn reload_pending(&self) -> bool {
-        self.policies.iter().any(|p| {
-            let texts: Vec<String> = p
-                .files
-                .iter()
-                .map(|f| std::fs::read_to_string(f).unwrap_or_default())
-                .collect();
-            !p.file.starts_with("<embedded>")
-                && content_hash(&texts.iter().map(String::as_str).collect::<Vec<_>>()) != p.version
+        (0..self.policies.len()).any(|i| {
+            !self.policies[i].file.starts_with("<embedded>")
+                && self
+                    .current_version(i)
+                    .is_some_and(|v| v != self.policies[i].version)
         })
     }
 
@@ -233,40 +230,35 @@ impl PolicySet {
     /// Compiles policy `i` anew (a fresh engine and resolver), re-merges its params and
     /// dry-runs its hooks on a copy of `this`.
     fn recompile(&self, i: usize, ctx: &Ctx, history: &Dynamic) -> Result<Policy, ScriptError> {
-        let spec = &self.specs[i];
-        let src = find::locate(spec, &self.search).map_err(|m| ScriptError {
-            file: self.policies[i].file.clone(),
+        let file = &self.policies[i].file;
+        let at_file = |message: String| ScriptError {
+            file: file.clone(),
             line: 0,
             column: 0,
-            message: m,
-        })?;
+            message,
+        };
+        let src = find::locate(&self.specs[i], &self.search).map_err(at_file)?;
         let mut fresh = Policy::compile(src, &self.search)?;
-        let mut one = [fresh];
+        // The `--param` values this policy took at load (a new version may drop a key).
         let mine: Vec<Param> = self
             .params
             .iter()
             .filter(|p| {
-                p.policy.as_deref().is_none_or(|n| names_match(n, &one[0]))
-                    && one[0].params.contains_key(p.key.as_str())
+                p.policy.as_deref().is_none_or(|n| names_match(n, &fresh))
+                    && fresh.params.contains_key(p.key.as_str())
             })
             .cloned()
             .collect();
-        apply_params(&mut one, &mine).map_err(|e| ScriptError {
-            file: self.policies[i].file.clone(),
-            line: 0,
-            column: 0,
-            message: e.to_string(),
-        })?;
-        [fresh] = one;
+        apply_params(std::slice::from_mut(&mut fresh), &mine)
+            .map_err(|e| at_file(e.to_string()))?;
+        // Dry run on a copy of `this`; the caller moves the real one in.
         fresh.this = self.policies[i].this.clone();
-        let kept = fresh.this.clone();
         for hook in [Hook::EpochStart, Hook::Step, Hook::EpochEnd] {
             if fresh.defines(hook) {
                 let _dry_run =
                     fresh.call(hook, convert::ctx_map(ctx, fresh.params_value(), history))?;
             }
         }
-        fresh.this = kept;
         Ok(fresh)
     }
 }
@@ -297,8 +289,7 @@ impl Controller for PolicySet {
             }
             let name = self.policies[i].name.clone();
             match self.recompile(i, ctx, &history) {
-                Ok(fresh) => {
-                    let mut fresh = fresh;
+                Ok(mut fresh) => {
                     fresh.this = std::mem::replace(&mut self.policies[i].this, Dynamic::UNIT);
                     self.policies[i] = fresh;
                     self.generation[i] += 1;
@@ -345,7 +336,7 @@ impl Controller for PolicySet {
             .any(|&i| self.policies[i].defines(Hook::Reload))
         {
             // Only the reloaded policies hear on_reload.
-            let mut reply = self.call_only(Hook::Reload, ctx, &swapped);
+            let mut reply = self.call_only(Hook::Reload, ctx, |i| swapped.contains(&i));
             events.append(&mut reply.events);
             return Reply {
                 decision: reply.decision,
@@ -359,20 +350,19 @@ impl Controller for PolicySet {
     }
 
     fn call(&mut self, hook: Hook, ctx: &Ctx) -> Reply {
-        let all: Vec<usize> = (0..self.policies.len()).collect();
-        self.call_only(hook, ctx, &all)
+        self.call_only(hook, ctx, |_| true)
     }
 }
 
 impl PolicySet {
-    /// `hook` for the policies `which`, in order, composed as a hook call is.
-    fn call_only(&mut self, hook: Hook, ctx: &Ctx, which: &[usize]) -> Reply {
+    /// `hook` for the policies `which` selects, in order, composed as a hook call is.
+    fn call_only(&mut self, hook: Hook, ctx: &Ctx, which: impl Fn(usize) -> bool) -> Reply {
         let history = self.history(ctx.history);
         let mut merged = Decision::default();
         let mut events = Vec::new();
         let mut view = ctx.clone();
-        for &i in which {
-            if !self.policies[i].defines(hook) {
+        for i in 0..self.policies.len() {
+            if !which(i) || !self.policies[i].defines(hook) {
                 continue;
             }
             let ctx_value = convert::ctx_map(&view, self.policies[i].params_value(), &history);
@@ -411,11 +401,7 @@ impl PolicySet {
                 Ok(d) => {
                     // A schedule's per-step LR is in steps.jsonl and metrics.jsonl; an
                     // event per step would bury the decisions worth reading.
-                    let lr_only = Decision {
-                        lr: d.lr,
-                        ..Decision::default()
-                    } == d;
-                    if !(hook == Hook::Step && lr_only) {
+                    if !(hook == Hook::Step && d.is_lr_only()) {
                         let mut detail = JsonMap::new();
                         detail.insert(
                             "decision".into(),

@@ -68,15 +68,7 @@ fn matches(want: &Value, got: &Value) -> bool {
 }
 
 fn hook_named(name: &str) -> Option<Hook> {
-    [
-        Hook::TrainStart,
-        Hook::EpochStart,
-        Hook::Step,
-        Hook::EpochEnd,
-        Hook::TrainEnd,
-    ]
-    .into_iter()
-    .find(|h| h.function() == name)
+    Hook::ALL.into_iter().find(|h| h.function() == name)
 }
 
 fn num(ctx: &Map<String, Value>, key: &str) -> Option<f64> {

@@ -143,11 +143,13 @@ impl<'a> Trainer<'a> {
         if !controller.defines(hook) {
             return Ok(());
         }
-        let Reply { decision, events } = controller.call(hook, &self.ctx());
+        let ctx = self.ctx();
+        let Reply { decision, events } = controller.call(hook, &ctx);
         // The controller validates; checking again keeps a faulty one from
         // reaching the model.
-        let decision = match decision.validate(&self.ctx()) {
-            Ok(()) => decision,
+        let checked = decision.validate(&ctx).map(|()| decision);
+        let decision = match checked {
+            Ok(d) => d,
             Err(e) => {
                 let mut f = Map::new();
                 f.insert("hook".into(), json!(hook));
