@@ -248,6 +248,31 @@ fn sim_setup(
 /// Merges the `--config` file under the command line and validates both.
 pub fn resolve(cli: TrainOptions) -> Result<TrainConfig, ConfigError> {
     cli.check(&|k| format!("--{}", k.replace('_', "-")))?;
+    if let Some(dir) = cli.resume.clone() {
+        if cli.config.is_some() {
+            return Err(ConfigError(
+                "--config: a resumed run takes its options from its own config.json; give changes as flags".into(),
+            ));
+        }
+        if cli.out.as_ref().is_some_and(|o| *o != dir) {
+            return Err(ConfigError(format!(
+                "--out: a resumed run stays in its folder {}",
+                dir.display()
+            )));
+        }
+        let path = dir.join("config.json");
+        if !path.is_file() {
+            return Err(ConfigError(format!(
+                "--resume {}: no config.json there (not a run directory)",
+                dir.display()
+            )));
+        }
+        let file = TrainOptions::from_file(&path)?;
+        file.check(&|k| format!("{}: {k}", path.display()))?;
+        let mut merged = cli.or(file);
+        merged.out = Some(dir);
+        return merged.resolve();
+    }
     let merged = match &cli.config {
         Some(path) => {
             let file = TrainOptions::from_file(path)?;
@@ -333,15 +358,28 @@ pub fn train_with(cfg: &TrainConfig, controller: &mut dyn Controller) -> Result<
             Box::new(Graph::new(model, opt, cfg.loss))
         }
     };
-    if std::fs::metadata(cfg.out.join("metrics.jsonl")).is_ok_and(|m| m.len() > 0) {
-        return Err(ConfigError(format!(
-            "--out {}: already holds a run (its metrics.jsonl is not empty); choose another folder",
-            cfg.out.display()
-        ))
-        .into());
-    }
-    let log = RunLog::create(&cfg.out, &cfg, cfg.log_steps)
-        .map_err(|e| ConfigError(format!("--out {}: {e}", cfg.out.display())))?;
+    let out_fault = |e: std::io::Error| ConfigError(format!("--out {}: {e}", cfg.out.display()));
+    let root = cfg.out.join("checkpoints");
+    let (log, resume) = if cfg.resume.is_some() {
+        crate::checkpoint::clean(&root).map_err(out_fault)?;
+        let loaded = crate::checkpoint::latest(&root).map_err(|e| ConfigError(e.to_string()))?;
+        if let Some(l) = &loaded {
+            crate::checkpoint::check_model(learner.model(), &l.model, &l.dir)
+                .map_err(|e| ConfigError(e.to_string()))?;
+        }
+        let sizes = loaded.as_ref().map(|l| l.state.logs).unwrap_or_default();
+        let log = RunLog::reopen(&cfg.out, &cfg, cfg.log_steps, sizes).map_err(out_fault)?;
+        (log, Some(loaded))
+    } else {
+        if std::fs::metadata(cfg.out.join("metrics.jsonl")).is_ok_and(|m| m.len() > 0) {
+            return Err(ConfigError(format!(
+                "--out {}: already holds a run (its metrics.jsonl is not empty); choose another folder, or --resume it",
+                cfg.out.display()
+            ))
+            .into());
+        }
+        (RunLog::create(&cfg.out, &cfg, cfg.log_steps).map_err(out_fault)?, None)
+    };
     if !cfg.quiet {
         eprintln!(
             "rudder: {} on {} ({} train / {} val, {} classes), {} parameters, run dir {}",
@@ -369,9 +407,15 @@ pub fn train_with(cfg: &TrainConfig, controller: &mut dyn Controller) -> Result<
             w.mode
         );
     }
-    let summary = Trainer::new(&cfg, &data, learner, param_count, log)
-        .with_watcher(watcher)
-        .run(controller)?;
+    let mut trainer = Trainer::new(&cfg, &data, learner, param_count, log).with_watcher(watcher);
+    match resume {
+        Some(Some(loaded)) => trainer
+            .resume_from(loaded, controller)
+            .map_err(|e| ConfigError(e.to_string()))?,
+        Some(None) => trainer.restart(),
+        None => {}
+    }
+    let summary = trainer.run(controller)?;
     if !cfg.quiet
         && let Some(last) = &summary.last
     {

@@ -123,6 +123,19 @@ pub struct TrainOptions {
     /// Whose CPU kernels train: rudder's own or candle's autograd [default: rudder]
     #[arg(long, value_enum)]
     pub kernels: Option<Kernels>,
+    /// Epochs between checkpoints, 0 for none but `best` [default: 1]
+    #[arg(long, value_name = "N")]
+    pub checkpoint_every: Option<usize>,
+    /// Periodic checkpoints kept, 0 for all [default: 3]
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<usize>,
+    /// Metric that picks the `best` checkpoint: train_loss, train_acc, val_loss, val_acc (min for losses, max for accuracies) [default: val_loss]
+    #[arg(long, value_name = "METRIC")]
+    pub monitor: Option<String>,
+    /// Continue the run in DIR from its last checkpoint, with its config.json (options given here override it)
+    #[arg(long, value_name = "DIR")]
+    #[serde(skip)]
+    pub resume: Option<PathBuf>,
     /// Also write steps.jsonl
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub log_steps: Option<bool>,
@@ -175,6 +188,11 @@ pub struct TrainConfig {
     pub threads: usize,
     pub kernels: Kernels,
     pub log_steps: bool,
+    pub checkpoint_every: usize,
+    pub keep_last: usize,
+    pub monitor: String,
+    #[serde(skip)]
+    pub resume: Option<PathBuf>,
     #[serde(skip)]
     pub quiet: bool,
 }
@@ -203,7 +221,7 @@ impl TrainOptions {
     /// Fills each unset option from `file`.
     pub fn or(self, file: TrainOptions) -> TrainOptions {
         macro_rules! pick {
-            ($($f:ident),*) => { TrainOptions { config: self.config, $( $f: self.$f.or(file.$f), )* } };
+            ($($f:ident),*) => { TrainOptions { config: self.config, resume: self.resume, $( $f: self.$f.or(file.$f), )* } };
         }
         pick!(
             data,
@@ -233,6 +251,9 @@ impl TrainOptions {
             threads,
             kernels,
             log_steps,
+            checkpoint_every,
+            keep_last,
+            monitor,
             quiet
         )
     }
@@ -284,6 +305,14 @@ impl TrainOptions {
         for p in self.param.iter().flatten() {
             p.parse::<crate::script::Param>()
                 .map_err(|m| ConfigError(format!("{}: {m}", name("param"))))?;
+        }
+        if let Some(m) = &self.monitor
+            && !MONITORS.contains(&m.as_str())
+        {
+            return fail(
+                "monitor",
+                format!("expected one of {}, got {m:?}", MONITORS.join(", ")),
+            );
         }
         if let Some(d) = &self.device {
             parse_device(d).map_err(|m| ConfigError(format!("{}: {m}", name("device"))))?;
@@ -340,10 +369,17 @@ impl TrainOptions {
             }),
             kernels: self.kernels.unwrap_or(Kernels::Rudder),
             log_steps: self.log_steps.unwrap_or(false),
+            checkpoint_every: self.checkpoint_every.unwrap_or(1),
+            keep_last: self.keep_last.unwrap_or(3),
+            monitor: self.monitor.unwrap_or_else(|| "val_loss".into()),
+            resume: self.resume,
             quiet: self.quiet.unwrap_or(false),
         })
     }
 }
+
+/// The metrics `--monitor` may name.
+pub const MONITORS: [&str; 4] = ["train_loss", "train_acc", "val_loss", "val_acc"];
 
 /// `cpu`, `cuda` or `cuda:N`, as a device ordinal (`None` for the CPU).
 pub fn parse_device(s: &str) -> Result<Option<usize>, String> {

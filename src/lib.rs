@@ -2,10 +2,12 @@
 //! Rhai scripts that hot-reload while the run goes on.
 
 pub mod app;
+pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod data;
 pub mod engine;
+pub mod fault;
 pub mod loss;
 pub mod model;
 pub mod optim;

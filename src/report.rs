@@ -8,7 +8,7 @@ use std::path::Path;
 use serde_json::Value;
 
 /// A policy event to mark on the charts, at the end of `epoch` (0-based).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Marker {
     pub epoch: usize,
     pub label: String,

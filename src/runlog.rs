@@ -65,6 +65,41 @@ impl RunLog {
         })
     }
 
+    /// Opens the logs of a run being resumed: cuts each back to the size it had at
+    /// the checkpoint (dropping what came after, half-written lines included) and
+    /// rewrites `config.json`.
+    pub fn reopen(
+        dir: &Path,
+        config: &impl Serialize,
+        log_steps: bool,
+        sizes: crate::checkpoint::LogSizes,
+    ) -> std::io::Result<RunLog> {
+        for (name, len) in [
+            ("metrics.jsonl", sizes.metrics),
+            ("events.jsonl", sizes.events),
+            ("steps.jsonl", sizes.steps),
+        ] {
+            let path = dir.join(name);
+            if path.exists() {
+                let f = OpenOptions::new().write(true).open(&path)?;
+                f.set_len(len.min(f.metadata()?.len()))?;
+                f.sync_all()?;
+            }
+        }
+        RunLog::create(dir, config, log_steps)
+    }
+
+    /// The current sizes of the logs (`steps.jsonl` flushed first).
+    pub fn sizes(&mut self) -> std::io::Result<crate::checkpoint::LogSizes> {
+        self.flush_steps()?;
+        let len = |name: &str| std::fs::metadata(self.dir.join(name)).map_or(0, |m| m.len());
+        Ok(crate::checkpoint::LogSizes {
+            metrics: len("metrics.jsonl"),
+            events: len("events.jsonl"),
+            steps: len("steps.jsonl"),
+        })
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }

@@ -14,6 +14,8 @@ pub struct Batcher {
     rng: ChaCha8Rng,
     order: Vec<u32>,
     cursor: usize,
+    /// Epochs shuffled so far: with the seed, the whole state of the data order.
+    shuffles: u64,
 }
 
 impl Batcher {
@@ -23,6 +25,7 @@ impl Batcher {
             rng: ChaCha8Rng::seed_from_u64(seed),
             order: (0..len as u32).collect(),
             cursor: len,
+            shuffles: 0,
         }
     }
 
@@ -30,6 +33,26 @@ impl Batcher {
     pub fn start_epoch(&mut self) {
         self.order.shuffle(&mut self.rng);
         self.cursor = 0;
+        self.shuffles += 1;
+    }
+
+    /// (epochs shuffled, position in the current one): with the seed, enough to
+    /// rebuild this batcher.
+    pub fn position(&self) -> (u64, usize) {
+        (self.shuffles, self.cursor)
+    }
+
+    /// Replays `shuffles` epochs' shuffles and moves to `cursor`, as a resume does;
+    /// false if the position cannot be in a batcher of this length.
+    pub fn restore(&mut self, shuffles: u64, cursor: usize) -> bool {
+        if cursor > self.order.len() || (shuffles == 0 && cursor != self.order.len()) {
+            return false;
+        }
+        while self.shuffles < shuffles {
+            self.start_epoch();
+        }
+        self.cursor = cursor;
+        self.shuffles == shuffles
     }
 
     /// Examples not yet drawn in this epoch.

@@ -220,6 +220,15 @@ impl Net {
         Ok(net)
     }
 
+    /// Each parameter's candle name and, where the engine stores it in another
+    /// order, the permutation (engine index `i` holds the candle element `perm[i]`).
+    pub fn layout(&self) -> Vec<(String, Option<Vec<usize>>)> {
+        self.mappings
+            .iter()
+            .map(|m| (m.name.clone(), m.perm.clone()))
+            .collect()
+    }
+
     fn params_mut(&mut self) -> impl Iterator<Item = &mut Param> {
         self.ops.iter_mut().flat_map(|op| op.params()).flatten()
     }

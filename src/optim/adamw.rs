@@ -86,6 +86,27 @@ impl Optimizer for AdamW {
         self.steps
     }
 
+    fn load_state(&mut self, state: &super::State, steps: u64) -> Result<()> {
+        let zeros = || -> Result<Vec<Tensor>> {
+            self.params.iter().map(|(_, p)| p.zeros_like()).collect()
+        };
+        let m = super::all_or_none(state, &self.params, "exp_avg")?;
+        let v = super::all_or_none(state, &self.params, "exp_avg_sq")?;
+        if steps > 0 && (m.is_none() || v.is_none()) {
+            candle_core::bail!("optimizer state: AdamW after {steps} steps needs exp_avg and exp_avg_sq");
+        }
+        self.m = match m {
+            Some(m) => m,
+            None => zeros()?,
+        };
+        self.v = match v {
+            Some(v) => v,
+            None => zeros()?,
+        };
+        self.steps = steps;
+        Ok(())
+    }
+
     fn state(&self) -> Vec<(String, Tensor)> {
         let mut out = Vec::with_capacity(2 * self.params.len());
         for (((n, _), m), v) in self.params.iter().zip(&self.m).zip(&self.v) {

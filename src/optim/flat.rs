@@ -2,8 +2,6 @@
 //! per parameter (SGD with momentum/Nesterov and weight decay; AdamW), state
 //! allocated at the first step and reused after.
 
-use candle_core::{Device, Tensor};
-
 use super::kernels::{adam_elem, sgd_momentum_elem};
 use super::{Hyper, Kind};
 
@@ -107,25 +105,18 @@ impl Flat {
         }
     }
 
-    /// Named state tensors (as the candle optimizers name them), for checkpoints.
-    pub fn state(&self, names: &[String]) -> candle_core::Result<Vec<(String, Tensor)>> {
-        let mut out = Vec::new();
-        let t = |v: &Vec<f32>| Tensor::from_slice(v, v.len(), &Device::Cpu);
-        for (i, name) in names.iter().enumerate() {
-            match self.kind {
-                Kind::Sgd => {
-                    if let Some(b) = self.first.get(i).filter(|b| !b.is_empty()) {
-                        out.push((format!("{name}.momentum_buffer"), t(b)?));
-                    }
-                }
-                Kind::Adamw => {
-                    if let (Some(m), Some(v)) = (self.first.get(i), self.second.get(i)) {
-                        out.push((format!("{name}.exp_avg"), t(m)?));
-                        out.push((format!("{name}.exp_avg_sq"), t(v)?));
-                    }
-                }
-            }
-        }
-        Ok(out)
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// The state per parameter: SGD momentum buffers or AdamW first moments, and
+    /// AdamW second moments (empty where not allocated).
+    pub fn buffers(&self) -> (&[Vec<f32>], &[Vec<f32>]) {
+        (&self.first, &self.second)
+    }
+
+    /// Replaces the state, as a checkpoint restores it.
+    pub fn set_buffers(&mut self, first: Vec<Vec<f32>>, second: Vec<Vec<f32>>, steps: u64) {
+        (self.first, self.second, self.steps) = (first, second, steps);
     }
 }

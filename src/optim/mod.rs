@@ -54,6 +54,47 @@ pub trait Optimizer: Send {
     fn steps(&self) -> u64;
     /// Named state tensors (momentum buffers, moments), for checkpoints.
     fn state(&self) -> Vec<(String, Tensor)>;
+    /// Replaces the state with a checkpoint's: tensors named as `state` names them,
+    /// and the number of updates done.
+    fn load_state(&mut self, state: &State, steps: u64) -> Result<()>;
+}
+
+/// Optimizer state by name, as a checkpoint holds it.
+pub type State = std::collections::HashMap<String, Tensor>;
+
+/// `state[name]`, checked to have `like`'s shape and moved to its device; `None` when
+/// the checkpoint has no such tensor.
+pub(crate) fn state_like(state: &State, name: &str, like: &Tensor) -> Result<Option<Tensor>> {
+    let Some(t) = state.get(name) else {
+        return Ok(None);
+    };
+    if t.dims() != like.dims() {
+        candle_core::bail!(
+            "optimizer state {name} has shape {:?}, its parameter {:?}",
+            t.dims(),
+            like.dims()
+        );
+    }
+    // A copy of its own: the fused CPU kernels update state tensors in place.
+    Ok(Some(t.to_device(like.device())?.copy()?))
+}
+
+/// The tensors `name(p)` for every parameter: all of them, or none (state that was
+/// never allocated); some but not all is an error.
+pub(crate) fn all_or_none(
+    state: &State,
+    params: &[(String, Var)],
+    suffix: &str,
+) -> Result<Option<Vec<Tensor>>> {
+    let found = params
+        .iter()
+        .map(|(n, p)| state_like(state, &format!("{n}.{suffix}"), p.as_tensor()))
+        .collect::<Result<Vec<_>>>()?;
+    match found.iter().filter(|t| t.is_none()).count() {
+        0 => Ok(Some(found.into_iter().flatten().collect())),
+        n if n == found.len() => Ok(None),
+        _ => candle_core::bail!("optimizer state: some {suffix} tensors are missing"),
+    }
 }
 
 /// Builds the optimizer of `kind` over `params`.

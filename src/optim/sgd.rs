@@ -101,6 +101,12 @@ impl Optimizer for Sgd {
         self.steps
     }
 
+    fn load_state(&mut self, state: &super::State, steps: u64) -> Result<()> {
+        self.buffers = super::all_or_none(state, &self.params, "momentum_buffer")?.unwrap_or_default();
+        self.steps = steps;
+        Ok(())
+    }
+
     fn state(&self) -> Vec<(String, Tensor)> {
         self.params
             .iter()

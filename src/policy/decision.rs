@@ -41,6 +41,53 @@ pub struct Decision {
     pub log: Option<String>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub metrics: BTreeMap<String, f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub save: Option<Save>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<Target>,
+}
+
+/// `save`: a checkpoint at the next boundary, named by the epoch (or step), or by a
+/// tag. Serialised as the script wrote it: `true` or the tag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Save {
+    Now(bool),
+    Tag(String),
+}
+
+/// `rollback`: which checkpoint to restore.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    Best,
+    Last,
+}
+
+impl Target {
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Best => "best",
+            Target::Last => "last",
+        }
+    }
+}
+
+/// Whether `tag` may name a checkpoint folder: 1 to 64 of `[A-Za-z0-9_.-]`, not
+/// starting with a dot, and not a name the trainer gives (`best`, `epoch-N`, `step-N`).
+pub fn tag_ok(tag: &str) -> bool {
+    let reserved = |prefix: &str| {
+        tag.strip_prefix(prefix)
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    (1..=64).contains(&tag.len())
+        && !tag.starts_with('.')
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+        && tag != "best"
+        && !reserved("epoch-")
+        && !reserved("step-")
 }
 
 /// A rejected decision: the key at fault and why.
@@ -108,6 +155,14 @@ impl Decision {
         if let Some((k, v)) = self.metrics.iter().find(|(_, v)| !v.is_finite()) {
             return Err(invalid("metrics", format!("{k} is not finite: {v}")));
         }
+        if let Some(Save::Tag(t)) = &self.save
+            && !tag_ok(t)
+        {
+            return Err(invalid(
+                "save",
+                format!("a tag is 1 to 64 of A-Z a-z 0-9 _ . - (not best, epoch-N or step-N), got {t:?}"),
+            ));
+        }
         Ok(())
     }
 
@@ -126,7 +181,9 @@ impl Decision {
             momentum,
             weight_decay,
             reason,
-            log
+            log,
+            save,
+            rollback
         );
         self.stop |= later.stop;
         self.metrics.extend(later.metrics);

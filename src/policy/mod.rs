@@ -6,7 +6,7 @@
 mod decision;
 pub mod simulate;
 
-pub use decision::{Decision, Invalid, Rescale};
+pub use decision::{Decision, Invalid, Rescale, Save, Target, tag_ok};
 
 use serde::Serialize;
 
@@ -53,7 +53,7 @@ impl Hook {
 }
 
 /// The values a decision can change, as the trainer holds them.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 pub struct Settings {
     pub lr: f64,
     pub batch_size: usize,
@@ -73,7 +73,7 @@ pub struct EpochMetrics {
 }
 
 /// The best epoch so far by validation loss.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct Best {
     pub val_loss: Option<f64>,
     pub val_acc: Option<f64>,
@@ -119,6 +119,14 @@ pub struct PolicyEvent {
     pub detail: serde_json::Map<String, serde_json::Value>,
 }
 
+/// A policy's part of a checkpoint: its name, the hash of its sources, and `this`.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct PolicyState {
+    pub name: String,
+    pub version: String,
+    pub this: serde_json::Value,
+}
+
 /// Whatever steers a run: called at each hook, it returns decisions and never fails
 /// the run (its errors become events).
 pub trait Controller {
@@ -133,6 +141,16 @@ pub trait Controller {
     /// decisions of `on_reload`.
     fn reload(&mut self, _ctx: &Ctx) -> Reply {
         Reply::default()
+    }
+    /// The state a checkpoint keeps (per policy: name, version, `this`).
+    fn snapshot(&self) -> Vec<PolicyState> {
+        Vec::new()
+    }
+    /// Gives each policy its `this` from a checkpoint; returns a note for each policy
+    /// whose source changed since (it runs in its new version) or that the
+    /// checkpoint does not know.
+    fn restore(&mut self, _saved: &[PolicyState]) -> Vec<String> {
+        Vec::new()
     }
 }
 

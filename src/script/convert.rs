@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use rhai::{Dynamic, Map};
 
 use super::host::number;
-use crate::policy::{Ctx, Decision, Invalid, Rescale};
+use crate::policy::{Ctx, Decision, Invalid, Rescale, Save, Target};
 
 fn opt(v: Option<f64>) -> Dynamic {
     v.map_or(Dynamic::UNIT, Dynamic::from_float)
@@ -147,11 +147,29 @@ pub fn decision(v: &Dynamic) -> Result<Decision, Invalid> {
                 }
                 d.metrics = out;
             }
-            "save" | "rollback" => {
-                return Err(invalid(
-                    k,
-                    "needs checkpoints, which are not implemented yet; the decision is dropped",
-                ));
+            "save" => {
+                d.save = if let Ok(b) = v.as_bool() {
+                    b.then_some(Save::Now(true))
+                } else if v.is_string() {
+                    Some(Save::Tag(text("save", v)?))
+                } else {
+                    return Err(invalid(
+                        "save",
+                        format!("must be true, false or a tag string, got {}", v.type_name()),
+                    ));
+                }
+            }
+            "rollback" => {
+                d.rollback = Some(match text("rollback", v)?.as_str() {
+                    "best" => Target::Best,
+                    "last" => Target::Last,
+                    other => {
+                        return Err(invalid(
+                            "rollback",
+                            format!("must be \"best\" or \"last\", got {other:?}"),
+                        ));
+                    }
+                })
             }
             other => {
                 return Err(invalid(other, format!("unknown decision key {other:?}")));

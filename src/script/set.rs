@@ -10,7 +10,7 @@ use super::convert;
 use super::error::ScriptError;
 use super::find::{self, SearchPath};
 use super::policy::{Policy, content_hash};
-use crate::policy::{Controller, Ctx, Decision, Hook, PolicyEvent, Reply, Rescale};
+use crate::policy::{Controller, Ctx, Decision, Hook, PolicyEvent, PolicyState, Reply, Rescale};
 
 /// A fault found while loading: a script that does not compile, a policy that cannot
 /// be found, a `--param` nobody declares. Exit code 2.
@@ -266,6 +266,47 @@ impl PolicySet {
 impl Controller for PolicySet {
     fn defines(&self, hook: Hook) -> bool {
         self.policies.iter().any(|p| p.defines(hook))
+    }
+
+    fn snapshot(&self) -> Vec<PolicyState> {
+        (0..self.policies.len())
+            .map(|i| PolicyState {
+                name: self.policies[i].name.clone(),
+                version: self.policies[i].version.clone(),
+                this: self.this_json(i),
+            })
+            .collect()
+    }
+
+    fn restore(&mut self, saved: &[PolicyState]) -> Vec<String> {
+        let mut notes = Vec::new();
+        for i in 0..self.policies.len() {
+            let (name, version) = (
+                self.policies[i].name.clone(),
+                self.policies[i].version.clone(),
+            );
+            // By position first (the same policy twice keeps its own state), else by
+            // name.
+            let found = saved
+                .get(i)
+                .filter(|s| s.name == name)
+                .or_else(|| saved.iter().find(|s| s.name == name));
+            match found {
+                Some(s) => {
+                    self.set_this(i, &s.this);
+                    if s.version != version {
+                        notes.push(format!(
+                            "policy {name} changed since the checkpoint (version {} -> {version}); its new version runs, with its saved this",
+                            s.version
+                        ));
+                    }
+                }
+                None => notes.push(format!(
+                    "policy {name} is not in the checkpoint; its this starts empty"
+                )),
+            }
+        }
+        notes
     }
 
     fn watched(&self) -> Vec<std::path::PathBuf> {

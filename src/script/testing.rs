@@ -182,19 +182,6 @@ pub fn run_file(file: &TestFile, label: &str, search: &SearchPath, out: &mut Out
             Ok(Value::Object(m)) => m,
             _ => Map::new(),
         };
-        // Until checkpoints exist, `save` and `rollback` are rejected; the test still
-        // sees the decision the hook returned.
-        let needs_checkpoints = |e: &&crate::policy::PolicyEvent| {
-            e.kind == "invalid_decision"
-                && matches!(
-                    e.detail.get("key").and_then(Value::as_str),
-                    Some("save" | "rollback")
-                )
-        };
-        let rejected = reply.events.iter().find(needs_checkpoints);
-        if let Some(Value::Object(raw)) = rejected.and_then(|e| e.detail.get("decision")) {
-            got = raw.clone();
-        }
         let mut want = case.expect.clone();
         if let Some(w_this) = want.remove("this") {
             let this = set.this_json(0);
@@ -209,7 +196,7 @@ pub fn run_file(file: &TestFile, label: &str, search: &SearchPath, out: &mut Out
         let errors: Vec<String> = reply
             .events
             .iter()
-            .filter(|e| e.kind != "decision" && !needs_checkpoints(e))
+            .filter(|e| e.kind != "decision")
             .map(|e| format!("{}: {}", e.kind, e.message.clone().unwrap_or_default()))
             .collect();
         if matches(&Value::Object(want.clone()), &Value::Object(got.clone()))

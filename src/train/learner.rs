@@ -8,7 +8,7 @@ use crate::data::Split;
 use crate::engine::{self, Net};
 use crate::loss::Loss;
 use crate::model::Model;
-use crate::optim::{Flat, Hyper, Optimizer};
+use crate::optim::{Flat, Hyper, Kind, Optimizer, State};
 
 /// Gradient of a step's batches, then one update.
 pub trait Learner {
@@ -29,6 +29,18 @@ pub trait Learner {
     fn set_hyper(&mut self, h: Hyper);
     /// Brings the candle model up to date with the learner's weights.
     fn sync_model(&mut self) -> candle_core::Result<()>;
+    /// The candle model; its weights are current after `sync_model`.
+    fn model(&self) -> &Model;
+    /// Takes the weights from the candle model after they were replaced (a rollback,
+    /// a resume).
+    fn reload_model(&mut self) -> candle_core::Result<()>;
+    /// The optimizer's state tensors, named and shaped as the candle optimizers keep
+    /// them (so a checkpoint does not depend on which kernels wrote it).
+    fn optimizer_state(&self) -> candle_core::Result<Vec<(String, Tensor)>>;
+    /// Replaces the optimizer's state and its count of updates.
+    fn load_optimizer_state(&mut self, state: &State, steps: u64) -> candle_core::Result<()>;
+    /// Optimizer updates done.
+    fn optimizer_steps(&self) -> u64;
 }
 
 /// candle autograd and the tensor optimizers.
@@ -132,6 +144,26 @@ impl Learner for Graph {
     fn sync_model(&mut self) -> candle_core::Result<()> {
         Ok(())
     }
+
+    fn model(&self) -> &Model {
+        &self.model
+    }
+
+    fn reload_model(&mut self) -> candle_core::Result<()> {
+        Ok(())
+    }
+
+    fn optimizer_state(&self) -> candle_core::Result<Vec<(String, Tensor)>> {
+        Ok(self.opt.state())
+    }
+
+    fn load_optimizer_state(&mut self, state: &State, steps: u64) -> candle_core::Result<()> {
+        self.opt.load_state(state, steps)
+    }
+
+    fn optimizer_steps(&self) -> u64 {
+        self.opt.steps()
+    }
 }
 
 /// The CPU engine and the flat optimizer; `model` is refreshed by `sync_model`.
@@ -204,5 +236,90 @@ impl Learner for Engine {
 
     fn sync_model(&mut self) -> candle_core::Result<()> {
         self.net.export(&self.model)
+    }
+
+    fn model(&self) -> &Model {
+        &self.model
+    }
+
+    fn reload_model(&mut self) -> candle_core::Result<()> {
+        self.net.import(&self.model)
+    }
+
+    fn optimizer_state(&self) -> candle_core::Result<Vec<(String, Tensor)>> {
+        let shapes: std::collections::HashMap<String, Vec<usize>> = self
+            .model
+            .params()
+            .into_iter()
+            .map(|(n, v)| (n, v.dims().to_vec()))
+            .collect();
+        let (first, second) = self.opt.buffers();
+        let suffixes: &[(&str, &[Vec<f32>])] = match self.opt.kind() {
+            Kind::Sgd => &[("momentum_buffer", first)],
+            Kind::Adamw => &[("exp_avg", first), ("exp_avg_sq", second)],
+        };
+        let mut out = Vec::new();
+        for (i, (name, perm)) in self.net.layout().into_iter().enumerate() {
+            for (suffix, bufs) in suffixes {
+                let Some(v) = bufs.get(i).filter(|v| !v.is_empty()) else {
+                    continue;
+                };
+                let data = match &perm {
+                    Some(perm) => {
+                        let mut out = vec![0f32; v.len()];
+                        perm.iter().zip(v).for_each(|(&j, &x)| out[j] = x);
+                        out
+                    }
+                    None => v.clone(),
+                };
+                out.push((
+                    format!("{name}.{suffix}"),
+                    Tensor::from_vec(data, shapes[&name].as_slice(), &candle_core::Device::Cpu)?,
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    fn load_optimizer_state(&mut self, state: &State, steps: u64) -> candle_core::Result<()> {
+        let params: std::collections::HashMap<String, Var> =
+            self.model.params().into_iter().collect();
+        let layout = self.net.layout();
+        let read = |suffix: &str| -> candle_core::Result<Vec<Vec<f32>>> {
+            let mut out = Vec::new();
+            for (name, perm) in &layout {
+                let key = format!("{name}.{suffix}");
+                let Some(t) = crate::optim::state_like(state, &key, params[name].as_tensor())?
+                else {
+                    out.push(Vec::new());
+                    continue;
+                };
+                let src: Vec<f32> = t.flatten_all()?.to_vec1()?;
+                out.push(match perm {
+                    Some(perm) => perm.iter().map(|&j| src[j]).collect(),
+                    None => src,
+                });
+            }
+            let present = out.iter().filter(|v| !v.is_empty()).count();
+            if present != 0 && present != out.len() {
+                candle_core::bail!("optimizer state: some {suffix} tensors are missing");
+            }
+            Ok(if present == 0 { Vec::new() } else { out })
+        };
+        let (first, second) = match self.opt.kind() {
+            Kind::Sgd => (read("momentum_buffer")?, Vec::new()),
+            Kind::Adamw => (read("exp_avg")?, read("exp_avg_sq")?),
+        };
+        if self.opt.kind() == Kind::Adamw && steps > 0 && (first.is_empty() || second.is_empty()) {
+            candle_core::bail!(
+                "optimizer state: AdamW after {steps} steps needs exp_avg and exp_avg_sq"
+            );
+        }
+        self.opt.set_buffers(first, second, steps);
+        Ok(())
+    }
+
+    fn optimizer_steps(&self) -> u64 {
+        self.opt.steps()
     }
 }

@@ -5,13 +5,17 @@
 mod learner;
 mod progress;
 
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde_json::{Map, Value, json};
 
+use crate::checkpoint::{self, CheckpointError, Loaded, Monitored, Partial, Shuffle, Snapshot};
 use crate::config::TrainConfig;
 use crate::data::{Batcher, Data, Split};
-use crate::policy::{Best, Controller, Ctx, Decision, EpochMetrics, Hook, Reply, Settings};
+use crate::policy::{
+    Best, Controller, Ctx, Decision, EpochMetrics, Hook, Invalid, Reply, Save, Settings, Target,
+};
 use crate::report;
 use crate::runlog::{EpochRecord, RunLog};
 
@@ -61,6 +65,30 @@ pub struct Trainer<'a> {
     progress: Progress,
     /// Hot reload: set when a watched policy file changed.
     watcher: Option<crate::watch::Watcher>,
+    ckpt: Checkpoints,
+    /// The sums of the epoch in progress; `None` between epochs.
+    partial: Option<Partial>,
+    /// Continued by `--resume` from a checkpoint (`ctx.resumed`).
+    resumed: bool,
+    /// The `resume` event to write when the run starts: the checkpoint and notes.
+    resume_note: Option<(Option<PathBuf>, Vec<String>)>,
+}
+
+/// Where checkpoints go, when, and what the trainer knows of them.
+struct Checkpoints {
+    root: PathBuf,
+    every: usize,
+    keep: usize,
+    monitored: Monitored,
+    /// The monitored metric improved in the epoch just finished.
+    improved: bool,
+    /// The newest checkpoint written or resumed from (`rollback: "last"`).
+    last: Option<PathBuf>,
+    /// A `save` decision waiting for the next boundary.
+    pending: Option<Save>,
+    /// A rollback happened since the last epoch-end boundary: the weights are not the
+    /// ones the monitored metric was measured on.
+    rolled_back: bool,
 }
 
 impl<'a> Trainer<'a> {
@@ -97,7 +125,99 @@ impl<'a> Trainer<'a> {
             log,
             progress: Progress::new(cfg.quiet),
             watcher: None,
+            ckpt: Checkpoints {
+                root: cfg.out.join("checkpoints"),
+                every: cfg.checkpoint_every,
+                keep: cfg.keep_last,
+                monitored: Monitored {
+                    metric: cfg.monitor.clone(),
+                    ..Monitored::default()
+                },
+                improved: false,
+                last: None,
+                pending: None,
+                rolled_back: false,
+            },
+            partial: None,
+            resumed: false,
+            resume_note: None,
         }
+    }
+
+    /// Continues from checkpoint `l`: weights, optimizer, settings, counters, data
+    /// order and each policy's `this`. The run's logs must already be cut back to the
+    /// checkpoint's sizes (`RunLog::reopen`).
+    pub fn resume_from(
+        &mut self,
+        l: Loaded,
+        controller: &mut dyn Controller,
+    ) -> Result<(), CheckpointError> {
+        let s = l.state;
+        let state_path = l.dir.join(checkpoint::STATE_FILE);
+        let bad = |msg: String| CheckpointError(format!("{}: {msg}", state_path.display()));
+        if s.rng.seed != self.cfg.seed ^ SHUFFLE_SALT {
+            return Err(bad(format!(
+                "its data order comes from another seed than --seed {} (a resume with different options?)",
+                self.cfg.seed
+            )));
+        }
+        if !self.batcher.restore(s.rng.shuffles, s.rng.cursor) {
+            return Err(bad(format!(
+                "rng.cursor {} does not fit the {} training examples (a resume on other data?)",
+                s.rng.cursor,
+                self.data.train.len()
+            )));
+        }
+        if s.settings.batch_size == 0
+            || s.settings.batch_size > self.data.train.len()
+            || s.settings.accumulation == 0
+        {
+            return Err(bad(format!(
+                "settings: batch size {} / accumulation {} do not fit {} examples",
+                s.settings.batch_size,
+                s.settings.accumulation,
+                self.data.train.len()
+            )));
+        }
+        checkpoint::load_model(self.learner.model(), &l.model, &l.dir)?;
+        let opt_path = l.dir.join(checkpoint::OPTIMIZER_FILE);
+        let opt_fault = |e: candle_core::Error| CheckpointError(format!("{}: {e}", opt_path.display()));
+        self.learner.reload_model().map_err(opt_fault)?;
+        self.learner
+            .load_optimizer_state(&l.optimizer, s.optimizer_steps)
+            .map_err(opt_fault)?;
+        self.history = read_history(&self.log.dir().join("metrics.jsonl"))?;
+        if let Some(h) = self.history.last() {
+            let m = |k: &str| h.get(k).and_then(Value::as_f64);
+            self.last_metrics = EpochMetrics {
+                train_loss: m("train_loss"),
+                train_acc: m("train_acc"),
+                val_loss: m("val_loss"),
+                val_acc: m("val_acc"),
+            };
+        }
+        self.settings = s.settings;
+        self.sync_hyper();
+        self.step = s.step;
+        self.epoch = s.epoch;
+        self.partial = s.partial;
+        self.best = s.best;
+        self.markers = s.markers;
+        self.policy_metrics = s.policy_metrics;
+        if s.monitored.metric == self.ckpt.monitored.metric {
+            self.ckpt.monitored = s.monitored;
+        }
+        self.ckpt.last = Some(l.dir.clone());
+        let notes = controller.restore(&s.policies);
+        self.resumed = true;
+        self.resume_note = Some((Some(l.dir), notes));
+        Ok(())
+    }
+
+    /// A `--resume` of a run that had no checkpoint yet: it starts over (its logs are
+    /// already emptied), and the `resume` event says so.
+    pub fn restart(&mut self) {
+        self.resume_note = Some((None, vec!["no checkpoint yet: the run starts over".into()]));
     }
 
     /// Reloads policies when their files change, checked at each step boundary.
@@ -134,7 +254,32 @@ impl<'a> Trainer<'a> {
             metrics: self.last_metrics,
             history: &self.history,
             best: self.best,
-            resumed: false,
+            resumed: self.resumed,
+        }
+    }
+
+    /// Hands the settings' optimizer hyperparameters to the learner.
+    fn sync_hyper(&mut self) {
+        let s = self.settings;
+        let mut h = self.learner.hyper();
+        (h.lr, h.momentum, h.weight_decay) = (s.lr, s.momentum, s.weight_decay);
+        self.learner.set_hyper(h);
+    }
+
+    /// A rollback needs its checkpoint: without one the decision is rejected whole.
+    fn can_roll_back(&self, d: &Decision) -> Result<(), Invalid> {
+        match d.rollback {
+            Some(Target::Best) if checkpoint::locate(&self.ckpt.root, "best").is_none() => {
+                Err(Invalid {
+                    key: "rollback".into(),
+                    message: "there is no best checkpoint yet".into(),
+                })
+            }
+            Some(Target::Last) if self.ckpt.last.is_none() => Err(Invalid {
+                key: "rollback".into(),
+                message: "no checkpoint has been written yet".into(),
+            }),
+            _ => Ok(()),
         }
     }
 
@@ -147,7 +292,10 @@ impl<'a> Trainer<'a> {
         let Reply { decision, events } = controller.call(hook, &ctx);
         // The controller validates; checking again keeps a faulty one from
         // reaching the model.
-        let checked = decision.validate(&ctx).map(|()| decision);
+        let checked = decision
+            .validate(&ctx)
+            .and_then(|()| self.can_roll_back(&decision))
+            .map(|()| decision);
         let decision = match checked {
             Ok(d) => d,
             Err(e) => {
@@ -185,13 +333,18 @@ impl<'a> Trainer<'a> {
         if d.is_empty() {
             return Ok(());
         }
+        // A rollback first: the decision's other values apply to the restored state.
+        if let Some(target) = d.rollback {
+            self.rollback(hook, target)?;
+        }
+        if d.save.is_some() {
+            self.ckpt.pending = d.save.clone();
+        }
         let before = self.settings;
         self.settings = d.apply(before, self.cfg.lr_scaling);
         let s = self.settings;
         if (s.lr, s.momentum, s.weight_decay) != (before.lr, before.momentum, before.weight_decay) {
-            let mut h = self.learner.hyper();
-            (h.lr, h.momentum, h.weight_decay) = (s.lr, s.momentum, s.weight_decay);
-            self.learner.set_hyper(h);
+            self.sync_hyper();
         }
         if let Some(msg) = &d.log {
             self.progress.note(msg);
@@ -224,23 +377,56 @@ impl<'a> Trainer<'a> {
     /// Runs the whole training.
     pub fn run(mut self, controller: &mut dyn Controller) -> Result<Summary, TrainError> {
         let mut f = Map::new();
-        f.insert(
-            "message".into(),
-            json!(format!("{} parameters", self.param_count)),
-        );
-        self.log.event(0, 0, "run_start", f)?;
+        match self.resume_note.take() {
+            Some((dir, notes)) => {
+                if let Some(d) = &dir {
+                    f.insert("path".into(), json!(self.relative(d)));
+                }
+                let at = format!(
+                    "resumed at epoch {}{}, step {}",
+                    self.epoch,
+                    if self.partial.is_some() { " (in progress)" } else { "" },
+                    self.step
+                );
+                let message = std::iter::once(at).chain(notes).collect::<Vec<_>>().join("; ");
+                self.progress.note(&format!("rudder: {message}"));
+                f.insert("message".into(), json!(message));
+                self.log.event(self.epoch, self.step, "resume", f)?;
+            }
+            None => {
+                f.insert(
+                    "message".into(),
+                    json!(format!("{} parameters", self.param_count)),
+                );
+                self.log.event(0, 0, "run_start", f)?;
+            }
+        }
         self.hook(Hook::TrainStart, controller)?;
         let mut last = None;
         while self.stop.is_none() && self.epoch < self.settings.epochs {
             self.maybe_reload(controller)?;
-            self.hook(Hook::EpochStart, controller)?;
-            if self.stop.is_some() {
-                break;
+            if self.partial.is_none() {
+                self.hook(Hook::EpochStart, controller)?;
+                if self.stop.is_some() {
+                    break;
+                }
+                self.batcher.start_epoch();
+                self.partial = Some(Partial::default());
             }
             last = Some(self.epoch_pass(controller)?);
             self.epoch += 1;
+            self.epoch_end_checkpoints(controller)?;
         }
         self.hook(Hook::TrainEnd, controller)?;
+        if let Some(save) = self.ckpt.pending.take()
+            && self.epoch > 0
+        {
+            let name = match save {
+                Save::Tag(t) => t,
+                Save::Now(_) => format!("epoch-{}", self.epoch - 1),
+            };
+            self.write_checkpoints(&[name], controller)?;
+        }
         self.learner.sync_model()?;
         let mut f = Map::new();
         if let Some(r) = &self.stop {
@@ -261,12 +447,11 @@ impl<'a> Trainer<'a> {
     /// the report.
     fn epoch_pass(&mut self, controller: &mut dyn Controller) -> Result<EpochRecord, TrainError> {
         let t0 = Instant::now();
+        let before = self.partial.unwrap_or_default();
         let train = self.data.train.clone();
         let n = train.len();
-        self.batcher.start_epoch();
         self.progress
             .start_epoch(self.epoch, self.settings.epochs, n);
-        let (mut loss_sum, mut correct, mut seen) = (0f64, 0f64, 0usize);
         while self.batcher.remaining() > 0 {
             self.maybe_reload(controller)?;
             self.hook(Hook::Step, controller)?;
@@ -274,10 +459,12 @@ impl<'a> Trainer<'a> {
                 break;
             }
             let (loss, ok, count) = self.optimizer_step(&train)?;
-            loss_sum += loss;
-            correct += ok;
-            seen += count;
             let elapsed = t0.elapsed().as_secs_f64();
+            let p = self.partial.get_or_insert_default();
+            p.loss_sum += loss;
+            p.correct += ok;
+            p.seen += count;
+            p.train_time_s = before.train_time_s + elapsed;
             self.progress.advance(
                 count,
                 self.step,
@@ -292,8 +479,23 @@ impl<'a> Trainer<'a> {
                 self.settings.batch_size,
                 loss / count as f64,
             )?;
+            crate::fault::step(self.step);
+            if self.batcher.remaining() > 0
+                && let Some(save) = self.ckpt.pending.take()
+            {
+                let name = match save {
+                    Save::Tag(t) => t,
+                    Save::Now(_) => format!("step-{}", self.step),
+                };
+                self.write_checkpoints(&[name], controller)?;
+            }
         }
-        let train_time = t0.elapsed().as_secs_f64();
+        let Partial {
+            loss_sum,
+            correct,
+            seen,
+            train_time_s: train_time,
+        } = self.partial.take().unwrap_or(before);
         let (val_loss, val_acc) = self.learner.evaluate(&self.data.val)?;
         let seen_f = seen.max(1) as f64;
         self.last_metrics = EpochMetrics {
@@ -324,10 +526,24 @@ impl<'a> Trainer<'a> {
             train_acc: correct / seen_f,
             val_loss,
             val_acc,
-            epoch_time_s: t0.elapsed().as_secs_f64(),
+            epoch_time_s: before.train_time_s + t0.elapsed().as_secs_f64(),
             samples_per_s: seen as f64 / train_time.max(1e-9),
             policy: std::mem::take(&mut self.policy_metrics),
         };
+        let value = match self.ckpt.monitored.metric.as_str() {
+            "train_loss" => record.train_loss,
+            "train_acc" => record.train_acc,
+            "val_acc" => record.val_acc,
+            _ => record.val_loss,
+        };
+        let lower = self.ckpt.monitored.metric.ends_with("loss");
+        let m = &mut self.ckpt.monitored;
+        self.ckpt.improved = value.is_finite()
+            && m.value
+                .is_none_or(|b| if lower { value < b } else { value > b });
+        if self.ckpt.improved {
+            (m.value, m.epoch) = (Some(value), Some(self.epoch));
+        }
         self.log.flush_steps()?;
         self.log.epoch(&record)?;
         self.history.push(record.to_value());
@@ -339,6 +555,174 @@ impl<'a> Trainer<'a> {
             &self.markers,
         )?;
         Ok(record)
+    }
+
+    /// The checkpoints due at the end of an epoch (`self.epoch` is the next one):
+    /// `epoch-N` every `--checkpoint-every` epochs or on a `save: true`, a tagged
+    /// one, and `best` when the monitored metric improved.
+    fn epoch_end_checkpoints(&mut self, controller: &mut dyn Controller) -> Result<(), TrainError> {
+        let finished = self.epoch - 1;
+        let mut periodic = self.ckpt.every > 0 && self.epoch.is_multiple_of(self.ckpt.every);
+        let mut names = Vec::new();
+        match self.ckpt.pending.take() {
+            Some(Save::Tag(t)) => names.push(t),
+            Some(Save::Now(_)) => periodic = true,
+            None => {}
+        }
+        if periodic {
+            names.insert(0, format!("epoch-{finished}"));
+        }
+        if self.ckpt.improved && !self.ckpt.rolled_back {
+            names.push("best".into());
+        }
+        self.ckpt.improved = false;
+        self.ckpt.rolled_back = false;
+        if names.is_empty() {
+            return Ok(());
+        }
+        self.write_checkpoints(&names, controller)
+    }
+
+    /// `path` relative to the run directory, for events.
+    fn relative(&self, path: &Path) -> String {
+        path.strip_prefix(self.log.dir())
+            .unwrap_or(path)
+            .display()
+            .to_string()
+    }
+
+    /// Writes the current state as each of `names` (all the same state). The events
+    /// come first, so the log sizes a checkpoint records include them; a write that
+    /// fails is reported and training goes on.
+    fn write_checkpoints(
+        &mut self,
+        names: &[String],
+        controller: &mut dyn Controller,
+    ) -> Result<(), TrainError> {
+        for name in names {
+            let mut f = Map::new();
+            f.insert("path".into(), json!(format!("checkpoints/{name}")));
+            self.log.event(
+                self.epoch.saturating_sub(usize::from(self.partial.is_none())),
+                self.step,
+                "checkpoint",
+                f,
+            )?;
+        }
+        self.learner.sync_model()?;
+        let model = self.learner.model();
+        let tensors: Vec<(String, candle_core::Tensor)> = model
+            .params()
+            .into_iter()
+            .chain(model.buffers())
+            .map(|(n, v)| (n, v.as_tensor().clone()))
+            .collect();
+        let optimizer = self.learner.optimizer_state()?;
+        let (shuffles, cursor) = self.batcher.position();
+        let state = checkpoint::State {
+            format: checkpoint::FORMAT.into(),
+            epoch: self.epoch,
+            step: self.step,
+            partial: self.partial,
+            settings: self.settings,
+            optimizer_steps: self.learner.optimizer_steps(),
+            rng: Shuffle {
+                seed: self.cfg.seed ^ SHUFFLE_SALT,
+                shuffles,
+                cursor,
+            },
+            best: self.best,
+            monitored: self.ckpt.monitored.clone(),
+            policies: controller.snapshot(),
+            logs: self.log.sizes()?,
+            markers: self.markers.clone(),
+            policy_metrics: self.policy_metrics.clone(),
+        };
+        let snap = Snapshot {
+            state: &state,
+            model: &tensors,
+            optimizer: &optimizer,
+        };
+        for name in names {
+            match checkpoint::write(&self.ckpt.root, name, &snap) {
+                // `last` is the first of the names (`epoch-N` before `best`).
+                Ok(_) if self.ckpt.last.as_deref() != Some(&self.ckpt.root.join(&names[0])) => {
+                    self.ckpt.last = Some(self.ckpt.root.join(name))
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let msg = format!("checkpoint {name} failed: {e}; training goes on");
+                    self.progress.note(&format!("rudder: {msg}"));
+                    let mut f = Map::new();
+                    f.insert("path".into(), json!(format!("checkpoints/{name}")));
+                    f.insert("reason".into(), json!(msg));
+                    self.log.event(self.epoch, self.step, "checkpoint", f)?;
+                }
+            }
+        }
+        if self.ckpt.keep > 0 {
+            for old in checkpoint::beyond_keep(&self.ckpt.root, self.ckpt.keep) {
+                if Some(&old) != self.ckpt.last.as_ref() {
+                    let _ = std::fs::remove_dir_all(old);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Restores weights and optimizer state from the `target` checkpoint; settings,
+    /// counters and data order go on. A checkpoint that cannot be read is reported
+    /// and training goes on as it was.
+    fn rollback(&mut self, hook: Hook, target: Target) -> Result<(), TrainError> {
+        let dir = match target {
+            Target::Best => checkpoint::locate(&self.ckpt.root, "best"),
+            Target::Last => self.ckpt.last.clone(),
+        };
+        let result = dir
+            .ok_or_else(|| CheckpointError(format!("no {} checkpoint", target.name())))
+            .and_then(|d| checkpoint::read(&d))
+            .and_then(|l| {
+                checkpoint::load_model(self.learner.model(), &l.model, &l.dir)?;
+                let fault = |e: candle_core::Error| CheckpointError(format!("{}: {e}", l.dir.display()));
+                self.learner.reload_model().map_err(fault)?;
+                self.learner
+                    .load_optimizer_state(&l.optimizer, l.state.optimizer_steps)
+                    .map_err(fault)?;
+                Ok(l)
+            });
+        let mut f = Map::new();
+        f.insert("hook".into(), json!(hook));
+        let label = match result {
+            Ok(l) => {
+                let path = self.relative(&l.dir);
+                let done = l.state.epoch.saturating_sub(usize::from(l.state.partial.is_none()));
+                let msg = format!(
+                    "rolled back to {path} (epoch {done}, step {}{})",
+                    l.state.step,
+                    l.state
+                        .monitored
+                        .value
+                        .map_or(String::new(), |v| format!(", {} {v:.4}", l.state.monitored.metric))
+                );
+                self.progress.note(&format!("rudder: {msg}"));
+                f.insert("path".into(), json!(path));
+                f.insert("message".into(), json!(msg));
+                self.ckpt.rolled_back = true;
+                format!("rollback to {}", target.name())
+            }
+            Err(e) => {
+                let msg = format!("rollback to {} failed: {e}; training goes on", target.name());
+                self.progress.note(&format!("rudder: {msg}"));
+                f.insert("reason".into(), json!(msg));
+                format!("rollback failed ({})", target.name())
+            }
+        };
+        self.log.event(self.epoch, self.step, "rollback", f)?;
+        self.markers.push(report::Marker {
+            epoch: self.epoch,
+            label,
+        });
+        Ok(())
     }
 
     /// One optimizer step over `accumulation` micro-batches. Returns the summed loss
@@ -361,4 +745,18 @@ impl<'a> Trainer<'a> {
         self.step += 1;
         Ok((loss_sum, correct, count))
     }
+}
+
+/// The epochs recorded in a run's `metrics.jsonl`, for `ctx.history` after a resume.
+fn read_history(path: &Path) -> Result<Vec<Value>, CheckpointError> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| {
+                CheckpointError(format!("{}:{}:{}: {e}", path.display(), i + 1, e.column()))
+            })
+        })
+        .collect()
 }

@@ -5,6 +5,7 @@ mod cli;
 mod data;
 mod policies;
 mod reload;
+mod resume;
 mod seam;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,482 @@
+//! Checkpoints: `checkpoints/NAME/` holds `model.safetensors` (weights and batch-norm
+//! running statistics, named as the candle model names them), `optimizer.safetensors`
+//! (momentum buffers or AdamW moments) and `state.json` (everything else a resume
+//! needs). A folder is written under a temporary name, each file fsynced, then renamed
+//! into place and the parent fsynced: a reader sees a whole checkpoint or none.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::model::Model;
+use crate::policy::{Best, PolicyState, Settings};
+use crate::report::Marker;
+
+/// `state.json`'s `format`: a file without it is not one of ours.
+pub const FORMAT: &str = "rudder-checkpoint/1";
+
+pub const MODEL_FILE: &str = "model.safetensors";
+pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+pub const STATE_FILE: &str = "state.json";
+
+/// A checkpoint that cannot be read or does not fit the model: names the file and
+/// what is wrong. Exit code 2 on resume; an event during a run.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct CheckpointError(pub String);
+
+fn fault(path: &Path, msg: impl std::fmt::Display) -> CheckpointError {
+    CheckpointError(format!("{}: {msg}", path.display()))
+}
+
+/// The data order: the seed of the shuffle stream, how many epochs it has shuffled,
+/// and how far into the current permutation the run is. Replaying `shuffles`
+/// shuffles from the seed gives back the exact permutation and stream position.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Shuffle {
+    pub seed: u64,
+    pub shuffles: u64,
+    pub cursor: usize,
+}
+
+/// The sums of an epoch in progress (a checkpoint between two steps).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Partial {
+    pub loss_sum: f64,
+    pub correct: f64,
+    pub seen: usize,
+    pub train_time_s: f64,
+}
+
+/// Sizes of the run's logs when the checkpoint was taken; a resume cuts them back to
+/// these, so nothing logged after the checkpoint is left twice.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct LogSizes {
+    pub metrics: u64,
+    pub events: u64,
+    pub steps: u64,
+}
+
+/// The best value so far of the `--monitor` metric.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Monitored {
+    pub metric: String,
+    pub value: Option<f64>,
+    pub epoch: Option<usize>,
+}
+
+/// `state.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct State {
+    pub format: String,
+    /// The epoch to run next, or the one in progress when `partial` is set.
+    pub epoch: usize,
+    /// Optimizer steps done.
+    pub step: u64,
+    pub partial: Option<Partial>,
+    pub settings: Settings,
+    pub optimizer_steps: u64,
+    pub rng: Shuffle,
+    pub best: Best,
+    pub monitored: Monitored,
+    /// Each policy's name, source hash and `this`.
+    pub policies: Vec<PolicyState>,
+    pub logs: LogSizes,
+    pub markers: Vec<Marker>,
+    /// Scalars policies asked to record for the epoch in progress.
+    pub policy_metrics: BTreeMap<String, f64>,
+}
+
+/// A checkpoint read back.
+#[derive(Debug)]
+pub struct Loaded {
+    pub dir: PathBuf,
+    pub state: State,
+    pub model: HashMap<String, Tensor>,
+    pub optimizer: HashMap<String, Tensor>,
+}
+
+/// Parses `state.json`.
+pub fn parse_state(bytes: &[u8], path: &Path) -> Result<State, CheckpointError> {
+    let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        fault(
+            path,
+            format!("line {} column {}: {}", e.line(), e.column(), short(&e)),
+        )
+    })?;
+    if v.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
+        return Err(fault(
+            path,
+            format!("not a rudder checkpoint (its format is not {FORMAT:?})"),
+        ));
+    }
+    serde_path_to_error::deserialize::<_, State>(v).map_err(|e| {
+        let at = e.path().to_string();
+        fault(path, format!("{at}: {}", e.into_inner()))
+    })
+}
+
+fn short(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    msg.split(" at line ").next().unwrap_or(&msg).to_string()
+}
+
+/// Parses a safetensors file of f32 tensors.
+pub fn parse_tensors(bytes: &[u8], path: &Path) -> Result<HashMap<String, Tensor>, CheckpointError> {
+    let st = safetensors::SafeTensors::deserialize(bytes)
+        .map_err(|e| fault(path, format!("not a safetensors file: {e}")))?;
+    let mut out = HashMap::new();
+    for (name, view) in st.iter() {
+        if view.dtype() != safetensors::Dtype::F32 {
+            return Err(fault(
+                path,
+                format!("tensor {name} is {:?}, rudder writes F32", view.dtype()),
+            ));
+        }
+        let t = Tensor::from_raw_buffer(view.data(), DType::F32, view.shape(), &Device::Cpu)
+            .map_err(|e| fault(path, format!("tensor {name}: {e}")))?;
+        out.insert(name.to_string(), t);
+    }
+    Ok(out)
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, CheckpointError> {
+    std::fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => fault(path, "missing (an incomplete checkpoint?)"),
+        _ => fault(path, e),
+    })
+}
+
+/// Reads the checkpoint in `dir`.
+pub fn read(dir: &Path) -> Result<Loaded, CheckpointError> {
+    let state_path = dir.join(STATE_FILE);
+    let state = parse_state(&read_file(&state_path)?, &state_path)?;
+    let model_path = dir.join(MODEL_FILE);
+    let model = parse_tensors(&read_file(&model_path)?, &model_path)?;
+    let opt_path = dir.join(OPTIMIZER_FILE);
+    let optimizer = parse_tensors(&read_file(&opt_path)?, &opt_path)?;
+    Ok(Loaded {
+        dir: dir.to_path_buf(),
+        state,
+        model,
+        optimizer,
+    })
+}
+
+/// Copies a checkpoint's weights into `model`: every tensor of the model must be
+/// there with its shape, and nothing else.
+pub fn load_model(model: &Model, tensors: &HashMap<String, Tensor>, dir: &Path) -> Result<(), CheckpointError> {
+    let path = dir.join(MODEL_FILE);
+    let vars = check_model(model, tensors, dir)?;
+    for (name, var) in &vars {
+        let t = tensors[name]
+            .to_device(var.device())
+            .map_err(|e| fault(&path, e))?;
+        var.set(&t).map_err(|e| fault(&path, e))?;
+    }
+    Ok(())
+}
+
+/// Checks that a checkpoint's weights fit `model` (see [`load_model`]); returns the
+/// model's tensors by name.
+pub fn check_model(
+    model: &Model,
+    tensors: &HashMap<String, Tensor>,
+    dir: &Path,
+) -> Result<Vec<(String, candle_core::Var)>, CheckpointError> {
+    let path = dir.join(MODEL_FILE);
+    let vars: Vec<_> = model.params().into_iter().chain(model.buffers()).collect();
+    for (name, var) in &vars {
+        let Some(t) = tensors.get(name) else {
+            return Err(fault(
+                &path,
+                format!("tensor {name} is missing (was the checkpoint written for another model?)"),
+            ));
+        };
+        if t.dims() != var.dims() {
+            return Err(fault(
+                &path,
+                format!(
+                    "tensor {name} has shape {:?} where the model has {:?} (a resume with a different model?)",
+                    t.dims(),
+                    var.dims()
+                ),
+            ));
+        }
+    }
+    if let Some(extra) = tensors.keys().find(|k| !vars.iter().any(|(n, _)| n == *k)) {
+        return Err(fault(
+            &path,
+            format!("tensor {extra} is not in this model (a resume with a different model?)"),
+        ));
+    }
+    Ok(vars)
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = File::create(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+fn tensors_bytes(tensors: &[(String, Tensor)]) -> std::io::Result<Vec<u8>> {
+    let cpu = tensors
+        .iter()
+        .map(|(n, t)| Ok((n.clone(), t.to_device(&Device::Cpu)?.contiguous()?)))
+        .collect::<candle_core::Result<Vec<_>>>()
+        .map_err(std::io::Error::other)?;
+    let meta = HashMap::from([("format".to_string(), FORMAT.to_string())]);
+    safetensors::serialize(cpu, Some(meta)).map_err(std::io::Error::other)
+}
+
+/// What a checkpoint holds, ready to write.
+pub struct Snapshot<'a> {
+    pub state: &'a State,
+    pub model: &'a [(String, Tensor)],
+    pub optimizer: &'a [(String, Tensor)],
+}
+
+/// Writes `checkpoints/NAME/` atomically; returns its size in bytes. An existing
+/// folder of that name is replaced (moved to `.old-NAME` first, removed after).
+pub fn write(root: &Path, name: &str, snap: &Snapshot) -> std::io::Result<u64> {
+    std::fs::create_dir_all(root)?;
+    let tmp = root.join(format!(".tmp-{name}"));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp)?;
+    }
+    std::fs::create_dir(&tmp)?;
+    let model = tensors_bytes(snap.model)?;
+    write_synced(&tmp.join(MODEL_FILE), &model)?;
+    crate::fault::checkpoint(name);
+    let opt = tensors_bytes(snap.optimizer)?;
+    write_synced(&tmp.join(OPTIMIZER_FILE), &opt)?;
+    let mut state = serde_json::to_vec_pretty(snap.state).map_err(std::io::Error::other)?;
+    state.push(b'\n');
+    write_synced(&tmp.join(STATE_FILE), &state)?;
+    sync_dir(&tmp)?;
+    let target = root.join(name);
+    let old = root.join(format!(".old-{name}"));
+    if target.exists() {
+        if old.exists() {
+            std::fs::remove_dir_all(&old)?;
+        }
+        std::fs::rename(&target, &old)?;
+    }
+    std::fs::rename(&tmp, &target)?;
+    sync_dir(root)?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old)?;
+    }
+    Ok((model.len() + opt.len() + state.len()) as u64)
+}
+
+/// The folder that holds checkpoint `name`: `NAME`, or `.old-NAME` when a crash
+/// came between the two renames of a replacement.
+pub fn locate(root: &Path, name: &str) -> Option<PathBuf> {
+    [name.to_string(), format!(".old-{name}")]
+        .into_iter()
+        .map(|n| root.join(n))
+        .find(|d| d.join(STATE_FILE).is_file())
+}
+
+/// Removes what a crash left behind: `.tmp-*` folders, and `.old-NAME` where `NAME`
+/// is whole.
+pub fn clean(root: &Path) -> std::io::Result<()> {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return Ok(());
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        let stale = name.starts_with(".tmp-")
+            || name
+                .strip_prefix(".old-")
+                .is_some_and(|n| root.join(n).join(STATE_FILE).is_file());
+        if stale {
+            std::fs::remove_dir_all(e.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// Every checkpoint under `root` by name (folders whose state.json exists), with
+/// `.old-NAME` standing in for a missing `NAME`.
+pub fn list(root: &Path) -> Vec<(String, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter_map(|n| match n.strip_prefix(".old-") {
+            Some(base) => Some(base.to_string()),
+            None => (!n.starts_with('.')).then_some(n),
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .filter_map(|n| locate(root, &n).map(|d| (n, d)))
+        .collect()
+}
+
+/// The newest checkpoint under `root`: the most optimizer steps, an epoch-end one
+/// before a mid-epoch one at the same step. Any checkpoint that cannot be read is an
+/// error naming it.
+pub fn latest(root: &Path) -> Result<Option<Loaded>, CheckpointError> {
+    let mut newest: Option<((u64, bool, bool), PathBuf)> = None;
+    for (name, dir) in list(root) {
+        let path = dir.join(STATE_FILE);
+        let s = parse_state(&read_file(&path)?, &path)?;
+        // At the same step, `epoch-N` names the point more plainly than `best`.
+        let key = (s.step, s.partial.is_none(), is_periodic(&name));
+        if newest.as_ref().is_none_or(|(k, _)| key > *k) {
+            newest = Some((key, dir));
+        }
+    }
+    newest.map(|(_, dir)| read(&dir)).transpose()
+}
+
+/// Periodic checkpoints (`epoch-N`, `step-N`) beyond the newest `keep`, to delete.
+pub fn beyond_keep(root: &Path, keep: usize) -> Vec<PathBuf> {
+    let mut periodic: Vec<(u64, bool, PathBuf)> = list(root)
+        .into_iter()
+        .filter(|(n, _)| is_periodic(n))
+        .filter_map(|(_, d)| {
+            let s = parse_state(&std::fs::read(d.join(STATE_FILE)).ok()?, &d).ok()?;
+            Some((s.step, s.partial.is_none(), d))
+        })
+        .collect();
+    periodic.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+    periodic.into_iter().skip(keep).map(|(_, _, d)| d).collect()
+}
+
+/// `epoch-N` or `step-N`: the names the trainer gives and prunes.
+pub fn is_periodic(name: &str) -> bool {
+    ["epoch-", "step-"].iter().any(|p| {
+        name.strip_prefix(p)
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> State {
+        State {
+            format: FORMAT.into(),
+            epoch: 2,
+            step: 40,
+            partial: None,
+            settings: Settings {
+                lr: 0.1,
+                batch_size: 32,
+                accumulation: 1,
+                epochs: 5,
+                momentum: 0.9,
+                weight_decay: 0.0,
+            },
+            optimizer_steps: 40,
+            rng: Shuffle {
+                seed: 7,
+                shuffles: 2,
+                cursor: 0,
+            },
+            best: Best::default(),
+            monitored: Monitored::default(),
+            policies: Vec::new(),
+            logs: LogSizes::default(),
+            markers: Vec::new(),
+            policy_metrics: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn a_written_checkpoint_reads_back_and_replaces_atomically() {
+        let root = tempfile::tempdir().unwrap();
+        let w = Tensor::arange(0f32, 6.0, &Device::Cpu)
+            .unwrap()
+            .reshape((2, 3))
+            .unwrap();
+        let model = vec![("fc1.weight".to_string(), w.clone())];
+        let s = state();
+        let snap = Snapshot {
+            state: &s,
+            model: &model,
+            optimizer: &[],
+        };
+        let bytes = write(root.path(), "epoch-1", &snap).unwrap();
+        assert!(bytes > 24);
+        // Again: the folder is replaced, nothing is left aside.
+        write(root.path(), "epoch-1", &snap).unwrap();
+        let names: Vec<String> = std::fs::read_dir(root.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        assert_eq!(names, ["epoch-1"]);
+        let back = latest(root.path()).unwrap().unwrap();
+        assert_eq!(back.state, s);
+        assert_eq!(
+            back.model["fc1.weight"].to_vec2::<f32>().unwrap(),
+            w.to_vec2::<f32>().unwrap()
+        );
+    }
+
+    #[test]
+    fn a_crash_between_the_renames_leaves_the_old_folder_readable() {
+        let root = tempfile::tempdir().unwrap();
+        let s = state();
+        let snap = Snapshot {
+            state: &s,
+            model: &[],
+            optimizer: &[],
+        };
+        write(root.path(), "best", &snap).unwrap();
+        std::fs::rename(root.path().join("best"), root.path().join(".old-best")).unwrap();
+        std::fs::create_dir(root.path().join(".tmp-best")).unwrap();
+        assert_eq!(
+            locate(root.path(), "best"),
+            Some(root.path().join(".old-best"))
+        );
+        clean(root.path()).unwrap();
+        assert!(!root.path().join(".tmp-best").exists());
+        assert!(latest(root.path()).unwrap().is_some());
+    }
+
+    #[test]
+    fn foreign_and_truncated_files_are_errors_that_name_the_file() {
+        let p = Path::new("ck/state.json");
+        let e = parse_state(br#"{"epoch": 1}"#, p).unwrap_err();
+        assert!(e.0.starts_with("ck/state.json: not a rudder checkpoint"), "{e}");
+        let e = parse_state(b"{\"format\": \"rudder-checkpoint/1\", \"epo", p).unwrap_err();
+        assert!(e.0.contains("line 1 column"), "{e}");
+        let e = parse_tensors(&[1, 0, 0], Path::new("m.safetensors")).unwrap_err();
+        assert!(e.0.starts_with("m.safetensors: not a safetensors file"), "{e}");
+    }
+
+    #[test]
+    fn pruning_keeps_the_newest_periodic_checkpoints_only() {
+        let root = tempfile::tempdir().unwrap();
+        for (name, step) in [("epoch-0", 10), ("epoch-1", 20), ("epoch-2", 30), ("best", 10)] {
+            let s = State { step, ..state() };
+            let snap = Snapshot {
+                state: &s,
+                model: &[],
+                optimizer: &[],
+            };
+            write(root.path(), name, &snap).unwrap();
+        }
+        assert_eq!(beyond_keep(root.path(), 2), [root.path().join("epoch-0")]);
+        assert!(is_periodic("step-12") && !is_periodic("epoch-") && !is_periodic("best"));
+    }
+}

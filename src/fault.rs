@@ -1,0 +1,50 @@
+//! Crash points for the tests: with `RUDDER_FAULT` set to `step:S` the process halts
+//! after optimizer step S; with `checkpoint:NAME`, in the middle of writing that
+//! checkpoint (its weights written, its state not). It says so on stderr and waits to
+//! be killed; the resume tests kill it there with SIGKILL. Unset, a point costs a
+//! compare and allocates nothing.
+
+use std::sync::OnceLock;
+
+enum Spec {
+    Step(u64),
+    Checkpoint(String),
+}
+
+fn spec() -> Option<&'static Spec> {
+    static SPEC: OnceLock<Option<Spec>> = OnceLock::new();
+    SPEC.get_or_init(|| {
+        let v = std::env::var("RUDDER_FAULT").ok()?;
+        match v.split_once(':')? {
+            ("step", s) => s.parse().ok().map(Spec::Step),
+            ("checkpoint", name) => Some(Spec::Checkpoint(name.to_string())),
+            _ => None,
+        }
+    })
+    .as_ref()
+}
+
+fn halt(what: &str) -> ! {
+    eprintln!("rudder: fault point {what} reached; waiting to be killed");
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+}
+
+/// After optimizer step `step`.
+pub fn step(step: u64) {
+    if let Some(Spec::Step(s)) = spec()
+        && *s == step
+    {
+        halt(&format!("step:{step}"));
+    }
+}
+
+/// Half-way through writing checkpoint `name`.
+pub fn checkpoint(name: &str) {
+    if let Some(Spec::Checkpoint(n)) = spec()
+        && n == name
+    {
+        halt(&format!("checkpoint:{name}"));
+    }
+}

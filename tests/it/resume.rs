@@ -1,0 +1,355 @@
+//! Checkpoints, resume and rollback: a run killed with SIGKILL (mid-epoch, and in the
+//! middle of a checkpoint write) and resumed ends with the same metrics, bit for bit,
+//! as a run never interrupted; a rollback brings the loss back; faults are exit 2.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+use super::{jsonl, rudder, stderr};
+
+/// The lines of a JSONL file without the fields that hold times.
+fn timeless(path: &Path) -> Vec<Value> {
+    jsonl(path)
+        .into_iter()
+        .map(|mut v| {
+            let m = v.as_object_mut().unwrap();
+            for k in ["time", "epoch_time_s", "samples_per_s"] {
+                m.remove(k);
+            }
+            v
+        })
+        .collect()
+}
+
+/// Starts `rudder train ARGS` with `RUDDER_FAULT=fault`, waits until it reports that
+/// it reached the fault point, and kills it with SIGKILL.
+fn run_until_killed(dir: &Path, fault: &str, args: &[&str]) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rudder"))
+        .args(args)
+        .current_dir(dir)
+        .env("RUDDER_FAULT", fault)
+        .env_remove("RUDDER_DATA")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("rudder starts");
+    let mut reached = false;
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        if line.unwrap().contains(&format!("fault point {fault} reached")) {
+            reached = true;
+            break;
+        }
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().unwrap();
+    assert!(reached, "the run never reached {fault}");
+}
+
+const COMMON: &[&str] = &[
+    "train", "--epochs", "8", "--quiet", "--watch", "off", "--policy", "default", "--policy",
+    "stop/early_stop", "--param", "stop/early_stop.patience=50",
+];
+
+fn with<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    COMMON.iter().copied().chain(extra.iter().copied()).collect()
+}
+
+fn killed_and_resumed_equals_uninterrupted(extra: &[&str]) {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let o = rudder(d, &with(&[&["--out", "whole"], extra].concat()));
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // Killed mid-epoch 2 (26 steps per epoch), then during the write of the
+    // checkpoint after epoch 5, then resumed to the end.
+    let args = with(&[&["--out", "cut"], extra].concat());
+    run_until_killed(d, "step:60", &args);
+    assert_eq!(jsonl(&d.join("cut/metrics.jsonl")).len(), 2);
+    run_until_killed(d, "checkpoint:epoch-5", &["train", "--resume", "cut", "--quiet"]);
+    assert!(d.join("cut/checkpoints/.tmp-epoch-5").exists());
+    let o = rudder(d, &["train", "--resume", "cut", "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let (whole, cut) = (d.join("whole"), d.join("cut"));
+    let metrics = timeless(&whole.join("metrics.jsonl"));
+    assert_eq!(metrics.len(), 8);
+    assert_eq!(metrics, timeless(&cut.join("metrics.jsonl")));
+    // Events too, but for the two `resume` events.
+    let mut events = timeless(&cut.join("events.jsonl"));
+    let resumes: Vec<Value> = events
+        .iter()
+        .filter(|e| e["kind"] == "resume")
+        .cloned()
+        .collect();
+    events.retain(|e| e["kind"] != "resume");
+    assert_eq!(timeless(&whole.join("events.jsonl")), events);
+    assert_eq!(resumes.len(), 2);
+    assert_eq!(resumes[0]["path"], "checkpoints/epoch-1");
+    assert_eq!(resumes[0]["step"], 52);
+    assert_eq!(resumes[1]["path"], "checkpoints/epoch-4");
+    // Checkpoints: the last three epochs and the best, nothing half-written.
+    let mut names: Vec<String> = std::fs::read_dir(cut.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["best", "epoch-5", "epoch-6", "epoch-7"]);
+    // Each policy's `this` came back: early stop's count of epochs without
+    // improvement is in the last checkpoint as in the uninterrupted run's.
+    let state = |run: &Path| -> Value {
+        serde_json::from_str(
+            &std::fs::read_to_string(run.join("checkpoints/epoch-7/state.json")).unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(state(&whole)["policies"], state(&cut)["policies"]);
+    assert!(state(&cut)["policies"][1]["this"]["best"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn a_killed_run_resumes_to_the_same_metrics_bit_for_bit() {
+    killed_and_resumed_equals_uninterrupted(&["--optimizer", "sgd", "--momentum", "0.9"]);
+}
+
+#[test]
+fn the_candle_path_and_adamw_resume_bit_for_bit_too() {
+    killed_and_resumed_equals_uninterrupted(&["--optimizer", "adamw", "--lr", "0.002", "--kernels", "candle"]);
+}
+
+#[test]
+fn a_tagged_save_mid_epoch_resumes_inside_the_epoch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::write(
+        d.join("tag.rhai"),
+        "fn on_step(ctx) { if ctx.step == 40 { return #{ save: \"warm\" }; } }\n",
+    )
+    .unwrap();
+    let args = |out: &'static str| {
+        vec![
+            "train", "--epochs", "3", "--quiet", "--watch", "off", "--checkpoint-every", "0",
+            "--policy", "tag.rhai", "--out", out,
+        ]
+    };
+    let o = rudder(d, &args("whole"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Killed in the epoch after the save: the newest checkpoint is `warm`, taken after
+    // step 41, mid-epoch 1; `best` (epoch 0) is older.
+    run_until_killed(d, "step:50", &args("cut"));
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("cut/checkpoints/warm/state.json")).unwrap())
+            .unwrap();
+    assert_eq!((state["step"].as_u64(), state["epoch"].as_u64()), (Some(41), Some(1)));
+    assert!(state["partial"]["seen"].as_u64().unwrap() > 0);
+    let o = rudder(d, &["train", "--resume", "cut", "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        timeless(&d.join("whole/metrics.jsonl")),
+        timeless(&d.join("cut/metrics.jsonl"))
+    );
+    let resume = jsonl(&d.join("cut/events.jsonl"))
+        .into_iter()
+        .find(|e| e["kind"] == "resume")
+        .unwrap();
+    assert_eq!(resume["path"], "checkpoints/warm");
+    assert!(resume["message"].as_str().unwrap().contains("in progress"));
+}
+
+#[test]
+fn a_policy_edited_since_the_checkpoint_runs_in_its_new_version() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let src = "fn on_epoch_end(ctx) { this.n = (this.n ?? 0) + 1; #{ metrics: #{ n: this.n } } }\n";
+    std::fs::write(d.join("count.rhai"), src).unwrap();
+    let args = ["train", "--epochs", "4", "--quiet", "--watch", "off", "--policy", "count.rhai", "--out", "r"];
+    run_until_killed(d, "step:60", &args);
+    std::fs::write(d.join("count.rhai"), src.replace("+ 1", "+ 10")).unwrap();
+    let o = rudder(d, &["train", "--resume", "r", "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // `this.n` came back (2 after two epochs), then counts in tens.
+    let n: Vec<f64> = jsonl(&d.join("r/metrics.jsonl"))
+        .iter()
+        .map(|m| m["policy"]["n"].as_f64().unwrap())
+        .collect();
+    assert_eq!(n, [1.0, 2.0, 12.0, 22.0]);
+    let resume = jsonl(&d.join("r/events.jsonl"))
+        .into_iter()
+        .find(|e| e["kind"] == "resume")
+        .unwrap();
+    assert!(
+        resume["message"].as_str().unwrap().contains("count changed since the checkpoint"),
+        "{resume}"
+    );
+}
+
+#[test]
+fn on_train_start_sees_resumed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::write(
+        d.join("start.rhai"),
+        "fn on_train_start(ctx) { #{ log: `resumed ${ctx.resumed}` } }\n",
+    )
+    .unwrap();
+    let args = ["train", "--epochs", "3", "--quiet", "--watch", "off", "--policy", "start.rhai", "--out", "r"];
+    run_until_killed(d, "step:30", &args);
+    let o = rudder(d, &["train", "--resume", "r", "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let logs: Vec<String> = jsonl(&d.join("r/events.jsonl"))
+        .iter()
+        .filter(|e| e["kind"] == "log")
+        .map(|e| e["message"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(logs, ["resumed false", "resumed true"]);
+}
+
+#[test]
+fn rollback_to_best_brings_the_loss_back_after_a_blow_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    // A huge LR for epoch 3 blows the loss up; at its end the policy rolls back to the
+    // best checkpoint and puts the LR back.
+    std::fs::write(
+        d.join("blowup.rhai"),
+        r#"
+fn on_epoch_start(ctx) {
+    if ctx.epoch == 3 { return #{ lr: 50.0 }; }
+}
+fn on_epoch_end(ctx) {
+    if ctx.epoch == 3 { return #{ rollback: "best", lr: ctx.base_lr }; }
+}
+"#,
+    )
+    .unwrap();
+    let o = rudder(
+        d,
+        &["train", "--epochs", "5", "--quiet", "--watch", "off", "--policy", "blowup.rhai", "--out", "r"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m = jsonl(&d.join("r/metrics.jsonl"));
+    let val = |e: usize| m[e]["val_loss"].as_f64().unwrap_or(f64::INFINITY);
+    let best = (0..3).map(val).fold(f64::INFINITY, f64::min);
+    assert!(val(3) > 10.0 * best, "epoch 3 blew up: {} vs best {best}", val(3));
+    // The next epoch starts from the best weights and optimizer state: its loss is
+    // back at the best level (one more epoch at the base LR).
+    assert!(val(4) < 1.1 * best, "epoch 4: {} vs best {best}", val(4));
+    let events = jsonl(&d.join("r/events.jsonl"));
+    let rb = events.iter().find(|e| e["kind"] == "rollback").unwrap();
+    assert_eq!((rb["epoch"].as_u64(), rb["path"].as_str()), (Some(3), Some("checkpoints/best")));
+    // The blown-up epoch never became the best.
+    let best_state: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("r/checkpoints/best/state.json")).unwrap())
+            .unwrap();
+    assert!(best_state["monitored"]["value"].as_f64().unwrap() <= best);
+}
+
+#[test]
+fn a_rollback_without_a_checkpoint_is_an_invalid_decision() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::write(
+        d.join("early.rhai"),
+        "fn on_epoch_start(ctx) { if ctx.epoch == 0 { #{ rollback: \"best\", lr: 0.5 } } }\n",
+    )
+    .unwrap();
+    let o = rudder(
+        d,
+        &["train", "--epochs", "1", "--quiet", "--watch", "off", "--policy", "early.rhai", "--out", "r"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let events = jsonl(&d.join("r/events.jsonl"));
+    let bad = events.iter().find(|e| e["kind"] == "invalid_decision").unwrap();
+    assert_eq!(bad["key"], "rollback");
+    // Rejected whole: the LR stayed.
+    assert_eq!(jsonl(&d.join("r/metrics.jsonl"))[0]["lr"], 0.1);
+}
+
+#[test]
+fn early_stop_restore_best_weights_ends_on_the_best_weights() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    // Val loss goes up from epoch 3 on (a constant LR far too high for the MLP's
+    // last epochs), so early stop with patience 1 stops and restores the best.
+    std::fs::write(
+        d.join("up.rhai"),
+        "fn on_epoch_start(ctx) { if ctx.epoch >= 3 { #{ lr: 3.0 } } }\n",
+    )
+    .unwrap();
+    let o = rudder(
+        d,
+        &[
+            "train", "--epochs", "10", "--quiet", "--watch", "off", "--policy", "up.rhai",
+            "--policy", "stop/early_stop", "--param", "patience=1", "--param",
+            "restore_best_weights=true", "--param", "check_finite=false", "--out", "r",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let events = jsonl(&d.join("r/events.jsonl"));
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    let rb = kinds.iter().position(|k| *k == "rollback").expect("a rollback");
+    let stop = kinds.iter().position(|k| *k == "stop").expect("a stop");
+    assert!(rb < stop, "{kinds:?}");
+    // The run ended on the best weights: the last epoch's checkpoint, written after
+    // the rollback, holds the same tensors as `best`.
+    let m = jsonl(&d.join("r/metrics.jsonl"));
+    assert!(m.len() < 10);
+    let last = format!("r/checkpoints/epoch-{}/model.safetensors", m.len() - 1);
+    assert_eq!(
+        std::fs::read(d.join(last)).unwrap(),
+        std::fs::read(d.join("r/checkpoints/best/model.safetensors")).unwrap()
+    );
+    // (A diverged epoch's val_loss is null.)
+    let best_epoch = m
+        .iter()
+        .filter(|e| e["val_loss"].is_f64())
+        .min_by(|a, b| a["val_loss"].as_f64().partial_cmp(&b["val_loss"].as_f64()).unwrap())
+        .unwrap()["epoch"]
+        .clone();
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("r/checkpoints/best/state.json")).unwrap())
+            .unwrap();
+    assert_eq!(state["monitored"]["epoch"], best_epoch);
+}
+
+#[test]
+fn checkpoint_faults_are_exit_2_naming_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let o = rudder(
+        d,
+        &["train", "--epochs", "2", "--quiet", "--watch", "off", "--out", "r"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ck = d.join("r/checkpoints/epoch-1");
+    let resume_fails = |needle: &str, args: &[&str]| {
+        let mut all = vec!["train", "--resume", "r", "--quiet", "--epochs", "3"];
+        all.extend(args);
+        let o = rudder(d, &all);
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{e}");
+        assert_eq!(e.trim().lines().count(), 1, "one line: {e}");
+        assert!(e.contains(needle), "{needle:?} not in {e}");
+        assert!(!e.contains("panicked"), "{e}");
+    };
+    // A different model.
+    resume_fails("model.safetensors: tensor fc1.weight has shape [256, 64] where the model has [32, 64]", &["--hidden", "32,16"]);
+    // A truncated model file.
+    let model = std::fs::read(ck.join("model.safetensors")).unwrap();
+    std::fs::write(ck.join("model.safetensors"), &model[..model.len() / 2]).unwrap();
+    resume_fails("epoch-1/model.safetensors: not a safetensors file", &[]);
+    std::fs::write(ck.join("model.safetensors"), &model).unwrap();
+    // A tensor missing: the optimizer file of another run's model in place of this one.
+    std::fs::copy(ck.join("optimizer.safetensors"), ck.join("model.safetensors")).unwrap();
+    resume_fails("model.safetensors: tensor", &[]);
+    std::fs::write(ck.join("model.safetensors"), &model).unwrap();
+    // A foreign state.json.
+    std::fs::write(ck.join("state.json"), "{\"epoch\": 3}").unwrap();
+    resume_fails("epoch-1/state.json: not a rudder checkpoint", &[]);
+    // Not a run directory at all.
+    let o = rudder(d, &["train", "--resume", "nowhere"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--resume nowhere: no config.json there"));
+}
