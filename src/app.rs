@@ -378,7 +378,10 @@ pub fn train_with(cfg: &TrainConfig, controller: &mut dyn Controller) -> Result<
             ))
             .into());
         }
-        (RunLog::create(&cfg.out, &cfg, cfg.log_steps).map_err(out_fault)?, None)
+        (
+            RunLog::create(&cfg.out, &cfg, cfg.log_steps).map_err(out_fault)?,
+            None,
+        )
     };
     if !cfg.quiet {
         eprintln!(

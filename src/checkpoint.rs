@@ -30,7 +30,10 @@ pub const STATE_FILE: &str = "state.json";
 pub struct CheckpointError(pub String);
 
 fn fault(path: &Path, msg: impl std::fmt::Display) -> CheckpointError {
-    CheckpointError(format!("{}: {msg}", path.display()))
+    CheckpointError(crate::config::one_line(&format!(
+        "{}: {msg}",
+        path.display()
+    )))
 }
 
 /// The data order: the seed of the shuffle stream, how many epochs it has shuffled,
@@ -127,7 +130,10 @@ fn short(e: &serde_json::Error) -> String {
 }
 
 /// Parses a safetensors file of f32 tensors.
-pub fn parse_tensors(bytes: &[u8], path: &Path) -> Result<HashMap<String, Tensor>, CheckpointError> {
+pub fn parse_tensors(
+    bytes: &[u8],
+    path: &Path,
+) -> Result<HashMap<String, Tensor>, CheckpointError> {
     let st = safetensors::SafeTensors::deserialize(bytes)
         .map_err(|e| fault(path, format!("not a safetensors file: {e}")))?;
     let mut out = HashMap::new();
@@ -170,7 +176,11 @@ pub fn read(dir: &Path) -> Result<Loaded, CheckpointError> {
 
 /// Copies a checkpoint's weights into `model`: every tensor of the model must be
 /// there with its shape, and nothing else.
-pub fn load_model(model: &Model, tensors: &HashMap<String, Tensor>, dir: &Path) -> Result<(), CheckpointError> {
+pub fn load_model(
+    model: &Model,
+    tensors: &HashMap<String, Tensor>,
+    dir: &Path,
+) -> Result<(), CheckpointError> {
     let path = dir.join(MODEL_FILE);
     let vars = check_model(model, tensors, dir)?;
     for (name, var) in &vars {
@@ -457,17 +467,28 @@ mod tests {
     fn foreign_and_truncated_files_are_errors_that_name_the_file() {
         let p = Path::new("ck/state.json");
         let e = parse_state(br#"{"epoch": 1}"#, p).unwrap_err();
-        assert!(e.0.starts_with("ck/state.json: not a rudder checkpoint"), "{e}");
+        assert!(
+            e.0.starts_with("ck/state.json: not a rudder checkpoint"),
+            "{e}"
+        );
         let e = parse_state(b"{\"format\": \"rudder-checkpoint/1\", \"epo", p).unwrap_err();
         assert!(e.0.contains("line 1 column"), "{e}");
         let e = parse_tensors(&[1, 0, 0], Path::new("m.safetensors")).unwrap_err();
-        assert!(e.0.starts_with("m.safetensors: not a safetensors file"), "{e}");
+        assert!(
+            e.0.starts_with("m.safetensors: not a safetensors file"),
+            "{e}"
+        );
     }
 
     #[test]
     fn pruning_keeps_the_newest_periodic_checkpoints_only() {
         let root = tempfile::tempdir().unwrap();
-        for (name, step) in [("epoch-0", 10), ("epoch-1", 20), ("epoch-2", 30), ("best", 10)] {
+        for (name, step) in [
+            ("epoch-0", 10),
+            ("epoch-1", 20),
+            ("epoch-2", 30),
+            ("best", 10),
+        ] {
             let s = State { step, ..state() };
             let snap = Snapshot {
                 state: &s,

@@ -22,6 +22,11 @@ pub struct IdxImages {
 /// Reads a whole file and inflates it when it starts with the gzip magic.
 pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, DataError> {
     let raw = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    inflate_maybe(raw, path)
+}
+
+/// Inflates `raw` when it starts with the gzip magic; `path` names it in errors.
+pub fn inflate_maybe(raw: Vec<u8>, path: &Path) -> Result<Vec<u8>, DataError> {
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::with_capacity(raw.len() * 4);
         flate2::read::GzDecoder::new(raw.as_slice())

@@ -87,13 +87,14 @@ impl Optimizer for AdamW {
     }
 
     fn load_state(&mut self, state: &super::State, steps: u64) -> Result<()> {
-        let zeros = || -> Result<Vec<Tensor>> {
-            self.params.iter().map(|(_, p)| p.zeros_like()).collect()
-        };
+        let zeros =
+            || -> Result<Vec<Tensor>> { self.params.iter().map(|(_, p)| p.zeros_like()).collect() };
         let m = super::all_or_none(state, &self.params, "exp_avg")?;
         let v = super::all_or_none(state, &self.params, "exp_avg_sq")?;
         if steps > 0 && (m.is_none() || v.is_none()) {
-            candle_core::bail!("optimizer state: AdamW after {steps} steps needs exp_avg and exp_avg_sq");
+            candle_core::bail!(
+                "optimizer state: AdamW after {steps} steps needs exp_avg and exp_avg_sq"
+            );
         }
         self.m = match m {
             Some(m) => m,

@@ -102,7 +102,8 @@ impl Optimizer for Sgd {
     }
 
     fn load_state(&mut self, state: &super::State, steps: u64) -> Result<()> {
-        self.buffers = super::all_or_none(state, &self.params, "momentum_buffer")?.unwrap_or_default();
+        self.buffers =
+            super::all_or_none(state, &self.params, "momentum_buffer")?.unwrap_or_default();
         self.steps = steps;
         Ok(())
     }

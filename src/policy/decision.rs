@@ -160,7 +160,9 @@ impl Decision {
         {
             return Err(invalid(
                 "save",
-                format!("a tag is 1 to 64 of A-Z a-z 0-9 _ . - (not best, epoch-N or step-N), got {t:?}"),
+                format!(
+                    "a tag is 1 to 64 of A-Z a-z 0-9 _ . - (not best, epoch-N or step-N), got {t:?}"
+                ),
             ));
         }
         Ok(())

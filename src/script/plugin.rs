@@ -29,10 +29,23 @@ pub struct Manifest {
 pub fn read(dir: &Path) -> Result<Manifest, String> {
     let path = dir.join("plugin.json");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let m: Manifest = serde_json::from_str(&text).map_err(|e| {
+    parse(&text, dir)
+}
+
+/// Parses and checks the text of `dir/plugin.json` (the policy files it names must
+/// exist in `dir`).
+pub fn parse(text: &str, dir: &Path) -> Result<Manifest, String> {
+    let path = dir.join("plugin.json");
+    let m: Manifest = serde_json::from_str(text).map_err(|e| {
         let msg = e.to_string();
         let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
-        format!("{}:{}:{}: {msg}", path.display(), e.line(), e.column())
+        format!(
+            "{}:{}:{}: {}",
+            path.display(),
+            e.line(),
+            e.column(),
+            crate::config::one_line(&msg)
+        )
     })?;
     let semver = m.version.split('.').collect::<Vec<_>>();
     if semver.len() != 3

@@ -181,7 +181,8 @@ impl<'a> Trainer<'a> {
         }
         checkpoint::load_model(self.learner.model(), &l.model, &l.dir)?;
         let opt_path = l.dir.join(checkpoint::OPTIMIZER_FILE);
-        let opt_fault = |e: candle_core::Error| CheckpointError(format!("{}: {e}", opt_path.display()));
+        let opt_fault =
+            |e: candle_core::Error| CheckpointError(format!("{}: {e}", opt_path.display()));
         self.learner.reload_model().map_err(opt_fault)?;
         self.learner
             .load_optimizer_state(&l.optimizer, s.optimizer_steps)
@@ -385,10 +386,17 @@ impl<'a> Trainer<'a> {
                 let at = format!(
                     "resumed at epoch {}{}, step {}",
                     self.epoch,
-                    if self.partial.is_some() { " (in progress)" } else { "" },
+                    if self.partial.is_some() {
+                        " (in progress)"
+                    } else {
+                        ""
+                    },
                     self.step
                 );
-                let message = std::iter::once(at).chain(notes).collect::<Vec<_>>().join("; ");
+                let message = std::iter::once(at)
+                    .chain(notes)
+                    .collect::<Vec<_>>()
+                    .join("; ");
                 self.progress.note(&format!("rudder: {message}"));
                 f.insert("message".into(), json!(message));
                 self.log.event(self.epoch, self.step, "resume", f)?;
@@ -603,7 +611,8 @@ impl<'a> Trainer<'a> {
             let mut f = Map::new();
             f.insert("path".into(), json!(format!("checkpoints/{name}")));
             self.log.event(
-                self.epoch.saturating_sub(usize::from(self.partial.is_none())),
+                self.epoch
+                    .saturating_sub(usize::from(self.partial.is_none())),
                 self.step,
                 "checkpoint",
                 f,
@@ -683,7 +692,8 @@ impl<'a> Trainer<'a> {
             .and_then(|d| checkpoint::read(&d))
             .and_then(|l| {
                 checkpoint::load_model(self.learner.model(), &l.model, &l.dir)?;
-                let fault = |e: candle_core::Error| CheckpointError(format!("{}: {e}", l.dir.display()));
+                let fault =
+                    |e: candle_core::Error| CheckpointError(format!("{}: {e}", l.dir.display()));
                 self.learner.reload_model().map_err(fault)?;
                 self.learner
                     .load_optimizer_state(&l.optimizer, l.state.optimizer_steps)
@@ -695,14 +705,17 @@ impl<'a> Trainer<'a> {
         let label = match result {
             Ok(l) => {
                 let path = self.relative(&l.dir);
-                let done = l.state.epoch.saturating_sub(usize::from(l.state.partial.is_none()));
+                let done = l
+                    .state
+                    .epoch
+                    .saturating_sub(usize::from(l.state.partial.is_none()));
                 let msg = format!(
                     "rolled back to {path} (epoch {done}, step {}{})",
                     l.state.step,
-                    l.state
-                        .monitored
-                        .value
-                        .map_or(String::new(), |v| format!(", {} {v:.4}", l.state.monitored.metric))
+                    l.state.monitored.value.map_or(String::new(), |v| format!(
+                        ", {} {v:.4}",
+                        l.state.monitored.metric
+                    ))
                 );
                 self.progress.note(&format!("rudder: {msg}"));
                 f.insert("path".into(), json!(path));
@@ -711,7 +724,10 @@ impl<'a> Trainer<'a> {
                 format!("rollback to {}", target.name())
             }
             Err(e) => {
-                let msg = format!("rollback to {} failed: {e}; training goes on", target.name());
+                let msg = format!(
+                    "rollback to {} failed: {e}; training goes on",
+                    target.name()
+                );
                 self.progress.note(&format!("rudder: {msg}"));
                 f.insert("reason".into(), json!(msg));
                 format!("rollback failed ({})", target.name())

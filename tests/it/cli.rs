@@ -48,7 +48,11 @@ fn default_run_on_digits_learns_and_writes_the_run_directory() {
     );
     let ev = jsonl(&run.join("events.jsonl"));
     let kinds: Vec<&str> = ev.iter().map(|e| e["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["run_start", "run_end"]);
+    let (ckpts, others): (Vec<&str>, Vec<&str>) = kinds.iter().partition(|k| **k == "checkpoint");
+    assert_eq!(others, ["run_start", "run_end"]);
+    // A checkpoint after every epoch, and `best` whenever val_loss improved.
+    assert!(ckpts.len() > m.len(), "{kinds:?}");
+    assert!(run.join("checkpoints/best/model.safetensors").is_file());
     assert!(ev[0]["time"].as_str().unwrap().ends_with('Z'));
     let cfg: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(run.join("config.json")).unwrap()).unwrap();

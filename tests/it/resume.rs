@@ -38,7 +38,10 @@ fn run_until_killed(dir: &Path, fault: &str, args: &[&str]) {
         .expect("rudder starts");
     let mut reached = false;
     for line in BufReader::new(child.stderr.take().unwrap()).lines() {
-        if line.unwrap().contains(&format!("fault point {fault} reached")) {
+        if line
+            .unwrap()
+            .contains(&format!("fault point {fault} reached"))
+        {
             reached = true;
             break;
         }
@@ -49,12 +52,26 @@ fn run_until_killed(dir: &Path, fault: &str, args: &[&str]) {
 }
 
 const COMMON: &[&str] = &[
-    "train", "--epochs", "8", "--quiet", "--watch", "off", "--policy", "default", "--policy",
-    "stop/early_stop", "--param", "stop/early_stop.patience=50",
+    "train",
+    "--epochs",
+    "8",
+    "--quiet",
+    "--watch",
+    "off",
+    "--policy",
+    "default",
+    "--policy",
+    "stop/early_stop",
+    "--param",
+    "stop/early_stop.patience=50",
 ];
 
 fn with<'a>(extra: &[&'a str]) -> Vec<&'a str> {
-    COMMON.iter().copied().chain(extra.iter().copied()).collect()
+    COMMON
+        .iter()
+        .copied()
+        .chain(extra.iter().copied())
+        .collect()
 }
 
 fn killed_and_resumed_equals_uninterrupted(extra: &[&str]) {
@@ -68,7 +85,11 @@ fn killed_and_resumed_equals_uninterrupted(extra: &[&str]) {
     let args = with(&[&["--out", "cut"], extra].concat());
     run_until_killed(d, "step:60", &args);
     assert_eq!(jsonl(&d.join("cut/metrics.jsonl")).len(), 2);
-    run_until_killed(d, "checkpoint:epoch-5", &["train", "--resume", "cut", "--quiet"]);
+    run_until_killed(
+        d,
+        "checkpoint:epoch-5",
+        &["train", "--resume", "cut", "--quiet"],
+    );
     assert!(d.join("cut/checkpoints/.tmp-epoch-5").exists());
     let o = rudder(d, &["train", "--resume", "cut", "--quiet"]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -116,7 +137,14 @@ fn a_killed_run_resumes_to_the_same_metrics_bit_for_bit() {
 
 #[test]
 fn the_candle_path_and_adamw_resume_bit_for_bit_too() {
-    killed_and_resumed_equals_uninterrupted(&["--optimizer", "adamw", "--lr", "0.002", "--kernels", "candle"]);
+    killed_and_resumed_equals_uninterrupted(&[
+        "--optimizer",
+        "adamw",
+        "--lr",
+        "0.002",
+        "--kernels",
+        "candle",
+    ]);
 }
 
 #[test]
@@ -130,8 +158,18 @@ fn a_tagged_save_mid_epoch_resumes_inside_the_epoch() {
     .unwrap();
     let args = |out: &'static str| {
         vec![
-            "train", "--epochs", "3", "--quiet", "--watch", "off", "--checkpoint-every", "0",
-            "--policy", "tag.rhai", "--out", out,
+            "train",
+            "--epochs",
+            "3",
+            "--quiet",
+            "--watch",
+            "off",
+            "--checkpoint-every",
+            "0",
+            "--policy",
+            "tag.rhai",
+            "--out",
+            out,
         ]
     };
     let o = rudder(d, &args("whole"));
@@ -139,10 +177,14 @@ fn a_tagged_save_mid_epoch_resumes_inside_the_epoch() {
     // Killed in the epoch after the save: the newest checkpoint is `warm`, taken after
     // step 41, mid-epoch 1; `best` (epoch 0) is older.
     run_until_killed(d, "step:50", &args("cut"));
-    let state: Value =
-        serde_json::from_str(&std::fs::read_to_string(d.join("cut/checkpoints/warm/state.json")).unwrap())
-            .unwrap();
-    assert_eq!((state["step"].as_u64(), state["epoch"].as_u64()), (Some(41), Some(1)));
+    let state: Value = serde_json::from_str(
+        &std::fs::read_to_string(d.join("cut/checkpoints/warm/state.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (state["step"].as_u64(), state["epoch"].as_u64()),
+        (Some(41), Some(1))
+    );
     assert!(state["partial"]["seen"].as_u64().unwrap() > 0);
     let o = rudder(d, &["train", "--resume", "cut", "--quiet"]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -164,7 +206,18 @@ fn a_policy_edited_since_the_checkpoint_runs_in_its_new_version() {
     let d = tmp.path();
     let src = "fn on_epoch_end(ctx) { this.n = (this.n ?? 0) + 1; #{ metrics: #{ n: this.n } } }\n";
     std::fs::write(d.join("count.rhai"), src).unwrap();
-    let args = ["train", "--epochs", "4", "--quiet", "--watch", "off", "--policy", "count.rhai", "--out", "r"];
+    let args = [
+        "train",
+        "--epochs",
+        "4",
+        "--quiet",
+        "--watch",
+        "off",
+        "--policy",
+        "count.rhai",
+        "--out",
+        "r",
+    ];
     run_until_killed(d, "step:60", &args);
     std::fs::write(d.join("count.rhai"), src.replace("+ 1", "+ 10")).unwrap();
     let o = rudder(d, &["train", "--resume", "r", "--quiet"]);
@@ -180,7 +233,10 @@ fn a_policy_edited_since_the_checkpoint_runs_in_its_new_version() {
         .find(|e| e["kind"] == "resume")
         .unwrap();
     assert!(
-        resume["message"].as_str().unwrap().contains("count changed since the checkpoint"),
+        resume["message"]
+            .as_str()
+            .unwrap()
+            .contains("count changed since the checkpoint"),
         "{resume}"
     );
 }
@@ -194,7 +250,18 @@ fn on_train_start_sees_resumed() {
         "fn on_train_start(ctx) { #{ log: `resumed ${ctx.resumed}` } }\n",
     )
     .unwrap();
-    let args = ["train", "--epochs", "3", "--quiet", "--watch", "off", "--policy", "start.rhai", "--out", "r"];
+    let args = [
+        "train",
+        "--epochs",
+        "3",
+        "--quiet",
+        "--watch",
+        "off",
+        "--policy",
+        "start.rhai",
+        "--out",
+        "r",
+    ];
     run_until_killed(d, "step:30", &args);
     let o = rudder(d, &["train", "--resume", "r", "--quiet"]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -226,23 +293,42 @@ fn on_epoch_end(ctx) {
     .unwrap();
     let o = rudder(
         d,
-        &["train", "--epochs", "5", "--quiet", "--watch", "off", "--policy", "blowup.rhai", "--out", "r"],
+        &[
+            "train",
+            "--epochs",
+            "5",
+            "--quiet",
+            "--watch",
+            "off",
+            "--policy",
+            "blowup.rhai",
+            "--out",
+            "r",
+        ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let m = jsonl(&d.join("r/metrics.jsonl"));
     let val = |e: usize| m[e]["val_loss"].as_f64().unwrap_or(f64::INFINITY);
     let best = (0..3).map(val).fold(f64::INFINITY, f64::min);
-    assert!(val(3) > 10.0 * best, "epoch 3 blew up: {} vs best {best}", val(3));
+    assert!(
+        val(3) > 10.0 * best,
+        "epoch 3 blew up: {} vs best {best}",
+        val(3)
+    );
     // The next epoch starts from the best weights and optimizer state: its loss is
     // back at the best level (one more epoch at the base LR).
     assert!(val(4) < 1.1 * best, "epoch 4: {} vs best {best}", val(4));
     let events = jsonl(&d.join("r/events.jsonl"));
     let rb = events.iter().find(|e| e["kind"] == "rollback").unwrap();
-    assert_eq!((rb["epoch"].as_u64(), rb["path"].as_str()), (Some(3), Some("checkpoints/best")));
+    assert_eq!(
+        (rb["epoch"].as_u64(), rb["path"].as_str()),
+        (Some(3), Some("checkpoints/best"))
+    );
     // The blown-up epoch never became the best.
-    let best_state: Value =
-        serde_json::from_str(&std::fs::read_to_string(d.join("r/checkpoints/best/state.json")).unwrap())
-            .unwrap();
+    let best_state: Value = serde_json::from_str(
+        &std::fs::read_to_string(d.join("r/checkpoints/best/state.json")).unwrap(),
+    )
+    .unwrap();
     assert!(best_state["monitored"]["value"].as_f64().unwrap() <= best);
 }
 
@@ -257,11 +343,25 @@ fn a_rollback_without_a_checkpoint_is_an_invalid_decision() {
     .unwrap();
     let o = rudder(
         d,
-        &["train", "--epochs", "1", "--quiet", "--watch", "off", "--policy", "early.rhai", "--out", "r"],
+        &[
+            "train",
+            "--epochs",
+            "1",
+            "--quiet",
+            "--watch",
+            "off",
+            "--policy",
+            "early.rhai",
+            "--out",
+            "r",
+        ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let events = jsonl(&d.join("r/events.jsonl"));
-    let bad = events.iter().find(|e| e["kind"] == "invalid_decision").unwrap();
+    let bad = events
+        .iter()
+        .find(|e| e["kind"] == "invalid_decision")
+        .unwrap();
     assert_eq!(bad["key"], "rollback");
     // Rejected whole: the LR stayed.
     assert_eq!(jsonl(&d.join("r/metrics.jsonl"))[0]["lr"], 0.1);
@@ -281,15 +381,33 @@ fn early_stop_restore_best_weights_ends_on_the_best_weights() {
     let o = rudder(
         d,
         &[
-            "train", "--epochs", "10", "--quiet", "--watch", "off", "--policy", "up.rhai",
-            "--policy", "stop/early_stop", "--param", "patience=1", "--param",
-            "restore_best_weights=true", "--param", "check_finite=false", "--out", "r",
+            "train",
+            "--epochs",
+            "10",
+            "--quiet",
+            "--watch",
+            "off",
+            "--policy",
+            "up.rhai",
+            "--policy",
+            "stop/early_stop",
+            "--param",
+            "patience=1",
+            "--param",
+            "restore_best_weights=true",
+            "--param",
+            "check_finite=false",
+            "--out",
+            "r",
         ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let events = jsonl(&d.join("r/events.jsonl"));
     let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
-    let rb = kinds.iter().position(|k| *k == "rollback").expect("a rollback");
+    let rb = kinds
+        .iter()
+        .position(|k| *k == "rollback")
+        .expect("a rollback");
     let stop = kinds.iter().position(|k| *k == "stop").expect("a stop");
     assert!(rb < stop, "{kinds:?}");
     // The run ended on the best weights: the last epoch's checkpoint, written after
@@ -305,12 +423,18 @@ fn early_stop_restore_best_weights_ends_on_the_best_weights() {
     let best_epoch = m
         .iter()
         .filter(|e| e["val_loss"].is_f64())
-        .min_by(|a, b| a["val_loss"].as_f64().partial_cmp(&b["val_loss"].as_f64()).unwrap())
+        .min_by(|a, b| {
+            a["val_loss"]
+                .as_f64()
+                .partial_cmp(&b["val_loss"].as_f64())
+                .unwrap()
+        })
         .unwrap()["epoch"]
         .clone();
-    let state: Value =
-        serde_json::from_str(&std::fs::read_to_string(d.join("r/checkpoints/best/state.json")).unwrap())
-            .unwrap();
+    let state: Value = serde_json::from_str(
+        &std::fs::read_to_string(d.join("r/checkpoints/best/state.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(state["monitored"]["epoch"], best_epoch);
 }
 
@@ -320,7 +444,9 @@ fn checkpoint_faults_are_exit_2_naming_the_file() {
     let d = tmp.path();
     let o = rudder(
         d,
-        &["train", "--epochs", "2", "--quiet", "--watch", "off", "--out", "r"],
+        &[
+            "train", "--epochs", "2", "--quiet", "--watch", "off", "--out", "r",
+        ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let ck = d.join("r/checkpoints/epoch-1");
@@ -335,14 +461,21 @@ fn checkpoint_faults_are_exit_2_naming_the_file() {
         assert!(!e.contains("panicked"), "{e}");
     };
     // A different model.
-    resume_fails("model.safetensors: tensor fc1.weight has shape [256, 64] where the model has [32, 64]", &["--hidden", "32,16"]);
+    resume_fails(
+        "model.safetensors: tensor fc1.weight has shape [256, 64] where the model has [32, 64]",
+        &["--hidden", "32,16"],
+    );
     // A truncated model file.
     let model = std::fs::read(ck.join("model.safetensors")).unwrap();
     std::fs::write(ck.join("model.safetensors"), &model[..model.len() / 2]).unwrap();
     resume_fails("epoch-1/model.safetensors: not a safetensors file", &[]);
     std::fs::write(ck.join("model.safetensors"), &model).unwrap();
     // A tensor missing: the optimizer file of another run's model in place of this one.
-    std::fs::copy(ck.join("optimizer.safetensors"), ck.join("model.safetensors")).unwrap();
+    std::fs::copy(
+        ck.join("optimizer.safetensors"),
+        ck.join("model.safetensors"),
+    )
+    .unwrap();
     resume_fails("model.safetensors: tensor", &[]);
     std::fs::write(ck.join("model.safetensors"), &model).unwrap();
     // A foreign state.json.
