@@ -17,6 +17,14 @@ pub struct Cli {
 pub enum Command {
     /// Train a model and write a run directory.
     Train(Box<TrainOptions>),
+    /// One training run per LR multiplier (same seed and data order); picks the best.
+    Sweep(Box<SweepOptions>),
+    /// LR range test: an exponential LR ramp, one step each; suggests an LR.
+    LrFind(Box<LrFindOptions>),
+    /// Carry an LR to another batch size (linear or sqrt rule).
+    Rescale(RescaleOptions),
+    /// One HTML page overlaying runs: loss, accuracy, LR, batch size, policy events.
+    Report(ReportOptions),
     /// Work with policies without training.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -34,6 +42,79 @@ pub enum PluginCommand {
         #[arg(long, default_value = "plugins")]
         dir: std::path::PathBuf,
     },
+}
+
+/// `rudder sweep`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SweepOptions {
+    #[command(flatten)]
+    pub train: TrainOptions,
+    /// Multipliers of the base --lr, one trial each
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1,2,4,0.5,0.25",
+        value_name = "M,M"
+    )]
+    pub multipliers: Vec<f64>,
+    /// What picks the winner, at its best epoch: train_loss, train_acc, val_loss, val_acc
+    #[arg(long, default_value = "val_loss")]
+    pub metric: String,
+    /// Trials run at once; --threads is split between them
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub jobs: usize,
+}
+
+/// `rudder lr-find`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LrFindOptions {
+    #[command(flatten)]
+    pub train: TrainOptions,
+    /// First LR of the ramp
+    #[arg(long, default_value_t = 1e-7, value_name = "X")]
+    pub start_lr: f64,
+    /// Last LR of the ramp
+    #[arg(long, default_value_t = 10.0, value_name = "X")]
+    pub end_lr: f64,
+    /// Steps (one LR each)
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub steps: usize,
+}
+
+/// `rudder rescale`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RescaleOptions {
+    /// The reference LR
+    #[arg(long, value_name = "X")]
+    pub lr: f64,
+    /// The reference batch size
+    #[arg(long, value_name = "N")]
+    pub batch_size: usize,
+    /// The batch size to carry it to
+    #[arg(long, value_name = "N")]
+    pub to_batch_size: usize,
+    #[arg(long, value_enum, default_value = "linear")]
+    pub rule: crate::policy::Rescale,
+    /// Training examples: also print steps per epoch and updates, before and after
+    #[arg(long, value_name = "N")]
+    pub dataset_size: Option<usize>,
+    /// Epochs, for the total updates
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub epochs: usize,
+    /// One JSON object instead of lines
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `rudder report`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReportOptions {
+    /// Run directories to overlay
+    #[arg(required = true, value_name = "RUN_DIR")]
+    pub runs: Vec<std::path::PathBuf>,
+    /// The page to write
+    #[arg(long, default_value = "report.html", value_name = "FILE")]
+    pub out: std::path::PathBuf,
 }
 
 /// Options shared by the commands that run hooks without training.

@@ -210,6 +210,10 @@ pub struct TrainConfig {
     pub resume: Option<PathBuf>,
     #[serde(skip)]
     pub quiet: bool,
+    /// A sweep's guard: stop when a step's loss is not finite or above 10x the first
+    /// step's (not an option; `rudder sweep` sets it).
+    #[serde(skip)]
+    pub stop_on_divergence: bool,
 }
 
 impl TrainOptions {
@@ -388,6 +392,7 @@ impl TrainOptions {
             keep_last: self.keep_last.unwrap_or(3),
             monitor: self.monitor.unwrap_or_else(|| "val_loss".into()),
             resume: self.resume,
+            stop_on_divergence: false,
             quiet: self.quiet.unwrap_or(false),
         })
     }

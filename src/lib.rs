@@ -17,3 +17,4 @@ pub mod runlog;
 pub mod script;
 pub mod train;
 pub mod watch;
+pub mod workflow;

@@ -4,6 +4,7 @@
 
 mod learner;
 mod progress;
+pub mod range;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -39,7 +40,12 @@ pub struct Summary {
     pub last: Option<EpochRecord>,
     pub best: Best,
     pub stop_reason: Option<String>,
+    /// Stopped by the sweep's divergence guard.
+    pub diverged: bool,
 }
+
+/// How far above the first step's loss a sweep trial counts as diverged.
+pub const DIVERGENCE_FACTOR: f64 = 10.0;
 
 /// Mixed into the seed for the shuffle stream.
 const SHUFFLE_SALT: u64 = 0x5407_f1e5;
@@ -72,6 +78,9 @@ pub struct Trainer<'a> {
     resumed: bool,
     /// The `resume` event to write when the run starts: the checkpoint and notes.
     resume_note: Option<(Option<PathBuf>, Vec<String>)>,
+    /// The first step's mean loss, for the divergence guard.
+    first_loss: Option<f64>,
+    diverged: bool,
 }
 
 /// Where checkpoints go, when, and what the trainer knows of them.
@@ -141,6 +150,8 @@ impl<'a> Trainer<'a> {
             partial: None,
             resumed: false,
             resume_note: None,
+            first_loss: None,
+            diverged: false,
         }
     }
 
@@ -448,6 +459,7 @@ impl<'a> Trainer<'a> {
             last,
             best: self.best,
             stop_reason: self.stop,
+            diverged: self.diverged,
         })
     }
 
@@ -488,6 +500,9 @@ impl<'a> Trainer<'a> {
                 loss / count as f64,
             )?;
             crate::fault::step(self.step);
+            if self.cfg.stop_on_divergence && self.check_divergence(loss / count as f64)? {
+                break;
+            }
             if self.batcher.remaining() > 0
                 && let Some(save) = self.ckpt.pending.take()
             {
@@ -563,6 +578,26 @@ impl<'a> Trainer<'a> {
             &self.markers,
         )?;
         Ok(record)
+    }
+
+    /// The sweep's guard: a step loss that is not finite or above
+    /// `DIVERGENCE_FACTOR` x the first step's stops the run as diverged.
+    fn check_divergence(&mut self, loss: f64) -> Result<bool, TrainError> {
+        let first = *self.first_loss.get_or_insert(loss);
+        if loss.is_finite() && loss <= DIVERGENCE_FACTOR * first {
+            return Ok(false);
+        }
+        self.diverged = true;
+        let stop = Decision {
+            stop: true,
+            reason: Some(format!(
+                "diverged: step {} loss {loss:.4e} (first step {first:.4})",
+                self.step
+            )),
+            ..Decision::default()
+        };
+        self.apply(Hook::Step, stop)?;
+        Ok(true)
     }
 
     /// The checkpoints due at the end of an epoch (`self.epoch` is the next one):

@@ -1,0 +1,98 @@
+//! `rudder rescale`: carry a reference setup's LR to another batch size (linear rule,
+//! Goyal et al. 2017; square root for Adam-type optimizers), and what it does to the
+//! number of updates.
+
+use serde::Serialize;
+
+use crate::policy::{Rescale, rescale_lr};
+
+/// One side of a rescale: batch size, LR, and with a data set size the optimizer
+/// steps per epoch and in all.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Setup {
+    pub batch_size: usize,
+    pub lr: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steps_per_epoch: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updates: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Rescaled {
+    pub rule: Rescale,
+    pub from: Setup,
+    pub to: Setup,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dataset_size: Option<usize>,
+    pub epochs: usize,
+}
+
+/// The LR for `to_batch` from `lr` at `batch` under `rule`, with the step counts for
+/// `dataset_size` examples over `epochs` epochs (`accumulation` batches per step).
+pub fn rescale(
+    lr: f64,
+    batch: usize,
+    to_batch: usize,
+    rule: Rescale,
+    dataset_size: Option<usize>,
+    epochs: usize,
+) -> Rescaled {
+    let side = |b: usize, lr: f64| {
+        let steps = dataset_size.map(|n| n.div_ceil(b));
+        Setup {
+            batch_size: b,
+            lr,
+            steps_per_epoch: steps,
+            updates: steps.map(|s| s * epochs),
+        }
+    };
+    Rescaled {
+        rule,
+        from: side(batch, lr),
+        to: side(to_batch, rescale_lr(lr, batch, to_batch, rule)),
+        dataset_size,
+        epochs,
+    }
+}
+
+/// The lines `rudder rescale` prints: the LR alone first, then (with a data set size)
+/// the step counts.
+pub fn lines(r: &Rescaled) -> Vec<String> {
+    let mut out = vec![format!("{}", r.to.lr)];
+    if let (Some(n), Some(a), Some(b)) =
+        (r.dataset_size, r.from.steps_per_epoch, r.to.steps_per_epoch)
+    {
+        out.push(format!(
+            "steps per epoch ({n} examples): {a} at batch {} -> {b} at batch {}",
+            r.from.batch_size, r.to.batch_size
+        ));
+        out.push(format!(
+            "updates in {} epoch(s): {} -> {} (x{})",
+            r.epochs,
+            a * r.epochs,
+            b * r.epochs,
+            crate::report::fmt_num(b as f64 / a as f64)
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_founding_notes_example() {
+        let r = rescale(16.0, 1024, 64, Rescale::Linear, None, 1);
+        assert_eq!(lines(&r), ["1"]);
+        let r = rescale(16.0, 1024, 64, Rescale::Sqrt, None, 1);
+        assert_eq!(lines(&r), ["4"]);
+        let r = rescale(16.0, 1024, 64, Rescale::Linear, Some(60_000), 10);
+        assert_eq!(
+            (r.from.steps_per_epoch, r.to.steps_per_epoch),
+            (Some(59), Some(938))
+        );
+        assert_eq!((r.from.updates, r.to.updates), (Some(590), Some(9380)));
+    }
+}

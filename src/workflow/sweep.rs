@@ -1,0 +1,273 @@
+//! `rudder sweep`: one full run per LR multiplier, same seed, data order, epochs and
+//! batch size, sharing the loaded data set; trials that diverge are stopped and
+//! marked; the winner is picked by a metric; one report overlays every trial.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::app::{AppError, load_policies, train_on};
+use crate::config::{ConfigError, TrainConfig};
+use crate::data::Data;
+use crate::report;
+
+/// What the sweep varies and how it picks.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub multipliers: Vec<f64>,
+    /// The metric that picks the winner: its best epoch (min for losses, max for
+    /// accuracies).
+    pub metric: String,
+    pub jobs: usize,
+}
+
+/// One trial in `sweep.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Trial {
+    pub multiplier: f64,
+    pub lr: f64,
+    /// The run directory, relative to the sweep's.
+    pub dir: String,
+    pub diverged: bool,
+    pub epochs_run: usize,
+    /// The last epoch's metrics line.
+    #[serde(rename = "final")]
+    pub last: Value,
+    /// Best val_loss and val_acc over the epochs, with their epochs.
+    pub best: Value,
+    /// The best value of the sweep's metric (`null` if none was finite).
+    pub score: Option<f64>,
+}
+
+/// `sweep.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub metric: String,
+    pub base_lr: f64,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub seed: u64,
+    pub trials: Vec<Trial>,
+    /// Index into `trials` of the best trial that did not diverge.
+    pub winner: Option<usize>,
+}
+
+/// `x1`, `x0.5`: a trial's folder name.
+pub fn trial_name(m: f64) -> String {
+    format!("x{m}")
+}
+
+fn lower_is_better(metric: &str) -> bool {
+    metric.ends_with("loss")
+}
+
+/// The best `(epoch, value)` of `key` over `history`.
+fn best_of(history: &[Value], key: &str) -> Option<(usize, f64)> {
+    let lower = lower_is_better(key);
+    history
+        .iter()
+        .enumerate()
+        .filter_map(|(e, h)| Some((e, h.get(key)?.as_f64()?)))
+        .filter(|(_, v)| v.is_finite())
+        .reduce(|a, b| {
+            let better = if lower { b.1 < a.1 } else { b.1 > a.1 };
+            if better { b } else { a }
+        })
+}
+
+/// Runs the trials of `spec` for `cfg` (whose `out` is the sweep's folder) on `data`.
+pub fn run(cfg: &TrainConfig, spec: &Spec, data: &Data) -> Result<Outcome, AppError> {
+    if spec.multipliers.is_empty() || spec.multipliers.iter().any(|m| !m.is_finite() || *m <= 0.0) {
+        return Err(ConfigError(format!(
+            "--multipliers: need finite numbers > 0, got {:?}",
+            spec.multipliers
+        ))
+        .into());
+    }
+    if !crate::config::MONITORS.contains(&spec.metric.as_str()) {
+        return Err(ConfigError(format!(
+            "--metric: expected one of {}, got {:?}",
+            crate::config::MONITORS.join(", "),
+            spec.metric
+        ))
+        .into());
+    }
+    if cfg.out.join("sweep.json").exists() {
+        return Err(ConfigError(format!(
+            "--out {}: already holds a sweep (sweep.json); choose another folder",
+            cfg.out.display()
+        ))
+        .into());
+    }
+    // Policies are checked once here, so a bad one is exit 2 before any trial.
+    load_policies(&cfg.policy, &cfg.param, cfg.lr_scaling)?;
+    std::fs::create_dir_all(&cfg.out)
+        .map_err(|e| ConfigError(format!("--out {}: {e}", cfg.out.display())))?;
+    let jobs = spec.jobs.clamp(1, spec.multipliers.len());
+    let trial_cfg = |m: f64| {
+        let mut c = cfg.clone();
+        c.lr = cfg.lr * m;
+        c.out = cfg.out.join(trial_name(m));
+        c.quiet = true;
+        c.watch = crate::watch::Mode::Off;
+        c.threads = (cfg.threads / jobs).max(1);
+        c.stop_on_divergence = true;
+        c
+    };
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Result<Trial, AppError>>>> =
+        Mutex::new((0..spec.multipliers.len()).map(|_| None).collect());
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&m) = spec.multipliers.get(i) else {
+                        break;
+                    };
+                    let c = trial_cfg(m);
+                    let r = run_trial(&c, m, data, &spec.metric);
+                    if let Ok(t) = &r {
+                        eprintln!(
+                            "rudder sweep: {} (lr {}) done: {} epochs, best {} {}{}",
+                            t.dir,
+                            report::fmt_num(t.lr),
+                            t.epochs_run,
+                            spec.metric,
+                            t.score.map_or("-".into(), |v| format!("{v:.4}")),
+                            if t.diverged { ", diverged" } else { "" }
+                        );
+                    }
+                    results.lock().expect("no trial panics")[i] = Some(r);
+                }
+            });
+        }
+    });
+    let mut trials = Vec::new();
+    for r in results.into_inner().expect("no trial panics") {
+        trials.push(r.expect("every trial ran")?);
+    }
+    let lower = lower_is_better(&spec.metric);
+    let winner = trials
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| !t.diverged)
+        .filter_map(|(i, t)| Some((i, t.score?)))
+        .reduce(|a, b| {
+            let better = if lower { b.1 < a.1 } else { b.1 > a.1 };
+            if better { b } else { a }
+        })
+        .map(|(i, _)| i);
+    let outcome = Outcome {
+        metric: spec.metric.clone(),
+        base_lr: cfg.lr,
+        epochs: cfg.epochs,
+        batch_size: cfg.batch_size,
+        seed: cfg.seed,
+        trials,
+        winner,
+    };
+    write_outputs(&cfg.out, &outcome)?;
+    Ok(outcome)
+}
+
+fn run_trial(cfg: &TrainConfig, m: f64, data: &Data, metric: &str) -> Result<Trial, AppError> {
+    let mut policies = load_policies(&cfg.policy, &cfg.param, cfg.lr_scaling)?;
+    let summary = train_on(cfg, data, &mut policies)?;
+    let view = report::load_run(&cfg.out).map_err(ConfigError)?;
+    let best = |k: &str| {
+        best_of(&view.history, k).map_or(
+            Value::Null,
+            |(e, v)| serde_json::json!({"epoch": e, "value": v}),
+        )
+    };
+    Ok(Trial {
+        multiplier: m,
+        lr: cfg.lr,
+        dir: trial_name(m),
+        diverged: summary.diverged,
+        epochs_run: summary.epochs_run,
+        last: view.history.last().cloned().unwrap_or(Value::Null),
+        best: serde_json::json!({"val_loss": best("val_loss"), "val_acc": best("val_acc")}),
+        score: best_of(&view.history, metric).map(|(_, v)| v),
+    })
+}
+
+/// `sweep.json` and `report.html` in the sweep's folder.
+fn write_outputs(dir: &Path, o: &Outcome) -> Result<(), AppError> {
+    let io = |p: PathBuf| move |e: std::io::Error| ConfigError(format!("{}: {e}", p.display()));
+    let mut text = serde_json::to_string_pretty(o).expect("a sweep serialises");
+    text.push('\n');
+    std::fs::write(dir.join("sweep.json"), text).map_err(io(dir.join("sweep.json")))?;
+    let mut runs = Vec::new();
+    for t in &o.trials {
+        let mut v = report::load_run(&dir.join(&t.dir)).map_err(ConfigError)?;
+        v.name = format!(
+            "{} lr {}{}",
+            t.dir,
+            report::fmt_num(t.lr),
+            if t.diverged { " (diverged)" } else { "" }
+        );
+        runs.push(v);
+    }
+    let title = format!(
+        "rudder sweep: {} epochs, batch {}, base lr {}, winner by {}: {}",
+        o.epochs,
+        o.batch_size,
+        report::fmt_num(o.base_lr),
+        o.metric,
+        o.winner
+            .map_or("none (all diverged)".into(), |w| o.trials[w].dir.clone())
+    );
+    report::write_page(&dir.join("report.html"), &report::compare(&title, &runs))
+        .map_err(io(dir.join("report.html")))?;
+    Ok(())
+}
+
+/// The table printed on stderr at the end of a sweep.
+pub fn table(o: &Outcome) -> String {
+    let mut out = format!(
+        "{:<10} {:>10} {:>14} {:>6} {:>12} {:>12}  {}\n",
+        "trial",
+        "lr",
+        format!("best {}", o.metric),
+        "epoch",
+        "final loss",
+        "final acc",
+        "note"
+    );
+    for (i, t) in o.trials.iter().enumerate() {
+        let best_epoch = t
+            .best
+            .get(&o.metric)
+            .and_then(|b| b.get("epoch"))
+            .and_then(Value::as_u64)
+            .map_or("-".into(), |e| e.to_string());
+        let f = |k: &str| {
+            t.last
+                .get(k)
+                .and_then(Value::as_f64)
+                .map_or("-".into(), |v| format!("{v:.4}"))
+        };
+        out.push_str(&format!(
+            "{:<10} {:>10} {:>14} {:>6} {:>12} {:>12}  {}\n",
+            t.dir,
+            report::fmt_num(t.lr),
+            t.score.map_or("-".into(), |v| format!("{v:.4}")),
+            best_epoch,
+            f("val_loss"),
+            f("val_acc"),
+            if o.winner == Some(i) {
+                "winner"
+            } else if t.diverged {
+                "diverged"
+            } else {
+                ""
+            }
+        ));
+    }
+    out
+}
