@@ -158,7 +158,7 @@ fn lr_find(o: LrFindOptions) -> Result<(), AppError> {
     std::fs::write(out.join("lr_find.svg"), lf::svg_page(&run, &s)).map_err(io)?;
     let show = |v: Option<f64>| v.map_or("-".into(), crate::report::fmt_num);
     eprintln!(
-        "lr-find: {} steps{} from {} to {}; suggestions: steepest {}, valley {}, minimum/10 {}; {} and lr_find.svg in {}",
+        "lr-find: {} steps{} from {} to {}; suggestions: steepest {}, valley {}, minimum/10 {}; lr_find.json and lr_find.svg in {}",
         run.lrs.len(),
         if run.stopped_early {
             " (stopped: the loss ran away)"
@@ -170,7 +170,6 @@ fn lr_find(o: LrFindOptions) -> Result<(), AppError> {
         show(s.steepest),
         show(s.valley),
         show(s.minimum),
-        "lr_find.json",
         out.display()
     );
     print_json(serde_json::to_value(s).expect("serialises"));

@@ -366,7 +366,7 @@ pub fn beyond_keep(root: &Path, keep: usize) -> Vec<PathBuf> {
             Some((s.step, s.partial.is_none(), d))
         })
         .collect();
-    periodic.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+    periodic.sort_by_key(|p| std::cmp::Reverse((p.0, p.1)));
     periodic.into_iter().skip(keep).map(|(_, _, d)| d).collect()
 }
 

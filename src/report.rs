@@ -93,12 +93,17 @@ fn log_ticks(lo: f64, hi: f64, want: usize) -> Vec<f64> {
             .take_while(|v| *v <= hi + 1e-9)
             .collect()
     } else {
-        let (a, b) = (10f64.powf(lo), 10f64.powf(hi));
-        ticks(a, b, want)
-            .into_iter()
-            .filter(|t| *t > 0.0)
-            .map(f64::log10)
-            .collect()
+        // 1, 2, 5 in each decade the range touches.
+        let mut out = Vec::new();
+        for k in (lo.floor() as i32)..=(hi.ceil() as i32) {
+            for m in [1.0f64, 2.0, 5.0] {
+                let t = (m * 10f64.powi(k)).log10();
+                if t >= lo - 1e-9 && t <= hi + 1e-9 {
+                    out.push(t);
+                }
+            }
+        }
+        out
     }
 }
 

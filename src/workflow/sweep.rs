@@ -230,7 +230,7 @@ fn write_outputs(dir: &Path, o: &Outcome) -> Result<(), AppError> {
 /// The table printed on stderr at the end of a sweep.
 pub fn table(o: &Outcome) -> String {
     let mut out = format!(
-        "{:<10} {:>10} {:>14} {:>6} {:>12} {:>12}  {}\n",
+        "{:<10} {:>10} {:>14} {:>6} {:>14} {:>13}  {}\n",
         "trial",
         "lr",
         format!("best {}", o.metric),
@@ -253,7 +253,7 @@ pub fn table(o: &Outcome) -> String {
                 .map_or("-".into(), |v| format!("{v:.4}"))
         };
         out.push_str(&format!(
-            "{:<10} {:>10} {:>14} {:>6} {:>12} {:>12}  {}\n",
+            "{:<10} {:>10} {:>14} {:>6} {:>14} {:>13}  {}\n",
             t.dir,
             report::fmt_num(t.lr),
             t.score.map_or("-".into(), |v| format!("{v:.4}")),

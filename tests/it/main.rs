@@ -7,6 +7,7 @@ mod policies;
 mod reload;
 mod resume;
 mod seam;
+mod workflow;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
