@@ -1,6 +1,6 @@
 """PyTorch baseline for rudder's BENCHMARKS.md: the same models, SGD, batch 64.
 
-usage: python bench/torch_baseline.py {mlp,cnn} DATA_DIR [--epochs N] [--limit N] [--threads T] [--log-steps K]
+usage: python bench/torch_baseline.py {mlp,cnn} DATA_DIR [--epochs N] [--limit N] [--threads T] [--log-steps K] [--device cpu|cuda]
 Prints one line per epoch: samples/s of the training phase, val accuracy.
 """
 import argparse, gzip, os, time
@@ -21,6 +21,7 @@ ap.add_argument("model"); ap.add_argument("data")
 ap.add_argument("--epochs", type=int, default=1); ap.add_argument("--limit", type=int, default=0)
 ap.add_argument("--threads", type=int, default=2); ap.add_argument("--lr", type=float, default=0.1)
 ap.add_argument("--log-steps", type=int, default=0)
+ap.add_argument("--device", default="cpu")
 a = ap.parse_args()
 torch.set_num_threads(a.threads); torch.manual_seed(0)
 xtr = idx(f"{a.data}/train-images-idx3-ubyte").astype(np.float32) / 255.0
@@ -36,16 +37,19 @@ if a.model == "mlp":
 else:
     blk = lambda i, o: [nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(), nn.MaxPool2d(2)]
     net = nn.Sequential(*blk(1, 32), *blk(32, 64), nn.Flatten(), nn.Linear(64 * 7 * 7, 10))
+dev = torch.device(a.device)
+net = net.to(dev); xtr, ytr, xva, yva = xtr.to(dev), ytr.to(dev), xva.to(dev), yva.to(dev)
+sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
 opt = torch.optim.SGD(net.parameters(), lr=a.lr)
 n = len(ytr)
 for epoch in range(a.epochs):
-    net.train(); perm = torch.randperm(n); t0 = time.perf_counter()
+    net.train(); perm = torch.randperm(n, device=dev); sync(); t0 = time.perf_counter()
     for k, i in enumerate(range(0, n, 64)):
         b = perm[i: i + 64]
         loss = F.cross_entropy(net(xtr[b]), ytr[b])
         opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
         if k < a.log_steps: print(f"step {k} loss {loss.item():.4f}")
-    dt = time.perf_counter() - t0
+    sync(); dt = time.perf_counter() - t0
     net.eval()
     with torch.no_grad():
         acc = sum((net(xva[i:i + 1000]).argmax(1) == yva[i:i + 1000]).sum().item() for i in range(0, len(yva), 1000)) / len(yva)

@@ -15,11 +15,23 @@ pub struct AdamW {
 }
 
 impl AdamW {
+    /// Fused kernels (the default where the device has them) or tensor expressions
+    /// (the reference the fused kernels are tested against).
+    pub fn set_fused(&mut self, fused: bool) {
+        self.fused = fused
+            && self
+                .params
+                .first()
+                .is_none_or(|(_, p)| super::fused_on(p.device()));
+    }
+
     pub fn new(params: Vec<(String, Var)>, h: Hyper) -> Result<AdamW> {
         let zeros = |ps: &[(String, Var)]| -> Result<Vec<Tensor>> {
             ps.iter().map(|(_, p)| p.zeros_like()).collect()
         };
-        let fused = params.first().is_none_or(|(_, p)| p.device().is_cpu());
+        let fused = params
+            .first()
+            .is_none_or(|(_, p)| super::fused_on(p.device()));
         Ok(AdamW {
             m: zeros(&params)?,
             v: zeros(&params)?,
@@ -41,11 +53,26 @@ impl Optimizer for AdamW {
         let decay = 1.0 - lr * self.h.weight_decay;
         for (i, ((_, p), g)) in self.params.iter().zip(grads).enumerate() {
             let g = g.contiguous()?;
+            #[cfg(feature = "cuda")]
+            if self.fused && p.device().is_cuda() {
+                let c = super::cuda::AdamConsts {
+                    k1: (1.0 - b1) as f32,
+                    beta2: b2 as f32,
+                    k2: (1.0 - b2) as f32,
+                    decay: decay as f32,
+                    step_size: step_size as f32,
+                    bc2_sqrt: bc2_sqrt as f32,
+                    eps: self.h.eps as f32,
+                };
+                super::cuda::adamw(p, &g, &self.m[i], &self.v[i], c)?;
+                continue;
+            }
             if self.fused {
                 self.m[i].inplace_op2(
                     &g,
                     &Moment {
                         beta: b1 as f32,
+                        k: (1.0 - b1) as f32,
                         square: false,
                     },
                 )?;
@@ -53,6 +80,7 @@ impl Optimizer for AdamW {
                     &g,
                     &Moment {
                         beta: b2 as f32,
+                        k: (1.0 - b2) as f32,
                         square: true,
                     },
                 )?;
@@ -64,10 +92,12 @@ impl Optimizer for AdamW {
                 };
                 p.inplace_op3(&self.m[i], &self.v[i], &apply)?;
             } else {
-                self.m[i] = ((&self.m[i] * b1)? + (&g * (1.0 - b1))?)?;
-                self.v[i] = ((&self.v[i] * b2)? + (g.sqr()? * (1.0 - b2))?)?;
+                // torch's order: m.lerp_(g, 1 - b1); v = b2 v + (1 - b2) g g;
+                // p *= decay; p -= step_size m / (sqrt(v) / bc2 + eps).
+                self.m[i] = (&self.m[i] + ((&g - &self.m[i])? * (1.0 - b1))?)?;
+                self.v[i] = ((&self.v[i] * b2)? + ((&g * (1.0 - b2))? * &g)?)?;
                 let denom = ((self.v[i].sqrt()? / bc2_sqrt)? + self.h.eps)?;
-                let update = ((&self.m[i] / denom)? * step_size)?;
+                let update = ((&self.m[i] * step_size)? / denom)?;
                 p.set(&((p.as_tensor() * decay)? - update)?)?;
             }
         }

@@ -2,7 +2,7 @@
 //! per parameter (SGD with momentum/Nesterov and weight decay; AdamW), state
 //! allocated at the first step and reused after.
 
-use super::kernels::{adam_elem, sgd_momentum_elem};
+use super::kernels::{adamw_step_elem, sgd_momentum_elem};
 use super::{Hyper, Kind};
 
 pub struct Flat {
@@ -23,6 +23,9 @@ pub struct StepConsts {
     mu: f32,
     nesterov: bool,
     beta2: f32,
+    /// 1 - momentum and 1 - beta2, computed in f64.
+    k1: f32,
+    k2: f32,
     decay: f32,
     step_size: f32,
     bc2_sqrt: f32,
@@ -63,6 +66,8 @@ impl Flat {
             mu: h.momentum as f32,
             nesterov: h.nesterov,
             beta2: h.beta2 as f32,
+            k1: (1.0 - h.momentum) as f32,
+            k2: (1.0 - h.beta2) as f32,
             decay: (1.0 - h.lr * h.weight_decay) as f32,
             step_size: (h.lr / (1.0 - h.momentum.powi(t))) as f32,
             bc2_sqrt: (1.0 - h.beta2.powi(t)).sqrt() as f32,
@@ -97,9 +102,19 @@ impl Flat {
                 grow(&mut self.second);
                 let (m, v) = (&mut self.first[i], &mut self.second[i]);
                 for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-                    *m += (1.0 - c.mu) * (g - *m);
-                    *v = c.beta2 * *v + (1.0 - c.beta2) * g * g;
-                    adam_elem(p, *m, *v, c.decay, c.step_size, c.bc2_sqrt, c.eps);
+                    adamw_step_elem(
+                        p,
+                        g,
+                        m,
+                        v,
+                        c.k1,
+                        c.beta2,
+                        c.k2,
+                        c.decay,
+                        c.step_size,
+                        c.bc2_sqrt,
+                        c.eps,
+                    );
                 }
             }
         }

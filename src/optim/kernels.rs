@@ -5,7 +5,8 @@
 use candle_core::{CpuStorage, InplaceOp2, InplaceOp3, Layout, Result};
 
 /// torch SGD with momentum (dampening 0): `d = g + wd p; b = mu b + d;
-/// p -= lr (nesterov ? d + mu b : b)`.
+/// p -= lr (nesterov ? d + mu b : b)`. The CUDA kernel `rudder_sgd_momentum` does
+/// the same operations in the same order.
 #[inline(always)]
 pub fn sgd_momentum_elem(
     p: &mut f32,
@@ -27,6 +28,30 @@ pub fn sgd_momentum_elem(
 pub fn adam_elem(p: &mut f32, m: f32, v: f32, decay: f32, step_size: f32, bc2_sqrt: f32, eps: f32) {
     *p *= decay;
     *p -= step_size * m / (v.sqrt() / bc2_sqrt + eps);
+}
+
+/// One whole AdamW step for one element, moments included: the arithmetic of the
+/// CUDA kernel `rudder_adamw` (`optim/cuda.rs`), operation for operation, and of the
+/// CPU engine's optimizer. `k1 = 1 - beta1` and `k2 = 1 - beta2` come computed in
+/// f64 (as the unfused path's scalars are).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub fn adamw_step_elem(
+    p: &mut f32,
+    g: f32,
+    m: &mut f32,
+    v: &mut f32,
+    k1: f32,
+    beta2: f32,
+    k2: f32,
+    decay: f32,
+    step_size: f32,
+    bc2_sqrt: f32,
+    eps: f32,
+) {
+    *m += k1 * (g - *m);
+    *v = beta2 * *v + k2 * g * g;
+    adam_elem(p, *m, *v, decay, step_size, bc2_sqrt, eps);
 }
 
 fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
@@ -122,9 +147,11 @@ impl InplaceOp3 for MomentumApply {
     }
 }
 
-/// Adam's moments: `m += (1 - beta)(g - m)`, or `v = beta v + (1 - beta) g^2`.
+/// Adam's moments: `m += k (g - m)`, or `v = beta v + k g^2`, with `k = 1 - beta`
+/// (computed in f64 by the caller).
 pub struct Moment {
     pub beta: f32,
+    pub k: f32,
     pub square: bool,
 }
 
@@ -135,7 +162,7 @@ impl InplaceOp2 for Moment {
 
     fn cpu_fwd(&self, m: &mut CpuStorage, lm: &Layout, g: &CpuStorage, lg: &Layout) -> Result<()> {
         let (m, g) = (slice_mut(m, lm)?, slice(g, lg)?);
-        let k = 1.0 - self.beta;
+        let k = self.k;
         if self.square {
             for (m, &g) in m.iter_mut().zip(g) {
                 *m = self.beta * *m + k * g * g;

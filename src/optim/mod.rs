@@ -3,8 +3,10 @@
 //! steps; the state (buffers, moments, step count) is reachable for checkpoints.
 
 mod adamw;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 mod flat;
-mod kernels;
+pub mod kernels;
 mod sgd;
 
 pub use adamw::AdamW;
@@ -57,6 +59,12 @@ pub trait Optimizer: Send {
     /// Replaces the state with a checkpoint's: tensors named as `state` names them,
     /// and the number of updates done.
     fn load_state(&mut self, state: &State, steps: u64) -> Result<()>;
+}
+
+/// Whether the optimizers have fused kernels for `device`: in-place passes on the
+/// CPU, one kernel a parameter on CUDA (with the `cuda` feature).
+pub fn fused_on(device: &candle_core::Device) -> bool {
+    device.is_cpu() || (cfg!(feature = "cuda") && device.is_cuda())
 }
 
 /// Optimizer state by name, as a checkpoint holds it.

@@ -12,13 +12,26 @@ pub struct Sgd {
     buffers: Vec<Tensor>,
     h: Hyper,
     steps: u64,
-    /// In-place passes (CPU) rather than tensor expressions (other devices).
+    /// Fused kernels (CPU in-place passes, or one CUDA kernel a parameter) rather
+    /// than tensor expressions.
     pub(crate) fused: bool,
 }
 
 impl Sgd {
+    /// Fused kernels (the default where the device has them) or tensor expressions
+    /// (the reference the fused kernels are tested against).
+    pub fn set_fused(&mut self, fused: bool) {
+        self.fused = fused
+            && self
+                .params
+                .first()
+                .is_none_or(|(_, p)| super::fused_on(p.device()));
+    }
+
     pub fn new(params: Vec<(String, Var)>, h: Hyper) -> Result<Sgd> {
-        let fused = params.first().is_none_or(|(_, p)| p.device().is_cpu());
+        let fused = params
+            .first()
+            .is_none_or(|(_, p)| super::fused_on(p.device()));
         Ok(Sgd {
             params,
             buffers: Vec::new(),
@@ -41,6 +54,17 @@ impl Optimizer for Sgd {
         }
         for (i, ((_, p), g)) in self.params.iter().zip(grads).enumerate() {
             let g = g.contiguous()?;
+            #[cfg(feature = "cuda")]
+            if self.fused && p.device().is_cuda() {
+                let (lr, wd) = (lr as f32, wd as f32);
+                match self.buffers.get(i) {
+                    Some(b) if mu != 0.0 => {
+                        super::cuda::sgd_momentum(p, &g, b, lr, wd, mu as f32, self.h.nesterov)?
+                    }
+                    _ => super::cuda::sgd_plain(p, &g, lr, wd)?,
+                }
+                continue;
+            }
             if mu == 0.0 {
                 if self.fused {
                     p.inplace_op2(
