@@ -12,9 +12,9 @@ cd "$(dirname "$0")/.."
 B=gpu-bundle
 
 build() {
-  # The toolkit: nvcc 13.0 from PyPI wheels and link stubs (../shared/cuda).
+  # The toolkit: nvcc 13.0 from PyPI wheels and link stubs (tools/setup-cuda-build.sh).
   if ! command -v nvcc >/dev/null; then
-    setup=${CUDA_SETUP:-../shared/cuda/setup-cuda-build.sh}
+    setup=${CUDA_SETUP:-tools/setup-cuda-build.sh}
     eval "$(bash "$setup" | tail -1)"
   fi
   export CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-90} CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target/cuda}

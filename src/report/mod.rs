@@ -1,0 +1,228 @@
+//! `report.html`: loss, accuracy, learning rate and batch size per epoch as inline SVG
+//! charts, with policy events marked. Rewritten atomically after every epoch, so it
+//! can be opened (and reloaded) while a long run goes on.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde_json::Value;
+
+mod compare;
+mod plot;
+
+pub use compare::{RunView, compare, load_run};
+pub use plot::{PALETTE, Plot, Series, VLine, esc, fmt_num};
+
+/// A policy event to mark on the charts, at the end of `epoch` (0-based).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Marker {
+    pub epoch: usize,
+    pub label: String,
+}
+
+/// An SVG line chart of `series` over epochs, with `markers` as dashed lines.
+fn chart(title: &str, series: Vec<Series>, markers: &[Marker]) -> String {
+    Plot {
+        title,
+        x_label: "epochs completed",
+        x_log: false,
+        y_log: false,
+        x_whole: true,
+        series,
+        vlines: markers
+            .iter()
+            .map(|m| VLine {
+                x: m.epoch as f64 + 1.0,
+                label: format!("after epoch {}: {}", m.epoch + 1, m.label),
+                color: "#d9480f".into(),
+            })
+            .collect(),
+    }
+    .render()
+}
+
+pub fn column(history: &[Value], key: &str) -> Vec<(f64, f64)> {
+    history
+        .iter()
+        .filter_map(|r| {
+            let e = r.get("epoch")?.as_f64()?;
+            Some((
+                e + 1.0,
+                r.get(key).and_then(Value::as_f64).unwrap_or(f64::NAN),
+            ))
+        })
+        .collect()
+}
+
+pub const STYLE: &str = "
+body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:0;background:#f6f7f9;color:#1d2330}
+header{padding:18px 28px;background:#1d2330;color:#f6f7f9}
+header h1{margin:0;font-size:20px;font-weight:600}
+header p{margin:4px 0 0;color:#aab3c5}
+main{padding:20px 28px}
+.summary{display:flex;gap:12px;flex-wrap:wrap;margin-bottom:18px}
+.stat{background:#fff;border:1px solid #dde1e8;border-radius:8px;padding:10px 16px;min-width:120px}
+.stat b{display:block;font-size:20px;font-weight:600}
+.stat span{color:#5b6478;font-size:12px;text-transform:uppercase;letter-spacing:.04em}
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(480px,1fr));gap:16px}
+.card{background:#fff;border:1px solid #dde1e8;border-radius:8px;margin:0;padding:12px 14px}
+figcaption{font-weight:600;margin-bottom:6px}
+svg{width:100%;height:auto;display:block}
+.grid line,line.grid{stroke:#eceef2}
+.frame{fill:none;stroke:#c7ccd6}
+.tick,.axis{font-size:11px;fill:#5b6478}
+.marker{stroke:#d9480f;stroke-dasharray:4 3;stroke-width:1.5}
+.legend{display:flex;gap:16px;font-size:12px;color:#3a4152;margin-top:4px}
+.legend{flex-wrap:wrap}
+.legend i,i.sw{display:inline-block;width:12px;height:3px;margin-right:6px;vertical-align:middle}
+.empty{color:#5b6478}
+table{border-collapse:collapse;background:#fff;margin-top:18px;font-size:13px}
+td,th{border:1px solid #dde1e8;padding:4px 10px;text-align:right}
+th{background:#eef0f4}
+";
+
+/// The page for one run's `history` (metrics.jsonl objects) and `markers`.
+pub fn render(title: &str, subtitle: &str, history: &[Value], markers: &[Marker]) -> String {
+    let last = history.last();
+    let get = |k: &str| last.and_then(|r| r.get(k)).and_then(Value::as_f64);
+    let best_acc = history
+        .iter()
+        .filter_map(|r| r.get("val_acc")?.as_f64())
+        .fold(f64::NAN, f64::max);
+    let mut html = String::with_capacity(32 * 1024);
+    let _ = write!(
+        html,
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>rudder: {t}</title><style>{STYLE}</style></head><body><header><h1>rudder run: {t}</h1><p>{st}</p></header><main><div class=\"summary\">",
+        t = esc(title),
+        st = esc(subtitle)
+    );
+    let epochs = last
+        .and_then(|r| r.get("epochs"))
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let stats = [
+        ("epochs", format!("{} / {epochs}", history.len())),
+        (
+            "val acc",
+            get("val_acc").map_or("-".into(), |v| format!("{v:.4}")),
+        ),
+        (
+            "best val acc",
+            if best_acc.is_nan() {
+                "-".into()
+            } else {
+                format!("{best_acc:.4}")
+            },
+        ),
+        (
+            "val loss",
+            get("val_loss").map_or("-".into(), |v| format!("{v:.4}")),
+        ),
+        ("lr", get("lr").map_or("-".into(), fmt_num)),
+        (
+            "samples/s",
+            get("samples_per_s").map_or("-".into(), |v| format!("{v:.0}")),
+        ),
+    ];
+    for (k, v) in stats {
+        let _ = write!(html, "<div class=\"stat\"><span>{k}</span><b>{v}</b></div>");
+    }
+    html.push_str("</div><div class=\"grid\">");
+    let two = |a: &str, b: &str, ka: &str, kb: &str| {
+        vec![
+            Series::new(a, "#3b5bdb", column(history, ka)),
+            Series::new(b, "#e8590c", column(history, kb)),
+        ]
+    };
+    html.push_str(&chart(
+        "Loss",
+        two("train", "validation", "train_loss", "val_loss"),
+        markers,
+    ));
+    html.push_str(&chart(
+        "Accuracy",
+        two("train", "validation", "train_acc", "val_acc"),
+        markers,
+    ));
+    let one = |name: &str, key: &str| vec![Series::new(name, "#2b8a3e", column(history, key))];
+    html.push_str(&chart(
+        "Learning rate (at each epoch's last step)",
+        one("lr", "lr"),
+        markers,
+    ));
+    html.push_str(&chart(
+        "Batch size",
+        one("batch_size", "batch_size"),
+        markers,
+    ));
+    html.push_str("</div><table><tr><th>epoch</th><th>step</th><th>lr</th><th>batch</th><th>train loss</th><th>train acc</th><th>val loss</th><th>val acc</th><th>time s</th></tr>");
+    for r in history {
+        let f = |k: &str, d: usize| {
+            r.get(k)
+                .and_then(Value::as_f64)
+                .map_or("null".into(), |v| format!("{v:.d$}"))
+        };
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            f("epoch", 0),
+            f("step", 0),
+            r.get("lr")
+                .and_then(Value::as_f64)
+                .map_or("null".into(), fmt_num),
+            f("batch_size", 0),
+            f("train_loss", 4),
+            f("train_acc", 4),
+            f("val_loss", 4),
+            f("val_acc", 4),
+            f("epoch_time_s", 1)
+        );
+    }
+    html.push_str("</table></main></body></html>\n");
+    html
+}
+
+/// Writes `dir/report.html` atomically (a temporary file renamed over it).
+/// `subtitle` describes the setup (model, data, optimizer).
+pub fn write(
+    dir: &Path,
+    subtitle: &str,
+    history: &[Value],
+    markers: &[Marker],
+) -> std::io::Result<()> {
+    let title = dir.display().to_string();
+    let tmp = dir.join(".report.html.tmp");
+    std::fs::write(&tmp, render(&title, subtitle, history, markers))?;
+    std::fs::rename(tmp, dir.join("report.html"))
+}
+
+/// Writes `html` to `path` atomically.
+pub fn write_page(path: &Path, html: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("html.tmp");
+    std::fs::write(&tmp, html)?;
+    std::fs::rename(tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_every_epoch_and_marker() {
+        let h: Vec<Value> = (0..3)
+            .map(|e| serde_json::json!({"epoch": e, "epochs": 3, "lr": 0.1, "batch_size": 64, "train_loss": 1.0 / (e as f64 + 1.0), "val_loss": null, "train_acc": 0.5, "val_acc": 0.6}))
+            .collect();
+        let page = render(
+            "t",
+            "mlp",
+            &h,
+            &[Marker {
+                epoch: 1,
+                label: "stop: <x>".into(),
+            }],
+        );
+        assert_eq!(page.matches("<svg").count(), 4);
+        assert!(page.contains("after epoch 2: stop: &lt;x&gt;"));
+        assert_eq!(page.matches("<tr>").count(), 4);
+    }
+}

@@ -1,0 +1,313 @@
+//! SVG line charts: linear or log axes, several series (solid or dashed), vertical
+//! markers with hover text. Shared by the run report, the comparison page and
+//! lr-find's chart.
+
+use std::fmt::Write as _;
+
+/// One line of a chart: its name, colour, style and `(x, y)` points.
+pub struct Series {
+    pub name: String,
+    pub color: String,
+    pub dashed: bool,
+    pub points: Vec<(f64, f64)>,
+}
+
+impl Series {
+    pub fn new(name: &str, color: &str, points: Vec<(f64, f64)>) -> Series {
+        Series {
+            name: name.into(),
+            color: color.into(),
+            dashed: false,
+            points,
+        }
+    }
+}
+
+/// A vertical line with a hover text: a policy event, or a suggested LR.
+pub struct VLine {
+    pub x: f64,
+    pub label: String,
+    pub color: String,
+}
+
+/// A line chart: axes (linear or log), series, vertical markers.
+pub struct Plot<'a> {
+    pub title: &'a str,
+    pub x_label: &'a str,
+    pub x_log: bool,
+    pub y_log: bool,
+    /// Tick only whole numbers on x (epochs).
+    pub x_whole: bool,
+    pub series: Vec<Series>,
+    pub vlines: Vec<VLine>,
+}
+
+const W: f64 = 520.0;
+const H: f64 = 250.0;
+const ML: f64 = 62.0;
+const MR: f64 = 16.0;
+const MT: f64 = 14.0;
+const MB: f64 = 38.0;
+
+/// Colours for runs overlaid on one chart, in order.
+pub const PALETTE: [&str; 10] = [
+    "#3b5bdb", "#e8590c", "#2b8a3e", "#c2255c", "#7048e8", "#1098ad", "#f08c00", "#495057",
+    "#5c940d", "#a61e4d",
+];
+
+/// Round tick positions covering `[lo, hi]`.
+pub(super) fn ticks(lo: f64, hi: f64, want: usize) -> Vec<f64> {
+    let span = (hi - lo).max(1e-12);
+    let raw = span / want as f64;
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|s| span / s <= want as f64)
+        .unwrap_or(10.0 * mag);
+    let start = (lo / step).ceil() * step;
+    (0..)
+        .map(|i| start + i as f64 * step)
+        .take_while(|v| *v <= hi + step * 1e-9)
+        .collect()
+}
+
+/// Ticks on a log axis, as log10 values: whole decades when the range spans two or
+/// more, else round linear ticks of the log values.
+fn log_ticks(lo: f64, hi: f64, want: usize) -> Vec<f64> {
+    if hi - lo >= 2.0 {
+        let step = ((hi - lo) / want as f64).ceil().max(1.0);
+        let start = (lo / step).ceil() * step;
+        (0..)
+            .map(|i| start + i as f64 * step)
+            .take_while(|v| *v <= hi + 1e-9)
+            .collect()
+    } else {
+        // 1, 2, 5 in each decade the range touches.
+        let mut out = Vec::new();
+        for k in (lo.floor() as i32)..=(hi.ceil() as i32) {
+            for m in [1.0f64, 2.0, 5.0] {
+                let t = (m * 10f64.powi(k)).log10();
+                if t >= lo - 1e-9 && t <= hi + 1e-9 {
+                    out.push(t);
+                }
+            }
+        }
+        out
+    }
+}
+
+pub fn fmt_num(v: f64) -> String {
+    let a = v.abs();
+    if a == 0.0 {
+        "0".into()
+    } else if !(1e-3..1e5).contains(&a) {
+        format!("{v:.1e}")
+    } else {
+        let s = format!("{v:.4}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+pub fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+impl Plot<'_> {
+    /// The chart as an SVG inside a `<figure>`.
+    pub fn render(&self) -> String {
+        let tx = |x: f64| if self.x_log { x.log10() } else { x };
+        let ty = |y: f64| if self.y_log { y.log10() } else { y };
+        let usable = |&(x, y): &(f64, f64)| {
+            x.is_finite() && y.is_finite() && (!self.x_log || x > 0.0) && (!self.y_log || y > 0.0)
+        };
+        let mut out = String::new();
+        let _ = write!(
+            out,
+            r#"<figure class="card"><figcaption>{}</figcaption>"#,
+            esc(self.title)
+        );
+        let pts: Vec<(f64, f64)> = self
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().copied())
+            .filter(usable)
+            .map(|(x, y)| (tx(x), ty(y)))
+            .collect();
+        if pts.is_empty() {
+            out.push_str(r#"<p class="empty">no finished epoch yet</p></figure>"#);
+            return out;
+        }
+        let xs = || pts.iter().map(|p| p.0);
+        let (x0, x1) = if self.x_log {
+            let (a, b) = (
+                xs().fold(f64::INFINITY, f64::min),
+                xs().fold(f64::NEG_INFINITY, f64::max),
+            );
+            if b - a < 1e-9 {
+                (a - 0.5, b + 0.5)
+            } else {
+                (a, b)
+            }
+        } else {
+            (xs().fold(0f64, f64::min), xs().fold(1f64, f64::max))
+        };
+        let mut y0 = pts.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+        let mut y1 = pts.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+        if (y1 - y0).abs() < 1e-12 {
+            let pad = if y0 == 0.0 { 1.0 } else { y0.abs() * 0.1 };
+            (y0, y1) = (y0 - pad, y1 + pad);
+        } else {
+            let pad = (y1 - y0) * 0.06;
+            (y0, y1) = (y0 - pad, y1 + pad);
+        }
+        let sx = |x: f64| ML + (x - x0) / (x1 - x0) * (W - ML - MR);
+        let sy = |y: f64| H - MB - (y - y0) / (y1 - y0) * (H - MT - MB);
+        let _ = write!(
+            out,
+            r#"<svg viewBox="0 0 {W} {H}" role="img" aria-label="{}">"#,
+            esc(self.title)
+        );
+        let yt = if self.y_log {
+            log_ticks(y0, y1, 5)
+        } else {
+            ticks(y0, y1, 5)
+        };
+        for t in yt {
+            let y = sy(t);
+            let label = if self.y_log { 10f64.powf(t) } else { t };
+            let _ = write!(
+                out,
+                r#"<line class="grid" x1="{ML}" x2="{}" y1="{y:.1}" y2="{y:.1}"/><text class="tick" x="{}" y="{:.1}" text-anchor="end">{}</text>"#,
+                W - MR,
+                ML - 6.0,
+                y + 4.0,
+                fmt_num(label)
+            );
+        }
+        let xt = if self.x_log {
+            log_ticks(x0, x1, 8)
+        } else {
+            ticks(x0, x1, 8)
+        };
+        for t in xt.into_iter().filter(|t| !self.x_whole || t.fract() == 0.0) {
+            let x = sx(t);
+            let label = if self.x_log { 10f64.powf(t) } else { t };
+            let _ = write!(
+                out,
+                r#"<line class="grid" x1="{x:.1}" x2="{x:.1}" y1="{MT}" y2="{}"/><text class="tick" x="{x:.1}" y="{}" text-anchor="middle">{}</text>"#,
+                H - MB,
+                H - MB + 16.0,
+                fmt_num(label)
+            );
+        }
+        let _ = write!(
+            out,
+            r#"<rect class="frame" x="{ML}" y="{MT}" width="{}" height="{}"/><text class="axis" x="{}" y="{}" text-anchor="middle">{}</text>"#,
+            W - ML - MR,
+            H - MT - MB,
+            (ML + W - MR) / 2.0,
+            H - 4.0,
+            esc(self.x_label)
+        );
+        for v in &self.vlines {
+            if self.x_log && v.x <= 0.0 {
+                continue;
+            }
+            let x = sx(tx(v.x));
+            let _ = write!(
+                out,
+                r#"<line class="marker" style="stroke:{}" x1="{x:.1}" x2="{x:.1}" y1="{MT}" y2="{}"><title>{}</title></line>"#,
+                v.color,
+                H - MB,
+                esc(&v.label)
+            );
+        }
+        for s in &self.series {
+            let shown: Vec<(f64, f64)> = s.points.iter().copied().filter(usable).collect();
+            let path: Vec<String> = shown
+                .iter()
+                .map(|&(x, y)| format!("{:.1},{:.1}", sx(tx(x)), sy(ty(y))))
+                .collect();
+            let _ = write!(
+                out,
+                r#"<polyline fill="none" stroke="{}" stroke-width="2"{} points="{}"/>"#,
+                s.color,
+                if s.dashed {
+                    r#" stroke-dasharray="5 4""#
+                } else {
+                    ""
+                },
+                path.join(" ")
+            );
+            if shown.len() <= 60 {
+                for &(x, y) in &shown {
+                    let _ = write!(
+                        out,
+                        r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{}"><title>{} at {} {}: {}</title></circle>"#,
+                        sx(tx(x)),
+                        sy(ty(y)),
+                        s.color,
+                        esc(&s.name),
+                        esc(self.x_label),
+                        fmt_num(x),
+                        fmt_num(y)
+                    );
+                }
+            }
+        }
+        out.push_str("</svg>");
+        if self.series.len() > 1 {
+            out.push_str(r#"<div class="legend">"#);
+            for s in &self.series {
+                let _ = write!(
+                    out,
+                    r#"<span><i style="background:{}{}"></i>{}</span>"#,
+                    s.color,
+                    if s.dashed { ";opacity:.55" } else { "" },
+                    esc(&s.name)
+                );
+            }
+            out.push_str("</div>");
+        }
+        out.push_str("</figure>");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_are_round() {
+        assert_eq!(
+            ticks(0.0, 1.0, 5),
+            vec![0.0, 0.2, 0.4, 0.6000000000000001, 0.8, 1.0]
+        );
+        assert_eq!(
+            ticks(0.0, 20.0, 8),
+            vec![0.0, 2.5, 5.0, 7.5, 10.0, 12.5, 15.0, 17.5, 20.0]
+        );
+    }
+
+    #[test]
+    fn log_ticks_are_decades_or_one_two_five() {
+        assert_eq!(
+            log_ticks(-7.0, 1.0, 8),
+            vec![-7.0, -6.0, -5.0, -4.0, -3.0, -2.0, -1.0, 0.0, 1.0]
+        );
+        let t: Vec<f64> = log_ticks(-1.5, -0.1, 5)
+            .iter()
+            .map(|t| 10f64.powf(*t))
+            .collect();
+        let want = [0.05, 0.1, 0.2, 0.5];
+        assert_eq!(t.len(), want.len());
+        for (a, b) in t.iter().zip(want) {
+            assert!((a - b).abs() < 1e-12, "{t:?}");
+        }
+    }
+}

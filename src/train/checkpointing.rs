@@ -1,0 +1,301 @@
+//! The trainer's side of checkpoints: when they are written and what goes in them,
+//! `save` and `rollback` decisions, and rebuilding a trainer from a checkpoint for
+//! `--resume`. The files themselves are `crate::checkpoint`'s.
+
+use std::path::Path;
+
+use serde_json::{Map, Value, json};
+
+use super::{SHUFFLE_SALT, TrainError, Trainer};
+use crate::checkpoint::{self, CheckpointError, Loaded, Shuffle, Snapshot};
+use crate::policy::{Controller, Decision, EpochMetrics, Hook, Invalid, Save, Target};
+use crate::report;
+
+impl Trainer<'_> {
+    /// Continues from checkpoint `l`: weights, optimizer, settings, counters, data
+    /// order and each policy's `this`. The run's logs must already be cut back to the
+    /// checkpoint's sizes (`RunLog::reopen`).
+    pub fn resume_from(
+        &mut self,
+        l: Loaded,
+        controller: &mut dyn Controller,
+    ) -> Result<(), CheckpointError> {
+        let s = l.state;
+        let state_path = l.dir.join(checkpoint::STATE_FILE);
+        let bad = |msg: String| CheckpointError(format!("{}: {msg}", state_path.display()));
+        if s.rng.seed != self.cfg.seed ^ SHUFFLE_SALT {
+            return Err(bad(format!(
+                "its data order comes from another seed than --seed {} (a resume with different options?)",
+                self.cfg.seed
+            )));
+        }
+        if !self.batcher.restore(s.rng.shuffles, s.rng.cursor) {
+            return Err(bad(format!(
+                "rng.cursor {} does not fit the {} training examples (a resume on other data?)",
+                s.rng.cursor,
+                self.data.train.len()
+            )));
+        }
+        if s.settings.batch_size == 0
+            || s.settings.batch_size > self.data.train.len()
+            || s.settings.accumulation == 0
+        {
+            return Err(bad(format!(
+                "settings: batch size {} / accumulation {} do not fit {} examples",
+                s.settings.batch_size,
+                s.settings.accumulation,
+                self.data.train.len()
+            )));
+        }
+        checkpoint::load_model(self.learner.model(), &l.model, &l.dir)?;
+        let opt_path = l.dir.join(checkpoint::OPTIMIZER_FILE);
+        let opt_fault =
+            |e: candle_core::Error| CheckpointError(format!("{}: {e}", opt_path.display()));
+        self.learner.reload_model().map_err(opt_fault)?;
+        self.learner
+            .load_optimizer_state(&l.optimizer, s.optimizer_steps)
+            .map_err(opt_fault)?;
+        self.history = read_history(&self.log.dir().join("metrics.jsonl"))?;
+        if let Some(h) = self.history.last() {
+            let m = |k: &str| h.get(k).and_then(Value::as_f64);
+            self.last_metrics = EpochMetrics {
+                train_loss: m("train_loss"),
+                train_acc: m("train_acc"),
+                val_loss: m("val_loss"),
+                val_acc: m("val_acc"),
+            };
+        }
+        self.settings = s.settings;
+        self.sync_hyper();
+        self.step = s.step;
+        self.epoch = s.epoch;
+        self.partial = s.partial;
+        self.best = s.best;
+        self.markers = s.markers;
+        self.policy_metrics = s.policy_metrics;
+        if s.monitored.metric == self.ckpt.monitored.metric {
+            self.ckpt.monitored = s.monitored;
+        }
+        self.ckpt.last = Some(l.dir.clone());
+        let notes = controller.restore(&s.policies);
+        self.resumed = true;
+        self.resume_note = Some((Some(l.dir), notes));
+        Ok(())
+    }
+
+    /// A `--resume` of a run that had no checkpoint yet: it starts over (its logs are
+    /// already emptied), and the `resume` event says so.
+    pub fn restart(&mut self) {
+        self.resume_note = Some((None, vec!["no checkpoint yet: the run starts over".into()]));
+    }
+
+    /// A rollback needs its checkpoint: without one the decision is rejected whole.
+    pub(super) fn can_roll_back(&self, d: &Decision) -> Result<(), Invalid> {
+        match d.rollback {
+            Some(Target::Best) if checkpoint::locate(&self.ckpt.root, "best").is_none() => {
+                Err(Invalid {
+                    key: "rollback".into(),
+                    message: "there is no best checkpoint yet".into(),
+                })
+            }
+            Some(Target::Last) if self.ckpt.last.is_none() => Err(Invalid {
+                key: "rollback".into(),
+                message: "no checkpoint has been written yet".into(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The checkpoints due at the end of an epoch (`self.epoch` is the next one):
+    /// `epoch-N` every `--checkpoint-every` epochs or on a `save: true`, a tagged
+    /// one, and `best` when the monitored metric improved.
+    pub(super) fn epoch_end_checkpoints(
+        &mut self,
+        controller: &mut dyn Controller,
+    ) -> Result<(), TrainError> {
+        let finished = self.epoch - 1;
+        let mut periodic = self.ckpt.every > 0 && self.epoch.is_multiple_of(self.ckpt.every);
+        let mut names = Vec::new();
+        match self.ckpt.pending.take() {
+            Some(Save::Tag(t)) => names.push(t),
+            Some(Save::Now(_)) => periodic = true,
+            None => {}
+        }
+        if periodic {
+            names.insert(0, format!("epoch-{finished}"));
+        }
+        if self.ckpt.improved && !self.ckpt.rolled_back {
+            names.push("best".into());
+        }
+        self.ckpt.improved = false;
+        self.ckpt.rolled_back = false;
+        if names.is_empty() {
+            return Ok(());
+        }
+        self.write_checkpoints(&names, controller)
+    }
+
+    /// `path` relative to the run directory, for events.
+    pub(super) fn relative(&self, path: &Path) -> String {
+        path.strip_prefix(self.log.dir())
+            .unwrap_or(path)
+            .display()
+            .to_string()
+    }
+
+    /// Writes the current state as each of `names` (all the same state). The events
+    /// come first, so the log sizes a checkpoint records include them; a write that
+    /// fails is reported and training goes on.
+    pub(super) fn write_checkpoints(
+        &mut self,
+        names: &[String],
+        controller: &mut dyn Controller,
+    ) -> Result<(), TrainError> {
+        for name in names {
+            let mut f = Map::new();
+            f.insert("path".into(), json!(format!("checkpoints/{name}")));
+            self.log.event(
+                self.epoch
+                    .saturating_sub(usize::from(self.partial.is_none())),
+                self.step,
+                "checkpoint",
+                f,
+            )?;
+        }
+        self.learner.sync_model()?;
+        let model = self.learner.model();
+        let tensors: Vec<(String, candle_core::Tensor)> = model
+            .params()
+            .into_iter()
+            .chain(model.buffers())
+            .map(|(n, v)| (n, v.as_tensor().clone()))
+            .collect();
+        let optimizer = self.learner.optimizer_state()?;
+        let (shuffles, cursor) = self.batcher.position();
+        let state = checkpoint::State {
+            format: checkpoint::FORMAT.into(),
+            epoch: self.epoch,
+            step: self.step,
+            partial: self.partial,
+            settings: self.settings,
+            optimizer_steps: self.learner.optimizer_steps(),
+            rng: Shuffle {
+                seed: self.cfg.seed ^ SHUFFLE_SALT,
+                shuffles,
+                cursor,
+            },
+            best: self.best,
+            monitored: self.ckpt.monitored.clone(),
+            policies: controller.snapshot(),
+            logs: self.log.sizes()?,
+            markers: self.markers.clone(),
+            policy_metrics: self.policy_metrics.clone(),
+        };
+        let snap = Snapshot {
+            state: &state,
+            model: &tensors,
+            optimizer: &optimizer,
+        };
+        for name in names {
+            match checkpoint::write(&self.ckpt.root, name, &snap) {
+                // `last` is the first of the names (`epoch-N` before `best`).
+                Ok(_) if self.ckpt.last.as_deref() != Some(&self.ckpt.root.join(&names[0])) => {
+                    self.ckpt.last = Some(self.ckpt.root.join(name))
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let msg = format!("checkpoint {name} failed: {e}; training goes on");
+                    self.progress.note(&format!("rudder: {msg}"));
+                    let mut f = Map::new();
+                    f.insert("path".into(), json!(format!("checkpoints/{name}")));
+                    f.insert("reason".into(), json!(msg));
+                    self.log.event(self.epoch, self.step, "checkpoint", f)?;
+                }
+            }
+        }
+        if self.ckpt.keep > 0 {
+            for old in checkpoint::beyond_keep(&self.ckpt.root, self.ckpt.keep) {
+                if Some(&old) != self.ckpt.last.as_ref() {
+                    let _ = std::fs::remove_dir_all(old);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Restores weights and optimizer state from the `target` checkpoint; settings,
+    /// counters and data order go on. A checkpoint that cannot be read is reported
+    /// and training goes on as it was.
+    pub(super) fn rollback(&mut self, hook: Hook, target: Target) -> Result<(), TrainError> {
+        let dir = match target {
+            Target::Best => checkpoint::locate(&self.ckpt.root, "best"),
+            Target::Last => self.ckpt.last.clone(),
+        };
+        let result = dir
+            .ok_or_else(|| CheckpointError(format!("no {} checkpoint", target.name())))
+            .and_then(|d| checkpoint::read(&d))
+            .and_then(|l| {
+                checkpoint::load_model(self.learner.model(), &l.model, &l.dir)?;
+                let fault =
+                    |e: candle_core::Error| CheckpointError(format!("{}: {e}", l.dir.display()));
+                self.learner.reload_model().map_err(fault)?;
+                self.learner
+                    .load_optimizer_state(&l.optimizer, l.state.optimizer_steps)
+                    .map_err(fault)?;
+                Ok(l)
+            });
+        let mut f = Map::new();
+        f.insert("hook".into(), json!(hook));
+        let label = match result {
+            Ok(l) => {
+                let path = self.relative(&l.dir);
+                let done = l
+                    .state
+                    .epoch
+                    .saturating_sub(usize::from(l.state.partial.is_none()));
+                let msg = format!(
+                    "rolled back to {path} (epoch {done}, step {}{})",
+                    l.state.step,
+                    l.state.monitored.value.map_or(String::new(), |v| format!(
+                        ", {} {v:.4}",
+                        l.state.monitored.metric
+                    ))
+                );
+                self.progress.note(&format!("rudder: {msg}"));
+                f.insert("path".into(), json!(path));
+                f.insert("message".into(), json!(msg));
+                self.ckpt.rolled_back = true;
+                format!("rollback to {}", target.name())
+            }
+            Err(e) => {
+                let msg = format!(
+                    "rollback to {} failed: {e}; training goes on",
+                    target.name()
+                );
+                self.progress.note(&format!("rudder: {msg}"));
+                f.insert("reason".into(), json!(msg));
+                format!("rollback failed ({})", target.name())
+            }
+        };
+        self.log.event(self.epoch, self.step, "rollback", f)?;
+        self.markers.push(report::Marker {
+            epoch: self.epoch,
+            label,
+        });
+        Ok(())
+    }
+}
+
+/// The epochs recorded in a run's `metrics.jsonl`, for `ctx.history` after a resume.
+fn read_history(path: &Path) -> Result<Vec<Value>, CheckpointError> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| {
+                CheckpointError(format!("{}:{}:{}: {e}", path.display(), i + 1, e.column()))
+            })
+        })
+        .collect()
+}
