@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 use crate::model::Model;
 use crate::policy::{Best, PolicyState, Settings};
 use crate::report::Marker;
+pub use crate::runlog::LogSizes;
+use crate::runlog::one_line;
 
 /// `state.json`'s `format`: a file without it is not one of ours.
 pub const FORMAT: &str = "rudder-checkpoint/1";
@@ -30,10 +32,7 @@ pub const STATE_FILE: &str = "state.json";
 pub struct CheckpointError(pub String);
 
 fn fault(path: &Path, msg: impl std::fmt::Display) -> CheckpointError {
-    CheckpointError(crate::config::one_line(&format!(
-        "{}: {msg}",
-        path.display()
-    )))
+    CheckpointError(one_line(&format!("{}: {msg}", path.display())))
 }
 
 /// The data order: the seed of the shuffle stream, how many epochs it has shuffled,
@@ -53,15 +52,6 @@ pub struct Partial {
     pub correct: f64,
     pub seen: usize,
     pub train_time_s: f64,
-}
-
-/// Sizes of the run's logs when the checkpoint was taken; a resume cuts them back to
-/// these, so nothing logged after the checkpoint is left twice.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct LogSizes {
-    pub metrics: u64,
-    pub events: u64,
-    pub steps: u64,
 }
 
 /// The best value so far of the `--monitor` metric.

@@ -232,3 +232,9 @@ where
         }
     }
 }
+
+/// One JSON line on stdout; a closed pipe (`| head`) is not an error.
+pub fn print_json(v: serde_json::Value) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{v}");
+}

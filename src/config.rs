@@ -18,21 +18,6 @@ use crate::policy::Rescale;
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
-/// `text` on one line: control characters (a newline inside a quoted key of a bad
-/// file, say) are written escaped, so an error stays the one line the CLI promises.
-pub fn one_line(text: &str) -> String {
-    text.chars()
-        .flat_map(|c| {
-            let escaped: Vec<char> = if c.is_control() {
-                c.escape_default().collect()
-            } else {
-                vec![c]
-            };
-            escaped
-        })
-        .collect()
-}
-
 /// `--model`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]

@@ -11,6 +11,7 @@ pub mod fault;
 pub mod loss;
 pub mod model;
 pub mod optim;
+pub mod pipeline;
 pub mod policy;
 pub mod report;
 pub mod runlog;

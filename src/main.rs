@@ -29,7 +29,7 @@ fn main() -> ExitCode {
     match run() {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", rudder::config::one_line(&e.to_string()));
+            eprintln!("error: {}", rudder::runlog::one_line(&e.to_string()));
             let code = e.downcast_ref::<AppError>().map_or(1, AppError::exit_code);
             ExitCode::from(code)
         }

@@ -9,6 +9,30 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+/// Sizes of the run's logs when the checkpoint was taken; a resume cuts them back to
+/// these, so nothing logged after the checkpoint is left twice.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct LogSizes {
+    pub metrics: u64,
+    pub events: u64,
+    pub steps: u64,
+}
+
+/// `text` on one line: control characters (a newline inside a quoted key of a bad
+/// file, say) are written escaped, so an error stays the one line the CLI promises.
+pub fn one_line(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
+}
+
 /// One line of `metrics.jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EpochRecord {
@@ -72,7 +96,7 @@ impl RunLog {
         dir: &Path,
         config: &impl Serialize,
         log_steps: bool,
-        sizes: crate::checkpoint::LogSizes,
+        sizes: LogSizes,
     ) -> std::io::Result<RunLog> {
         for (name, len) in [
             ("metrics.jsonl", sizes.metrics),
@@ -90,10 +114,10 @@ impl RunLog {
     }
 
     /// The current sizes of the logs (`steps.jsonl` flushed first).
-    pub fn sizes(&mut self) -> std::io::Result<crate::checkpoint::LogSizes> {
+    pub fn sizes(&mut self) -> std::io::Result<LogSizes> {
         self.flush_steps()?;
         let len = |name: &str| std::fs::metadata(self.dir.join(name)).map_or(0, |m| m.len());
-        Ok(crate::checkpoint::LogSizes {
+        Ok(LogSizes {
             metrics: len("metrics.jsonl"),
             events: len("events.jsonl"),
             steps: len("steps.jsonl"),

@@ -1,9 +1,10 @@
 //! The workflow commands: options in, files and lines out. The work itself is in
 //! `sweep`, `lr_find`, `rescale` and `crate::report`.
 
-use crate::app::{AppError, build_learner, device, load_data, print_json, resolve};
+use crate::cli::print_json;
 use crate::cli::{LrFindOptions, ReportOptions, RescaleOptions, SweepOptions};
 use crate::config::ConfigError;
+use crate::pipeline::{AppError, build_learner, device, load_data, resolve};
 
 /// `rudder sweep`.
 pub fn sweep(o: SweepOptions) -> Result<(), AppError> {

@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::app::{AppError, load_policies, train_on};
 use crate::config::{ConfigError, TrainConfig};
 use crate::data::Data;
+use crate::pipeline::{AppError, load_policies, train_on};
 use crate::report;
 
 /// What the sweep varies and how it picks.
