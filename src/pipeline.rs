@@ -81,7 +81,15 @@ pub(crate) fn device(cfg: &TrainConfig) -> Result<Device, ConfigError> {
         None => Ok(Device::Cpu),
         #[cfg(feature = "cuda")]
         Some(n) => {
-            Device::new_cuda(n).map_err(|e| ConfigError(format!("--device {}: {e}", cfg.device)))
+            // candle's CUDA errors carry a backtrace after the message: keep the message.
+            Device::new_cuda(n).map_err(|e| {
+                let e = e.to_string();
+                let msg = e.lines().next().unwrap_or_default();
+                ConfigError(format!(
+                    "--device {}: no usable CUDA device {n}: {msg}",
+                    cfg.device
+                ))
+            })
         }
         #[cfg(not(feature = "cuda"))]
         Some(_) => Err(ConfigError(format!(
