@@ -486,3 +486,56 @@ fn checkpoint_faults_are_exit_2_naming_the_file() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--resume nowhere: no config.json there"));
 }
+
+#[test]
+fn monitor_every_and_keep_last_pick_the_checkpoints() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let o = rudder(
+        d,
+        &[
+            "train",
+            "--epochs",
+            "6",
+            "--quiet",
+            "--watch",
+            "off",
+            "--out",
+            "r",
+            "--checkpoint-every",
+            "2",
+            "--keep-last",
+            "2",
+            "--monitor",
+            "val_acc",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut names: Vec<String> = std::fs::read_dir(d.join("r/checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    // Epochs 1, 3, 5 (every second), the newest two kept; and the best by val_acc.
+    assert_eq!(names, ["best", "epoch-3", "epoch-5"]);
+    let m = jsonl(&d.join("r/metrics.jsonl"));
+    let (best_epoch, best_acc) = m
+        .iter()
+        .map(|e| (e["epoch"].as_u64().unwrap(), e["val_acc"].as_f64().unwrap()))
+        .fold((0, f64::MIN), |a, b| if b.1 > a.1 { b } else { a });
+    let state: Value = serde_json::from_str(
+        &std::fs::read_to_string(d.join("r/checkpoints/best/state.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(state["monitored"]["metric"], "val_acc");
+    assert_eq!(state["monitored"]["value"].as_f64(), Some(best_acc));
+    assert_eq!(state["monitored"]["epoch"].as_u64(), Some(best_epoch));
+    // A bad metric name is exit 2 naming the flag.
+    let o = rudder(d, &["train", "--monitor", "accuracy", "--out", "x"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("--monitor: expected one of"),
+        "{}",
+        stderr(&o)
+    );
+}
