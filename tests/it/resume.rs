@@ -24,6 +24,38 @@ fn timeless(path: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// Writes the policy `file` (source `src`) into `d` and trains with it into `d/r`:
+/// `--epochs epochs`, quiet, no watching, then `extra`.
+fn train_policy(d: &Path, file: &str, src: &str, epochs: &str, extra: &[&str]) {
+    std::fs::write(d.join(file), src).unwrap();
+    let args = [
+        &[
+            "train", "--epochs", epochs, "--quiet", "--watch", "off", "--policy", file, "--out",
+            "r",
+        ],
+        extra,
+    ]
+    .concat();
+    let o = rudder(d, &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// The checkpoint folders of `run`, sorted.
+fn checkpoints(run: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(run.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// `state.json` of checkpoint `name` of `run`.
+fn state(run: &Path, name: &str) -> Value {
+    let path = run.join("checkpoints").join(name).join("state.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
 /// Starts `rudder train ARGS` with `RUDDER_FAULT=fault`, waits until it reports that
 /// it reached the fault point, and kills it with SIGKILL.
 fn run_until_killed(dir: &Path, fault: &str, args: &[&str]) {
@@ -112,22 +144,12 @@ fn killed_and_resumed_equals_uninterrupted(extra: &[&str]) {
     assert_eq!(resumes[0]["step"], 52);
     assert_eq!(resumes[1]["path"], "checkpoints/epoch-4");
     // Checkpoints: the last three epochs and the best, nothing half-written.
-    let mut names: Vec<String> = std::fs::read_dir(cut.join("checkpoints"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    assert_eq!(names, ["best", "epoch-5", "epoch-6", "epoch-7"]);
+    assert_eq!(checkpoints(&cut), ["best", "epoch-5", "epoch-6", "epoch-7"]);
     // Each policy's `this` came back: early stop's count of epochs without
     // improvement is in the last checkpoint as in the uninterrupted run's.
-    let state = |run: &Path| -> Value {
-        serde_json::from_str(
-            &std::fs::read_to_string(run.join("checkpoints/epoch-7/state.json")).unwrap(),
-        )
-        .unwrap()
-    };
-    assert_eq!(state(&whole)["policies"], state(&cut)["policies"]);
-    assert!(state(&cut)["policies"][1]["this"]["best"].as_f64().unwrap() > 0.0);
+    let last = |run: &Path| state(run, "epoch-7")["policies"].clone();
+    assert_eq!(last(&whole), last(&cut));
+    assert!(last(&cut)[1]["this"]["best"].as_f64().unwrap() > 0.0);
 }
 
 #[test]
@@ -177,10 +199,7 @@ fn a_tagged_save_mid_epoch_resumes_inside_the_epoch() {
     // Killed in the epoch after the save: the newest checkpoint is `warm`, taken after
     // step 41, mid-epoch 1; `best` (epoch 0) is older.
     run_until_killed(d, "step:50", &args("cut"));
-    let state: Value = serde_json::from_str(
-        &std::fs::read_to_string(d.join("cut/checkpoints/warm/state.json")).unwrap(),
-    )
-    .unwrap();
+    let state = state(&d.join("cut"), "warm");
     assert_eq!(
         (state["step"].as_u64(), state["epoch"].as_u64()),
         (Some(41), Some(1))
@@ -279,8 +298,9 @@ fn rollback_to_best_brings_the_loss_back_after_a_blow_up() {
     let d = tmp.path();
     // A huge LR for epoch 3 blows the loss up; at its end the policy rolls back to the
     // best checkpoint and puts the LR back.
-    std::fs::write(
-        d.join("blowup.rhai"),
+    train_policy(
+        d,
+        "blowup.rhai",
         r#"
 fn on_epoch_start(ctx) {
     if ctx.epoch == 3 { return #{ lr: 50.0 }; }
@@ -289,24 +309,9 @@ fn on_epoch_end(ctx) {
     if ctx.epoch == 3 { return #{ rollback: "best", lr: ctx.base_lr }; }
 }
 "#,
-    )
-    .unwrap();
-    let o = rudder(
-        d,
-        &[
-            "train",
-            "--epochs",
-            "5",
-            "--quiet",
-            "--watch",
-            "off",
-            "--policy",
-            "blowup.rhai",
-            "--out",
-            "r",
-        ],
+        "5",
+        &[],
     );
-    assert!(o.status.success(), "{}", stderr(&o));
     let m = jsonl(&d.join("r/metrics.jsonl"));
     let val = |e: usize| m[e]["val_loss"].as_f64().unwrap_or(f64::INFINITY);
     let best = (0..3).map(val).fold(f64::INFINITY, f64::min);
@@ -325,38 +330,25 @@ fn on_epoch_end(ctx) {
         (Some(3), Some("checkpoints/best"))
     );
     // The blown-up epoch never became the best.
-    let best_state: Value = serde_json::from_str(
-        &std::fs::read_to_string(d.join("r/checkpoints/best/state.json")).unwrap(),
-    )
-    .unwrap();
-    assert!(best_state["monitored"]["value"].as_f64().unwrap() <= best);
+    assert!(
+        state(&d.join("r"), "best")["monitored"]["value"]
+            .as_f64()
+            .unwrap()
+            <= best
+    );
 }
 
 #[test]
 fn a_rollback_without_a_checkpoint_is_an_invalid_decision() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    std::fs::write(
-        d.join("early.rhai"),
-        "fn on_epoch_start(ctx) { if ctx.epoch == 0 { #{ rollback: \"best\", lr: 0.5 } } }\n",
-    )
-    .unwrap();
-    let o = rudder(
+    train_policy(
         d,
-        &[
-            "train",
-            "--epochs",
-            "1",
-            "--quiet",
-            "--watch",
-            "off",
-            "--policy",
-            "early.rhai",
-            "--out",
-            "r",
-        ],
+        "early.rhai",
+        "fn on_epoch_start(ctx) { if ctx.epoch == 0 { #{ rollback: \"best\", lr: 0.5 } } }\n",
+        "1",
+        &[],
     );
-    assert!(o.status.success(), "{}", stderr(&o));
     let events = jsonl(&d.join("r/events.jsonl"));
     let bad = events
         .iter()
@@ -373,22 +365,12 @@ fn early_stop_restore_best_weights_ends_on_the_best_weights() {
     let d = tmp.path();
     // Val loss goes up from epoch 3 on (a constant LR far too high for the MLP's
     // last epochs), so early stop with patience 1 stops and restores the best.
-    std::fs::write(
-        d.join("up.rhai"),
-        "fn on_epoch_start(ctx) { if ctx.epoch >= 3 { #{ lr: 3.0 } } }\n",
-    )
-    .unwrap();
-    let o = rudder(
+    train_policy(
         d,
+        "up.rhai",
+        "fn on_epoch_start(ctx) { if ctx.epoch >= 3 { #{ lr: 3.0 } } }\n",
+        "10",
         &[
-            "train",
-            "--epochs",
-            "10",
-            "--quiet",
-            "--watch",
-            "off",
-            "--policy",
-            "up.rhai",
             "--policy",
             "stop/early_stop",
             "--param",
@@ -397,11 +379,8 @@ fn early_stop_restore_best_weights_ends_on_the_best_weights() {
             "restore_best_weights=true",
             "--param",
             "check_finite=false",
-            "--out",
-            "r",
         ],
     );
-    assert!(o.status.success(), "{}", stderr(&o));
     let events = jsonl(&d.join("r/events.jsonl"));
     let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
     let rb = kinds
@@ -431,11 +410,10 @@ fn early_stop_restore_best_weights_ends_on_the_best_weights() {
         })
         .unwrap()["epoch"]
         .clone();
-    let state: Value = serde_json::from_str(
-        &std::fs::read_to_string(d.join("r/checkpoints/best/state.json")).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(state["monitored"]["epoch"], best_epoch);
+    assert_eq!(
+        state(&d.join("r"), "best")["monitored"]["epoch"],
+        best_epoch
+    );
 }
 
 #[test]
@@ -511,22 +489,14 @@ fn monitor_every_and_keep_last_pick_the_checkpoints() {
         ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
-    let mut names: Vec<String> = std::fs::read_dir(d.join("r/checkpoints"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
     // Epochs 1, 3, 5 (every second), the newest two kept; and the best by val_acc.
-    assert_eq!(names, ["best", "epoch-3", "epoch-5"]);
+    assert_eq!(checkpoints(&d.join("r")), ["best", "epoch-3", "epoch-5"]);
     let m = jsonl(&d.join("r/metrics.jsonl"));
     let (best_epoch, best_acc) = m
         .iter()
         .map(|e| (e["epoch"].as_u64().unwrap(), e["val_acc"].as_f64().unwrap()))
         .fold((0, f64::MIN), |a, b| if b.1 > a.1 { b } else { a });
-    let state: Value = serde_json::from_str(
-        &std::fs::read_to_string(d.join("r/checkpoints/best/state.json")).unwrap(),
-    )
-    .unwrap();
+    let state = state(&d.join("r"), "best");
     assert_eq!(state["monitored"]["metric"], "val_acc");
     assert_eq!(state["monitored"]["value"].as_f64(), Some(best_acc));
     assert_eq!(state["monitored"]["epoch"].as_u64(), Some(best_epoch));
