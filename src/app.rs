@@ -154,24 +154,8 @@ pub fn policy(cmd: PolicyCommand) -> Result<(), AppError> {
             Ok(())
         }
         PolicyCommand::Replay { sim, metrics } => {
-            let text = std::fs::read_to_string(&metrics)
-                .map_err(|e| ConfigError(format!("--metrics {}: {e}", metrics.display())))?;
-            let mut records = Vec::new();
-            for (i, line) in text
-                .lines()
-                .enumerate()
-                .filter(|(_, l)| !l.trim().is_empty())
-            {
-                let v: serde_json::Value = serde_json::from_str(line).map_err(|e| {
-                    ConfigError(format!(
-                        "{}:{}:{}: {e}",
-                        metrics.display(),
-                        i + 1,
-                        e.column()
-                    ))
-                })?;
-                records.push(v);
-            }
+            let records = crate::runlog::read_jsonl(&metrics)
+                .map_err(|e| ConfigError(format!("--metrics {e}")))?;
             let epochs = records
                 .first()
                 .and_then(|r| r.get("epochs"))

@@ -360,6 +360,16 @@ pub fn beyond_keep(root: &Path, keep: usize) -> Vec<PathBuf> {
     periodic.into_iter().skip(keep).map(|(_, _, d)| d).collect()
 }
 
+/// The epoch a checkpoint belongs to: the one in progress (`in_progress`), else the
+/// last finished, for `epoch` as `State` counts it (the next to run).
+pub fn boundary_epoch(epoch: usize, in_progress: bool) -> usize {
+    if in_progress {
+        epoch
+    } else {
+        epoch.saturating_sub(1)
+    }
+}
+
 /// `epoch-N` or `step-N`: the names the trainer gives and prunes.
 pub fn is_periodic(name: &str) -> bool {
     ["epoch-", "step-"].iter().any(|p| {

@@ -310,13 +310,8 @@ impl TrainOptions {
             p.parse::<crate::script::Param>()
                 .map_err(|m| ConfigError(format!("{}: {m}", name("param"))))?;
         }
-        if let Some(m) = &self.monitor
-            && !MONITORS.contains(&m.as_str())
-        {
-            return fail(
-                "monitor",
-                format!("expected one of {}, got {m:?}", MONITORS.join(", ")),
-            );
+        if let Some(Err(msg)) = self.monitor.as_deref().map(crate::runlog::check_metric) {
+            return fail("monitor", msg);
         }
         if let Some(d) = &self.device {
             parse_device(d).map_err(|m| ConfigError(format!("{}: {m}", name("device"))))?;
@@ -382,9 +377,6 @@ impl TrainOptions {
         })
     }
 }
-
-/// The metrics `--monitor` may name.
-pub const MONITORS: [&str; 4] = ["train_loss", "train_acc", "val_loss", "val_acc"];
 
 /// `cpu`, `cuda` or `cuda:N`, as a device ordinal (`None` for the CPU).
 pub fn parse_device(s: &str) -> Result<Option<usize>, String> {

@@ -22,16 +22,19 @@ pub enum AppError {
     #[error(transparent)]
     Data(#[from] DataError),
     #[error(transparent)]
+    Checkpoint(#[from] crate::checkpoint::CheckpointError),
+    #[error(transparent)]
     Train(#[from] TrainError),
     #[error("{0} policy test case(s) failed")]
     TestsFailed(usize),
 }
 
 impl AppError {
-    /// 2 for bad usage, configuration or data; 1 for a failure during the run.
+    /// 2 for bad usage, configuration, data or checkpoint; 1 for a failure during
+    /// the run.
     pub fn exit_code(&self) -> u8 {
         match self {
-            AppError::Config(_) | AppError::Data(_) => 2,
+            AppError::Config(_) | AppError::Data(_) | AppError::Checkpoint(_) => 2,
             AppError::Train(_) | AppError::TestsFailed(_) => 1,
         }
     }
@@ -127,13 +130,12 @@ pub fn load_policies(
 
 /// Trains as configured by `cfg`, steered by `controller`.
 pub fn train_with(cfg: &TrainConfig, controller: &mut dyn Controller) -> Result<Summary, AppError> {
-    let cfg = cfg.clone();
     // candle sizes its gemm thread pool from this variable on every call, and rayon's
     // pool reads it once; set before any tensor work (no other thread runs yet).
     unsafe { std::env::set_var("RAYON_NUM_THREADS", cfg.threads.to_string()) };
-    let device = device(&cfg)?;
-    let data = load_data(&cfg, &device)?;
-    train_on(&cfg, &data, controller)
+    let device = device(cfg)?;
+    let data = load_data(cfg, &device)?;
+    train_on(cfg, &data, controller)
 }
 
 /// Loads the data set `cfg` names onto `device`.
@@ -188,19 +190,17 @@ pub fn train_on(
     data: &data::Data,
     controller: &mut dyn Controller,
 ) -> Result<Summary, AppError> {
-    let cfg = cfg.clone();
-    let (learner, param_count) = build_learner(&cfg, data)?;
+    let (learner, param_count) = build_learner(cfg, data)?;
     let out_fault = |e: std::io::Error| ConfigError(format!("--out {}: {e}", cfg.out.display()));
     let root = cfg.out.join("checkpoints");
     let (log, resume) = if cfg.resume.is_some() {
         crate::checkpoint::clean(&root).map_err(out_fault)?;
-        let loaded = crate::checkpoint::latest(&root).map_err(|e| ConfigError(e.to_string()))?;
+        let loaded = crate::checkpoint::latest(&root)?;
         if let Some(l) = &loaded {
-            crate::checkpoint::check_model(learner.model(), &l.model, &l.dir)
-                .map_err(|e| ConfigError(e.to_string()))?;
+            crate::checkpoint::check_model(learner.model(), &l.model, &l.dir)?;
         }
         let sizes = loaded.as_ref().map(|l| l.state.logs).unwrap_or_default();
-        let log = RunLog::reopen(&cfg.out, &cfg, cfg.log_steps, sizes).map_err(out_fault)?;
+        let log = RunLog::reopen(&cfg.out, cfg, cfg.log_steps, sizes).map_err(out_fault)?;
         (log, Some(loaded))
     } else {
         if std::fs::metadata(cfg.out.join("metrics.jsonl")).is_ok_and(|m| m.len() > 0) {
@@ -211,7 +211,7 @@ pub fn train_on(
             .into());
         }
         (
-            RunLog::create(&cfg.out, &cfg, cfg.log_steps).map_err(out_fault)?,
+            RunLog::create(&cfg.out, cfg, cfg.log_steps).map_err(out_fault)?,
             None,
         )
     };
@@ -242,11 +242,9 @@ pub fn train_on(
             w.mode
         );
     }
-    let mut trainer = Trainer::new(&cfg, data, learner, param_count, log).with_watcher(watcher);
+    let mut trainer = Trainer::new(cfg, data, learner, param_count, log).with_watcher(watcher);
     match resume {
-        Some(Some(loaded)) => trainer
-            .resume_from(loaded, controller)
-            .map_err(|e| ConfigError(e.to_string()))?,
+        Some(Some(loaded)) => trainer.resume_from(loaded, controller)?,
         Some(None) => trainer.restart(),
         None => {}
     }

@@ -52,6 +52,17 @@ pub struct EpochRecord {
 }
 
 impl EpochRecord {
+    /// The metric `name` (one of [`METRICS`]; NaN for any other name).
+    pub fn metric(&self, name: &str) -> f64 {
+        match name {
+            "train_loss" => self.train_loss,
+            "train_acc" => self.train_acc,
+            "val_loss" => self.val_loss,
+            "val_acc" => self.val_acc,
+            _ => f64::NAN,
+        }
+    }
+
     /// As JSON, with non-finite numbers written as `null`.
     pub fn to_value(&self) -> Value {
         serde_json::to_value(self).expect("an epoch record serialises")
@@ -182,6 +193,74 @@ impl RunLog {
             None => Ok(()),
         }
     }
+}
+
+/// The per-epoch metrics `--monitor` and `sweep --metric` may name.
+pub const METRICS: [&str; 4] = ["train_loss", "train_acc", "val_loss", "val_acc"];
+
+/// `Err` with the message for a name that is not one of [`METRICS`].
+pub fn check_metric(name: &str) -> Result<(), String> {
+    if METRICS.contains(&name) {
+        Ok(())
+    } else {
+        Err(format!(
+            "expected one of {}, got {name:?}",
+            METRICS.join(", ")
+        ))
+    }
+}
+
+/// Whether `value` of metric `name` beats `best`: lower for losses, higher for
+/// accuracies; a value that is not finite never does.
+pub fn improves(name: &str, value: f64, best: Option<f64>) -> bool {
+    value.is_finite()
+        && best.is_none_or(|b| {
+            if name.ends_with("loss") {
+                value < b
+            } else {
+                value > b
+            }
+        })
+}
+
+/// The best `(index, value)` of metric `name` among `values`, by [`improves`] (the
+/// first of equals).
+pub fn best_of(name: &str, values: impl IntoIterator<Item = (usize, f64)>) -> Option<(usize, f64)> {
+    values.into_iter().fold(None, |best, (i, v)| {
+        if improves(name, v, best.map(|b: (usize, f64)| b.1)) {
+            Some((i, v))
+        } else {
+            best
+        }
+    })
+}
+
+/// The best `(epoch, value)` of metric `key` over `history` (metrics.jsonl objects).
+pub fn best_epoch(history: &[Value], key: &str) -> Option<(usize, f64)> {
+    best_of(
+        key,
+        history
+            .iter()
+            .enumerate()
+            .filter_map(|(e, h)| Some((e, h.get(key)?.as_f64()?))),
+    )
+}
+
+/// The objects of a JSONL file (blank lines skipped); errors name the file, and the
+/// line and column of a bad line.
+pub fn read_jsonl(path: &Path) -> Result<Vec<Value>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| {
+                let msg = e.to_string();
+                let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+                format!("{}:{}:{}: {msg}", path.display(), i + 1, e.column())
+            })
+        })
+        .collect()
 }
 
 /// `Some(x)` for a finite `x`, so JSON shows non-finite numbers as `null`.

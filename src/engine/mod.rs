@@ -111,6 +111,27 @@ pub(crate) fn by_example2<A: Send, B: Send>(
         .for_each(|(i, (ca, cb))| f(i * each, ca, cb));
 }
 
+/// `v` (in the engine's order) in the candle model's order: element `i` goes to
+/// `perm[i]`.
+pub fn to_candle_order(perm: Option<&[usize]>, v: &[f32]) -> Vec<f32> {
+    match perm {
+        Some(perm) => {
+            let mut out = vec![0f32; v.len()];
+            perm.iter().zip(v).for_each(|(&j, &x)| out[j] = x);
+            out
+        }
+        None => v.to_vec(),
+    }
+}
+
+/// The inverse of [`to_candle_order`], into `dst`: element `i` comes from `perm[i]`.
+pub fn from_candle_order(perm: Option<&[usize]>, src: &[f32], dst: &mut [f32]) {
+    match perm {
+        Some(perm) => dst.iter_mut().zip(perm).for_each(|(v, &j)| *v = src[j]),
+        None => dst.copy_from_slice(src),
+    }
+}
+
 /// How one engine parameter maps to the candle model's: the name, and for each
 /// engine element the index of the candle element (`None`: same order).
 struct Mapping {
@@ -255,10 +276,7 @@ impl Net {
             if src.len() != p.value.len() {
                 candle_core::bail!("size {} where the engine has {}", src.len(), p.value.len());
             }
-            match perm {
-                Some(perm) => p.value.iter_mut().zip(perm).for_each(|(v, &j)| *v = src[j]),
-                None => p.value.copy_from_slice(src),
-            }
+            from_candle_order(perm.as_deref(), src, &mut p.value);
         }
         for (i, name) in self.norms.clone() {
             let (rm, rv) = (
@@ -284,14 +302,7 @@ impl Net {
         let values: Vec<Vec<f32>> = self.params_mut().map(|p| p.value.clone()).collect();
         for ((name, perm), value) in perms.iter().zip(values) {
             let var = &named[name];
-            let out = match perm {
-                Some(perm) => {
-                    let mut out = vec![0f32; value.len()];
-                    perm.iter().zip(&value).for_each(|(&j, &v)| out[j] = v);
-                    out
-                }
-                None => value,
-            };
+            let out = to_candle_order(perm.as_deref(), &value);
             var.set(&Tensor::from_vec(out, var.shape(), var.device())?)?;
         }
         for (i, name) in self.norms.clone() {

@@ -14,24 +14,20 @@ pub struct AdamW {
     pub(crate) fused: bool,
 }
 
+/// A zero tensor shaped as each parameter.
+fn zeros(ps: &[(String, Var)]) -> Result<Vec<Tensor>> {
+    ps.iter().map(|(_, p)| p.zeros_like()).collect()
+}
+
 impl AdamW {
     /// Fused kernels (the default where the device has them) or tensor expressions
     /// (the reference the fused kernels are tested against).
     pub fn set_fused(&mut self, fused: bool) {
-        self.fused = fused
-            && self
-                .params
-                .first()
-                .is_none_or(|(_, p)| super::fused_on(p.device()));
+        self.fused = fused && super::fused_for(&self.params);
     }
 
     pub fn new(params: Vec<(String, Var)>, h: Hyper) -> Result<AdamW> {
-        let zeros = |ps: &[(String, Var)]| -> Result<Vec<Tensor>> {
-            ps.iter().map(|(_, p)| p.zeros_like()).collect()
-        };
-        let fused = params
-            .first()
-            .is_none_or(|(_, p)| super::fused_on(p.device()));
+        let fused = super::fused_for(&params);
         Ok(AdamW {
             m: zeros(&params)?,
             v: zeros(&params)?,
@@ -117,23 +113,11 @@ impl Optimizer for AdamW {
     }
 
     fn load_state(&mut self, state: &super::State, steps: u64) -> Result<()> {
-        let zeros =
-            || -> Result<Vec<Tensor>> { self.params.iter().map(|(_, p)| p.zeros_like()).collect() };
-        let m = super::all_or_none(state, &self.params, "exp_avg")?;
-        let v = super::all_or_none(state, &self.params, "exp_avg_sq")?;
-        if steps > 0 && (m.is_none() || v.is_none()) {
-            candle_core::bail!(
-                "optimizer state: AdamW after {steps} steps needs exp_avg and exp_avg_sq"
-            );
-        }
-        self.m = match m {
-            Some(m) => m,
-            None => zeros()?,
-        };
-        self.v = match v {
-            Some(v) => v,
-            None => zeros()?,
-        };
+        let mut found = super::read_state(super::Kind::Adamw, state, &self.params, steps)?;
+        let v = found.pop().flatten();
+        let m = found.pop().flatten();
+        self.m = m.map_or_else(|| zeros(&self.params), Ok)?;
+        self.v = v.map_or_else(|| zeros(&self.params), Ok)?;
         self.steps = steps;
         Ok(())
     }

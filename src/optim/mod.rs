@@ -67,6 +67,11 @@ pub fn fused_on(device: &candle_core::Device) -> bool {
     device.is_cpu() || (cfg!(feature = "cuda") && device.is_cuda())
 }
 
+/// Whether optimizers over `params` have fused kernels (on their device).
+fn fused_for(params: &[(String, Var)]) -> bool {
+    params.first().is_none_or(|(_, p)| fused_on(p.device()))
+}
+
 /// Optimizer state by name, as a checkpoint holds it.
 pub type State = std::collections::HashMap<String, Tensor>;
 
@@ -89,7 +94,7 @@ pub(crate) fn state_like(state: &State, name: &str, like: &Tensor) -> Result<Opt
 
 /// The tensors `name(p)` for every parameter: all of them, or none (state that was
 /// never allocated); some but not all is an error.
-pub(crate) fn all_or_none(
+fn all_or_none(
     state: &State,
     params: &[(String, Var)],
     suffix: &str,
@@ -103,6 +108,39 @@ pub(crate) fn all_or_none(
         n if n == found.len() => Ok(None),
         _ => candle_core::bail!("optimizer state: some {suffix} tensors are missing"),
     }
+}
+
+impl Kind {
+    /// The names of the state tensors kept per parameter, as torch names them: the
+    /// momentum buffer (SGD), or the two moments (AdamW).
+    pub fn state_names(self) -> &'static [&'static str] {
+        match self {
+            Kind::Sgd => &["momentum_buffer"],
+            Kind::Adamw => &["exp_avg", "exp_avg_sq"],
+        }
+    }
+}
+
+/// A checkpoint's optimizer state for `params`: per name of `kind.state_names()`,
+/// a tensor per parameter, or `None` where that state was never allocated. AdamW
+/// after a step must have both moments.
+pub(crate) fn read_state(
+    kind: Kind,
+    state: &State,
+    params: &[(String, Var)],
+    steps: u64,
+) -> Result<Vec<Option<Vec<Tensor>>>> {
+    let found = kind
+        .state_names()
+        .iter()
+        .map(|suffix| all_or_none(state, params, suffix))
+        .collect::<Result<Vec<_>>>()?;
+    if kind == Kind::Adamw && steps > 0 && found.iter().any(Option::is_none) {
+        candle_core::bail!(
+            "optimizer state: AdamW after {steps} steps needs exp_avg and exp_avg_sq"
+        );
+    }
+    Ok(found)
 }
 
 /// Builds the optimizer of `kind` over `params`.

@@ -21,17 +21,11 @@ impl Sgd {
     /// Fused kernels (the default where the device has them) or tensor expressions
     /// (the reference the fused kernels are tested against).
     pub fn set_fused(&mut self, fused: bool) {
-        self.fused = fused
-            && self
-                .params
-                .first()
-                .is_none_or(|(_, p)| super::fused_on(p.device()));
+        self.fused = fused && super::fused_for(&self.params);
     }
 
     pub fn new(params: Vec<(String, Var)>, h: Hyper) -> Result<Sgd> {
-        let fused = params
-            .first()
-            .is_none_or(|(_, p)| super::fused_on(p.device()));
+        let fused = super::fused_for(&params);
         Ok(Sgd {
             params,
             buffers: Vec::new(),
@@ -126,8 +120,8 @@ impl Optimizer for Sgd {
     }
 
     fn load_state(&mut self, state: &super::State, steps: u64) -> Result<()> {
-        self.buffers =
-            super::all_or_none(state, &self.params, "momentum_buffer")?.unwrap_or_default();
+        let mut found = super::read_state(super::Kind::Sgd, state, &self.params, steps)?;
+        self.buffers = found.pop().flatten().unwrap_or_default();
         self.steps = steps;
         Ok(())
     }

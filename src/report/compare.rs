@@ -6,6 +6,8 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use crate::runlog::{best_epoch, read_jsonl};
+
 use super::{PALETTE, Plot, STYLE, Series, VLine, column, esc, fmt_num};
 
 /// One run as `rudder report` and `rudder sweep` overlay it.
@@ -30,18 +32,6 @@ const MARKED: [&str; 9] = [
     "resume",
 ];
 
-fn jsonl(path: &Path) -> Result<Vec<Value>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l)
-                .map_err(|e| format!("{}:{}:{}: {e}", path.display(), i + 1, e.column()))
-        })
-        .collect()
-}
-
 /// Reads a run directory: its metrics (required), events and configuration.
 pub fn load_run(dir: &Path) -> Result<RunView, String> {
     let metrics = dir.join("metrics.jsonl");
@@ -51,9 +41,9 @@ pub fn load_run(dir: &Path) -> Result<RunView, String> {
             dir.display()
         ));
     }
-    let history = jsonl(&metrics)?;
+    let history = read_jsonl(&metrics)?;
     let events = if dir.join("events.jsonl").is_file() {
-        jsonl(&dir.join("events.jsonl"))?
+        read_jsonl(&dir.join("events.jsonl"))?
     } else {
         Vec::new()
     };
@@ -185,21 +175,10 @@ pub fn compare(title: &str, runs: &[RunView]) -> String {
     html.push_str(&plot("Batch size", false, each("batch_size")));
     html.push_str("</div><table><tr><th>run</th><th>setup</th><th>epochs</th><th>best val loss (epoch)</th><th>best val acc</th><th>final val acc</th><th>final lr</th><th>ended</th></tr>");
     for (i, r) in runs.iter().enumerate() {
-        let vals = |k: &str| -> Vec<(usize, f64)> {
-            r.history
-                .iter()
-                .enumerate()
-                .filter_map(|(e, h)| Some((e, h.get(k)?.as_f64()?)))
-                .collect()
-        };
-        let best_loss = vals("val_loss")
-            .into_iter()
-            .min_by(|a, b| a.1.total_cmp(&b.1))
-            .map_or("-".into(), |(e, v)| format!("{v:.4} ({e})"));
-        let best_acc = vals("val_acc")
-            .into_iter()
-            .map(|p| p.1)
-            .fold(f64::NAN, f64::max);
+        let best_loss =
+            best_epoch(&r.history, "val_loss").map_or("-".into(), |(e, v)| format!("{v:.4} ({e})"));
+        let best_acc =
+            best_epoch(&r.history, "val_acc").map_or("-".into(), |(_, v)| format!("{v:.4}"));
         let last = r.history.last();
         let f = |k: &str| last.and_then(|h| h.get(k)).and_then(Value::as_f64);
         let ended = r
@@ -217,11 +196,7 @@ pub fn compare(title: &str, runs: &[RunView]) -> String {
             esc(&r.subtitle),
             r.history.len(),
             best_loss,
-            if best_acc.is_nan() {
-                "-".into()
-            } else {
-                format!("{best_acc:.4}")
-            },
+            best_acc,
             f("val_acc").map_or("-".into(), |v| format!("{v:.4}")),
             f("lr").map_or("-".into(), fmt_num),
             esc(ended)

@@ -85,10 +85,7 @@ th{background:#eef0f4}
 pub fn render(title: &str, subtitle: &str, history: &[Value], markers: &[Marker]) -> String {
     let last = history.last();
     let get = |k: &str| last.and_then(|r| r.get(k)).and_then(Value::as_f64);
-    let best_acc = history
-        .iter()
-        .filter_map(|r| r.get("val_acc")?.as_f64())
-        .fold(f64::NAN, f64::max);
+    let best_acc = crate::runlog::best_epoch(history, "val_acc");
     let mut html = String::with_capacity(32 * 1024);
     let _ = write!(
         html,
@@ -108,11 +105,7 @@ pub fn render(title: &str, subtitle: &str, history: &[Value], markers: &[Marker]
         ),
         (
             "best val acc",
-            if best_acc.is_nan() {
-                "-".into()
-            } else {
-                format!("{best_acc:.4}")
-            },
+            best_acc.map_or("-".into(), |(_, v)| format!("{v:.4}")),
         ),
         (
             "val loss",

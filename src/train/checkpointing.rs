@@ -20,42 +20,39 @@ impl Trainer<'_> {
         l: Loaded,
         controller: &mut dyn Controller,
     ) -> Result<(), CheckpointError> {
-        let s = l.state;
         let state_path = l.dir.join(checkpoint::STATE_FILE);
         let bad = |msg: String| CheckpointError(format!("{}: {msg}", state_path.display()));
-        if s.rng.seed != self.cfg.seed ^ SHUFFLE_SALT {
+        if l.state.rng.seed != self.cfg.seed ^ SHUFFLE_SALT {
             return Err(bad(format!(
                 "its data order comes from another seed than --seed {} (a resume with different options?)",
                 self.cfg.seed
             )));
         }
-        if !self.batcher.restore(s.rng.shuffles, s.rng.cursor) {
+        if !self
+            .batcher
+            .restore(l.state.rng.shuffles, l.state.rng.cursor)
+        {
             return Err(bad(format!(
                 "rng.cursor {} does not fit the {} training examples (a resume on other data?)",
-                s.rng.cursor,
+                l.state.rng.cursor,
                 self.data.train.len()
             )));
         }
-        if s.settings.batch_size == 0
-            || s.settings.batch_size > self.data.train.len()
-            || s.settings.accumulation == 0
+        if l.state.settings.batch_size == 0
+            || l.state.settings.batch_size > self.data.train.len()
+            || l.state.settings.accumulation == 0
         {
             return Err(bad(format!(
                 "settings: batch size {} / accumulation {} do not fit {} examples",
-                s.settings.batch_size,
-                s.settings.accumulation,
+                l.state.settings.batch_size,
+                l.state.settings.accumulation,
                 self.data.train.len()
             )));
         }
-        checkpoint::load_model(self.learner.model(), &l.model, &l.dir)?;
-        let opt_path = l.dir.join(checkpoint::OPTIMIZER_FILE);
-        let opt_fault =
-            |e: candle_core::Error| CheckpointError(format!("{}: {e}", opt_path.display()));
-        self.learner.reload_model().map_err(opt_fault)?;
-        self.learner
-            .load_optimizer_state(&l.optimizer, s.optimizer_steps)
-            .map_err(opt_fault)?;
-        self.history = read_history(&self.log.dir().join("metrics.jsonl"))?;
+        self.restore_weights(&l)?;
+        let s = l.state;
+        self.history = crate::runlog::read_jsonl(&self.log.dir().join("metrics.jsonl"))
+            .map_err(CheckpointError)?;
         if let Some(h) = self.history.last() {
             let m = |k: &str| h.get(k).and_then(Value::as_f64);
             self.last_metrics = EpochMetrics {
@@ -81,6 +78,18 @@ impl Trainer<'_> {
         self.resumed = true;
         self.resume_note = Some((Some(l.dir), notes));
         Ok(())
+    }
+
+    /// Puts a checkpoint's weights (and running statistics) and optimizer state into
+    /// the learner: what a resume and a rollback share.
+    fn restore_weights(&mut self, l: &Loaded) -> Result<(), CheckpointError> {
+        checkpoint::load_model(self.learner.model(), &l.model, &l.dir)?;
+        let path = l.dir.join(checkpoint::OPTIMIZER_FILE);
+        let fault = |e: candle_core::Error| CheckpointError(format!("{}: {e}", path.display()));
+        self.learner.reload_model().map_err(fault)?;
+        self.learner
+            .load_optimizer_state(&l.optimizer, l.state.optimizer_steps)
+            .map_err(fault)
     }
 
     /// A `--resume` of a run that had no checkpoint yet: it starts over (its logs are
@@ -113,16 +122,14 @@ impl Trainer<'_> {
         &mut self,
         controller: &mut dyn Controller,
     ) -> Result<(), TrainError> {
-        let finished = self.epoch - 1;
-        let mut periodic = self.ckpt.every > 0 && self.epoch.is_multiple_of(self.ckpt.every);
         let mut names = Vec::new();
-        match self.ckpt.pending.take() {
-            Some(Save::Tag(t)) => names.push(t),
-            Some(Save::Now(_)) => periodic = true,
-            None => {}
+        if self.ckpt.every > 0 && self.epoch.is_multiple_of(self.ckpt.every) {
+            names.push(format!("epoch-{}", self.epoch - 1));
         }
-        if periodic {
-            names.insert(0, format!("epoch-{finished}"));
+        if let Some(name) = self.take_save()
+            && !names.contains(&name)
+        {
+            names.push(name);
         }
         if self.ckpt.improved && !self.ckpt.rolled_back {
             names.push("best".into());
@@ -133,6 +140,16 @@ impl Trainer<'_> {
             return Ok(());
         }
         self.write_checkpoints(&names, controller)
+    }
+
+    /// The folder name of a pending `save` decision, taken: its tag, else `step-N`
+    /// inside an epoch or `epoch-N` at its end.
+    pub(super) fn take_save(&mut self) -> Option<String> {
+        Some(match self.ckpt.pending.take()? {
+            Save::Tag(t) => t,
+            Save::Now(_) if self.partial.is_some() => format!("step-{}", self.step),
+            Save::Now(_) => format!("epoch-{}", self.epoch - 1),
+        })
     }
 
     /// `path` relative to the run directory, for events.
@@ -151,16 +168,11 @@ impl Trainer<'_> {
         names: &[String],
         controller: &mut dyn Controller,
     ) -> Result<(), TrainError> {
+        let epoch = checkpoint::boundary_epoch(self.epoch, self.partial.is_some());
         for name in names {
             let mut f = Map::new();
             f.insert("path".into(), json!(format!("checkpoints/{name}")));
-            self.log.event(
-                self.epoch
-                    .saturating_sub(usize::from(self.partial.is_none())),
-                self.step,
-                "checkpoint",
-                f,
-            )?;
+            self.log.event(epoch, self.step, "checkpoint", f)?;
         }
         self.learner.sync_model()?;
         let model = self.learner.model();
@@ -196,22 +208,23 @@ impl Trainer<'_> {
             model: &tensors,
             optimizer: &optimizer,
         };
+        let mut written = Vec::new();
         for name in names {
             match checkpoint::write(&self.ckpt.root, name, &snap) {
-                // `last` is the first of the names (`epoch-N` before `best`).
-                Ok(_) if self.ckpt.last.as_deref() != Some(&self.ckpt.root.join(&names[0])) => {
-                    self.ckpt.last = Some(self.ckpt.root.join(name))
-                }
-                Ok(_) => {}
+                Ok(_) => written.push(self.ckpt.root.join(name)),
                 Err(e) => {
                     let msg = format!("checkpoint {name} failed: {e}; training goes on");
                     self.progress.note(&format!("rudder: {msg}"));
                     let mut f = Map::new();
                     f.insert("path".into(), json!(format!("checkpoints/{name}")));
                     f.insert("reason".into(), json!(msg));
-                    self.log.event(self.epoch, self.step, "checkpoint", f)?;
+                    self.log.event(epoch, self.step, "checkpoint", f)?;
                 }
             }
+        }
+        // `last` is the first written (`epoch-N` before `best`).
+        if let Some(first) = written.into_iter().next() {
+            self.ckpt.last = Some(first);
         }
         if self.ckpt.keep > 0 {
             for old in checkpoint::beyond_keep(&self.ckpt.root, self.ckpt.keep) {
@@ -234,25 +247,13 @@ impl Trainer<'_> {
         let result = dir
             .ok_or_else(|| CheckpointError(format!("no {} checkpoint", target.name())))
             .and_then(|d| checkpoint::read(&d))
-            .and_then(|l| {
-                checkpoint::load_model(self.learner.model(), &l.model, &l.dir)?;
-                let fault =
-                    |e: candle_core::Error| CheckpointError(format!("{}: {e}", l.dir.display()));
-                self.learner.reload_model().map_err(fault)?;
-                self.learner
-                    .load_optimizer_state(&l.optimizer, l.state.optimizer_steps)
-                    .map_err(fault)?;
-                Ok(l)
-            });
+            .and_then(|l| self.restore_weights(&l).map(|()| l));
         let mut f = Map::new();
         f.insert("hook".into(), json!(hook));
         let label = match result {
             Ok(l) => {
                 let path = self.relative(&l.dir);
-                let done = l
-                    .state
-                    .epoch
-                    .saturating_sub(usize::from(l.state.partial.is_none()));
+                let done = checkpoint::boundary_epoch(l.state.epoch, l.state.partial.is_some());
                 let msg = format!(
                     "rolled back to {path} (epoch {done}, step {}{})",
                     l.state.step,
@@ -284,18 +285,4 @@ impl Trainer<'_> {
         });
         Ok(())
     }
-}
-
-/// The epochs recorded in a run's `metrics.jsonl`, for `ctx.history` after a resume.
-fn read_history(path: &Path) -> Result<Vec<Value>, CheckpointError> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l).map_err(|e| {
-                CheckpointError(format!("{}:{}:{}: {e}", path.display(), i + 1, e.column()))
-            })
-        })
-        .collect()
 }

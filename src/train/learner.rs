@@ -2,13 +2,15 @@
 //! the reference), or the CPU engine (our own kernels). The trainer drives either
 //! through [`Learner`] and never sees the difference.
 
+use std::collections::HashMap;
+
 use candle_core::{Tensor, Var};
 
 use crate::data::Split;
 use crate::engine::{self, Net};
 use crate::loss::Loss;
 use crate::model::Model;
-use crate::optim::{Flat, Hyper, Kind, Optimizer, State};
+use crate::optim::{Flat, Hyper, Optimizer, State};
 
 /// Gradient of a step's batches, then one update.
 pub trait Learner {
@@ -247,31 +249,21 @@ impl Learner for Engine {
     }
 
     fn optimizer_state(&self) -> candle_core::Result<Vec<(String, Tensor)>> {
-        let shapes: std::collections::HashMap<String, Vec<usize>> = self
+        let shapes: HashMap<String, Vec<usize>> = self
             .model
             .params()
             .into_iter()
             .map(|(n, v)| (n, v.dims().to_vec()))
             .collect();
         let (first, second) = self.opt.buffers();
-        let suffixes: &[(&str, &[Vec<f32>])] = match self.opt.kind() {
-            Kind::Sgd => &[("momentum_buffer", first)],
-            Kind::Adamw => &[("exp_avg", first), ("exp_avg_sq", second)],
-        };
+        let kinds = self.opt.kind().state_names().iter().zip([first, second]);
         let mut out = Vec::new();
         for (i, (name, perm)) in self.net.layout().into_iter().enumerate() {
-            for (suffix, bufs) in suffixes {
+            for (suffix, bufs) in kinds.clone() {
                 let Some(v) = bufs.get(i).filter(|v| !v.is_empty()) else {
                     continue;
                 };
-                let data = match &perm {
-                    Some(perm) => {
-                        let mut out = vec![0f32; v.len()];
-                        perm.iter().zip(v).for_each(|(&j, &x)| out[j] = x);
-                        out
-                    }
-                    None => v.clone(),
-                };
+                let data = engine::to_candle_order(perm.as_deref(), v);
                 out.push((
                     format!("{name}.{suffix}"),
                     Tensor::from_vec(data, shapes[&name].as_slice(), &candle_core::Device::Cpu)?,
@@ -282,39 +274,31 @@ impl Learner for Engine {
     }
 
     fn load_optimizer_state(&mut self, state: &State, steps: u64) -> candle_core::Result<()> {
-        let params: std::collections::HashMap<String, Var> =
-            self.model.params().into_iter().collect();
-        let layout = self.net.layout();
-        let read = |suffix: &str| -> candle_core::Result<Vec<Vec<f32>>> {
-            let mut out = Vec::new();
-            for (name, perm) in &layout {
-                let key = format!("{name}.{suffix}");
-                let Some(t) = crate::optim::state_like(state, &key, params[name].as_tensor())?
-                else {
-                    out.push(Vec::new());
-                    continue;
-                };
-                let src: Vec<f32> = t.flatten_all()?.to_vec1()?;
-                out.push(match perm {
-                    Some(perm) => perm.iter().map(|&j| src[j]).collect(),
-                    None => src,
-                });
-            }
-            let present = out.iter().filter(|v| !v.is_empty()).count();
-            if present != 0 && present != out.len() {
-                candle_core::bail!("optimizer state: some {suffix} tensors are missing");
-            }
-            Ok(if present == 0 { Vec::new() } else { out })
-        };
-        let (first, second) = match self.opt.kind() {
-            Kind::Sgd => (read("momentum_buffer")?, Vec::new()),
-            Kind::Adamw => (read("exp_avg")?, read("exp_avg_sq")?),
-        };
-        if self.opt.kind() == Kind::Adamw && steps > 0 && (first.is_empty() || second.is_empty()) {
-            candle_core::bail!(
-                "optimizer state: AdamW after {steps} steps needs exp_avg and exp_avg_sq"
-            );
-        }
+        let params = self.model.params();
+        let found = crate::optim::read_state(self.opt.kind(), state, &params, steps)?;
+        // Each state in the engine's parameter order and element layout.
+        let mut engine_order = found.into_iter().map(|tensors| {
+            let Some(tensors) = tensors else {
+                return Ok(Vec::new());
+            };
+            let by_name: HashMap<&str, &Tensor> = params
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .zip(&tensors)
+                .collect();
+            self.net
+                .layout()
+                .iter()
+                .map(|(name, perm)| {
+                    let src: Vec<f32> = by_name[name.as_str()].flatten_all()?.to_vec1()?;
+                    let mut dst = vec![0f32; src.len()];
+                    engine::from_candle_order(perm.as_deref(), &src, &mut dst);
+                    Ok(dst)
+                })
+                .collect::<candle_core::Result<Vec<_>>>()
+        });
+        let first = engine_order.next().unwrap_or(Ok(Vec::new()))?;
+        let second = engine_order.next().unwrap_or(Ok(Vec::new()))?;
         self.opt.set_buffers(first, second, steps);
         Ok(())
     }

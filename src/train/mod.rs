@@ -342,13 +342,9 @@ impl<'a> Trainer<'a> {
             self.epoch_end_checkpoints(controller)?;
         }
         self.hook(Hook::TrainEnd, controller)?;
-        if let Some(save) = self.ckpt.pending.take()
-            && self.epoch > 0
+        if self.epoch > 0
+            && let Some(name) = self.take_save()
         {
-            let name = match save {
-                Save::Tag(t) => t,
-                Save::Now(_) => format!("epoch-{}", self.epoch - 1),
-            };
             self.write_checkpoints(&[name], controller)?;
         }
         self.learner.sync_model()?;
@@ -409,12 +405,8 @@ impl<'a> Trainer<'a> {
                 break;
             }
             if self.batcher.remaining() > 0
-                && let Some(save) = self.ckpt.pending.take()
+                && let Some(name) = self.take_save()
             {
-                let name = match save {
-                    Save::Tag(t) => t,
-                    Save::Now(_) => format!("step-{}", self.step),
-                };
                 self.write_checkpoints(&[name], controller)?;
             }
         }
@@ -458,17 +450,9 @@ impl<'a> Trainer<'a> {
             samples_per_s: seen as f64 / train_time.max(1e-9),
             policy: std::mem::take(&mut self.policy_metrics),
         };
-        let value = match self.ckpt.monitored.metric.as_str() {
-            "train_loss" => record.train_loss,
-            "train_acc" => record.train_acc,
-            "val_acc" => record.val_acc,
-            _ => record.val_loss,
-        };
-        let lower = self.ckpt.monitored.metric.ends_with("loss");
         let m = &mut self.ckpt.monitored;
-        self.ckpt.improved = value.is_finite()
-            && m.value
-                .is_none_or(|b| if lower { value < b } else { value > b });
+        let value = record.metric(&m.metric);
+        self.ckpt.improved = crate::runlog::improves(&m.metric, value, m.value);
         if self.ckpt.improved {
             (m.value, m.epoch) = (Some(value), Some(self.epoch));
         }

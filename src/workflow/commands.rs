@@ -85,7 +85,7 @@ pub fn lr_find(o: LrFindOptions) -> Result<(), AppError> {
     };
     let run = range_test(&cfg, &data, learner.as_mut(), ramp)?;
     let s = lf::suggest(&run, o.steps);
-    let finite = |v: &[f64]| v.iter().map(|x| x.is_finite().then_some(*x)).collect();
+    let finite = |v: &[f64]| v.iter().map(|&x| crate::runlog::finite(x)).collect();
     let report = lf::Report {
         start_lr: o.start_lr,
         end_lr: o.end_lr,

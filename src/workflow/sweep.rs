@@ -13,6 +13,7 @@ use crate::config::{ConfigError, TrainConfig};
 use crate::data::Data;
 use crate::pipeline::{AppError, load_policies, train_on};
 use crate::report;
+use crate::runlog::{best_epoch, best_of};
 
 /// What the sweep varies and how it picks.
 #[derive(Debug, Clone)]
@@ -40,6 +41,9 @@ pub struct Trial {
     pub best: Value,
     /// The best value of the sweep's metric (`null` if none was finite).
     pub score: Option<f64>,
+    /// The run as read back, for the sweep's report.
+    #[serde(skip)]
+    pub run: report::RunView,
 }
 
 /// `sweep.json`.
@@ -60,24 +64,6 @@ pub fn trial_name(m: f64) -> String {
     format!("x{m}")
 }
 
-fn lower_is_better(metric: &str) -> bool {
-    metric.ends_with("loss")
-}
-
-/// The best `(epoch, value)` of `key` over `history`.
-fn best_of(history: &[Value], key: &str) -> Option<(usize, f64)> {
-    let lower = lower_is_better(key);
-    history
-        .iter()
-        .enumerate()
-        .filter_map(|(e, h)| Some((e, h.get(key)?.as_f64()?)))
-        .filter(|(_, v)| v.is_finite())
-        .reduce(|a, b| {
-            let better = if lower { b.1 < a.1 } else { b.1 > a.1 };
-            if better { b } else { a }
-        })
-}
-
 /// Runs the trials of `spec` for `cfg` (whose `out` is the sweep's folder) on `data`.
 pub fn run(cfg: &TrainConfig, spec: &Spec, data: &Data) -> Result<Outcome, AppError> {
     if spec.multipliers.is_empty() || spec.multipliers.iter().any(|m| !m.is_finite() || *m <= 0.0) {
@@ -87,14 +73,7 @@ pub fn run(cfg: &TrainConfig, spec: &Spec, data: &Data) -> Result<Outcome, AppEr
         ))
         .into());
     }
-    if !crate::config::MONITORS.contains(&spec.metric.as_str()) {
-        return Err(ConfigError(format!(
-            "--metric: expected one of {}, got {:?}",
-            crate::config::MONITORS.join(", "),
-            spec.metric
-        ))
-        .into());
-    }
+    crate::runlog::check_metric(&spec.metric).map_err(|m| ConfigError(format!("--metric: {m}")))?;
     if cfg.out.join("sweep.json").exists() {
         return Err(ConfigError(format!(
             "--out {}: already holds a sweep (sweep.json); choose another folder",
@@ -150,17 +129,15 @@ pub fn run(cfg: &TrainConfig, spec: &Spec, data: &Data) -> Result<Outcome, AppEr
     for r in results.into_inner().expect("no trial panics") {
         trials.push(r.expect("every trial ran")?);
     }
-    let lower = lower_is_better(&spec.metric);
-    let winner = trials
-        .iter()
-        .enumerate()
-        .filter(|(_, t)| !t.diverged)
-        .filter_map(|(i, t)| Some((i, t.score?)))
-        .reduce(|a, b| {
-            let better = if lower { b.1 < a.1 } else { b.1 > a.1 };
-            if better { b } else { a }
-        })
-        .map(|(i, _)| i);
+    let winner = best_of(
+        &spec.metric,
+        trials
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| !t.diverged)
+            .filter_map(|(i, t)| Some((i, t.score?))),
+    )
+    .map(|(i, _)| i);
     let outcome = Outcome {
         metric: spec.metric.clone(),
         base_lr: cfg.lr,
@@ -179,7 +156,7 @@ fn run_trial(cfg: &TrainConfig, m: f64, data: &Data, metric: &str) -> Result<Tri
     let summary = train_on(cfg, data, &mut policies)?;
     let view = report::load_run(&cfg.out).map_err(ConfigError)?;
     let best = |k: &str| {
-        best_of(&view.history, k).map_or(
+        best_epoch(&view.history, k).map_or(
             Value::Null,
             |(e, v)| serde_json::json!({"epoch": e, "value": v}),
         )
@@ -192,7 +169,16 @@ fn run_trial(cfg: &TrainConfig, m: f64, data: &Data, metric: &str) -> Result<Tri
         epochs_run: summary.epochs_run,
         last: view.history.last().cloned().unwrap_or(Value::Null),
         best: serde_json::json!({"val_loss": best("val_loss"), "val_acc": best("val_acc")}),
-        score: best_of(&view.history, metric).map(|(_, v)| v),
+        score: best_epoch(&view.history, metric).map(|(_, v)| v),
+        run: report::RunView {
+            name: format!(
+                "{} lr {}{}",
+                trial_name(m),
+                report::fmt_num(cfg.lr),
+                if summary.diverged { " (diverged)" } else { "" }
+            ),
+            ..view
+        },
     })
 }
 
@@ -202,17 +188,7 @@ fn write_outputs(dir: &Path, o: &Outcome) -> Result<(), AppError> {
     let mut text = serde_json::to_string_pretty(o).expect("a sweep serialises");
     text.push('\n');
     std::fs::write(dir.join("sweep.json"), text).map_err(io(dir.join("sweep.json")))?;
-    let mut runs = Vec::new();
-    for t in &o.trials {
-        let mut v = report::load_run(&dir.join(&t.dir)).map_err(ConfigError)?;
-        v.name = format!(
-            "{} lr {}{}",
-            t.dir,
-            report::fmt_num(t.lr),
-            if t.diverged { " (diverged)" } else { "" }
-        );
-        runs.push(v);
-    }
+    let runs: Vec<report::RunView> = o.trials.iter().map(|t| t.run.clone()).collect();
     let title = format!(
         "rudder sweep: {} epochs, batch {}, base lr {}, winner by {}: {}",
         o.epochs,
