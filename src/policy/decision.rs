@@ -75,7 +75,7 @@ impl Target {
 
 /// Whether `tag` may name a checkpoint folder: 1 to 64 of `[A-Za-z0-9_.-]`, not
 /// starting with a dot, and not a name the trainer gives (`best`, `epoch-N`, `step-N`).
-pub fn tag_ok(tag: &str) -> bool {
+fn tag_ok(tag: &str) -> bool {
     let reserved = |prefix: &str| {
         tag.strip_prefix(prefix)
             .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))

@@ -6,7 +6,7 @@
 mod decision;
 pub mod simulate;
 
-pub use decision::{Decision, Invalid, Rescale, Save, Target, tag_ok};
+pub use decision::{Decision, Invalid, Rescale, Save, Target};
 
 use serde::Serialize;
 

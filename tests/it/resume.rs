@@ -56,6 +56,20 @@ fn state(run: &Path, name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// Resumes the run in `d/run` to its end.
+fn resume(d: &Path, run: &str) {
+    let o = rudder(d, &["train", "--resume", run, "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// The first event of `kind` in `d/run`.
+fn first_event(d: &Path, run: &str, kind: &str) -> Value {
+    jsonl(&d.join(run).join("events.jsonl"))
+        .into_iter()
+        .find(|e| e["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} event in {run}"))
+}
+
 /// Starts `rudder train ARGS` with `RUDDER_FAULT=fault`, waits until it reports that
 /// it reached the fault point, and kills it with SIGKILL.
 fn run_until_killed(dir: &Path, fault: &str, args: &[&str]) {
@@ -123,8 +137,7 @@ fn killed_and_resumed_equals_uninterrupted(extra: &[&str]) {
         &["train", "--resume", "cut", "--quiet"],
     );
     assert!(d.join("cut/checkpoints/.tmp-epoch-5").exists());
-    let o = rudder(d, &["train", "--resume", "cut", "--quiet"]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    resume(d, "cut");
 
     let (whole, cut) = (d.join("whole"), d.join("cut"));
     let metrics = timeless(&whole.join("metrics.jsonl"));
@@ -205,16 +218,12 @@ fn a_tagged_save_mid_epoch_resumes_inside_the_epoch() {
         (Some(41), Some(1))
     );
     assert!(state["partial"]["seen"].as_u64().unwrap() > 0);
-    let o = rudder(d, &["train", "--resume", "cut", "--quiet"]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    resume(d, "cut");
     assert_eq!(
         timeless(&d.join("whole/metrics.jsonl")),
         timeless(&d.join("cut/metrics.jsonl"))
     );
-    let resume = jsonl(&d.join("cut/events.jsonl"))
-        .into_iter()
-        .find(|e| e["kind"] == "resume")
-        .unwrap();
+    let resume = first_event(d, "cut", "resume");
     assert_eq!(resume["path"], "checkpoints/warm");
     assert!(resume["message"].as_str().unwrap().contains("in progress"));
 }
@@ -239,18 +248,14 @@ fn a_policy_edited_since_the_checkpoint_runs_in_its_new_version() {
     ];
     run_until_killed(d, "step:60", &args);
     std::fs::write(d.join("count.rhai"), src.replace("+ 1", "+ 10")).unwrap();
-    let o = rudder(d, &["train", "--resume", "r", "--quiet"]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    resume(d, "r");
     // `this.n` came back (2 after two epochs), then counts in tens.
     let n: Vec<f64> = jsonl(&d.join("r/metrics.jsonl"))
         .iter()
         .map(|m| m["policy"]["n"].as_f64().unwrap())
         .collect();
     assert_eq!(n, [1.0, 2.0, 12.0, 22.0]);
-    let resume = jsonl(&d.join("r/events.jsonl"))
-        .into_iter()
-        .find(|e| e["kind"] == "resume")
-        .unwrap();
+    let resume = first_event(d, "r", "resume");
     assert!(
         resume["message"]
             .as_str()
@@ -282,8 +287,7 @@ fn on_train_start_sees_resumed() {
         "r",
     ];
     run_until_killed(d, "step:30", &args);
-    let o = rudder(d, &["train", "--resume", "r", "--quiet"]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    resume(d, "r");
     let logs: Vec<String> = jsonl(&d.join("r/events.jsonl"))
         .iter()
         .filter(|e| e["kind"] == "log")
@@ -323,8 +327,7 @@ fn on_epoch_end(ctx) {
     // The next epoch starts from the best weights and optimizer state: its loss is
     // back at the best level (one more epoch at the base LR).
     assert!(val(4) < 1.1 * best, "epoch 4: {} vs best {best}", val(4));
-    let events = jsonl(&d.join("r/events.jsonl"));
-    let rb = events.iter().find(|e| e["kind"] == "rollback").unwrap();
+    let rb = first_event(d, "r", "rollback");
     assert_eq!(
         (rb["epoch"].as_u64(), rb["path"].as_str()),
         (Some(3), Some("checkpoints/best"))
@@ -349,11 +352,7 @@ fn a_rollback_without_a_checkpoint_is_an_invalid_decision() {
         "1",
         &[],
     );
-    let events = jsonl(&d.join("r/events.jsonl"));
-    let bad = events
-        .iter()
-        .find(|e| e["kind"] == "invalid_decision")
-        .unwrap();
+    let bad = first_event(d, "r", "invalid_decision");
     assert_eq!(bad["key"], "rollback");
     // Rejected whole: the LR stayed.
     assert_eq!(jsonl(&d.join("r/metrics.jsonl"))[0]["lr"], 0.1);
