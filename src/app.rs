@@ -69,7 +69,11 @@ pub fn policy(cmd: PolicyCommand) -> Result<(), AppError> {
         }
         PolicyCommand::List => {
             for e in crate::script::library::list(&SearchPath::from_env()) {
-                println!("{:<28} {:<70} {}", e.name, e.summary, e.file);
+                let mut line = format!("{:<28} {:<70} {}", e.name, e.summary, e.file);
+                if !e.shadows.is_empty() {
+                    line.push_str(&format!("  ({})", e.shadows.join("; ")));
+                }
+                crate::runlog::out(&line);
             }
             Ok(())
         }

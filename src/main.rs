@@ -6,8 +6,10 @@ use std::process::ExitCode;
 use rudder::app::{self, AppError};
 use rudder::cli::{self, Parsed};
 
+/// mimalloc, metered per thread so a policy call's memory has a budget.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: rudder::script::meter::Metered<mimalloc::MiMalloc> =
+    rudder::script::meter::Metered(mimalloc::MiMalloc);
 
 fn run() -> anyhow::Result<ExitCode> {
     let cli = match cli::parse(std::env::args_os()) {
@@ -26,10 +28,23 @@ fn run() -> anyhow::Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
-    match run() {
+    GLOBAL.install();
+    let outcome = std::thread::Builder::new()
+        .name("rudder".into())
+        .stack_size(rudder::script::POLICY_STACK)
+        .spawn(run)
+        .map_err(anyhow::Error::from)
+        .and_then(|h| {
+            h.join()
+                .map_err(|_| anyhow::anyhow!("the run panicked (a bug: please report it)"))
+        });
+    match outcome.and_then(|r| r) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", rudder::runlog::one_line(&e.to_string()));
+            rudder::runlog::say(&format!(
+                "error: {}",
+                rudder::runlog::one_line(&e.to_string())
+            ));
             let code = e.downcast_ref::<AppError>().map_or(1, AppError::exit_code);
             ExitCode::from(code)
         }

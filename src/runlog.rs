@@ -33,6 +33,19 @@ pub fn one_line(text: &str) -> String {
         .collect()
 }
 
+/// Writes `msg` and a newline to stderr. A closed or broken stderr is not an error:
+/// the run goes on, its files are still written (SPEC section 9).
+pub fn say(msg: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{msg}");
+}
+
+/// Writes `msg` and a newline to stdout, ignoring a closed or broken stdout.
+pub fn out(msg: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{msg}");
+}
+
 /// One line of `metrics.jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EpochRecord {

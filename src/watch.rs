@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use notify::event::{EventKind, MetadataKind, ModifyKind};
 use notify::{RecommendedWatcher, RecursiveMode};
 use notify_debouncer_full::{
     DebounceEventResult, Debouncer, RecommendedCache, new_debouncer, new_debouncer_opt,
@@ -53,7 +54,13 @@ impl Watcher {
         if mode == Mode::Off || files.is_empty() {
             return Ok(None);
         }
-        let wanted: HashSet<PathBuf> = files.iter().map(|f| absolute(f)).collect();
+        // A symlinked policy is watched at its target too: an edit of the target is
+        // an edit of the policy.
+        let wanted: HashSet<PathBuf> = files
+            .iter()
+            .flat_map(|f| [Some(absolute(f)), f.canonicalize().ok()])
+            .flatten()
+            .collect();
         let folders: HashSet<PathBuf> = wanted
             .iter()
             .filter_map(|f| f.parent().map(Path::to_path_buf))
@@ -67,9 +74,19 @@ impl Watcher {
             let p = absolute(p);
             wanted.contains(&p) || p.extension().is_some_and(|e| e == "rhai" || e == "json")
         };
+        // Content changes only: notify also reports opens and reads (the reload
+        // check's own read among them, which would schedule another check forever)
+        // and metadata changes. The poll watcher reports a write as a new write time.
         let handler = move |res: DebounceEventResult| {
             if let Ok(events) = res
-                && events.iter().any(|e| e.paths.iter().any(|p| relevant(p)))
+                && events.iter().any(|e| {
+                    let content = match e.kind {
+                        EventKind::Access(_) => false,
+                        EventKind::Modify(ModifyKind::Metadata(m)) => m == MetadataKind::WriteTime,
+                        _ => true,
+                    };
+                    content && e.paths.iter().any(|p| relevant(p))
+                })
             {
                 flag.store(true, Ordering::Release);
             }
@@ -92,10 +109,10 @@ impl Watcher {
                         mode: "native",
                     }));
                 }
-                Err(e) => eprintln!(
+                Err(e) => crate::runlog::say(&format!(
                     "rudder: native file watching failed ({e}); polling every {} ms",
                     POLL.as_millis()
-                ),
+                )),
             }
         }
         let config = notify::Config::default()

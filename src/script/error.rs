@@ -45,12 +45,25 @@ impl ScriptError {
             }
         }
         let message = match e {
-            EvalAltResult::ErrorTooManyOperations(_) => {
-                "the hook ran out of its operation budget (an endless loop?)".to_string()
+            EvalAltResult::ErrorTooManyOperations(_) => format!(
+                "ran out of its budget of {} operations (an endless loop?)",
+                super::host::MAX_OPERATIONS
+            ),
+            EvalAltResult::ErrorTerminated(token, _)
+                if token.clone().into_string().ok().as_deref()
+                    == Some(super::host::OUT_OF_MEMORY) =>
+            {
+                format!(
+                    "allocated more than its budget of {} MiB of memory",
+                    super::host::MAX_MEMORY >> 20
+                )
             }
-            EvalAltResult::ErrorTerminated(..) => {
-                "the hook ran out of its time budget (an endless loop?)".to_string()
-            }
+            EvalAltResult::ErrorTerminated(..) => format!(
+                "ran out of its time budget of {} s (an endless loop?)",
+                super::host::TIME_BUDGET.as_secs_f64()
+            ),
+            // `throw "text"`, and the resolver's refusals: the text alone.
+            EvalAltResult::ErrorRuntime(v, _) if v.is_string() => v.to_string(),
             EvalAltResult::ErrorStackOverflow(_) => {
                 "too deep: the call stack overflowed (endless recursion?)".to_string()
             }
@@ -82,7 +95,7 @@ impl ScriptError {
 
     /// `file:line:col: message`, then the source line and a caret, like rustc.
     pub fn render(&self) -> String {
-        let mut out = format!("error: {self}");
+        let mut out = format!("error: {}", crate::runlog::one_line(&self.to_string()));
         if self.line > 0
             && let Ok(text) = std::fs::read_to_string(&self.file)
             && let Some(src) = text.lines().nth(self.line - 1)
@@ -90,6 +103,7 @@ impl ScriptError {
             let num = self.line.to_string();
             let pad = " ".repeat(num.len());
             let caret = " ".repeat(self.column.saturating_sub(1));
+            let src = crate::runlog::one_line(src);
             out.push_str(&format!("\n{pad} |\n{num} | {src}\n{pad} | {caret}^"));
         }
         out

@@ -76,8 +76,15 @@ pub struct Located {
 }
 
 fn read(name: String, file: PathBuf) -> Result<Located, String> {
-    let source = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-    let home = file.parent().map(Path::to_path_buf);
+    let source = super::resolver::read_source(&file, &file)?;
+    // The folder of `x.rhai` is the working folder.
+    let home = file.parent().map(|p| {
+        if p.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            p.to_path_buf()
+        }
+    });
     Ok(Located {
         name,
         file,
@@ -87,8 +94,31 @@ fn read(name: String, file: PathBuf) -> Result<Located, String> {
     })
 }
 
+/// Whether `file` (under `dir`) is inside a plugin folder below `dir`.
+fn in_plugin(dir: &Path, file: &Path) -> bool {
+    file.ancestors()
+        .skip(1)
+        .take_while(|a| *a != dir)
+        .any(|a| a.join("plugin.json").exists())
+}
+
+/// Refuses a file found in search folder `dir` whose real path leads outside it.
+fn within(dir: &Path, file: &Path) -> Result<(), String> {
+    match (dir.canonicalize(), file.canonicalize()) {
+        (Ok(root), Ok(real)) if !real.starts_with(&root) => Err(format!(
+            "{} leads outside {} through a symlink",
+            file.display(),
+            dir.display()
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Finds `spec`: an existing path (`x.rhai`, `dir/x.rhai`), or a name (`cosine`,
-/// `batch/rescale`, `PLUGIN/POLICY`) on `search`, then embedded.
+/// `batch/rescale`, `PLUGIN/POLICY`) on `search`, then embedded. A name is looked up
+/// as `DIR/NAME.rhai`, then (a bare name) one folder down in each search folder,
+/// except in plugin folders: a plugin's files are reached only as `PLUGIN/POLICY`
+/// through its manifest.
 pub fn locate(spec: &str, search: &SearchPath) -> Result<Located, String> {
     let as_path = Path::new(spec);
     let stem = as_path
@@ -112,6 +142,7 @@ pub fn locate(spec: &str, search: &SearchPath) -> Result<Located, String> {
                     names.join(", ")
                 ));
             };
+            // plugin::read checked that the file stays inside the plugin.
             let mut found = read(spec.to_string(), home.join(rel))?;
             found.home = Some(home.clone());
             found.manifest = Some(home.join("plugin.json"));
@@ -120,7 +151,8 @@ pub fn locate(spec: &str, search: &SearchPath) -> Result<Located, String> {
     }
     for dir in search.dirs() {
         let direct = dir.join(&file);
-        if direct.is_file() {
+        if direct.is_file() && !in_plugin(dir, &direct) {
+            within(dir, &direct)?;
             return read(spec.to_string(), direct);
         }
         if !spec.contains('/') {
@@ -128,11 +160,14 @@ pub fn locate(spec: &str, search: &SearchPath) -> Result<Located, String> {
                 .into_iter()
                 .flatten()
                 .flatten()
-                .map(|e| e.path().join(&file))
+                .map(|e| e.path())
+                .filter(|d| !d.join("plugin.json").exists())
+                .map(|d| d.join(&file))
                 .filter(|p| p.is_file())
                 .collect();
             subs.sort();
             if let Some(p) = subs.into_iter().next() {
+                within(dir, &p)?;
                 return read(spec.to_string(), p);
             }
         }

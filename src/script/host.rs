@@ -1,24 +1,47 @@
-//! The sandboxed rhai engine a policy runs in: the standard package built once and
-//! shared, explicit limits (release and debug builds alike), an operation and a
-//! wall-clock budget per hook call, no `eval`, strict variables, and the native `lr`
-//! module.
+//! The sandboxed rhai engine a policy runs in: the checked standard package built once
+//! and shared (`safe.rs`), explicit limits (release and debug builds alike), and a
+//! budget per call (operations, wall-clock time on the coarse clock, memory on the
+//! allocation meter) checked at every script operation; no `eval`, strict variables,
+//! and the native `lr` module. The limits are SPEC section 9's table.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rhai::packages::{Package, StandardPackage};
 use rhai::{Dynamic, Engine, EvalAltResult, Module, Shared};
 
-/// Operations one hook call may run.
+use super::{clock, meter, safe};
+
+/// Operations one call may run.
 pub const MAX_OPERATIONS: u64 = 1_000_000;
-/// Wall-clock time one hook call may take.
+/// Wall-clock time one call may take.
 pub const TIME_BUDGET: Duration = Duration::from_secs(1);
+/// Memory one call may add (bytes allocated minus freed), where the binary meters it.
+pub const MAX_MEMORY: i64 = 64 << 20;
+/// Nested script function calls.
+pub const MAX_CALL_LEVELS: usize = 48;
+/// Nested expressions at a script's top level, and inside functions.
+pub const MAX_EXPR_DEPTH: usize = 64;
+pub const MAX_FN_EXPR_DEPTH: usize = 32;
+/// Items of one array, and entries of one map.
+pub const MAX_ARRAY: usize = 100_000;
+pub const MAX_MAP: usize = 10_000;
+/// Modules one call may load.
+pub const MAX_MODULES: usize = 64;
+/// The stack a thread that calls policies should have (address space; only the pages
+/// used become memory): rhai drops, compares and prints script data recursively, and
+/// a call may build 100,000 nested arrays.
+pub const POLICY_STACK: usize = 512 << 20;
+/// The largest policy or module source read, in bytes.
+pub const MAX_SOURCE: u64 = 1 << 20;
+
+/// What ended a call that ran out of its budget: the token of rhai's `ErrorTerminated`.
+pub const OUT_OF_TIME: &str = "time";
+pub const OUT_OF_MEMORY: &str = "memory";
 
 fn standard() -> Shared<Module> {
     static STD: OnceLock<Shared<Module>> = OnceLock::new();
-    STD.get_or_init(|| StandardPackage::new().as_shared_module())
-        .clone()
+    STD.get_or_init(|| safe::package().into()).clone()
 }
 
 /// A number from a script: integer or float.
@@ -92,48 +115,65 @@ pub fn lr_module() -> Module {
     m
 }
 
-/// The deadline of the hook call in progress, in nanoseconds after `base`.
+/// The budget of the call in progress: its deadline on the coarse clock, and the
+/// meter reading past which it has allocated too much.
 #[derive(Clone)]
-pub struct Budget {
-    base: Instant,
-    deadline: Arc<AtomicU64>,
+pub struct Budget(Arc<Limits>);
+
+struct Limits {
+    deadline_ms: AtomicU64,
+    memory: AtomicI64,
 }
 
 impl Budget {
-    /// Starts the clock of a call.
+    /// Starts the clock and the memory count of a call.
     pub fn start(&self) {
-        let at = self.base.elapsed() + TIME_BUDGET;
-        self.deadline.store(at.as_nanos() as u64, Ordering::Relaxed);
+        let now = clock::arm();
+        self.0
+            .deadline_ms
+            .store(now + TIME_BUDGET.as_millis() as u64, Ordering::Relaxed);
+        self.0
+            .memory
+            .store(meter::net().saturating_add(MAX_MEMORY), Ordering::Relaxed);
+    }
+
+    /// The check at each script operation: `Some(token)` ends the call.
+    #[inline]
+    fn exceeded(&self, ops: u64) -> Option<&'static str> {
+        let deadline = self.0.deadline_ms.load(Ordering::Relaxed);
+        if clock::now_ms() >= deadline {
+            return Some(OUT_OF_TIME);
+        }
+        if meter::net() > self.0.memory.load(Ordering::Relaxed) {
+            return Some(OUT_OF_MEMORY);
+        }
+        // The system clock, should the ticker thread lag.
+        if ops.is_multiple_of(1024) && clock::precise_ms() >= deadline {
+            return Some(OUT_OF_TIME);
+        }
+        None
     }
 }
 
-/// A fresh sandboxed engine and the budget its hook calls run under.
+/// A fresh sandboxed engine and the budget its calls run under.
 pub fn engine() -> (Engine, Budget) {
     let mut e = Engine::new_raw();
     e.register_global_module(standard());
     e.register_static_module("lr", lr_module().into());
     e.set_max_operations(MAX_OPERATIONS);
-    e.set_max_call_levels(48);
-    e.set_max_expr_depths(64, 32);
-    e.set_max_string_size(64 * 1024);
-    e.set_max_array_size(100_000);
-    e.set_max_map_size(10_000);
-    e.set_max_modules(64);
+    e.set_max_call_levels(MAX_CALL_LEVELS);
+    e.set_max_expr_depths(MAX_EXPR_DEPTH, MAX_FN_EXPR_DEPTH);
+    e.set_max_string_size(safe::MAX_STRING);
+    e.set_max_array_size(MAX_ARRAY);
+    e.set_max_map_size(MAX_MAP);
+    e.set_max_modules(MAX_MODULES);
     e.set_strict_variables(true);
     e.disable_symbol("eval");
-    let budget = Budget {
-        base: Instant::now(),
-        deadline: Arc::new(AtomicU64::new(u64::MAX)),
-    };
+    let budget = Budget(Arc::new(Limits {
+        deadline_ms: AtomicU64::new(u64::MAX),
+        memory: AtomicI64::new(i64::MAX),
+    }));
     let b = budget.clone();
-    e.on_progress(move |ops| {
-        if ops % 1024 == 0
-            && b.base.elapsed().as_nanos() as u64 > b.deadline.load(Ordering::Relaxed)
-        {
-            Some(Dynamic::UNIT)
-        } else {
-            None
-        }
-    });
+    e.on_progress(move |ops| b.exceeded(ops).map(Dynamic::from));
     (e, budget)
 }

@@ -8,12 +8,15 @@ use std::path::{Path, PathBuf};
 use super::find::{EMBEDDED, Located, SearchPath};
 use super::policy::Policy;
 
-/// One policy as `policy list` shows it.
+/// One policy as `policy list` shows it: where its name resolves, and what shadows
+/// what (other sources of the name whose text differs).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
     pub name: String,
     pub summary: String,
     pub file: String,
+    /// `shadows FILE`, or `"SHORT" finds FILE instead`.
+    pub shadows: Vec<String>,
 }
 
 /// The `//!` lines at the top of a script, without the markers.
@@ -69,48 +72,83 @@ fn scripts_in(dir: &Path, base: &Path, out: &mut Vec<(String, PathBuf)>) {
     }
 }
 
-/// Every policy on `search`, then the embedded ones no file shadows; by name.
+/// Every name on `search` and in the standard library, with the file it resolves to
+/// (as `--policy NAME` finds it) and what it shadows; by name.
 pub fn list(search: &SearchPath) -> Vec<Entry> {
-    let mut seen: BTreeMap<String, Entry> = BTreeMap::new();
+    // Every source of every name, in search order: (name, file, text).
+    let mut found: Vec<(String, String, String)> = Vec::new();
+    let mut broken: BTreeMap<String, Entry> = BTreeMap::new();
     for dir in search.dirs() {
-        let mut found = Vec::new();
-        scripts_in(dir, dir, &mut found);
+        let mut files = Vec::new();
+        scripts_in(dir, dir, &mut files);
         for home in super::plugin::folders(dir) {
             let plugin = home
                 .file_name()
                 .map_or(String::new(), |n| n.to_string_lossy().into_owned());
             match super::plugin::read(&home) {
-                Ok(m) => found.extend(
+                Ok(m) => files.extend(
                     m.policies
                         .iter()
                         .map(|(p, f)| (format!("{plugin}/{p}"), home.join(f))),
                 ),
                 Err(e) => {
-                    seen.entry(format!("{plugin}/")).or_insert(Entry {
+                    broken.entry(format!("{plugin}/")).or_insert(Entry {
                         name: format!("{plugin}/"),
                         summary: format!("invalid plugin: {e}"),
                         file: home.display().to_string(),
+                        shadows: Vec::new(),
                     });
                 }
             }
         }
-        for (name, path) in found {
-            let source = std::fs::read_to_string(&path).unwrap_or_default();
-            seen.entry(name.clone()).or_insert(Entry {
-                name,
-                summary: module_doc(&source).into_iter().next().unwrap_or_default(),
-                file: path.display().to_string(),
-            });
+        for (name, path) in files {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            found.push((name, path.display().to_string(), text));
         }
     }
     for (name, source) in EMBEDDED {
-        seen.entry(name.to_string()).or_insert(Entry {
-            name: name.to_string(),
-            summary: module_doc(source).into_iter().next().unwrap_or_default(),
-            file: format!("<embedded>/{name}.rhai"),
-        });
+        found.push((
+            name.to_string(),
+            format!("<embedded>/{name}.rhai"),
+            source.to_string(),
+        ));
     }
-    seen.into_values().collect()
+    let names: std::collections::BTreeSet<String> = found.iter().map(|f| f.0.clone()).collect();
+    let mut out = broken;
+    for name in names {
+        let Ok(at) = super::find::locate(&name, search) else {
+            continue;
+        };
+        let file = at.file.display().to_string();
+        // The same name elsewhere, and (for a library name) the short name's hits.
+        let short = name.rsplit('/').next().unwrap_or(&name);
+        let mut shadows: Vec<String> = found
+            .iter()
+            .filter(|(n, f, t)| *n == name && *f != file && *t != at.source)
+            .map(|(_, f, _)| format!("shadows {f}"))
+            .collect();
+        // A plugin's policies have no short name.
+        if short != name
+            && at.manifest.is_none()
+            && let Ok(s) = super::find::locate(short, search)
+            && s.source != at.source
+        {
+            shadows.push(format!("{short:?} finds {} instead", s.file.display()));
+        }
+        out.insert(
+            name.clone(),
+            Entry {
+                name,
+                summary: module_doc(&at.source)
+                    .into_iter()
+                    .next()
+                    .unwrap_or_default(),
+                file,
+                shadows,
+            },
+        );
+    }
+    out.into_values().collect()
 }
 
 /// `policy doc`: the doc comment, the hooks, and the parameters with their defaults.

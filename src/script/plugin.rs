@@ -86,6 +86,14 @@ pub fn parse(text: &str, dir: &Path) -> Result<Manifest, String> {
                 path.display()
             ));
         }
+        if let (Ok(root), Ok(real)) = (dir.canonicalize(), dir.join(f).canonicalize())
+            && !real.starts_with(root)
+        {
+            return Err(format!(
+                "{}: policy {name}: file {file} leads outside the plugin through a symlink",
+                path.display()
+            ));
+        }
     }
     Ok(m)
 }

@@ -2,13 +2,15 @@
 //! merged parameters and its `this` state.
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use rhai::{AST, CallFnOptions, Dynamic, Engine, Map, Scope};
 
 use super::error::ScriptError;
 use super::find::{Located, SearchPath};
 use super::host::{self, Budget};
-use super::resolver::Resolver;
+use super::resolver::{Chain, Resolver};
+use super::state;
 use crate::policy::Hook;
 
 const HOOKS: [Hook; 6] = Hook::ALL;
@@ -18,6 +20,8 @@ pub struct Policy {
     pub file: PathBuf,
     engine: Engine,
     budget: Budget,
+    /// The import graph of the load or call in progress.
+    imports: Arc<Mutex<Chain>>,
     ast: AST,
     defined: [bool; 6],
     /// Defaults from `fn params()`, then `--param` values.
@@ -44,11 +48,11 @@ fn index(hook: Hook) -> usize {
         .expect("every hook is listed")
 }
 
-/// FNV-1a over the sources, as 12 hex digits: the version in events.
-pub fn content_hash(parts: &[&str]) -> String {
+/// FNV-1a over the sources' bytes, as 12 hex digits: the version in events.
+pub fn content_hash(parts: &[&[u8]]) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for p in parts {
-        for b in p.bytes().chain([0xff]) {
+        for b in p.iter().copied().chain([0xff]) {
             h ^= b as u64;
             h = h.wrapping_mul(0x0100_0000_01b3);
         }
@@ -60,23 +64,32 @@ impl Policy {
     /// Compiles `src` (resolving its imports) and reads its `params()`.
     pub fn compile(src: Located, search: &SearchPath) -> Result<Policy, ScriptError> {
         let (mut engine, budget) = host::engine();
-        let resolver = Resolver::new(src.home.clone(), search.clone());
+        let label = src.file.display().to_string();
+        let resolver = Resolver::new(
+            src.home.clone(),
+            search.clone(),
+            Some((src.file.as_path(), label.as_str())),
+        );
         let imported = resolver.files.clone();
-        engine.set_module_resolver(resolver);
+        let imports = resolver.chain.clone();
+        engine.set_module_resolver(resolver.clone());
+        // Imported modules' top-level code runs now, under a budget.
+        budget.start();
         let mut ast = engine
-            .compile_into_self_contained(&Scope::new(), &src.source)
-            .map_err(|e| {
-                let err = ScriptError::from_eval(&src.file, &e);
-                // A refused or missing import has no place: find the import's path.
-                let needle = err
-                    .message
-                    .split('"')
-                    .nth(1)
-                    .map(|p| format!("\"{p}\""))
-                    .unwrap_or_else(|| "import".into());
-                err.or_place(&src.source, &needle)
-            })?;
-        ast.set_source(src.file.display().to_string());
+            .compile_with_scope(&Scope::new(), &src.source)
+            .map_err(|e| ScriptError::from_eval(&src.file, &e.into()))?;
+        ast.set_source(label.as_str());
+        resolver.preload(&engine, &ast).map_err(|e| {
+            let err = ScriptError::from_eval(&src.file, &e);
+            // A refused or missing import may have no place: find the import's path.
+            let needle = err
+                .message
+                .split('"')
+                .nth(1)
+                .map(|p| format!("\"{p}\""))
+                .unwrap_or_else(|| "import".into());
+            err.or_place(&src.source, &needle)
+        })?;
         let mut defined = [false; 6];
         let mut has_params = false;
         for f in ast.iter_functions() {
@@ -104,19 +117,20 @@ impl Policy {
         if !eval_top {
             ast = ast.clone_functions_only();
         }
-        let sources: Vec<String> = std::iter::once(src.source.clone())
+        let sources: Vec<Vec<u8>> = std::iter::once(src.source.clone().into_bytes())
             .chain(
                 files[1..]
                     .iter()
-                    .map(|f| std::fs::read_to_string(f).unwrap_or_default()),
+                    .map(|f| std::fs::read(f).unwrap_or_default()),
             )
             .collect();
-        let version = content_hash(&sources.iter().map(String::as_str).collect::<Vec<_>>());
+        let version = content_hash(&sources.iter().map(Vec::as_slice).collect::<Vec<_>>());
         let mut policy = Policy {
             name: src.name.clone(),
             file: src.file,
             engine,
             budget,
+            imports,
             ast,
             defined,
             params: Map::new(),
@@ -164,15 +178,34 @@ impl Policy {
         self.defined[index(hook)]
     }
 
+    /// Calls `name` under a fresh budget. A call that fails, or leaves a `this` that
+    /// cannot be kept (SPEC section 9), changes nothing: `this` is put back.
     fn call_raw(&mut self, name: &str, args: impl rhai::FuncArgs) -> Result<Dynamic, ScriptError> {
+        let before = self.this.clone();
+        self.imports.lock().expect("import chain lock").reset();
         self.budget.start();
         let opts = CallFnOptions::new()
             .eval_ast(self.eval_top)
             .rewind_scope(true)
             .bind_this_ptr(&mut self.this);
-        self.engine
+        let result = self
+            .engine
             .call_fn_with_options::<Dynamic>(opts, &mut Scope::new(), &self.ast, name, args)
             .map_err(|e| ScriptError::from_eval(&self.file, &e))
+            .and_then(|v| {
+                state::check(&self.this)
+                    .map(|()| v)
+                    .map_err(|message| ScriptError {
+                        file: self.file.clone(),
+                        line: 0,
+                        column: 0,
+                        message,
+                    })
+            });
+        if result.is_err() {
+            self.this = before;
+        }
+        result
     }
 
     /// Calls `hook` with `ctx`; the raw value it returned.

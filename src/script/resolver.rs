@@ -1,33 +1,178 @@
 //! `import` for policies: a relative path (no `..`, not absolute), looked up in the
-//! importing policy's own folder, then on the search path. Every file read is recorded,
-//! so a reload can watch it.
+//! importing policy's own folder, then on the search path, and read only if its real
+//! (canonical) path lies inside the folder it was found in: a symlink that leads out is
+//! refused by its name, and no byte of its target is read. Every import is an edge of
+//! the policy's import graph, so a cycle is refused, naming it
+//! (`a.rhai -> b.rhai -> a.rhai`), before it recurses: at load (every import with a
+//! constant path, also inside functions) and when a hook imports at run time. A
+//! module's top-level code runs once, under the budget of the load or call that first
+//! imports it, and the module is kept for the policy's later imports of it. Every file
+//! read is recorded, so a reload can watch it.
 
+use std::collections::HashMap;
+use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use rhai::{Engine, EvalAltResult, Module, ModuleResolver, Position, Scope, Shared};
+use rhai::{
+    AST, ASTNode, Engine, EvalAltResult, Expr, GlobalRuntimeState, Module, ModuleResolver,
+    Position, Scope, Shared, Stmt,
+};
 
 use super::find::SearchPath;
+use super::host::MAX_SOURCE;
 
-/// Resolves imports for one policy.
+/// Reads a policy or module source: a regular file of at most `MAX_SOURCE` bytes, in
+/// UTF-8. Errors name `shown` (the path as the user knows it).
+pub fn read_source(path: &Path, shown: &Path) -> Result<String, String> {
+    let at = shown.display();
+    let meta = std::fs::metadata(path).map_err(|e| format!("{at}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("{at}: not a regular file"));
+    }
+    if meta.len() > MAX_SOURCE {
+        return Err(format!(
+            "{at}: {} bytes, more than the {} KiB a policy file may have",
+            meta.len(),
+            MAX_SOURCE >> 10
+        ));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_SOURCE + 1).read_to_end(&mut bytes))
+        .map_err(|e| format!("{at}: {e}"))?;
+    String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "{at}: not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
+/// The policy's import graph while it loads or runs a call.
+#[derive(Default)]
+pub struct Chain {
+    /// Real paths of the modules whose top level is being evaluated, innermost last.
+    loading: Vec<PathBuf>,
+    /// `importer -> imported` (real paths) seen in this load or call.
+    edges: Vec<(PathBuf, PathBuf)>,
+    /// Source labels (the policy's file, each module's path as found) to real paths.
+    real: HashMap<String, PathBuf>,
+    /// Real paths to the names shown in messages.
+    shown: HashMap<PathBuf, String>,
+    root: Option<PathBuf>,
+}
+
+impl Chain {
+    /// A new graph for a load or a call.
+    pub fn reset(&mut self) {
+        self.loading.clear();
+        self.edges.clear();
+    }
+
+    fn label(&mut self, real: &Path, shown: &str) {
+        self.real.insert(shown.to_string(), real.to_path_buf());
+        self.shown.insert(real.to_path_buf(), shown.to_string());
+    }
+
+    fn importer(&self, source: Option<&str>) -> Option<PathBuf> {
+        self.loading
+            .last()
+            .cloned()
+            .or_else(|| source.and_then(|s| self.real.get(s).cloned()))
+            .or_else(|| self.root.clone())
+    }
+
+    fn name(&self, p: &Path) -> String {
+        self.shown
+            .get(p)
+            .cloned()
+            .unwrap_or_else(|| p.display().to_string())
+    }
+
+    /// Records `from -> to`; the cycle it closes, if any, as `a -> b -> a`.
+    fn add(&mut self, from: PathBuf, to: PathBuf) -> Result<(), String> {
+        self.edges.push((from.clone(), to.clone()));
+        // A path to -> ... -> from closes the cycle.
+        let mut stack = vec![vec![to.clone()]];
+        let mut seen = vec![to.clone()];
+        while let Some(path) = stack.pop() {
+            let last = path.last().expect("paths are not empty");
+            if *last == from {
+                let mut names: Vec<String> = path.iter().map(|p| self.name(p)).collect();
+                names.push(self.name(&to));
+                return Err(names.join(" -> "));
+            }
+            for (a, b) in &self.edges {
+                if a == last && !seen.contains(b) {
+                    seen.push(b.clone());
+                    let mut next = path.clone();
+                    next.push(b.clone());
+                    stack.push(next);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Resolves imports for one policy; a clone shares everything.
+#[derive(Clone)]
 pub struct Resolver {
     /// The importing policy's folder (`None` for an embedded policy).
     home: Option<PathBuf>,
     search: SearchPath,
     /// Files this policy was built from, besides its own script.
     pub(crate) files: Arc<Mutex<Vec<PathBuf>>>,
+    /// The import graph, shared with the policy (which resets it per load and call).
+    pub(crate) chain: Arc<Mutex<Chain>>,
+    /// Modules loaded so far, by real path.
+    loaded: Arc<Mutex<HashMap<PathBuf, Shared<Module>>>>,
+}
+
+/// A refusal with a place: the import statement in the importing file.
+fn refused(message: String, pos: Position) -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorRuntime(message.into(), pos))
 }
 
 impl Resolver {
-    pub fn new(home: Option<PathBuf>, search: SearchPath) -> Resolver {
+    /// `root`: the policy's file and the label its AST carries.
+    pub fn new(home: Option<PathBuf>, search: SearchPath, root: Option<(&Path, &str)>) -> Resolver {
+        let mut chain = Chain::default();
+        if let Some((file, label)) = root {
+            let real = file.canonicalize().unwrap_or_else(|_| file.to_path_buf());
+            chain.label(&real, label);
+            chain.root = Some(real);
+        }
         Resolver {
             home,
             search,
             files: Arc::default(),
+            chain: Arc::new(Mutex::new(chain)),
+            loaded: Arc::default(),
         }
     }
 
-    fn locate(&self, path: &str) -> Result<PathBuf, String> {
+    /// Loads every import of `ast` whose path is a constant (at its top level and in
+    /// its functions), so a missing module, a refused one or a cycle is found now.
+    pub fn preload(&self, engine: &Engine, ast: &AST) -> Result<(), Box<EvalAltResult>> {
+        let mut imports = Vec::new();
+        ast.walk(&mut |path: &[ASTNode]| {
+            if let Some(ASTNode::Stmt(Stmt::Import(x, _))) = path.last()
+                && let Expr::StringConstant(s, pos) = &x.0
+            {
+                imports.push((s.to_string(), *pos));
+            }
+            true
+        });
+        for (path, pos) in imports {
+            self.resolve_in(engine, None, &path, pos)?;
+        }
+        Ok(())
+    }
+
+    /// The module file for `path`: `(as found, real path)`.
+    fn locate(&self, path: &str) -> Result<Option<(PathBuf, PathBuf)>, String> {
         let rel = Path::new(path);
         if rel.is_absolute() || path.starts_with('/') || path.starts_with('\\') {
             return Err(format!(
@@ -49,14 +194,105 @@ impl Resolver {
         } else {
             rel.with_extension("rhai")
         };
-        let mut dirs: Vec<PathBuf> = self.home.iter().cloned().collect();
-        dirs.extend(self.search.dirs().iter().cloned());
-        dirs.iter()
-            .map(|d| d.join(&file))
-            .find(|p| p.is_file())
-            .ok_or_else(|| {
-                format!("module {path:?} not found in the policy's folder or on the search path")
-            })
+        let mut dirs: Vec<&PathBuf> = self.home.iter().collect();
+        dirs.extend(self.search.dirs());
+        for dir in dirs {
+            // The folder of `x.rhai` is `""`: the working folder.
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir.as_path()
+            };
+            let found = dir.join(&file);
+            // A dangling link is there too (and refused below).
+            if std::fs::symlink_metadata(&found).is_err() {
+                continue;
+            }
+            let (Ok(root), Ok(real)) = (dir.canonicalize(), found.canonicalize()) else {
+                return Err(format!(
+                    "import {path:?}: {} is a broken link",
+                    found.display()
+                ));
+            };
+            if !real.starts_with(&root) {
+                return Err(format!(
+                    "import {path:?}: {} leads outside {} through a symlink",
+                    found.display(),
+                    dir.display()
+                ));
+            }
+            // `./x.rhai` is shown as `x.rhai`.
+            let found = found
+                .strip_prefix(".")
+                .map_or(found.clone(), Path::to_path_buf);
+            return Ok(Some((found, real)));
+        }
+        Ok(None)
+    }
+
+    fn resolve_in(
+        &self,
+        engine: &Engine,
+        global: Option<&mut GlobalRuntimeState>,
+        path: &str,
+        pos: Position,
+    ) -> Result<Shared<Module>, Box<EvalAltResult>> {
+        let (found, real) = match self.locate(path) {
+            Ok(Some(f)) => f,
+            Ok(None) => {
+                return Err(Box::new(EvalAltResult::ErrorModuleNotFound(
+                    format!(
+                        "module {path:?} not found in the policy's folder or on the search path"
+                    ),
+                    pos,
+                )));
+            }
+            Err(m) => return Err(refused(m, pos)),
+        };
+        let shown = found.display().to_string();
+        {
+            let mut chain = self.chain.lock().expect("import chain lock");
+            chain.label(&real, &shown);
+            let from = chain
+                .importer(global.as_ref().and_then(|g| g.source()))
+                .unwrap_or_else(|| real.clone());
+            if let Err(cycle) = chain.add(from, real.clone()) {
+                return Err(refused(
+                    format!("import {path:?}: import cycle {cycle}"),
+                    pos,
+                ));
+            }
+        }
+        let text = read_source(&real, &found).map_err(|m| refused(m, pos))?;
+        self.files
+            .lock()
+            .expect("resolver lock")
+            .push(found.clone());
+        let in_module =
+            |e: Box<EvalAltResult>| Box::new(EvalAltResult::ErrorInModule(shown.clone(), e, pos));
+        let mut ast = engine
+            .compile(&text)
+            .map_err(|e| in_module(Box::new(EvalAltResult::ErrorParsing(*e.0, e.1))))?;
+        ast.set_source(shown.as_str());
+        self.chain
+            .lock()
+            .expect("import chain lock")
+            .loading
+            .push(real.clone());
+        // The module's top level runs under the importing call's budget.
+        let module = match global {
+            Some(g) => Module::eval_ast_as_new_raw(engine, &mut Scope::new(), g, &ast),
+            None => Module::eval_ast_as_new(Scope::new(), &ast, engine),
+        };
+        self.chain.lock().expect("import chain lock").loading.pop();
+        let mut module = module.map_err(in_module)?;
+        module.set_id(shown.as_str());
+        let module: Shared<Module> = module.into();
+        self.loaded
+            .lock()
+            .expect("module lock")
+            .insert(real, module.clone());
+        Ok(module)
     }
 }
 
@@ -68,22 +304,17 @@ impl ModuleResolver for Resolver {
         path: &str,
         pos: Position,
     ) -> Result<Shared<Module>, Box<EvalAltResult>> {
-        let file = self
-            .locate(path)
-            .map_err(|m| EvalAltResult::ErrorModuleNotFound(m, pos))?;
-        let text = std::fs::read_to_string(&file).map_err(|e| {
-            EvalAltResult::ErrorModuleNotFound(format!("{}: {e}", file.display()), pos)
-        })?;
-        self.files.lock().expect("resolver lock").push(file.clone());
-        let mut ast = engine.compile(&text).map_err(|e| {
-            Box::new(EvalAltResult::ErrorInModule(
-                file.display().to_string(),
-                Box::new(EvalAltResult::ErrorParsing(*e.0, e.1)),
-                pos,
-            ))
-        })?;
-        ast.set_source(file.display().to_string());
-        let module = Module::eval_ast_as_new(Scope::new(), &ast, engine)?;
-        Ok(module.into())
+        self.resolve_in(engine, None, path, pos)
+    }
+
+    fn resolve_raw(
+        &self,
+        engine: &Engine,
+        global: &mut GlobalRuntimeState,
+        _scope: &mut Scope,
+        path: &str,
+        pos: Position,
+    ) -> Result<Shared<Module>, Box<EvalAltResult>> {
+        self.resolve_in(engine, Some(global), path, pos)
     }
 }

@@ -10,6 +10,7 @@ use super::convert;
 use super::error::ScriptError;
 use super::find::{self, SearchPath};
 use super::policy::{Policy, content_hash};
+use super::state;
 use crate::policy::{Controller, Ctx, Decision, Hook, PolicyEvent, PolicyState, Reply, Rescale};
 
 /// A fault found while loading: a script that does not compile, a policy that cannot
@@ -107,13 +108,12 @@ impl PolicySet {
 
     /// Replaces policy `i`'s `this` (from JSON), as a test or a resume does.
     pub fn set_this(&mut self, i: usize, this: &Value) {
-        self.policies[i].this =
-            rhai::serde::to_dynamic(this).unwrap_or_else(|_| Dynamic::from_map(rhai::Map::new()));
+        self.policies[i].this = state::from_json(this);
     }
 
-    /// Policy `i`'s `this`, as JSON.
+    /// Policy `i`'s `this`, as JSON (NaN and the infinities tagged, see `state`).
     pub fn this_json(&self, i: usize) -> Value {
-        convert::to_json(&self.policies[i].this)
+        state::to_json(&self.policies[i].this)
     }
 
     pub fn policies(&self) -> &[Policy] {
@@ -143,7 +143,7 @@ impl PolicySet {
 
     fn report(&mut self, e: &ScriptError) {
         if self.echo_errors && self.printed.insert(e.clone()) {
-            eprintln!("{}", e.render());
+            crate::runlog::say(&e.render());
         }
     }
 }
@@ -209,21 +209,32 @@ fn event(
 impl PolicySet {
     /// The content hash of policy `i`'s files now; `None` while one is missing or
     /// empty (a delete-then-create save, or a write in progress, keeps the old version
-    /// until the file is back).
+    /// until the file is back). A file that cannot be read for another reason (its
+    /// permissions), or is too large, is a version of its own, which then fails to
+    /// load with the reason.
     fn current_version(&self, i: usize) -> Option<String> {
         let p = &self.policies[i];
-        let texts = p
-            .files
-            .iter()
-            .map(std::fs::read_to_string)
-            .collect::<Result<Vec<_>, _>>()
-            .ok()?;
-        // An empty file is a save in progress (truncated, not yet written): wait.
-        if texts.iter().any(|t| t.trim().is_empty()) {
-            return None;
+        let mut parts = Vec::with_capacity(p.files.len());
+        for f in &p.files {
+            let bytes = match std::fs::metadata(f) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+                Ok(m) if m.len() > super::host::MAX_SOURCE => {
+                    format!("large:{}", m.len()).into_bytes()
+                }
+                _ => match std::fs::read(f) {
+                    Ok(b) => b,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+                    Err(e) => format!("unreadable:{e}").into_bytes(),
+                },
+            };
+            // An empty file is a save in progress (truncated, not yet written): wait.
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                return None;
+            }
+            parts.push(bytes);
         }
         Some(content_hash(
-            &texts.iter().map(String::as_str).collect::<Vec<_>>(),
+            &parts.iter().map(Vec::as_slice).collect::<Vec<_>>(),
         ))
     }
 
@@ -294,6 +305,15 @@ impl Controller for PolicySet {
             match found {
                 Some(s) => {
                     self.set_this(i, &s.this);
+                    // A hand-edited or older checkpoint may hold what a call could not
+                    // have kept.
+                    if let Err(why) = state::check(&self.policies[i].this) {
+                        self.policies[i].this = Dynamic::from_map(rhai::Map::new());
+                        notes.push(format!(
+                            "policy {name}: its saved this cannot be kept ({why}); it starts empty"
+                        ));
+                        continue;
+                    }
                     if s.version != version {
                         notes.push(format!(
                             "policy {name} changed since the checkpoint (version {} -> {version}); its new version runs, with its saved this",
@@ -337,7 +357,10 @@ impl Controller for PolicySet {
                     self.failed[i] = None;
                     let v = format!("v{}", self.generation[i]);
                     if self.echo_errors {
-                        eprintln!("policy {name} reloaded ({v}, {})", &now[..6]);
+                        crate::runlog::say(&crate::runlog::one_line(&format!(
+                            "policy {name} reloaded ({v}, {})",
+                            &now[..6]
+                        )));
                     }
                     events.push(event(
                         "reload",
@@ -350,10 +373,10 @@ impl Controller for PolicySet {
                 }
                 Err(e) => {
                     if self.echo_errors {
-                        eprintln!(
+                        crate::runlog::say(&crate::runlog::one_line(&format!(
                             "policy {name}: reload failed at {e} (still running v{})",
                             self.generation[i]
-                        );
+                        )));
                     }
                     let mut d = JsonMap::new();
                     d.insert("file".into(), json!(e.file.display().to_string()));
@@ -434,7 +457,7 @@ impl PolicySet {
                         hook.function()
                     );
                     if self.echo_errors && self.printed_invalid.insert(line.clone()) {
-                        eprintln!("{line}");
+                        crate::runlog::say(&crate::runlog::one_line(&line));
                     }
                     events.push(event("invalid_decision", p, hook, Some(msg), d));
                 }

@@ -183,6 +183,19 @@ pub fn run_file(file: &TestFile, label: &str, search: &SearchPath, out: &mut Out
             _ => Map::new(),
         };
         let mut want = case.expect.clone();
+        // `"error": true`: the case expects the call to fail (a policy_error or an
+        // invalid_decision); any other case fails on one.
+        let expect_error = match want.remove("error") {
+            None | Some(Value::Bool(false)) => false,
+            Some(Value::Bool(true)) => true,
+            Some(other) => {
+                fail(
+                    out,
+                    format!("expect.error must be true or false, got {other}"),
+                );
+                continue;
+            }
+        };
         if let Some(w_this) = want.remove("this") {
             let this = set.this_json(0);
             if !matches(&w_this, &this) {
@@ -196,18 +209,18 @@ pub fn run_file(file: &TestFile, label: &str, search: &SearchPath, out: &mut Out
         let errors: Vec<String> = reply
             .events
             .iter()
-            .filter(|e| e.kind != "decision")
+            .filter(|e| e.kind == "policy_error" || e.kind == "invalid_decision")
             .map(|e| format!("{}: {}", e.kind, e.message.clone().unwrap_or_default()))
             .collect();
         if matches(&Value::Object(want.clone()), &Value::Object(got.clone()))
-            && (errors.is_empty() || !want.is_empty())
+            && errors.is_empty() != expect_error
         {
             out.passed += 1;
         } else {
-            let extra = if errors.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", errors.join("; "))
+            let extra = match (errors.is_empty(), expect_error) {
+                (true, true) => " (expected an error, the call succeeded)".to_string(),
+                (true, false) => String::new(),
+                (false, _) => format!(" ({})", errors.join("; ")),
             };
             fail(
                 out,

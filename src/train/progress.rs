@@ -53,7 +53,7 @@ impl Progress {
             bar.finish_and_clear();
         }
         if !self.quiet {
-            eprintln!(
+            crate::runlog::say(&format!(
                 "epoch {:>3}/{}  train loss {:.4} acc {:.4}  val loss {:.4} acc {:.4}  lr {:.4e}  bs {}  {}  {:.1}s",
                 r.epoch + 1,
                 r.epochs,
@@ -65,7 +65,7 @@ impl Progress {
                 r.batch_size,
                 rate_text(r.samples_per_s),
                 r.epoch_time_s
-            );
+            ));
         }
     }
 
@@ -74,9 +74,11 @@ impl Progress {
         if self.quiet {
             return;
         }
+        // Policy text may hold control characters (ANSI escapes): shown escaped.
+        let msg = crate::runlog::one_line(msg);
         match &self.bar {
-            Some(bar) => bar.suspend(|| eprintln!("{msg}")),
-            None => eprintln!("{msg}"),
+            Some(bar) => bar.suspend(|| crate::runlog::say(&msg)),
+            None => crate::runlog::say(&msg),
         }
     }
 }

@@ -99,30 +99,38 @@ pub fn run(cfg: &TrainConfig, spec: &Spec, data: &Data) -> Result<Outcome, AppEr
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Result<Trial, AppError>>>> =
         Mutex::new((0..spec.multipliers.len()).map(|_| None).collect());
+    let work = || {
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(&m) = spec.multipliers.get(i) else {
+                break;
+            };
+            let c = trial_cfg(m);
+            let r = run_trial(&c, m, data, &spec.metric);
+            if let Ok(t) = &r {
+                crate::runlog::say(&format!(
+                    "rudder sweep: {} (lr {}) done: {} epochs, best {} {}{}",
+                    t.dir,
+                    report::fmt_num(t.lr),
+                    t.epochs_run,
+                    spec.metric,
+                    t.score.map_or("-".into(), |v| format!("{v:.4}")),
+                    if t.diverged { ", diverged" } else { "" }
+                ));
+            }
+            results.lock().expect("no trial panics")[i] = Some(r);
+        }
+    };
     std::thread::scope(|s| {
         for _ in 0..jobs {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&m) = spec.multipliers.get(i) else {
-                        break;
-                    };
-                    let c = trial_cfg(m);
-                    let r = run_trial(&c, m, data, &spec.metric);
-                    if let Ok(t) = &r {
-                        eprintln!(
-                            "rudder sweep: {} (lr {}) done: {} epochs, best {} {}{}",
-                            t.dir,
-                            report::fmt_num(t.lr),
-                            t.epochs_run,
-                            spec.metric,
-                            t.score.map_or("-".into(), |v| format!("{v:.4}")),
-                            if t.diverged { ", diverged" } else { "" }
-                        );
-                    }
-                    results.lock().expect("no trial panics")[i] = Some(r);
-                }
-            });
+            // Policies run on the trial's thread: it gets their stack.
+            let started = std::thread::Builder::new()
+                .name("rudder-trial".into())
+                .stack_size(crate::script::POLICY_STACK)
+                .spawn_scoped(s, work);
+            if started.is_err() {
+                work();
+            }
         }
     });
     let mut trials = Vec::new();

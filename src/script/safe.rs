@@ -1,0 +1,125 @@
+//! The script standard library a policy sees: rhai's standard package without blobs
+//! (a policy has no bytes to handle, so the blob limit holds by construction), with the
+//! built-ins that could build a result far larger than their inputs, or block the
+//! thread, replaced by checked versions that fail before they allocate.
+//!
+//! Audited against rhai 1.27's packages: `pad` (strings, arrays), `+`/`+=` on strings
+//! and arrays, `split*`, `to_chars`, `chars`, `to_upper`/`to_lower`, `parse_json`,
+//! `to_json`, `map`/`filter` and ranges already check their result's size before
+//! building it, or cannot exceed the inputs by more than a small factor (then rhai's
+//! check after the call applies). Two do not: `replace`, whose result can be the
+//! product of its inputs' sizes, and `sleep`, which blocks the thread.
+
+use rhai::packages::{
+    BasicArrayPackage, BasicMapPackage, BasicMathPackage, BasicTimePackage, BitFieldPackage,
+    CorePackage, LogicPackage, MoreStringPackage, Package,
+};
+use rhai::{EvalAltResult, FLOAT, INT, ImmutableString, Module};
+
+/// The longest string a script may build, in bytes (SPEC section 9).
+pub const MAX_STRING: usize = 64 * 1024;
+
+/// The package every policy engine shares.
+pub fn package() -> Module {
+    let mut m = Module::new();
+    CorePackage::init(&mut m);
+    BitFieldPackage::init(&mut m);
+    LogicPackage::init(&mut m);
+    BasicMathPackage::init(&mut m);
+    BasicArrayPackage::init(&mut m);
+    BasicMapPackage::init(&mut m);
+    BasicTimePackage::init(&mut m);
+    MoreStringPackage::init(&mut m);
+    m.register_lazy_functions();
+    overrides(&mut m);
+    m.build_index();
+    m
+}
+
+fn too_large(what: &str, bytes: usize) -> Box<EvalAltResult> {
+    format!(
+        "{what}: the result would be {bytes} bytes, more than the {MAX_STRING}-byte string limit"
+    )
+    .into()
+}
+
+/// `string.replace(find, with)`, its size computed before it is built.
+fn replace(s: &mut ImmutableString, find: &str, with: &str) -> Result<(), Box<EvalAltResult>> {
+    if s.is_empty() {
+        return Ok(());
+    }
+    // An empty pattern matches before every character and at the end.
+    let count = if find.is_empty() {
+        s.chars().count() + 1
+    } else {
+        s.matches(find).count()
+    };
+    let size = (s.len() - count * find.len()).saturating_add(count.saturating_mul(with.len()));
+    if size > MAX_STRING {
+        return Err(too_large("replace", size));
+    }
+    if count > 0 {
+        *s = s.replace(find, with).into();
+    }
+    Ok(())
+}
+
+fn no_sleep() -> Result<(), Box<EvalAltResult>> {
+    Err("sleep is not available to a policy: a hook call has a time budget of its own".into())
+}
+
+fn overrides(m: &mut Module) {
+    m.set_native_fn(
+        "replace",
+        |s: &mut ImmutableString, find: &str, with: &str| replace(s, find, with),
+    );
+    m.set_native_fn(
+        "replace",
+        |s: &mut ImmutableString, find: &str, with: char| {
+            replace(s, find, with.encode_utf8(&mut [0; 4]))
+        },
+    );
+    m.set_native_fn(
+        "replace",
+        |s: &mut ImmutableString, find: char, with: &str| {
+            replace(s, find.encode_utf8(&mut [0; 4]), with)
+        },
+    );
+    m.set_native_fn(
+        "replace",
+        |s: &mut ImmutableString, find: char, with: char| {
+            replace(
+                s,
+                find.encode_utf8(&mut [0; 4]),
+                with.encode_utf8(&mut [0; 4]),
+            )
+        },
+    );
+    m.set_native_fn("sleep", |_: INT| no_sleep());
+    m.set_native_fn("sleep", |_: FLOAT| no_sleep());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replace_matches_std_and_refuses_before_building() {
+        for (s, find, with) in [
+            ("abcabc", "b", "XYZ"),
+            ("abc", "", "-"),
+            ("aaaa", "aa", "b"),
+            ("", "a", "b"),
+            ("héé", "é", "e"),
+        ] {
+            let mut r: ImmutableString = s.into();
+            replace(&mut r, find, with).unwrap();
+            assert_eq!(r.as_str(), s.replace(find, with), "{s} {find} {with}");
+        }
+        let mut big: ImmutableString = "a".repeat(MAX_STRING).into();
+        let with = "b".repeat(2);
+        let e = replace(&mut big, "a", &with).unwrap_err().to_string();
+        assert!(e.contains("131072 bytes"), "{e}");
+        assert_eq!(big.len(), MAX_STRING, "unchanged");
+    }
+}
