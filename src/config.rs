@@ -12,6 +12,9 @@ use crate::model::Arch;
 use crate::optim::{self, Hyper};
 use crate::policy::Rescale;
 
+/// The largest `--config` file read.
+pub const MAX_CONFIG: u64 = 1 << 20;
+
 /// A bad option or config file; the message names the flag, or the file, line and
 /// column. Exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -204,13 +207,27 @@ pub struct TrainConfig {
 impl TrainOptions {
     /// Reads a `--config` file; errors name the file, line and column.
     pub fn from_file(path: &Path) -> Result<TrainOptions, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError(format!("--config {}: {e}", path.display())))?;
+        let fault = |msg: String| ConfigError(format!("--config {}: {msg}", path.display()));
+        let meta = std::fs::metadata(path).map_err(|e| fault(e.to_string()))?;
+        if meta.len() > MAX_CONFIG {
+            return Err(fault(format!(
+                "{} bytes; a config file is at most {} KiB",
+                meta.len(),
+                MAX_CONFIG >> 10
+            )));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| fault(e.to_string()))?;
+        // serde would read an array as the fields in order.
+        if let Some(c) = text.trim_start().chars().next()
+            && c != '{'
+        {
+            return Err(fault("must be a JSON object ({\"lr\": 0.1, ...})".into()));
+        }
         serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(&text)).map_err(
             |e| {
                 let key = e.path().to_string();
                 let inner = e.into_inner();
-                let msg = inner.to_string();
+                let msg = crate::runlog::clip_quoted(&inner.to_string());
                 let msg = msg.split(" at line ").next().unwrap_or(&msg);
                 let at = format!("{}:{}:{}", path.display(), inner.line(), inner.column());
                 if key == "." || msg.contains(&format!("`{key}`")) {

@@ -130,12 +130,26 @@ pub fn load_policies(
 
 /// Trains as configured by `cfg`, steered by `controller`.
 pub fn train_with(cfg: &TrainConfig, controller: &mut dyn Controller) -> Result<Summary, AppError> {
-    // candle sizes its gemm thread pool from this variable on every call, and rayon's
-    // pool reads it once; set before any tensor work (no other thread runs yet).
-    unsafe { std::env::set_var("RAYON_NUM_THREADS", cfg.threads.to_string()) };
     let device = device(cfg)?;
     let data = load_data(cfg, &device)?;
-    train_on(cfg, &data, controller)
+    with_threads(cfg.threads, || train_on(cfg, &data, controller))
+}
+
+/// Runs `f` with `threads` CPU threads for the tensor kernels: in a rayon pool of its
+/// own, so the engine's products and candle's parallel loops run there (the process
+/// environment is never changed; a sweep's trials each get their own pool). Where a
+/// pool cannot be started, `f` runs on the global one.
+pub fn with_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    match rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .thread_name(|i| format!("rudder-kernel-{i}"))
+        // `f` runs on a worker, and calls the policies: it needs their stack.
+        .stack_size(crate::script::POLICY_STACK)
+        .build()
+    {
+        Ok(pool) => pool.install(f),
+        Err(_) => f(),
+    }
 }
 
 /// Loads the data set `cfg` names onto `device`.
@@ -160,6 +174,9 @@ pub fn build_learner(
         image: data.image,
         classes: data.classes,
     };
+    cfg.arch()
+        .check_size(io, cfg.batch_size)
+        .map_err(ConfigError)?;
     let model = model::build(&cfg.arch(), io, cfg.seed, &device).map_err(ConfigError)?;
     let param_count = model.param_count();
     let kernels = if device.is_cpu() && cfg.kernels == Kernels::Rudder {
@@ -184,7 +201,7 @@ pub fn build_learner(
 }
 
 /// Trains as configured by `cfg` on already loaded `data` (a sweep's trials share
-/// theirs). `RAYON_NUM_THREADS` is the caller's to set.
+/// theirs), in the caller's thread pool (see [`with_threads`]).
 pub fn train_on(
     cfg: &TrainConfig,
     data: &data::Data,

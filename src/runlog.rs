@@ -33,6 +33,36 @@ pub fn one_line(text: &str) -> String {
         .collect()
 }
 
+/// The most of someone's input an error message quotes (SPEC section 9).
+pub const QUOTE_MAX: usize = 80;
+
+/// `text` cut to [`QUOTE_MAX`] characters (with `...` when cut), on one line.
+pub fn clip(text: &str) -> String {
+    let line = one_line(text);
+    if line.chars().count() <= QUOTE_MAX {
+        return line;
+    }
+    let mut cut: String = line.chars().take(QUOTE_MAX - 3).collect();
+    cut.push_str("...");
+    cut
+}
+
+/// `msg` with every double-quoted part cut to [`QUOTE_MAX`] characters (serde's
+/// messages quote the offending value whole).
+pub fn clip_quoted(msg: &str) -> String {
+    msg.split('"')
+        .enumerate()
+        .map(|(i, part)| {
+            if i % 2 == 1 {
+                clip(part)
+            } else {
+                one_line(part)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\"")
+}
+
 /// Writes `msg` and a newline to stderr. A closed or broken stderr is not an error:
 /// the run goes on, its files are still written (SPEC section 9).
 pub fn say(msg: &str) {

@@ -17,6 +17,8 @@ pub struct CsvTable {
 /// last. A first line that is not all numbers is taken as a header and skipped.
 /// `path` names the file in errors, with the 1-based line and column.
 pub fn parse(text: &str, path: &Path) -> Result<CsvTable, DataError> {
+    // A byte order mark (spreadsheet exports) is not part of the first row.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut table = CsvTable {
         rows: 0,
         width: 0,
@@ -52,7 +54,7 @@ pub fn parse(text: &str, path: &Path) -> Result<CsvTable, DataError> {
                 _ => {
                     return Err(at(col)(format!(
                         "not a finite number: {:?}",
-                        fields[col].trim()
+                        crate::runlog::clip(fields[col].trim())
                     )));
                 }
             }
@@ -61,7 +63,7 @@ pub fn parse(text: &str, path: &Path) -> Result<CsvTable, DataError> {
         if label < 0.0 || label.fract() != 0.0 || label > 1e6 {
             return Err(at(table.width)(format!(
                 "the label must be a class number 0, 1, 2, ...: got {:?}",
-                fields[table.width].trim()
+                crate::runlog::clip(fields[table.width].trim())
             )));
         }
         table

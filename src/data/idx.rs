@@ -19,23 +19,117 @@ pub struct IdxImages {
     pub pixels: Vec<u8>,
 }
 
-/// Reads a whole file and inflates it when it starts with the gzip magic.
+/// The most bytes an input file (a CSV, an IDX body) may hold, inflated: 2 GiB, which
+/// are 8 GiB as f32 tensors.
+pub const MAX_INPUT: u64 = 2 << 30;
+
+/// A file's bytes, inflated when it starts with the gzip magic, reading at most
+/// `limit` bytes (raw or inflated) and failing past it, before allocating more.
 pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, DataError> {
-    let raw = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
-    inflate_maybe(raw, path)
+    read_at_most(path, MAX_INPUT, &|n| {
+        format!("more than {n} bytes (inflated); rudder reads input files up to 2 GiB")
+    })
 }
 
-/// Inflates `raw` when it starts with the gzip magic; `path` names it in errors.
+fn read_at_most(
+    path: &Path,
+    limit: u64,
+    too_long: &dyn Fn(u64) -> String,
+) -> Result<Vec<u8>, DataError> {
+    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let mut reader = std::io::BufReader::new(file);
+    let gz = {
+        use std::io::BufRead;
+        reader
+            .fill_buf()
+            .map_err(|e| DataError::io(path, e))?
+            .starts_with(&[0x1f, 0x8b])
+    };
+    let mut out = Vec::new();
+    let read = if gz {
+        flate2::read::GzDecoder::new(reader)
+            .take(limit + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| DataError::bad(path, format!("not a valid gzip file: {e}")))?
+    } else {
+        reader
+            .take(limit + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| DataError::io(path, e))?
+    };
+    if read as u64 > limit {
+        return Err(DataError::bad(path, too_long(limit)));
+    }
+    Ok(out)
+}
+
+/// Inflates `raw` when it starts with the gzip magic, at most to [`MAX_INPUT`];
+/// `path` names it in errors.
 pub fn inflate_maybe(raw: Vec<u8>, path: &Path) -> Result<Vec<u8>, DataError> {
     if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::with_capacity(raw.len() * 4);
-        flate2::read::GzDecoder::new(raw.as_slice())
+        let mut out = Vec::new();
+        let n = flate2::read::GzDecoder::new(raw.as_slice())
+            .take(MAX_INPUT + 1)
             .read_to_end(&mut out)
             .map_err(|e| DataError::bad(path, format!("not a valid gzip file: {e}")))?;
+        if n as u64 > MAX_INPUT {
+            return Err(DataError::bad(path, "inflates past 2 GiB".into()));
+        }
         Ok(out)
     } else {
         Ok(raw)
     }
+}
+
+/// Reads an IDX file (raw or gzipped) whose header has `words` 32-bit words: the
+/// header first, then at most the body it promises plus one byte, so a file that
+/// inflates past its promise is refused after reading no more than that.
+pub fn read_idx(path: &Path, words: usize) -> Result<Vec<u8>, DataError> {
+    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let mut reader = std::io::BufReader::new(file);
+    let gz = {
+        use std::io::BufRead;
+        reader
+            .fill_buf()
+            .map_err(|e| DataError::io(path, e))?
+            .starts_with(&[0x1f, 0x8b])
+    };
+    let mut src: Box<dyn Read> = if gz {
+        Box::new(flate2::read::GzDecoder::new(reader))
+    } else {
+        Box::new(reader)
+    };
+    let gzip_fault = |e: std::io::Error| {
+        if gz {
+            DataError::bad(path, format!("not a valid gzip file: {e}"))
+        } else {
+            DataError::io(path, e)
+        }
+    };
+    let mut head = Vec::new();
+    (&mut src)
+        .take(4 * words as u64)
+        .read_to_end(&mut head)
+        .map_err(gzip_fault)?;
+    let h = header(&head, path, words)?;
+    let body = h[1..]
+        .iter()
+        .try_fold(1u64, |n, &d| n.checked_mul(d as u64))
+        .filter(|&n| n <= MAX_INPUT)
+        .ok_or_else(|| {
+            DataError::bad(
+                path,
+                format!(
+                    "the header promises {} bytes; rudder reads IDX files up to 2 GiB",
+                    h[1..].iter().map(|&d| d as u128).product::<u128>()
+                ),
+            )
+        })?;
+    let mut bytes = head;
+    src.take(body + 1)
+        .read_to_end(&mut bytes)
+        .map_err(gzip_fault)?;
+    Ok(bytes)
 }
 
 fn header(bytes: &[u8], path: &Path, words: usize) -> Result<Vec<u32>, DataError> {
@@ -85,6 +179,9 @@ pub fn parse_images(bytes: &[u8], path: &Path) -> Result<IdxImages, DataError> {
     let h = header(bytes, path, 4)?;
     check_magic(path, h[0], IMAGES_MAGIC, "unsigned bytes, 3 dimensions")?;
     let (count, rows, cols) = (h[1] as usize, h[2] as usize, h[3] as usize);
+    if count == 0 {
+        return Err(DataError::bad(path, "no images (the header says 0)".into()));
+    }
     if rows == 0 || cols == 0 {
         return Err(DataError::bad(
             path,
@@ -131,8 +228,8 @@ pub fn locate(dir: &Path, stem: &str) -> Result<PathBuf, DataError> {
 pub fn read_split(dir: &Path, prefix: &str) -> Result<(IdxImages, Vec<u8>), DataError> {
     let ipath = locate(dir, &format!("{prefix}-images-idx3-ubyte"))?;
     let lpath = locate(dir, &format!("{prefix}-labels-idx1-ubyte"))?;
-    let images = parse_images(&read_maybe_gz(&ipath)?, &ipath)?;
-    let labels = parse_labels(&read_maybe_gz(&lpath)?, &lpath)?;
+    let images = parse_images(&read_idx(&ipath, 4)?, &ipath)?;
+    let labels = parse_labels(&read_idx(&lpath, 2)?, &lpath)?;
     if images.count != labels.len() {
         return Err(DataError::bad(
             &lpath,

@@ -259,6 +259,14 @@ pub fn load(
             (Raw::from_idx(ti, tl), Raw::from_idx(vi, vl))
         }
     };
+    for (split, part) in [("training", &train), ("validation", &val)] {
+        if part.len() == 0 {
+            return Err(DataError::Usage(format!(
+                "--data: the {split} split of {} is empty",
+                source.name()
+            )));
+        }
+    }
     let norm = Normalizer::fit(&train);
     norm.apply(&mut train);
     norm.apply(&mut val);

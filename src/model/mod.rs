@@ -87,6 +87,85 @@ pub struct Io {
     pub classes: usize,
 }
 
+/// The most parameters a model may have (SPEC section 9).
+pub const MAX_PARAMS: u128 = 1 << 28;
+/// The most memory a model's training may be estimated to need.
+pub const MAX_BYTES: u128 = 16 << 30;
+
+impl Arch {
+    /// The flag that sets the architecture's widths.
+    fn flag(&self) -> String {
+        match self {
+            Arch::Mlp { hidden } => format!("--hidden {}", join(hidden)),
+            Arch::Cnn { channels } => format!("--channels {}", join(channels)),
+        }
+    }
+
+    /// (parameters, floats of activations per example), computed without building.
+    fn size(&self, io: Io) -> (u128, u128) {
+        let (mut params, mut acts) = (0u128, 0u128);
+        let linear = |i: u128, o: u128, params: &mut u128, acts: &mut u128| {
+            *params = params.saturating_add(i.saturating_mul(o).saturating_add(o));
+            *acts = acts.saturating_add(o);
+        };
+        match self {
+            Arch::Mlp { hidden } => {
+                let mut w = io.features as u128;
+                for &h in hidden {
+                    linear(w, h as u128, &mut params, &mut acts);
+                    w = h as u128;
+                }
+                linear(w, io.classes as u128, &mut params, &mut acts);
+            }
+            Arch::Cnn { channels } => {
+                let (mut c, mut h, mut w) = io
+                    .image
+                    .map_or((1, 1, 1), |(c, h, w)| (c as u128, h as u128, w as u128));
+                for &o in channels {
+                    let o = o as u128;
+                    // 3x3 weights and bias, batch norm's weight and bias.
+                    params = params.saturating_add((9 * c).saturating_mul(o) + 3 * o);
+                    // convolution, norm and ReLU outputs, then the pooled one.
+                    acts =
+                        acts.saturating_add((3 * o).saturating_mul(h * w) + o * (h / 2) * (w / 2));
+                    (c, h, w) = (o, (h / 2).max(1), (w / 2).max(1));
+                }
+                linear(c * h * w, io.classes as u128, &mut params, &mut acts);
+            }
+        }
+        (params, acts)
+    }
+
+    /// Refuses, before anything is allocated, a model past [`MAX_PARAMS`] or whose
+    /// training at `batch` would need more than [`MAX_BYTES`] (weights, gradients and
+    /// two optimizer states; activations and their gradients).
+    pub fn check_size(&self, io: Io, batch: usize) -> std::result::Result<(), String> {
+        let (params, acts) = self.size(io);
+        if params > MAX_PARAMS {
+            return Err(format!(
+                "{}: the model would have {params} parameters, more than the {MAX_PARAMS} (2^28) rudder trains",
+                self.flag()
+            ));
+        }
+        let bytes = params
+            .saturating_mul(16)
+            .saturating_add(acts.saturating_mul(batch as u128).saturating_mul(8));
+        if bytes > MAX_BYTES {
+            return Err(format!(
+                "{} at --batch-size {batch}: training would need about {} GiB, more than the {} GiB rudder allows",
+                self.flag(),
+                bytes >> 30,
+                MAX_BYTES >> 30
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn join(v: &[usize]) -> String {
+    v.iter().map(usize::to_string).collect::<Vec<_>>().join(",")
+}
+
 /// Builds `arch` for `io` on `device`, initialised as PyTorch does, from `seed`.
 pub fn build(
     arch: &Arch,

@@ -129,7 +129,7 @@ pub struct PolicyState {
 
 /// Whatever steers a run: called at each hook, it returns decisions and never fails
 /// the run (its errors become events).
-pub trait Controller {
+pub trait Controller: Send {
     /// Whether any policy defines `hook`; the trainer skips building a ctx otherwise.
     fn defines(&self, hook: Hook) -> bool;
     fn call(&mut self, hook: Hook, ctx: &Ctx) -> Reply;

@@ -62,6 +62,21 @@ pub fn to_json(v: &Dynamic) -> serde_json::Value {
     rhai::serde::from_dynamic(v).unwrap_or(serde_json::Value::Null)
 }
 
+/// The most of a returned value an event records.
+pub const MAX_EVENT_VALUE: usize = 4096;
+
+/// A script value as JSON for an event, if it is small (as `this` is measured: at
+/// most `MAX_EVENT_VALUE` bytes, 32 deep); else a note of what it was.
+pub fn to_json_bounded(v: &Dynamic) -> serde_json::Value {
+    match super::state::measure(v, MAX_EVENT_VALUE) {
+        Some(_) => to_json(v),
+        None => serde_json::Value::String(format!(
+            "({} too large to record)",
+            v.type_name().rsplit("::").next().unwrap_or("value")
+        )),
+    }
+}
+
 fn invalid(key: &str, message: impl Into<String>) -> Invalid {
     Invalid {
         key: key.to_string(),

@@ -5,6 +5,40 @@ use std::path::PathBuf;
 
 use rhai::{EvalAltResult, Position};
 
+/// The longest message kept from a script error (a thrown value may be a map of
+/// megabytes): it is cut there, before it is ever built whole.
+pub const MAX_MESSAGE: usize = 1024;
+
+/// Writes into a string and stops past `MAX_MESSAGE` bytes.
+struct Bounded(String);
+
+impl std::fmt::Write for Bounded {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let room = MAX_MESSAGE.saturating_sub(self.0.len());
+        if s.len() <= room {
+            self.0.push_str(s);
+            Ok(())
+        } else {
+            let mut cut = room;
+            while !s.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            self.0.push_str(&s[..cut]);
+            Err(std::fmt::Error)
+        }
+    }
+}
+
+/// `v` displayed, at most `MAX_MESSAGE` bytes (`...` when cut).
+fn bounded(v: &impl std::fmt::Display) -> String {
+    use std::fmt::Write;
+    let mut b = Bounded(String::new());
+    if write!(b, "{v}").is_err() {
+        b.0.push_str("...");
+    }
+    b.0
+}
+
 /// A fault in a policy, at a place in one of its files.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, thiserror::Error)]
 #[error("{}:{}:{}: {message}", file.display(), line, column)]
@@ -63,12 +97,12 @@ impl ScriptError {
                 super::host::TIME_BUDGET.as_secs_f64()
             ),
             // `throw "text"`, and the resolver's refusals: the text alone.
-            EvalAltResult::ErrorRuntime(v, _) if v.is_string() => v.to_string(),
+            EvalAltResult::ErrorRuntime(v, _) if v.is_string() => bounded(v),
             EvalAltResult::ErrorStackOverflow(_) => {
                 "too deep: the call stack overflowed (endless recursion?)".to_string()
             }
             other => {
-                let mut m = other.to_string();
+                let mut m = bounded(other);
                 // rhai appends " (line L, position C)"; the place is ours to print.
                 if let Some(i) = m.rfind(" (line ") {
                     m.truncate(i);
@@ -93,11 +127,13 @@ impl ScriptError {
         self
     }
 
-    /// `file:line:col: message`, then the source line and a caret, like rustc.
-    pub fn render(&self) -> String {
+    /// `file:line:col: message`, then the source line and a caret, like rustc. The
+    /// line comes from `source`, the text the policy was compiled from (the file on
+    /// disk may have changed since, or now be something else).
+    pub fn render(&self, source: Option<&str>) -> String {
         let mut out = format!("error: {}", crate::runlog::one_line(&self.to_string()));
         if self.line > 0
-            && let Ok(text) = std::fs::read_to_string(&self.file)
+            && let Some(text) = source
             && let Some(src) = text.lines().nth(self.line - 1)
         {
             let num = self.line.to_string();

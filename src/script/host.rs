@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use rhai::{Dynamic, Engine, EvalAltResult, Module, Shared};
+use rhai::{Dynamic, Engine, EvalAltResult, LexError, Module, Shared, Token};
 
 use super::{clock, meter, safe};
 
@@ -123,6 +123,8 @@ pub struct Budget(Arc<Limits>);
 struct Limits {
     deadline_ms: AtomicU64,
     memory: AtomicI64,
+    /// Tokens parsed, for the system-clock check while compiling.
+    tokens: AtomicU64,
 }
 
 impl Budget {
@@ -153,6 +155,15 @@ impl Budget {
         }
         None
     }
+
+    /// The check at each token parsed: compiling a policy or a module counts against
+    /// the budget of the load or call that compiles it.
+    #[inline]
+    fn parse_overrun(&self) -> bool {
+        let deadline = self.0.deadline_ms.load(Ordering::Relaxed);
+        let n = self.0.tokens.fetch_add(1, Ordering::Relaxed);
+        clock::now_ms() >= deadline || (n.is_multiple_of(1024) && clock::precise_ms() >= deadline)
+    }
 }
 
 /// A fresh sandboxed engine and the budget its calls run under.
@@ -172,8 +183,22 @@ pub fn engine() -> (Engine, Budget) {
     let budget = Budget(Arc::new(Limits {
         deadline_ms: AtomicU64::new(u64::MAX),
         memory: AtomicI64::new(i64::MAX),
+        tokens: AtomicU64::new(0),
     }));
     let b = budget.clone();
     e.on_progress(move |ops| b.exceeded(ops).map(Dynamic::from));
+    let b = budget.clone();
+    // A volatile API in rhai's terms (it may change); rhai is pinned by Cargo.lock.
+    #[allow(deprecated)]
+    e.on_parse_token(move |token, _, _| {
+        if b.parse_overrun() {
+            Token::LexError(Box::new(LexError::Runtime(format!(
+                "compiling ran out of the time budget of {} s",
+                TIME_BUDGET.as_secs_f64()
+            ))))
+        } else {
+            token
+        }
+    });
     (e, budget)
 }

@@ -39,6 +39,11 @@ pub struct Policy {
     eval_top: bool,
     /// `params` as the read-only value `ctx.params` carries, built once.
     params_value: Dynamic,
+    /// Whether any of its files mentions `history`: `ctx.history` (a copy of the run's
+    /// metrics so far, growing by an epoch each epoch) is built only for those.
+    pub uses_history: bool,
+    /// The texts of the modules it imported, by file, for showing errors.
+    module_texts: Arc<Mutex<std::collections::HashMap<String, Arc<str>>>>,
 }
 
 fn index(hook: Hook) -> usize {
@@ -72,6 +77,7 @@ impl Policy {
         );
         let imported = resolver.files.clone();
         let imports = resolver.chain.clone();
+        let module_texts = resolver.texts.clone();
         engine.set_module_resolver(resolver.clone());
         // Imported modules' top-level code runs now, under a budget.
         budget.start();
@@ -125,6 +131,9 @@ impl Policy {
             )
             .collect();
         let version = content_hash(&sources.iter().map(Vec::as_slice).collect::<Vec<_>>());
+        let uses_history = sources
+            .iter()
+            .any(|t| t.windows(7).any(|w| w == b"history"));
         let mut policy = Policy {
             name: src.name.clone(),
             file: src.file,
@@ -140,6 +149,8 @@ impl Policy {
             source: src.source,
             eval_top,
             params_value: Dynamic::UNIT,
+            uses_history,
+            module_texts,
         };
         if has_params {
             let v = policy.call_raw("params", ())?;
@@ -152,6 +163,18 @@ impl Policy {
         }
         policy.set_params(policy.params.clone());
         Ok(policy)
+    }
+
+    /// The text `file` (this policy's script or one of its modules) was compiled from.
+    pub fn source_of(&self, file: &std::path::Path) -> Option<Arc<str>> {
+        if file == self.file {
+            return Some(Arc::from(self.source.as_str()));
+        }
+        self.module_texts
+            .lock()
+            .expect("module texts lock")
+            .get(&file.display().to_string())
+            .cloned()
     }
 
     /// Replaces the merged parameters.

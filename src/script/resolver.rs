@@ -128,6 +128,8 @@ pub struct Resolver {
     pub(crate) chain: Arc<Mutex<Chain>>,
     /// Modules loaded so far, by real path.
     loaded: Arc<Mutex<HashMap<PathBuf, Shared<Module>>>>,
+    /// Their texts, by the name errors give them, for showing an error's line.
+    pub(crate) texts: Arc<Mutex<HashMap<String, Arc<str>>>>,
 }
 
 /// A refusal with a place: the import statement in the importing file.
@@ -150,6 +152,7 @@ impl Resolver {
             files: Arc::default(),
             chain: Arc::new(Mutex::new(chain)),
             loaded: Arc::default(),
+            texts: Arc::default(),
         }
     }
 
@@ -263,11 +266,18 @@ impl Resolver {
                 ));
             }
         }
+        if let Some(m) = self.loaded.lock().expect("module lock").get(&real) {
+            return Ok(m.clone());
+        }
         let text = read_source(&real, &found).map_err(|m| refused(m, pos))?;
         self.files
             .lock()
             .expect("resolver lock")
             .push(found.clone());
+        self.texts
+            .lock()
+            .expect("module texts lock")
+            .insert(shown.clone(), Arc::from(text.as_str()));
         let in_module =
             |e: Box<EvalAltResult>| Box::new(EvalAltResult::ErrorInModule(shown.clone(), e, pos));
         let mut ast = engine

@@ -7,14 +7,18 @@
 //! and arrays, `split*`, `to_chars`, `chars`, `to_upper`/`to_lower`, `parse_json`,
 //! `to_json`, `map`/`filter` and ranges already check their result's size before
 //! building it, or cannot exceed the inputs by more than a small factor (then rhai's
-//! check after the call applies). Two do not: `replace`, whose result can be the
-//! product of its inputs' sizes, and `sleep`, which blocks the thread.
+//! check after the call applies). Three do not: `replace`, whose result can be the
+//! product of its inputs' sizes; array `pad`, which copies its item up to 100,000
+//! times and whose own check counts neither map keys nor memory; and `sleep`, which
+//! blocks the thread.
 
 use rhai::packages::{
     BasicArrayPackage, BasicMapPackage, BasicMathPackage, BasicTimePackage, BitFieldPackage,
     CorePackage, LogicPackage, MoreStringPackage, Package,
 };
-use rhai::{EvalAltResult, FLOAT, INT, ImmutableString, Module};
+use rhai::{Array, Dynamic, EvalAltResult, FLOAT, INT, ImmutableString, Map, Module};
+
+use super::host::{MAX_ARRAY, MAX_MEMORY};
 
 /// The longest string a script may build, in bytes (SPEC section 9).
 pub const MAX_STRING: usize = 64 * 1024;
@@ -64,6 +68,57 @@ fn replace(s: &mut ImmutableString, find: &str, with: &str) -> Result<(), Box<Ev
     Ok(())
 }
 
+/// About the bytes `v` takes in memory, counting map keys; stops counting past
+/// `limit`.
+fn deep_bytes(v: &Dynamic, limit: usize) -> usize {
+    let mut total = 0usize;
+    let mut stack = vec![v.clone()];
+    while let Some(v) = stack.pop() {
+        total += std::mem::size_of::<Dynamic>();
+        if total > limit {
+            break;
+        }
+        if let Some(s) = v.read_lock::<ImmutableString>() {
+            total += s.len();
+        } else if let Some(a) = v.read_lock::<Array>() {
+            stack.extend(a.iter().cloned());
+        } else if let Some(m) = v.read_lock::<Map>() {
+            for (k, x) in m.iter() {
+                total += k.len() + 32;
+                stack.push(x.clone());
+            }
+        }
+    }
+    total
+}
+
+/// `array.pad(len, item)`: rhai's semantics, refused before it copies when the
+/// copies would pass the array or the memory limit.
+fn pad(array: &mut Array, len: INT, item: Dynamic) -> Result<(), Box<EvalAltResult>> {
+    let Ok(len) = usize::try_from(len) else {
+        return Ok(());
+    };
+    if len <= array.len() {
+        return Ok(());
+    }
+    let copies = len - array.len();
+    if len > MAX_ARRAY {
+        return Err(
+            format!("pad: {len} items, more than the {MAX_ARRAY} an array may hold").into(),
+        );
+    }
+    let each = deep_bytes(&item, MAX_MEMORY as usize);
+    if each.saturating_mul(copies) > MAX_MEMORY as usize {
+        return Err(format!(
+            "pad: {copies} copies of a value of about {each} bytes would pass the {} MiB a call may allocate",
+            MAX_MEMORY >> 20
+        )
+        .into());
+    }
+    array.resize(len, item);
+    Ok(())
+}
+
 fn no_sleep() -> Result<(), Box<EvalAltResult>> {
     Err("sleep is not available to a policy: a hook call has a time budget of its own".into())
 }
@@ -95,6 +150,7 @@ fn overrides(m: &mut Module) {
             )
         },
     );
+    m.set_native_fn("pad", pad);
     m.set_native_fn("sleep", |_: INT| no_sleep());
     m.set_native_fn("sleep", |_: FLOAT| no_sleep());
 }

@@ -25,12 +25,15 @@ pub enum LoadError {
     Param(String),
 }
 
-/// One `--param [POLICY.]KEY=VALUE`, VALUE as JSON (a bare word is a string).
+/// One `--param [POLICY.]KEY=VALUE`, VALUE as JSON. A VALUE that is not JSON is kept
+/// as a string with `bare` set: it is taken only where the declared default is a
+/// string (`--param mode=max`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Param {
     pub policy: Option<String>,
     pub key: String,
     pub value: Value,
+    pub bare: bool,
 }
 
 impl std::str::FromStr for Param {
@@ -40,8 +43,10 @@ impl std::str::FromStr for Param {
         let (lhs, value) = s
             .split_once('=')
             .ok_or_else(|| format!("{s:?}: expected [POLICY.]KEY=VALUE"))?;
-        let value =
-            serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_string()));
+        let (value, bare) = match serde_json::from_str(value) {
+            Ok(v) => (v, false),
+            Err(_) => (Value::String(value.to_string()), true),
+        };
         let (policy, key) = match lhs.rsplit_once('.') {
             Some((p, k)) => (Some(p.to_string()), k.to_string()),
             None => (None, lhs.to_string()),
@@ -49,7 +54,12 @@ impl std::str::FromStr for Param {
         if key.is_empty() {
             return Err(format!("{s:?}: empty key"));
         }
-        Ok(Param { policy, key, value })
+        Ok(Param {
+            policy,
+            key,
+            value,
+            bare,
+        })
     }
 }
 
@@ -60,7 +70,9 @@ pub struct PolicySet {
     /// Errors and invalid decisions already printed on stderr (each once).
     printed: HashSet<ScriptError>,
     printed_invalid: HashSet<String>,
-    /// The run's history as a shared, read-only script array, rebuilt when it grows.
+    /// The run's history as a read-only script array, rebuilt when it grows; each
+    /// policy that mentions `history` gets a copy in its `ctx` (a value nested in
+    /// `ctx` may not be shared: rhai's size checks assume so).
     history: (usize, Dynamic),
     /// Print script errors on stderr.
     pub echo_errors: bool,
@@ -133,18 +145,24 @@ impl PolicySet {
     fn history(&mut self, h: &[Value]) -> Dynamic {
         if self.history.0 != h.len() {
             let arr: rhai::Array = h.iter().map(convert::from_json).collect();
-            self.history = (
-                h.len(),
-                Dynamic::from_array(arr).into_read_only().into_shared(),
-            );
+            self.history = (h.len(), Dynamic::from_array(arr).into_read_only());
         }
         self.history.1.clone()
     }
 
-    fn report(&mut self, e: &ScriptError) {
-        if self.echo_errors && self.printed.insert(e.clone()) {
-            crate::runlog::say(&e.render());
+    /// Prints a script error once (with its line as compiled). The memory of what
+    /// was printed is bounded: a policy failing differently at every step would
+    /// otherwise grow it without end.
+    fn report(&mut self, i: usize, e: &ScriptError) {
+        if !self.echo_errors || self.printed.contains(e) {
+            return;
         }
+        if self.printed.len() >= 256 {
+            self.printed.clear();
+        }
+        self.printed.insert(e.clone());
+        let source = self.policies[i].source_of(&e.file);
+        crate::runlog::say(&e.render(source.as_deref()));
     }
 }
 
@@ -174,12 +192,91 @@ fn apply_params(policies: &mut [Policy], params: &[Param]) -> Result<(), LoadErr
                     p.key, pol.name, p.key
                 )));
             }
+            let default = &pol.params[p.key.as_str()];
+            let value = typed(p, default).map_err(|why| {
+                LoadError::Param(format!(
+                    "{}={}: {why} (policy {} declares {} = {})",
+                    p.key,
+                    crate::runlog::clip(&p.value_text()),
+                    pol.name,
+                    p.key,
+                    crate::runlog::clip(&default.to_string())
+                ))
+            })?;
             let mut merged = pol.params.clone();
-            merged.insert(p.key.as_str().into(), convert::from_json(&p.value));
+            merged.insert(p.key.as_str().into(), value);
             pol.set_params(merged);
         }
     }
     Ok(())
+}
+
+impl Param {
+    /// VALUE as the user wrote it.
+    fn value_text(&self) -> String {
+        match &self.value {
+            Value::String(s) if self.bare => s.clone(),
+            v => v.to_string(),
+        }
+    }
+}
+
+/// `--param`'s value as a script value of its declared default's type: a number
+/// (finite; a whole one where the default is an integer), a string (a bare word
+/// too), a bool, an array or a map. A `()` default (`T_max: ()`, "the run's own")
+/// takes any JSON value.
+fn typed(p: &Param, default: &Dynamic) -> Result<Dynamic, String> {
+    let kind = |v: &Value| match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a bool",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "a map",
+    };
+    if p.bare && !default.is_string() {
+        return Err("not valid JSON".into());
+    }
+    let v = &p.value;
+    let want = if default.is_unit() {
+        return Ok(convert::from_json(v));
+    } else if default.is_int() {
+        match v.as_f64() {
+            Some(x) if x.fract() == 0.0 && x.abs() < 9.0e15 => {
+                return Ok(Dynamic::from_int(x as rhai::INT));
+            }
+            Some(x) => return Err(format!("must be a whole number, got {x}")),
+            None => "a whole number",
+        }
+    } else if default.is_float() {
+        match v.as_f64() {
+            Some(x) if x.is_finite() => return Ok(Dynamic::from_float(x)),
+            _ => "a finite number",
+        }
+    } else if default.is_string() {
+        match v {
+            Value::String(s) => return Ok(s.as_str().into()),
+            _ => "a string",
+        }
+    } else if default.is_bool() {
+        match v {
+            Value::Bool(b) => return Ok((*b).into()),
+            _ => "true or false",
+        }
+    } else if default.is_array() {
+        match v {
+            Value::Array(_) => return Ok(convert::from_json(v)),
+            _ => "an array",
+        }
+    } else if default.is_map() {
+        match v {
+            Value::Object(_) => return Ok(convert::from_json(v)),
+            _ => "a map",
+        }
+    } else {
+        return Ok(convert::from_json(v));
+    };
+    Err(format!("must be {want}, got {}", kind(v)))
 }
 
 fn names_match(name: &str, p: &Policy) -> bool {
@@ -216,16 +313,30 @@ impl PolicySet {
         let p = &self.policies[i];
         let mut parts = Vec::with_capacity(p.files.len());
         for f in &p.files {
+            // Only a regular file is read, and no further than a policy may be (a
+            // FIFO would block, /dev/zero never end): anything else is a version of
+            // its own, which then fails to load, saying why.
             let bytes = match std::fs::metadata(f) {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+                Err(e) => format!("unreadable:{e}").into_bytes(),
+                Ok(m) if !m.is_file() => b"not a regular file".to_vec(),
                 Ok(m) if m.len() > super::host::MAX_SOURCE => {
                     format!("large:{}", m.len()).into_bytes()
                 }
-                _ => match std::fs::read(f) {
-                    Ok(b) => b,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-                    Err(e) => format!("unreadable:{e}").into_bytes(),
-                },
+                Ok(_) => {
+                    let mut b = Vec::new();
+                    let read = std::fs::File::open(f).and_then(|file| {
+                        std::io::Read::read_to_end(
+                            &mut std::io::Read::take(file, super::host::MAX_SOURCE + 1),
+                            &mut b,
+                        )
+                    });
+                    match read {
+                        Ok(_) => b,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+                        Err(e) => format!("unreadable:{e}").into_bytes(),
+                    }
+                }
             };
             // An empty file is a save in progress (truncated, not yet written): wait.
             if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -266,8 +377,12 @@ impl PolicySet {
         fresh.this = self.policies[i].this.clone();
         for hook in [Hook::EpochStart, Hook::Step, Hook::EpochEnd] {
             if fresh.defines(hook) {
-                let _dry_run =
-                    fresh.call(hook, convert::ctx_map(ctx, fresh.params_value(), history))?;
+                let h = if fresh.uses_history {
+                    history.clone()
+                } else {
+                    Dynamic::UNIT
+                };
+                let _dry_run = fresh.call(hook, convert::ctx_map(ctx, fresh.params_value(), &h))?;
             }
         }
         Ok(fresh)
@@ -429,7 +544,12 @@ impl PolicySet {
             if !which(i) || !self.policies[i].defines(hook) {
                 continue;
             }
-            let ctx_value = convert::ctx_map(&view, self.policies[i].params_value(), &history);
+            let h = if self.policies[i].uses_history {
+                history.clone()
+            } else {
+                Dynamic::UNIT
+            };
+            let ctx_value = convert::ctx_map(&view, self.policies[i].params_value(), &h);
             let result = self.policies[i].call(hook, ctx_value);
             let p = &self.policies[i];
             let raw = match result {
@@ -440,7 +560,7 @@ impl PolicySet {
                     d.insert("line".into(), json!(e.line));
                     d.insert("column".into(), json!(e.column));
                     events.push(event("policy_error", p, hook, Some(e.message.clone()), d));
-                    self.report(&e);
+                    self.report(i, &e);
                     continue;
                 }
             };
@@ -448,9 +568,9 @@ impl PolicySet {
             match checked {
                 Err(invalid) => {
                     let mut d = JsonMap::new();
-                    d.insert("key".into(), json!(invalid.key));
-                    d.insert("decision".into(), convert::to_json(&raw));
-                    let msg = format!("{}: {}", invalid.key, invalid.message);
+                    d.insert("key".into(), json!(crate::runlog::clip(&invalid.key)));
+                    d.insert("decision".into(), convert::to_json_bounded(&raw));
+                    let msg = crate::runlog::clip(&format!("{}: {}", invalid.key, invalid.message));
                     let line = format!(
                         "policy {}: invalid decision in {} ({msg}); dropped",
                         p.name,

@@ -103,6 +103,14 @@ fn walk(v: &Dynamic, depth: usize, size: &mut usize, path: &mut Vec<String>) -> 
     Ok(())
 }
 
+/// The compact JSON size of any script value, if it is JSON-representable, at most
+/// `MAX_DEPTH` deep and at most `limit` bytes.
+pub fn measure(v: &Dynamic, limit: usize) -> Option<usize> {
+    let mut size = 0usize;
+    walk(v, 0, &mut size, &mut Vec::new()).ok()?;
+    (size <= limit).then_some(size)
+}
+
 /// `this` as JSON (after `check` passed); non-finite floats tagged.
 pub fn to_json(v: &Dynamic) -> Value {
     if let Ok(b) = v.as_bool() {

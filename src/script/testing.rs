@@ -99,6 +99,7 @@ pub fn run_file(file: &TestFile, label: &str, search: &SearchPath, out: &mut Out
             policy: None,
             key: k.clone(),
             value: v.clone(),
+            bare: false,
         })
         .collect();
     // One policy instance for the whole file: cases run in order, so `this` carries

@@ -17,9 +17,6 @@ pub fn sweep(o: SweepOptions) -> Result<(), AppError> {
     }
     let cfg = resolve(opts)?;
     let jobs = o.jobs.max(1);
-    unsafe {
-        std::env::set_var("RAYON_NUM_THREADS", cfg.threads.max(jobs).to_string());
-    }
     let device = device(&cfg)?;
     let data = load_data(&cfg, &device)?;
     eprintln!(
@@ -73,17 +70,18 @@ pub fn lr_find(o: LrFindOptions) -> Result<(), AppError> {
         ))
         .into());
     }
-    unsafe { std::env::set_var("RAYON_NUM_THREADS", cfg.threads.to_string()) };
     let device = device(&cfg)?;
     let data = load_data(&cfg, &device)?;
-    // A model of its own, dropped at the end: nothing a later run uses is changed.
-    let (mut learner, _) = build_learner(&cfg, &data)?;
     let ramp = Ramp {
         start_lr: o.start_lr,
         end_lr: o.end_lr,
         steps: o.steps,
     };
-    let run = range_test(&cfg, &data, learner.as_mut(), ramp)?;
+    // A model of its own, dropped at the end: nothing a later run uses is changed.
+    let run = crate::pipeline::with_threads(cfg.threads, || -> Result<_, AppError> {
+        let (mut learner, _) = build_learner(&cfg, &data)?;
+        Ok(range_test(&cfg, &data, learner.as_mut(), ramp)?)
+    })?;
     let s = lf::suggest(&run, o.steps);
     let finite = |v: &[f64]| v.iter().map(|&x| crate::runlog::finite(x)).collect();
     let report = lf::Report {

@@ -161,7 +161,8 @@ pub fn run(cfg: &TrainConfig, spec: &Spec, data: &Data) -> Result<Outcome, AppEr
 
 fn run_trial(cfg: &TrainConfig, m: f64, data: &Data, metric: &str) -> Result<Trial, AppError> {
     let mut policies = load_policies(&cfg.policy, &cfg.param, cfg.lr_scaling)?;
-    let summary = train_on(cfg, data, &mut policies)?;
+    let summary =
+        crate::pipeline::with_threads(cfg.threads, || train_on(cfg, data, &mut policies))?;
     let view = report::load_run(&cfg.out).map_err(ConfigError)?;
     let best = |k: &str| {
         best_epoch(&view.history, k).map_or(

@@ -31,7 +31,7 @@ const ATTACKS: &[(&str, &str)] = &[
     ("let s = \"x\"; loop { s += s; }", "Length of string"),
     (
         "let big = []; big.pad(50000, 1); let a = []; a.pad(100000, big); ()",
-        "Size of array",
+        "pad: 100000 copies",
     ),
     // Quadratic: every push checks the array's size.
     ("let x = []; loop { x.push(1); }", "budget"),
@@ -108,4 +108,131 @@ fn a_huge_or_binary_policy_file_is_refused_without_being_echoed() {
     rudder(d, &["policy", "check", "big.rhai"]).refused("big", &["more than the 1024 KiB"]);
     std::fs::write(d.join("bin.rhai"), b"fn on_step(ctx) { \xff\xfe }\n").unwrap();
     rudder(d, &["policy", "check", "bin.rhai"]).refused("binary", &["not UTF-8"]);
+}
+
+#[test]
+fn ctx_is_a_value_like_any_other() {
+    // `ctx` copied, printed, assigned to (a copy: nothing changes) or returned inside
+    // a decision: never a crash (rhai cannot hold a shared value inside a map, so
+    // nothing in `ctx` is one).
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let body = "switch ctx.epoch {\n\
+        0 => { ctx.epoch = 5; },\n\
+        1 => { let a = [ctx]; let m = #{ a: ctx }; let s = `${ctx}`; let j = ctx.to_json(); let h = ctx.history; h.push(1); () },\n\
+        2 => { let x = ctx; x.epoch = 5; this.c = x.history; () },\n\
+        _ => #{ lr: 0.05, bogus: ctx }\n}";
+    write(d, "ctx.rhai", &at_epoch_end(body));
+    let events = survives(d, "ctx", "ctx.rhai", 4);
+    let kinds: Vec<(u64, &str)> = events
+        .iter()
+        .filter(|e| e["kind"] == "policy_error" || e["kind"] == "invalid_decision")
+        .map(|e| (e["epoch"].as_u64().unwrap(), e["kind"].as_str().unwrap()))
+        .collect();
+    assert_eq!(kinds, [(3, "invalid_decision")], "{events:?}");
+}
+
+#[test]
+fn compiling_is_under_the_budget_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    // About 1 MiB of `let`s: rhai takes many seconds to compile this.
+    let slow: String = (0..70_000).map(|i| format!("let v{i}=1;\n")).collect();
+    write(d, "slow.rhai", &slow);
+    write(
+        d,
+        "at_load.rhai",
+        "import \"slow\" as s;\nfn on_epoch_end(ctx) { () }\n",
+    );
+    rudder(d, &["policy", "check", "at_load.rhai"]).refused(
+        "compile at load",
+        &["slow.rhai", "compiling ran out of the time budget of 1 s"],
+    );
+    // The path is computed: the module is compiled when the hook runs.
+    write(
+        d,
+        "at_call.rhai",
+        &at_epoch_end("let n = \"sl\" + \"ow\";\nimport n as s;\n()"),
+    );
+    let events = survives(d, "compile at call", "at_call.rhai", 2);
+    let e = super::event(&events, "policy_error", "compile at call");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("compiling ran out of the time budget"),
+        "{e}"
+    );
+}
+
+#[test]
+fn copies_are_counted_with_their_map_keys() {
+    // 150 keys of 64 KiB (keys are not in rhai's string count), then 66 copies of
+    // the map in one `pad`: 600 MiB in one operation, refused before it copies.
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    write(
+        d,
+        "keys.rhai",
+        &at_epoch_end(
+            "let k = \"k\"; k.pad(65000, \"x\");\n\
+             let m = #{}; for i in 0..150 { m[k.sub_string(0, 64990) + i] = i; }\n\
+             let a = []; a.pad(66, m); ()",
+        ),
+    );
+    let events = survives(d, "keys", "keys.rhai", 1);
+    let e = super::event(&events, "policy_error", "keys");
+    assert!(
+        e["message"].as_str().unwrap().starts_with("pad: 66 copies"),
+        "{e}"
+    );
+}
+
+#[test]
+fn what_a_policy_throws_or_returns_is_recorded_within_bounds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    // A 40 MB map thrown at every step, and a 100,000-number decision at every step.
+    write(
+        d,
+        "loud.rhai",
+        "fn on_train_start(ctx) { #{ lr: 0.05 } }\n\
+         fn on_step(ctx) {\n\
+           if ctx.step % 2 == 0 {\n\
+             let k = \"k\"; k.pad(65000, \"x\");\n\
+             let m = #{}; for i in 0..600 { m[k + i] = ctx.step; }\n\
+             throw m;\n\
+           }\n\
+           let a = []; a.pad(99999, -1.2345678901234567e-300); #{ bogus: a }\n\
+         }\n",
+    );
+    let ran = rudder(
+        d,
+        &[
+            "train",
+            "--epochs",
+            "2",
+            "--policy",
+            "loud.rhai",
+            "--out",
+            "r",
+        ],
+    );
+    ran.ok("loud");
+    assert!(
+        ran.stderr.len() < 200_000,
+        "stderr: {} bytes",
+        ran.stderr.len()
+    );
+    let events = std::fs::metadata(d.join("r/events.jsonl")).unwrap().len();
+    // 52 steps, each event a few KiB at most.
+    assert!(events < 52 * 8 * 1024, "events.jsonl: {events} bytes");
+    let ev = super::jsonl(&d.join("r/events.jsonl"));
+    let thrown = super::event(&ev, "policy_error", "loud");
+    assert!(
+        thrown["message"].as_str().unwrap().len() <= 1100,
+        "{thrown}"
+    );
+    let invalid = super::event(&ev, "invalid_decision", "loud");
+    assert!(invalid["decision"].is_string(), "{invalid}");
 }

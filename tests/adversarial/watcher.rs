@@ -28,8 +28,41 @@ impl Drop for Run {
     }
 }
 
+/// Opens of `file` seen from now on, counted by inotify.
+fn count_opens(dir: &Path, file: &Path) -> (notify::RecommendedWatcher, Arc<AtomicUsize>) {
+    let opens = Arc::new(AtomicUsize::new(0));
+    let counter = opens.clone();
+    let wanted = file.canonicalize().unwrap();
+    let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        if let Ok(e) = res
+            && matches!(
+                e.kind,
+                EventKind::Access(notify::event::AccessKind::Open(_))
+            )
+            && e.paths
+                .iter()
+                .any(|p| p.canonicalize().ok().as_ref() == Some(&wanted))
+        {
+            counter.fetch_add(1, Ordering::SeqCst);
+        }
+    })
+    .unwrap();
+    w.watch(dir, RecursiveMode::NonRecursive).unwrap();
+    (w, opens)
+}
+
 impl Run {
     fn start(dir: &Path, policy: &str) -> Run {
+        Run::start_with(dir, policy, Stdio::null())
+    }
+
+    /// With stderr written to `dir/stderr.txt`.
+    fn start_logged(dir: &Path, policy: &str) -> Run {
+        let f = std::fs::File::create(dir.join("stderr.txt")).unwrap();
+        Run::start_with(dir, policy, Stdio::from(f))
+    }
+
+    fn start_with(dir: &Path, policy: &str, stderr: Stdio) -> Run {
         let child = Command::new(super::bin())
             .args([
                 "train",
@@ -47,7 +80,7 @@ impl Run {
             ])
             .current_dir(dir)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("rudder starts");
         let run = Run {
@@ -87,8 +120,20 @@ impl Run {
         assert_eq!(self.metrics().last().unwrap()["lr"], lr);
     }
 
+    /// Peak memory so far, in KiB (the kernel's `VmHWM`).
+    fn peak_kb(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+
     /// Ends the run with a policy that stops; it must exit 0.
     fn finish(mut self, policy: &Path) {
+        assert!(self.peak_kb() < 1 << 20, "peak RSS {} KiB", self.peak_kb());
+        let _ = std::fs::remove_file(policy);
         std::fs::write(policy, "fn on_epoch_start(ctx) { #{ stop: true } }\n").unwrap();
         let t = Instant::now();
         loop {
@@ -166,24 +211,7 @@ fn the_watcher_reacts_to_content_changes_only() {
     run.wait("reload", |r| !r.events("reload").is_empty());
     // Count every open of the policy file from here on: a reading editor below, and
     // whatever rudder does by itself.
-    let opens = Arc::new(AtomicUsize::new(0));
-    let counter = opens.clone();
-    let wanted = pol.canonicalize().unwrap();
-    let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        if let Ok(e) = res
-            && matches!(
-                e.kind,
-                EventKind::Access(notify::event::AccessKind::Open(_))
-            )
-            && e.paths
-                .iter()
-                .any(|p| p.canonicalize().ok().as_ref() == Some(&wanted))
-        {
-            counter.fetch_add(1, Ordering::SeqCst);
-        }
-    })
-    .unwrap();
-    w.watch(d, RecursiveMode::NonRecursive).unwrap();
+    let (w, opens) = count_opens(d, &pol);
     // An editor (or grep) opens and reads the file a few times without changing it.
     for _ in 0..5 {
         let _ = std::fs::read(&pol).unwrap();
@@ -199,4 +227,74 @@ fn the_watcher_reacts_to_content_changes_only() {
     assert!(run.events("reload_failed").is_empty());
     drop(w);
     run.finish(&pol);
+}
+
+#[test]
+fn files_swapped_in_that_are_not_policies_are_never_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let pol = write(
+        d,
+        "steer.rhai",
+        "import \"m\" as m;\nfn on_epoch_start(ctx) { #{ lr: 0.01 } }\nfn on_epoch_end(ctx) { m::boom(ctx.epoch) }\n",
+    );
+    let module = write(d, "m.rhai", "fn boom(e) {\n  throw \"boom \" + e;\n}\n");
+    let run = Run::start_logged(d, "steer.rhai");
+    // The module becomes a link to a system file: the running version's errors still
+    // show the line they were compiled from, and the reload is refused.
+    std::fs::remove_file(&module).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", &module).unwrap();
+    run.wait("reload_failed", |r| !r.events("reload_failed").is_empty());
+    run.still_training_at(0.01);
+    // The policy becomes a FIFO (reading would block), then /dev/zero (reading
+    // would never end).
+    std::fs::remove_file(&pol).unwrap();
+    let fifo = std::ffi::CString::new(pol.to_str().unwrap()).unwrap();
+    // SAFETY: a valid C string and mode.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    run.wait("a refused FIFO", |r| {
+        r.events("reload_failed").iter().any(|e| {
+            e["message"]
+                .as_str()
+                .unwrap()
+                .contains("not a regular file")
+        })
+    });
+    run.still_training_at(0.01);
+    std::fs::remove_file(&pol).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &pol).unwrap();
+    run.still_training_at(0.01);
+    assert!(run.events("reload").is_empty());
+    std::fs::remove_file(&module).unwrap();
+    write(d, "m.rhai", "fn boom(e) { () }\n");
+    run.finish(&pol);
+    let err = std::fs::read_to_string(d.join("stderr.txt")).unwrap();
+    assert!(err.contains("throw \"boom \" + e;"), "{err}");
+    assert!(!err.contains("root:"), "{err}");
+}
+
+#[test]
+fn a_module_is_read_once_not_at_every_call() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    write(d, "m.rhai", "fn lr() { 0.05 }\n");
+    write(
+        d,
+        "p.rhai",
+        "import \"m\" as m;\nfn on_step(ctx) { #{ lr: m::lr() } }\n",
+    );
+    let (w, opens) = count_opens(d, &d.join("m.rhai"));
+    let ran = super::rudder(
+        d,
+        &[
+            "train", "-q", "--epochs", "2", "--watch", "off", "--policy", "p.rhai", "--out", "r",
+        ],
+    );
+    ran.ok("imports");
+    // Give inotify's last events time to arrive.
+    std::thread::sleep(Duration::from_millis(200));
+    drop(w);
+    // Compiled once, hashed once for the version (52 steps call the hook).
+    let n = opens.load(Ordering::SeqCst);
+    assert!(n <= 2, "m.rhai was opened {n} times");
 }
