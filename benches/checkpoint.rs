@@ -67,6 +67,7 @@ fn checkpoints(c: &mut Criterion) {
         logs: Default::default(),
         markers: Vec::new(),
         policy_metrics: BTreeMap::new(),
+        checksums: BTreeMap::new(),
     };
     let snap = Snapshot {
         state: &state,

@@ -21,10 +21,10 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
         Command::Policy(cmd) => policy(cmd),
         Command::Plugin(PluginCommand::New { name, dir }) => {
             let made = crate::script::plugin::scaffold(&dir, &name).map_err(ConfigError)?;
-            eprintln!(
+            crate::runlog::say(&format!(
                 "created {} (try: rudder policy test {name}/halve)",
                 made.display()
-            );
+            ));
             Ok(())
         }
     }
@@ -48,14 +48,14 @@ pub fn policy(cmd: PolicyCommand) -> Result<(), AppError> {
                         let p = &set.policies()[0];
                         let hooks = p.hooks();
                         let params: Vec<&str> = p.params.keys().map(|k| k.as_str()).collect();
-                        println!(
+                        crate::runlog::out(&format!(
                             "ok {} ({}): hooks {}; params {}; version {}",
                             p.name,
                             p.file.display(),
                             hooks.join(", "),
                             params.join(", "),
                             p.version
-                        );
+                        ));
                     }
                     Err(e) => {
                         failed.get_or_insert(e);
@@ -82,13 +82,13 @@ pub fn policy(cmd: PolicyCommand) -> Result<(), AppError> {
             let src = crate::script::locate(&policy, &search)
                 .map_err(|m| ConfigError(format!("policy doc {policy}: {m}")))?;
             let set = load_policies(std::slice::from_ref(&policy), &[], Rescale::Linear)?;
-            print!("{}", crate::script::library::doc(&src, &set.policies()[0]));
+            crate::runlog::out_text(&crate::script::library::doc(&src, &set.policies()[0]));
             Ok(())
         }
         PolicyCommand::Defs { out } => {
             std::fs::write(&out, crate::script::library::definitions())
                 .map_err(|e| ConfigError(format!("--out {}: {e}", out.display())))?;
-            eprintln!("wrote {}", out.display());
+            crate::runlog::say(&format!("wrote {}", out.display()));
             Ok(())
         }
         PolicyCommand::Test { which } => {
@@ -132,9 +132,9 @@ pub fn policy(cmd: PolicyCommand) -> Result<(), AppError> {
                 );
             }
             for failure in &out.failures {
-                println!("{failure}");
+                crate::runlog::out(failure);
             }
-            println!("{} passed, {} failed", out.passed, out.failed);
+            crate::runlog::out(&format!("{} passed, {} failed", out.passed, out.failed));
             if out.failed > 0 {
                 Err(AppError::TestsFailed(out.failed))
             } else {

@@ -1,8 +1,11 @@
 //! Checkpoints: `checkpoints/NAME/` holds `model.safetensors` (weights and batch-norm
 //! running statistics, named as the candle model names them), `optimizer.safetensors`
 //! (momentum buffers or AdamW moments) and `state.json` (everything else a resume
-//! needs). A folder is written under a temporary name, each file fsynced, then renamed
-//! into place and the parent fsynced: a reader sees a whole checkpoint or none.
+//! needs, with the SHA-256 of both tensor files). A folder is written under a
+//! temporary name, each file fsynced, then renamed into place and the parent fsynced:
+//! a reader sees a whole checkpoint or none. A resume takes the newest checkpoint
+//! that validates whole (schema, checksums, log sizes that end lines of the logs)
+//! before anything is cut or loaded; pruning moves a folder aside before deleting it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -19,7 +22,9 @@ pub use crate::runlog::LogSizes;
 use crate::runlog::one_line;
 
 /// `state.json`'s `format`: a file without it is not one of ours.
-pub const FORMAT: &str = "rudder-checkpoint/1";
+pub const FORMAT: &str = "rudder-checkpoint/2";
+/// The format before checksums; still read (without them).
+pub const FORMAT_1: &str = "rudder-checkpoint/1";
 
 pub const MODEL_FILE: &str = "model.safetensors";
 pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
@@ -83,6 +88,10 @@ pub struct State {
     pub markers: Vec<Marker>,
     /// Scalars policies asked to record for the epoch in progress.
     pub policy_metrics: BTreeMap<String, f64>,
+    /// SHA-256 (hex) of `model.safetensors` and `optimizer.safetensors`, by file name
+    /// (format 2; a format-1 checkpoint has none).
+    #[serde(default)]
+    pub checksums: BTreeMap<String, String>,
 }
 
 /// A checkpoint read back.
@@ -102,16 +111,44 @@ pub fn parse_state(bytes: &[u8], path: &Path) -> Result<State, CheckpointError> 
             format!("line {} column {}: {}", e.line(), e.column(), short(&e)),
         )
     })?;
-    if v.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
+    let format = v.get("format").and_then(|f| f.as_str());
+    if format != Some(FORMAT) && format != Some(FORMAT_1) {
         return Err(fault(
             path,
             format!("not a rudder checkpoint (its format is not {FORMAT:?})"),
         ));
     }
-    serde_path_to_error::deserialize::<_, State>(v).map_err(|e| {
+    let state = serde_path_to_error::deserialize::<_, State>(v).map_err(|e| {
         let at = e.path().to_string();
-        fault(path, format!("{at}: {}", e.into_inner()))
-    })
+        fault(
+            path,
+            format!("{at}: {}", one_line(&e.into_inner().to_string())),
+        )
+    })?;
+    if state.format == FORMAT {
+        for file in [MODEL_FILE, OPTIMIZER_FILE] {
+            let ok = state
+                .checksums
+                .get(file)
+                .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+            if !ok {
+                return Err(fault(
+                    path,
+                    format!("checksums.{file}: missing or not SHA-256"),
+                ));
+            }
+        }
+    }
+    Ok(state)
+}
+
+/// SHA-256 of `bytes` as lowercase hex.
+pub fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn short(e: &serde_json::Error) -> String {
@@ -148,14 +185,26 @@ fn read_file(path: &Path) -> Result<Vec<u8>, CheckpointError> {
     })
 }
 
-/// Reads the checkpoint in `dir`.
+/// Reads the checkpoint in `dir`: its state, then each tensor file, checked against
+/// the state's checksum before it is parsed.
 pub fn read(dir: &Path) -> Result<Loaded, CheckpointError> {
     let state_path = dir.join(STATE_FILE);
     let state = parse_state(&read_file(&state_path)?, &state_path)?;
-    let model_path = dir.join(MODEL_FILE);
-    let model = parse_tensors(&read_file(&model_path)?, &model_path)?;
-    let opt_path = dir.join(OPTIMIZER_FILE);
-    let optimizer = parse_tensors(&read_file(&opt_path)?, &opt_path)?;
+    let checked = |file: &str| -> Result<HashMap<String, Tensor>, CheckpointError> {
+        let path = dir.join(file);
+        let bytes = read_file(&path)?;
+        if let Some(want) = state.checksums.get(file)
+            && sha256(&bytes) != *want
+        {
+            return Err(fault(
+                &path,
+                "its SHA-256 is not the one state.json records (the file was changed or damaged)",
+            ));
+        }
+        parse_tensors(&bytes, &path)
+    };
+    let model = checked(MODEL_FILE)?;
+    let optimizer = checked(OPTIMIZER_FILE)?;
     Ok(Loaded {
         dir: dir.to_path_buf(),
         state,
@@ -259,7 +308,13 @@ pub fn write(root: &Path, name: &str, snap: &Snapshot) -> std::io::Result<u64> {
     crate::fault::checkpoint(name);
     let opt = tensors_bytes(snap.optimizer)?;
     write_synced(&tmp.join(OPTIMIZER_FILE), &opt)?;
-    let mut state = serde_json::to_vec_pretty(snap.state).map_err(std::io::Error::other)?;
+    let mut sealed = snap.state.clone();
+    sealed.format = FORMAT.into();
+    sealed.checksums = BTreeMap::from([
+        (MODEL_FILE.to_string(), sha256(&model)),
+        (OPTIMIZER_FILE.to_string(), sha256(&opt)),
+    ]);
+    let mut state = serde_json::to_vec_pretty(&sealed).map_err(std::io::Error::other)?;
     state.push(b'\n');
     write_synced(&tmp.join(STATE_FILE), &state)?;
     sync_dir(&tmp)?;
@@ -288,8 +343,8 @@ pub fn locate(root: &Path, name: &str) -> Option<PathBuf> {
         .find(|d| d.join(STATE_FILE).is_file())
 }
 
-/// Removes what a crash left behind: `.tmp-*` folders, and `.old-NAME` where `NAME`
-/// is whole.
+/// Removes what a crash left behind: `.tmp-*` and `.trash-*` folders, and
+/// `.old-NAME` where `NAME` is whole.
 pub fn clean(root: &Path) -> std::io::Result<()> {
     let Ok(entries) = std::fs::read_dir(root) else {
         return Ok(());
@@ -297,6 +352,7 @@ pub fn clean(root: &Path) -> std::io::Result<()> {
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().to_string();
         let stale = name.starts_with(".tmp-")
+            || name.starts_with(".trash-")
             || name
                 .strip_prefix(".old-")
                 .is_some_and(|n| root.join(n).join(STATE_FILE).is_file());
@@ -329,15 +385,130 @@ pub fn list(root: &Path) -> Vec<(String, PathBuf)> {
         .collect()
 }
 
-/// The newest checkpoint under `root`: the most optimizer steps, an epoch-end one
-/// before a mid-epoch one at the same step. Any checkpoint that cannot be read is an
-/// error naming it.
+/// Deletes a checkpoint folder crash-safely: renamed to `.trash-NAME` first (which
+/// no reader takes and `clean` finishes), then removed.
+pub fn remove(dir: &Path) -> std::io::Result<()> {
+    let (Some(root), Some(name)) = (dir.parent(), dir.file_name()) else {
+        return Ok(());
+    };
+    let trash = root.join(format!(".trash-{}", name.to_string_lossy()));
+    if trash.exists() {
+        std::fs::remove_dir_all(&trash)?;
+    }
+    std::fs::rename(dir, &trash)?;
+    sync_dir(root)?;
+    crate::fault::checkpoint(&format!("prune-{}", name.to_string_lossy()));
+    std::fs::remove_dir_all(&trash)
+}
+
+/// Every checkpoint folder under `root` by name, readable or not (a `NAME` whose
+/// state.json is gone counts, so a run whose checkpoints are all damaged is not taken
+/// for one that has none); `.old-NAME` stands in for a missing `NAME`.
+pub fn folders(root: &Path) -> Vec<(String, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, PathBuf)> = entries
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| {
+            let n = e.file_name().to_string_lossy().to_string();
+            match n.strip_prefix(".old-") {
+                Some(base) if !root.join(base).join(STATE_FILE).is_file() => {
+                    Some((base.to_string(), e.path()))
+                }
+                Some(_) => None,
+                None => (!n.starts_with('.')).then(|| (n, e.path())),
+            }
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Checks that a checkpoint's log sizes fit the run's logs in `run_dir`: each at most
+/// the file's length and at the end of a line, so cutting there loses no line whole
+/// and leaves none half.
+pub fn check_logs(state: &State, state_path: &Path, run_dir: &Path) -> Result<(), CheckpointError> {
+    use std::io::{Read, Seek, SeekFrom};
+    for (name, size) in [
+        ("metrics.jsonl", state.logs.metrics),
+        ("events.jsonl", state.logs.events),
+        ("steps.jsonl", state.logs.steps),
+    ] {
+        if size == 0 {
+            continue;
+        }
+        let path = run_dir.join(name);
+        let len = std::fs::metadata(&path).map_or(0, |m| m.len());
+        if size > len {
+            return Err(fault(
+                state_path,
+                format!("logs: {name} is {len} bytes, the checkpoint says {size}"),
+            ));
+        }
+        let mut last = [0u8];
+        std::fs::File::open(&path)
+            .and_then(|mut f| {
+                f.seek(SeekFrom::Start(size - 1))?;
+                f.read_exact(&mut last)
+            })
+            .map_err(|e| fault(&path, e))?;
+        if last[0] != b'\n' {
+            return Err(fault(
+                state_path,
+                format!("logs: {size} bytes of {name} do not end a line"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The newest checkpoint under `root` that validates whole: the most optimizer steps,
+/// an epoch-end one before a mid-epoch one at the same step. Returns it with a note
+/// for each newer one that did not validate, or an error naming every checkpoint
+/// when none does; `None` when there is none at all.
+pub fn newest_valid(
+    root: &Path,
+    run_dir: &Path,
+) -> Result<Option<(Loaded, Vec<String>)>, CheckpointError> {
+    let all = folders(root);
+    let mut ranked = Vec::new();
+    let mut faults = Vec::new();
+    for (name, dir) in &all {
+        let path = dir.join(STATE_FILE);
+        match read_file(&path).and_then(|b| parse_state(&b, &path)) {
+            // At the same step, `epoch-N` names the point more plainly than `best`.
+            Ok(s) => ranked.push(((s.step, s.partial.is_none(), is_periodic(name)), dir)),
+            Err(e) => faults.push(e.0),
+        }
+    }
+    ranked.sort_by_key(|r| std::cmp::Reverse(r.0));
+    for (_, dir) in ranked {
+        let loaded = read(dir)
+            .and_then(|l| check_logs(&l.state, &dir.join(STATE_FILE), run_dir).map(|()| l));
+        match loaded {
+            Ok(l) => return Ok(Some((l, faults))),
+            Err(e) => faults.push(e.0),
+        }
+    }
+    if all.is_empty() {
+        return Ok(None);
+    }
+    Err(CheckpointError(one_line(&format!(
+        "no checkpoint in {} can be resumed: {}",
+        root.display(),
+        faults.join("; ")
+    ))))
+}
+
+/// The newest readable checkpoint under `root` (see [`newest_valid`]; log sizes are
+/// not checked).
 pub fn latest(root: &Path) -> Result<Option<Loaded>, CheckpointError> {
     let mut newest: Option<((u64, bool, bool), PathBuf)> = None;
     for (name, dir) in list(root) {
         let path = dir.join(STATE_FILE);
         let s = parse_state(&read_file(&path)?, &path)?;
-        // At the same step, `epoch-N` names the point more plainly than `best`.
         let key = (s.step, s.partial.is_none(), is_periodic(&name));
         if newest.as_ref().is_none_or(|(k, _)| key > *k) {
             newest = Some((key, dir));
@@ -408,6 +579,7 @@ mod tests {
             logs: LogSizes::default(),
             markers: Vec::new(),
             policy_metrics: BTreeMap::new(),
+            checksums: BTreeMap::new(),
         }
     }
 
@@ -435,7 +607,14 @@ mod tests {
             .collect();
         assert_eq!(names, ["epoch-1"]);
         let back = latest(root.path()).unwrap().unwrap();
-        assert_eq!(back.state, s);
+        assert_eq!(back.state.checksums.len(), 2);
+        assert_eq!(
+            State {
+                checksums: BTreeMap::new(),
+                ..back.state.clone()
+            },
+            s
+        );
         assert_eq!(
             back.model["fc1.weight"].to_vec2::<f32>().unwrap(),
             w.to_vec2::<f32>().unwrap()

@@ -41,7 +41,7 @@ pub enum Kernels {
 
 /// Options of `rudder train`, each also a key of the `--config` file. Every field is
 /// optional here; defaults are filled in by [`TrainOptions::resolve`].
-#[derive(Debug, Clone, Default, clap::Args, Deserialize)]
+#[derive(Debug, Clone, Default, clap::Args, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainOptions {
     /// JSON file with any of these options (keys with `_`); the command line wins.
@@ -145,7 +145,38 @@ pub struct TrainOptions {
     /// No progress bars or per-epoch lines on stderr
     #[arg(long, short, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub quiet: Option<bool>,
+    /// A run's own record of its resumes (config.json); not an option.
+    #[arg(skip)]
+    #[serde(skip_serializing)]
+    pub resumes: Option<Vec<serde_json::Value>>,
 }
+
+/// What a `--resume` was given that changes the run from then on: the settings of
+/// SPEC section 1 (the rest of the options take effect by the configuration itself).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Overrides {
+    pub epochs: Option<usize>,
+    pub lr: Option<f64>,
+    pub batch_size: Option<usize>,
+    pub accumulation: Option<usize>,
+    pub momentum: Option<f64>,
+    pub weight_decay: Option<f64>,
+    /// Every option given with the resume, as JSON, for `config.json`'s `resumes`
+    /// and the `resume` event.
+    pub given: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Options a resumed run cannot change: they decide the model's shape, the data or
+/// the optimizer's state.
+pub const FIXED_ON_RESUME: &[&str] = &[
+    "data",
+    "val_fraction",
+    "model",
+    "hidden",
+    "channels",
+    "seed",
+    "optimizer",
+];
 
 impl clap::ValueEnum for Rescale {
     fn value_variants<'a>() -> &'a [Self] {
@@ -196,6 +227,12 @@ pub struct TrainConfig {
     pub monitor: String,
     #[serde(skip)]
     pub resume: Option<PathBuf>,
+    /// Each resume of the run: when, at which step and epoch, and the options given.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub resumes: Vec<serde_json::Value>,
+    /// What the resume in progress changes (not written: `resumes` records it).
+    #[serde(skip)]
+    pub overrides: Overrides,
     #[serde(skip)]
     pub quiet: bool,
     /// A sweep's guard: stop when a step's loss is not finite or above 10x the first
@@ -239,10 +276,22 @@ impl TrainOptions {
         )
     }
 
+    /// The options that are set, as a JSON map (`config`, `resume` and the run's
+    /// own records left out).
+    pub fn given(&self) -> serde_json::Map<String, serde_json::Value> {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(mut m)) => {
+                m.retain(|k, v| !v.is_null() && k != "config" && k != "resume");
+                m
+            }
+            _ => serde_json::Map::new(),
+        }
+    }
+
     /// Fills each unset option from `file`.
     pub fn or(self, file: TrainOptions) -> TrainOptions {
         macro_rules! pick {
-            ($($f:ident),*) => { TrainOptions { config: self.config, resume: self.resume, $( $f: self.$f.or(file.$f), )* } };
+            ($($f:ident),*) => { TrainOptions { config: self.config, resume: self.resume, resumes: file.resumes, $( $f: self.$f.or(file.$f), )* } };
         }
         pick!(
             data,
@@ -389,6 +438,8 @@ impl TrainOptions {
             keep_last: self.keep_last.unwrap_or(3),
             monitor: self.monitor.unwrap_or_else(|| "val_loss".into()),
             resume: self.resume,
+            resumes: self.resumes.unwrap_or_default(),
+            overrides: Overrides::default(),
             stop_on_divergence: false,
             quiet: self.quiet.unwrap_or(false),
         })

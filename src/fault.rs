@@ -1,8 +1,10 @@
 //! Crash points for the tests: with `RUDDER_FAULT` set to `step:S` the process halts
 //! after optimizer step S; with `checkpoint:NAME`, in the middle of writing that
-//! checkpoint (its weights written, its state not). It says so on stderr and waits to
-//! be killed; the resume tests kill it there with SIGKILL. Unset, a point costs a
-//! compare and allocates nothing.
+//! checkpoint (its weights written, its state not); with `checkpoint:prune-NAME`, in
+//! the middle of deleting it (moved aside, not yet removed). It says so on stderr and
+//! waits to be killed (the resume tests kill it there with SIGKILL), or interrupted
+//! (SIGINT: it then goes on, and sees the interrupt). Unset, a point costs a compare
+//! and allocates nothing.
 
 use std::sync::OnceLock;
 
@@ -24,10 +26,14 @@ fn spec() -> Option<&'static Spec> {
     .as_ref()
 }
 
-fn halt(what: &str) -> ! {
-    eprintln!("rudder: fault point {what} reached; waiting to be killed");
-    loop {
-        std::thread::sleep(std::time::Duration::from_secs(1));
+/// Waits to be killed; a SIGINT or SIGTERM lets the run go on instead, so a test can
+/// interrupt it at this exact point.
+fn halt(what: &str) {
+    crate::runlog::say(&format!(
+        "rudder: fault point {what} reached; waiting to be killed"
+    ));
+    while !crate::interrupt::requested() {
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
 

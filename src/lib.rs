@@ -8,6 +8,7 @@ pub mod config;
 pub mod data;
 pub mod engine;
 pub mod fault;
+pub mod interrupt;
 pub mod loss;
 pub mod model;
 pub mod optim;

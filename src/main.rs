@@ -16,9 +16,9 @@ fn run() -> anyhow::Result<ExitCode> {
         Parsed::Run(cli) => cli,
         Parsed::Exit { text, code } => {
             if code == 0 {
-                print!("{text}");
+                rudder::runlog::out_text(&text);
             } else {
-                eprint!("{text}");
+                rudder::runlog::say_text(&text);
             }
             return Ok(ExitCode::from(code));
         }
@@ -29,6 +29,9 @@ fn run() -> anyhow::Result<ExitCode> {
 
 fn main() -> ExitCode {
     GLOBAL.install();
+    if let Err(e) = rudder::interrupt::install() {
+        rudder::runlog::say(&format!("rudder: Ctrl-C handling unavailable: {e}"));
+    }
     let outcome = std::thread::Builder::new()
         .name("rudder".into())
         .stack_size(rudder::script::POLICY_STACK)
@@ -41,10 +44,11 @@ fn main() -> ExitCode {
     match outcome.and_then(|r| r) {
         Ok(code) => code,
         Err(e) => {
-            rudder::runlog::say(&format!(
-                "error: {}",
-                rudder::runlog::one_line(&e.to_string())
-            ));
+            let line = rudder::runlog::one_line(&e.to_string());
+            match e.downcast_ref::<AppError>() {
+                Some(AppError::Interrupted(_)) => rudder::runlog::say(&line),
+                _ => rudder::runlog::say(&format!("error: {line}")),
+            }
             let code = e.downcast_ref::<AppError>().map_or(1, AppError::exit_code);
             ExitCode::from(code)
         }

@@ -27,6 +27,9 @@ pub enum AppError {
     Train(#[from] TrainError),
     #[error("{0} policy test case(s) failed")]
     TestsFailed(usize),
+    /// SIGINT or SIGTERM: the message says where and how to go on.
+    #[error("{0}")]
+    Interrupted(String),
 }
 
 impl AppError {
@@ -36,8 +39,86 @@ impl AppError {
         match self {
             AppError::Config(_) | AppError::Data(_) | AppError::Checkpoint(_) => 2,
             AppError::Train(_) | AppError::TestsFailed(_) => 1,
+            AppError::Interrupted(_) => crate::interrupt::EXIT_CODE,
         }
     }
+}
+
+/// A resume's first steps, before anything of the run is changed: takes the run's
+/// lock, picks the newest checkpoint that validates whole (or refuses, naming every
+/// checkpoint, when none does), checks it fits the model, then cuts the logs back to
+/// it. Returns the logs, the checkpoint (`None`: the run had none yet and starts
+/// over) and the configuration to write, with this resume appended to `resumes`.
+fn open_resumed(
+    cfg: &TrainConfig,
+    dir: &std::path::Path,
+    learner: &dyn Learner,
+) -> Result<Resumed, AppError> {
+    let flag = format!("--resume {}", dir.display());
+    let fault = |e: std::io::Error| ConfigError(format!("{flag}: {e}"));
+    let lock = crate::runlog::Lock::take(dir, "--resume").map_err(ConfigError)?;
+    let root = dir.join("checkpoints");
+    crate::checkpoint::clean(&root).map_err(fault)?;
+    let found = crate::checkpoint::newest_valid(&root, dir)?;
+    let (loaded, notes) = match found {
+        Some((l, notes)) => {
+            crate::checkpoint::check_model(learner.model(), &l.model, &l.dir)?;
+            (Some(l), notes)
+        }
+        None => {
+            // No checkpoint at all: only a run that finished no epoch may start over.
+            let done = crate::runlog::read_jsonl(&dir.join("metrics.jsonl"))
+                .map_err(|m| ConfigError(format!("{flag}: {m}")))?
+                .len();
+            if done > 0 {
+                return Err(ConfigError(format!(
+                    "{flag}: {done} finished epoch(s) in metrics.jsonl but no checkpoint to continue from; start a new run (--out) or restore checkpoints/"
+                ))
+                .into());
+            }
+            (None, Vec::new())
+        }
+    };
+    let sizes = loaded.as_ref().map(|l| l.state.logs).unwrap_or_default();
+    let log = RunLog::reopen(dir, cfg.log_steps, sizes, lock).map_err(fault)?;
+    let mut written = cfg.clone();
+    let (step, epoch) = loaded
+        .as_ref()
+        .map_or((0, 0), |l| (l.state.step, l.state.epoch));
+    let mut record = serde_json::Map::new();
+    record.insert("time".into(), crate::runlog::now_iso().into());
+    record.insert("step".into(), step.into());
+    record.insert("epoch".into(), epoch.into());
+    record.insert(
+        "checkpoint".into(),
+        loaded.as_ref().map_or(serde_json::Value::Null, |l| {
+            l.dir
+                .strip_prefix(dir)
+                .unwrap_or(&l.dir)
+                .display()
+                .to_string()
+                .into()
+        }),
+    );
+    record.insert("options".into(), cfg.overrides.given.clone().into());
+    if !notes.is_empty() {
+        record.insert("skipped".into(), notes.clone().into());
+    }
+    written.resumes.push(record.into());
+    Ok(Resumed {
+        log,
+        loaded,
+        config: written,
+        skipped: notes,
+    })
+}
+
+/// What [`open_resumed`] found.
+struct Resumed {
+    log: RunLog,
+    loaded: Option<crate::checkpoint::Loaded>,
+    config: TrainConfig,
+    skipped: Vec<String>,
 }
 
 /// Merges the `--config` file under the command line and validates both.
@@ -64,9 +145,39 @@ pub fn resolve(cli: TrainOptions) -> Result<TrainConfig, ConfigError> {
         }
         let file = TrainOptions::from_file(&path)?;
         file.check(&|k| format!("{}: {k}", path.display()))?;
+        // Options that would change the model, the data or the optimizer's state are
+        // refused; the others override the run's from the resume on.
+        let given = cli.given();
+        let before = file.given();
+        for key in crate::config::FIXED_ON_RESUME {
+            if let Some(v) = given.get(*key)
+                && before.get(*key) != Some(v)
+            {
+                return Err(ConfigError(format!(
+                    "--{}: a resumed run keeps its {}; start a new run (--out) to change it",
+                    key.replace('_', "-"),
+                    match *key {
+                        "data" | "val_fraction" | "seed" => "data and its split",
+                        "optimizer" => "optimizer (its state is in the checkpoints)",
+                        _ => "model",
+                    }
+                )));
+            }
+        }
+        let overrides = crate::config::Overrides {
+            epochs: cli.epochs,
+            lr: cli.lr,
+            batch_size: cli.batch_size,
+            accumulation: cli.accumulation,
+            momentum: cli.momentum,
+            weight_decay: cli.weight_decay,
+            given,
+        };
         let mut merged = cli.or(file);
         merged.out = Some(dir);
-        return merged.resolve();
+        let mut cfg = merged.resolve()?;
+        cfg.overrides = overrides;
+        return Ok(cfg);
     }
     let merged = match &cli.config {
         Some(path) => {
@@ -102,11 +213,20 @@ pub(crate) fn device(cfg: &TrainConfig) -> Result<Device, ConfigError> {
     }
 }
 
-/// `rudder train`.
+/// `rudder train`. A run stopped by a signal is the error that says how to resume it.
 pub fn train(opts: TrainOptions) -> Result<Summary, AppError> {
     let cfg = resolve(opts)?;
     let mut policies = load_policies(&cfg.policy, &cfg.param, cfg.lr_scaling)?;
-    train_with(&cfg, &mut policies)
+    let summary = train_with(&cfg, &mut policies)?;
+    if summary.interrupted {
+        return Err(AppError::Interrupted(format!(
+            "interrupted at epoch {} step {}; continue with: rudder train --resume {}",
+            (summary.epochs_run + 1).min(cfg.epochs.max(summary.epochs_run + 1)),
+            summary.steps,
+            cfg.out.display()
+        )));
+    }
+    Ok(summary)
 }
 
 /// Loads `specs` with `params` from the search path; faults are exit code 2.
@@ -209,31 +329,23 @@ pub fn train_on(
 ) -> Result<Summary, AppError> {
     let (learner, param_count) = build_learner(cfg, data)?;
     let out_fault = |e: std::io::Error| ConfigError(format!("--out {}: {e}", cfg.out.display()));
-    let root = cfg.out.join("checkpoints");
-    let (log, resume) = if cfg.resume.is_some() {
-        crate::checkpoint::clean(&root).map_err(out_fault)?;
-        let loaded = crate::checkpoint::latest(&root)?;
-        if let Some(l) = &loaded {
-            crate::checkpoint::check_model(learner.model(), &l.model, &l.dir)?;
+    let (log, resume) = match &cfg.resume {
+        Some(dir) => {
+            let r = open_resumed(cfg, dir, learner.as_ref())?;
+            crate::runlog::write_config(&cfg.out, &r.config).map_err(out_fault)?;
+            (r.log, Some((r.loaded, r.skipped)))
         }
-        let sizes = loaded.as_ref().map(|l| l.state.logs).unwrap_or_default();
-        let log = RunLog::reopen(&cfg.out, cfg, cfg.log_steps, sizes).map_err(out_fault)?;
-        (log, Some(loaded))
-    } else {
-        if std::fs::metadata(cfg.out.join("metrics.jsonl")).is_ok_and(|m| m.len() > 0) {
-            return Err(ConfigError(format!(
-                "--out {}: already holds a run (its metrics.jsonl is not empty); choose another folder, or --resume it",
-                cfg.out.display()
-            ))
-            .into());
+        None => {
+            let lock = crate::runlog::claim(&cfg.out, "--out").map_err(ConfigError)?;
+            crate::runlog::write_config(&cfg.out, cfg).map_err(out_fault)?;
+            (
+                RunLog::create(&cfg.out, cfg.log_steps, lock).map_err(out_fault)?,
+                None,
+            )
         }
-        (
-            RunLog::create(&cfg.out, cfg, cfg.log_steps).map_err(out_fault)?,
-            None,
-        )
     };
     if !cfg.quiet {
-        eprintln!(
+        crate::runlog::say(&format!(
             "rudder: {} on {} ({} train / {} val, {} classes), {} parameters, run dir {}",
             match cfg.model {
                 crate::config::ModelKind::Mlp => "mlp",
@@ -245,7 +357,7 @@ pub fn train_on(
             data.classes,
             param_count,
             cfg.out.display()
-        );
+        ));
     }
     let watched = controller.watched();
     let watcher = crate::watch::Watcher::start(&watched, cfg.watch)
@@ -253,30 +365,34 @@ pub fn train_on(
     if let Some(w) = &watcher
         && !cfg.quiet
     {
-        eprintln!(
+        crate::runlog::say(&format!(
             "rudder: watching {} policy file(s) for changes ({})",
             watched.len(),
             w.mode
-        );
+        ));
     }
     let mut trainer = Trainer::new(cfg, data, learner, param_count, log).with_watcher(watcher);
     match resume {
-        Some(Some(loaded)) => trainer.resume_from(loaded, controller)?,
-        Some(None) => trainer.restart(),
+        Some((Some(loaded), skipped)) => {
+            trainer.resume_from(loaded, controller)?;
+            trainer.note_skipped(skipped);
+        }
+        Some((None, _)) => trainer.restart(),
         None => {}
     }
     let summary = trainer.run(controller)?;
     if !cfg.quiet
+        && !summary.interrupted
         && let Some(last) = &summary.last
     {
-        eprintln!(
+        crate::runlog::say(&format!(
             "done: {} epochs, {} steps, val_acc {:.4}, val_loss {:.4}; report: {}",
             summary.epochs_run,
             summary.steps,
             last.val_acc,
             last.val_loss,
             cfg.out.join("report.html").display()
-        );
+        ));
     }
     Ok(summary)
 }

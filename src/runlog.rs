@@ -70,6 +70,20 @@ pub fn say(msg: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{msg}");
 }
 
+/// Writes `text` as it is to stderr, ignoring a closed or broken stderr.
+pub fn say_text(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
+/// Writes `text` as it is to stdout, ignoring a closed or broken stdout.
+pub fn out_text(text: &str) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    let _ = o.write_all(text.as_bytes());
+    let _ = o.flush();
+}
+
 /// Writes `msg` and a newline to stdout, ignoring a closed or broken stdout.
 pub fn out(msg: &str) {
     use std::io::Write;
@@ -112,12 +126,127 @@ impl EpochRecord {
     }
 }
 
-/// The open log files of a run.
+/// The open log files of a run, and the run folder's lock.
 pub struct RunLog {
     dir: PathBuf,
     metrics: File,
     events: File,
     steps: Option<BufWriter<File>>,
+    _lock: Lock,
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file beside it, fsynced, renamed
+/// over it, and the folder fsynced. A reader (or a crash) sees the old file or the
+/// new one, never a part.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map_or("file".into(), |n| n.to_string_lossy());
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        File::open(dir)?.sync_all()
+    };
+    write().inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+/// `config` as pretty JSON in `dir/config.json`, atomically.
+pub fn write_config(dir: &Path, config: &impl Serialize) -> std::io::Result<()> {
+    let mut text = serde_json::to_vec_pretty(config).map_err(std::io::Error::other)?;
+    text.push(b'\n');
+    write_atomic(&dir.join("config.json"), &text)
+}
+
+/// The exclusive lock of a run folder (`DIR/.lock`, `flock`), held while a process
+/// writes the run; the file names the holder's PID.
+pub struct Lock {
+    _file: File,
+}
+
+/// The name of the lock file in a run folder.
+pub const LOCK_FILE: &str = ".lock";
+
+impl Lock {
+    /// Takes `dir`'s lock, or says which process holds it (`flag` names the option
+    /// that chose the folder).
+    pub fn take(dir: &Path, flag: &str) -> Result<Lock, String> {
+        let path = dir.join(LOCK_FILE);
+        let fault = |e: std::io::Error| format!("{flag} {}: {e}", dir.display());
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(fault)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = std::io::Read::read_to_string(&mut file, &mut holder);
+                let holder = holder.trim();
+                let who = if holder.is_empty() {
+                    "another process".to_string()
+                } else {
+                    format!("another rudder (pid {})", clip(holder))
+                };
+                return Err(format!(
+                    "{flag} {}: {who} is using this run folder; wait for it to end",
+                    dir.display()
+                ));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(fault(e)),
+        }
+        file.set_len(0).map_err(fault)?;
+        writeln!(file, "{}", std::process::id()).map_err(fault)?;
+        Ok(Lock { _file: file })
+    }
+}
+
+/// Claims `dir` for a new run: it must be absent or empty (besides a lock file);
+/// creates it and takes its lock.
+pub fn claim(dir: &Path, flag: &str) -> Result<Lock, String> {
+    let others = |dir: &Path| -> Vec<String> {
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n != LOCK_FILE)
+            .collect()
+    };
+    let refuse = |mut names: Vec<String>| {
+        names.sort();
+        let shown = names.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
+        let more = if names.len() > 3 { ", ..." } else { "" };
+        format!(
+            "{flag} {}: not empty (holds {}{more}); a new run needs an absent or empty folder (to continue a run: --resume {})",
+            dir.display(),
+            clip(&shown),
+            dir.display()
+        )
+    };
+    let held = others(dir);
+    if !held.is_empty() {
+        return Err(refuse(held));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("{flag} {}: {e}", dir.display()))?;
+    let lock = Lock::take(dir, flag)?;
+    // Another process may have filled it between the look and the lock.
+    let held = others(dir);
+    if !held.is_empty() {
+        return Err(refuse(held));
+    }
+    Ok(lock)
 }
 
 fn append(path: &Path) -> std::io::Result<File> {
@@ -125,12 +254,10 @@ fn append(path: &Path) -> std::io::Result<File> {
 }
 
 impl RunLog {
-    /// Creates `dir` and its files; writes `config.json`.
-    pub fn create(dir: &Path, config: &impl Serialize, log_steps: bool) -> std::io::Result<RunLog> {
+    /// Opens (creating) the log files of the run in `dir`, whose `lock` the caller
+    /// holds.
+    pub fn create(dir: &Path, log_steps: bool, lock: Lock) -> std::io::Result<RunLog> {
         std::fs::create_dir_all(dir)?;
-        let mut text = serde_json::to_string_pretty(config).map_err(std::io::Error::other)?;
-        text.push('\n');
-        std::fs::write(dir.join("config.json"), text)?;
         Ok(RunLog {
             dir: dir.to_path_buf(),
             metrics: append(&dir.join("metrics.jsonl"))?,
@@ -140,17 +267,18 @@ impl RunLog {
             } else {
                 None
             },
+            _lock: lock,
         })
     }
 
     /// Opens the logs of a run being resumed: cuts each back to the size it had at
-    /// the checkpoint (dropping what came after, half-written lines included) and
-    /// rewrites `config.json`.
+    /// the checkpoint (dropping what came after, half-written lines included; the
+    /// sizes were validated against the files first).
     pub fn reopen(
         dir: &Path,
-        config: &impl Serialize,
         log_steps: bool,
         sizes: LogSizes,
+        lock: Lock,
     ) -> std::io::Result<RunLog> {
         for (name, len) in [
             ("metrics.jsonl", sizes.metrics),
@@ -164,7 +292,7 @@ impl RunLog {
                 f.sync_all()?;
             }
         }
-        RunLog::create(dir, config, log_steps)
+        RunLog::create(dir, log_steps, lock)
     }
 
     /// The current sizes of the logs (`steps.jsonl` flushed first).

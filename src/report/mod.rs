@@ -175,8 +175,8 @@ pub fn render(title: &str, subtitle: &str, history: &[Value], markers: &[Marker]
     html
 }
 
-/// Writes `dir/report.html` atomically (a temporary file renamed over it).
-/// `subtitle` describes the setup (model, data, optimizer).
+/// Writes `dir/report.html` atomically (`runlog::write_atomic`). `subtitle`
+/// describes the setup (model, data, optimizer).
 pub fn write(
     dir: &Path,
     subtitle: &str,
@@ -184,16 +184,15 @@ pub fn write(
     markers: &[Marker],
 ) -> std::io::Result<()> {
     let title = dir.display().to_string();
-    let tmp = dir.join(".report.html.tmp");
-    std::fs::write(&tmp, render(&title, subtitle, history, markers))?;
-    std::fs::rename(tmp, dir.join("report.html"))
+    write_page(
+        &dir.join("report.html"),
+        &render(&title, subtitle, history, markers),
+    )
 }
 
 /// Writes `html` to `path` atomically.
 pub fn write_page(path: &Path, html: &str) -> std::io::Result<()> {
-    let tmp = path.with_extension("html.tmp");
-    std::fs::write(&tmp, html)?;
-    std::fs::rename(tmp, path)
+    crate::runlog::write_atomic(path, html.as_bytes())
 }
 
 #[cfg(test)]

@@ -63,6 +63,27 @@ impl Trainer<'_> {
             };
         }
         self.settings = s.settings;
+        // The options given with `--resume` take over from here (SPEC section 1).
+        let o = &self.cfg.overrides;
+        let set = &mut self.settings;
+        if let Some(e) = o.epochs {
+            set.epochs = e;
+        }
+        if let Some(lr) = o.lr {
+            set.lr = lr;
+        }
+        if let Some(b) = o.batch_size {
+            set.batch_size = b.min(self.data.train.len());
+        }
+        if let Some(a) = o.accumulation {
+            set.accumulation = a;
+        }
+        if let Some(m) = o.momentum {
+            set.momentum = m;
+        }
+        if let Some(w) = o.weight_decay {
+            set.weight_decay = w;
+        }
         self.sync_hyper();
         self.step = s.step;
         self.epoch = s.epoch;
@@ -92,10 +113,17 @@ impl Trainer<'_> {
             .map_err(fault)
     }
 
-    /// A `--resume` of a run that had no checkpoint yet: it starts over (its logs are
-    /// already emptied), and the `resume` event says so.
+    /// A `--resume` of a run that had no checkpoint yet and finished no epoch: it
+    /// starts over (its logs are already emptied), and the `resume` event says so.
     pub fn restart(&mut self) {
         self.resume_note = Some((None, vec!["no checkpoint yet: the run starts over".into()]));
+    }
+
+    /// Adds `notes` (newer checkpoints that did not validate) to the `resume` event.
+    pub fn note_skipped(&mut self, notes: Vec<String>) {
+        if let Some((_, all)) = &mut self.resume_note {
+            all.extend(notes.into_iter().map(|n| format!("skipped {n}")));
+        }
     }
 
     /// A rollback needs its checkpoint: without one the decision is rejected whole.
@@ -202,6 +230,7 @@ impl Trainer<'_> {
             logs: self.log.sizes()?,
             markers: self.markers.clone(),
             policy_metrics: self.policy_metrics.clone(),
+            checksums: Default::default(),
         };
         let snap = Snapshot {
             state: &state,
@@ -229,7 +258,8 @@ impl Trainer<'_> {
         if self.ckpt.keep > 0 {
             for old in checkpoint::beyond_keep(&self.ckpt.root, self.ckpt.keep) {
                 if Some(&old) != self.ckpt.last.as_ref() {
-                    let _ = std::fs::remove_dir_all(old);
+                    // Moved aside first: a kill here leaves no half checkpoint.
+                    let _ = checkpoint::remove(&old);
                 }
             }
         }

@@ -41,6 +41,8 @@ pub struct Summary {
     pub stop_reason: Option<String>,
     /// Stopped by the sweep's divergence guard.
     pub diverged: bool,
+    /// Stopped by SIGINT or SIGTERM, after a checkpoint of where it was.
+    pub interrupted: bool,
 }
 
 /// How far above the first step's loss a sweep trial counts as diverged.
@@ -309,7 +311,25 @@ impl<'a> Trainer<'a> {
                     },
                     self.step
                 );
+                let given = &self.cfg.overrides.given;
+                let with = (!given.is_empty()).then(|| {
+                    let flags: Vec<String> = given
+                        .iter()
+                        .map(|(k, v)| {
+                            format!(
+                                "--{} {}",
+                                k.replace('_', "-"),
+                                crate::runlog::clip(&v.to_string())
+                            )
+                        })
+                        .collect();
+                    format!("with {}", flags.join(" "))
+                });
+                if !given.is_empty() {
+                    f.insert("options".into(), Value::Object(given.clone()));
+                }
                 let message = std::iter::once(at)
+                    .chain(with)
                     .chain(notes)
                     .collect::<Vec<_>>()
                     .join("; ");
@@ -327,7 +347,12 @@ impl<'a> Trainer<'a> {
         }
         self.hook(Hook::TrainStart, controller)?;
         let mut last = None;
+        let mut interrupted = false;
         while self.stop.is_none() && self.epoch < self.settings.epochs {
+            if crate::interrupt::requested() {
+                interrupted = true;
+                break;
+            }
             self.maybe_reload(controller)?;
             if self.partial.is_none() {
                 self.hook(Hook::EpochStart, controller)?;
@@ -337,9 +362,16 @@ impl<'a> Trainer<'a> {
                 self.batcher.start_epoch();
                 self.partial = Some(Partial::default());
             }
-            last = Some(self.epoch_pass(controller)?);
+            let Some(record) = self.epoch_pass(controller)? else {
+                interrupted = true;
+                break;
+            };
+            last = Some(record);
             self.epoch += 1;
             self.epoch_end_checkpoints(controller)?;
+        }
+        if interrupted {
+            return self.interrupted(controller, last);
         }
         self.hook(Hook::TrainEnd, controller)?;
         if self.epoch > 0
@@ -361,12 +393,42 @@ impl<'a> Trainer<'a> {
             best: self.best,
             stop_reason: self.stop,
             diverged: self.diverged,
+            interrupted: false,
+        })
+    }
+
+    /// The end of a run stopped by a signal at a step boundary: a `step-N`
+    /// checkpoint of where it is (mid-epoch or between epochs), then `run_end` with
+    /// reason `interrupted`. `on_train_end` is not called: the run is not over.
+    fn interrupted(
+        mut self,
+        controller: &mut dyn Controller,
+        last: Option<EpochRecord>,
+    ) -> Result<Summary, TrainError> {
+        self.write_checkpoints(&[format!("step-{}", self.step)], controller)?;
+        self.learner.sync_model()?;
+        let mut f = Map::new();
+        f.insert("reason".into(), json!("interrupted"));
+        let epoch = crate::checkpoint::boundary_epoch(self.epoch, self.partial.is_some());
+        self.log.event(epoch, self.step, "run_end", f)?;
+        Ok(Summary {
+            epochs_run: self.epoch,
+            steps: self.step,
+            last,
+            best: self.best,
+            stop_reason: Some("interrupted".into()),
+            diverged: self.diverged,
+            interrupted: true,
         })
     }
 
     /// One epoch: training steps, validation, `on_epoch_end`, the metrics line and
-    /// the report.
-    fn epoch_pass(&mut self, controller: &mut dyn Controller) -> Result<EpochRecord, TrainError> {
+    /// the report. `None` when a signal stopped it between two steps (the epoch stays
+    /// in progress, for a checkpoint).
+    fn epoch_pass(
+        &mut self,
+        controller: &mut dyn Controller,
+    ) -> Result<Option<EpochRecord>, TrainError> {
         let t0 = Instant::now();
         let before = self.partial.unwrap_or_default();
         let train = self.data.train.clone();
@@ -401,6 +463,10 @@ impl<'a> Trainer<'a> {
                 loss / count as f64,
             )?;
             crate::fault::step(self.step);
+            if crate::interrupt::requested() {
+                self.progress.clear();
+                return Ok(None);
+            }
             if self.cfg.stop_on_divergence && self.check_divergence(loss / count as f64)? {
                 break;
             }
@@ -466,7 +532,7 @@ impl<'a> Trainer<'a> {
             &self.history,
             &self.markers,
         )?;
-        Ok(record)
+        Ok(Some(record))
     }
 
     /// The sweep's guard: a step loss that is not finite or above

@@ -47,6 +47,13 @@ impl Progress {
         }
     }
 
+    /// Clears the bar of an epoch left unfinished.
+    pub fn clear(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+
     /// Clears the bar and prints the epoch's summary line.
     pub fn end_epoch(&mut self, r: &EpochRecord) {
         if let Some(bar) = self.bar.take() {

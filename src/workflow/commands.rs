@@ -19,7 +19,7 @@ pub fn sweep(o: SweepOptions) -> Result<(), AppError> {
     let jobs = o.jobs.max(1);
     let device = device(&cfg)?;
     let data = load_data(&cfg, &device)?;
-    eprintln!(
+    crate::runlog::say(&format!(
         "rudder sweep: {} trials of {} epochs (lr {} x {:?}), {} at a time, in {}",
         o.multipliers.len(),
         cfg.epochs,
@@ -27,29 +27,35 @@ pub fn sweep(o: SweepOptions) -> Result<(), AppError> {
         o.multipliers,
         jobs.min(o.multipliers.len()),
         cfg.out.display()
-    );
+    ));
     let spec = crate::workflow::sweep::Spec {
         multipliers: o.multipliers,
         metric: o.metric,
         jobs,
     };
     let outcome = crate::workflow::sweep::run(&cfg, &spec, &data)?;
-    eprint!("{}", crate::workflow::sweep::table(&outcome));
+    if crate::interrupt::requested() {
+        return Err(AppError::Interrupted(format!(
+            "interrupted; each trial in {} checkpointed where it stopped (a sweep is not resumed: run it again)",
+            cfg.out.display()
+        )));
+    }
+    crate::runlog::say_text(&crate::workflow::sweep::table(&outcome));
     match outcome.winner {
         Some(w) => {
             let t = &outcome.trials[w];
-            eprintln!(
+            crate::runlog::say(&format!(
                 "winner: {} (lr {}) by {}; report: {}",
                 t.dir,
                 t.lr,
                 outcome.metric,
                 cfg.out.join("report.html").display()
-            );
+            ));
             print_json(
                 serde_json::json!({"multiplier": t.multiplier, "lr": t.lr, "dir": cfg.out.join(&t.dir), "metric": outcome.metric, "score": t.score}),
             );
         }
-        None => eprintln!("no winner: every trial diverged"),
+        None => crate::runlog::say("no winner: every trial diverged"),
     }
     Ok(())
 }
@@ -70,6 +76,7 @@ pub fn lr_find(o: LrFindOptions) -> Result<(), AppError> {
         ))
         .into());
     }
+    let _lock = crate::runlog::claim(&cfg.out, "--out").map_err(ConfigError)?;
     let device = device(&cfg)?;
     let data = load_data(&cfg, &device)?;
     let ramp = Ramp {
@@ -97,13 +104,13 @@ pub fn lr_find(o: LrFindOptions) -> Result<(), AppError> {
     };
     let out = &cfg.out;
     let io = |e: std::io::Error| ConfigError(format!("--out {}: {e}", out.display()));
-    std::fs::create_dir_all(out).map_err(io)?;
     let mut text = serde_json::to_string_pretty(&report).expect("serialises");
     text.push('\n');
-    std::fs::write(out.join("lr_find.json"), text).map_err(io)?;
-    std::fs::write(out.join("lr_find.svg"), lf::svg_page(&run, &s)).map_err(io)?;
+    crate::runlog::write_atomic(&out.join("lr_find.json"), text.as_bytes()).map_err(io)?;
+    crate::runlog::write_atomic(&out.join("lr_find.svg"), lf::svg_page(&run, &s).as_bytes())
+        .map_err(io)?;
     let show = |v: Option<f64>| v.map_or("-".into(), crate::report::fmt_num);
-    eprintln!(
+    crate::runlog::say(&format!(
         "lr-find: {} steps{} from {} to {}; suggestions: steepest {}, valley {}, minimum/10 {}; lr_find.json and lr_find.svg in {}",
         run.lrs.len(),
         if run.stopped_early {
@@ -117,7 +124,7 @@ pub fn lr_find(o: LrFindOptions) -> Result<(), AppError> {
         show(s.valley),
         show(s.minimum),
         out.display()
-    );
+    ));
     print_json(serde_json::to_value(s).expect("serialises"));
     Ok(())
 }
@@ -168,6 +175,6 @@ pub fn report(o: ReportOptions) -> Result<(), AppError> {
     let title = format!("rudder report: {} run(s)", runs.len());
     crate::report::write_page(&o.out, &crate::report::compare(&title, &runs))
         .map_err(|e| ConfigError(format!("--out {}: {e}", o.out.display())))?;
-    eprintln!("wrote {}", o.out.display());
+    crate::runlog::say(&format!("wrote {}", o.out.display()));
     Ok(())
 }

@@ -74,17 +74,10 @@ pub fn run(cfg: &TrainConfig, spec: &Spec, data: &Data) -> Result<Outcome, AppEr
         .into());
     }
     crate::runlog::check_metric(&spec.metric).map_err(|m| ConfigError(format!("--metric: {m}")))?;
-    if cfg.out.join("sweep.json").exists() {
-        return Err(ConfigError(format!(
-            "--out {}: already holds a sweep (sweep.json); choose another folder",
-            cfg.out.display()
-        ))
-        .into());
-    }
     // Policies are checked once here, so a bad one is exit 2 before any trial.
     load_policies(&cfg.policy, &cfg.param, cfg.lr_scaling)?;
-    std::fs::create_dir_all(&cfg.out)
-        .map_err(|e| ConfigError(format!("--out {}: {e}", cfg.out.display())))?;
+    // The sweep's own folder: absent or empty, and ours while the trials run.
+    let _lock = crate::runlog::claim(&cfg.out, "--out").map_err(ConfigError)?;
     let jobs = spec.jobs.clamp(1, spec.multipliers.len());
     let trial_cfg = |m: f64| {
         let mut c = cfg.clone();
@@ -196,7 +189,8 @@ fn write_outputs(dir: &Path, o: &Outcome) -> Result<(), AppError> {
     let io = |p: PathBuf| move |e: std::io::Error| ConfigError(format!("{}: {e}", p.display()));
     let mut text = serde_json::to_string_pretty(o).expect("a sweep serialises");
     text.push('\n');
-    std::fs::write(dir.join("sweep.json"), text).map_err(io(dir.join("sweep.json")))?;
+    crate::runlog::write_atomic(&dir.join("sweep.json"), text.as_bytes())
+        .map_err(io(dir.join("sweep.json")))?;
     let runs: Vec<report::RunView> = o.trials.iter().map(|t| t.run.clone()).collect();
     let title = format!(
         "rudder sweep: {} epochs, batch {}, base lr {}, winner by {}: {}",

@@ -6,10 +6,12 @@
 //! never more than 1 GiB of memory, and the run's checkpoints stay resumable.
 
 mod imports;
+mod inputs;
 mod limits;
 mod names;
 mod output;
 mod policy_tests;
+mod run_folder;
 mod state;
 mod watcher;
 

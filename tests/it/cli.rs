@@ -178,7 +178,8 @@ fn an_existing_run_is_not_overwritten() {
     let o = rudder(tmp.path(), &["train", "-q", "--epochs", "1", "--out", "r"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        stderr(&o).contains("--out r: already holds a run"),
+        stderr(&o)
+            .contains("--out r: not empty (holds checkpoints, config.json, events.jsonl, ...)"),
         "{}",
         stderr(&o)
     );

@@ -426,38 +426,77 @@ fn checkpoint_faults_are_exit_2_naming_the_file() {
         ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
-    let ck = d.join("r/checkpoints/epoch-1");
-    let resume_fails = |needle: &str, args: &[&str]| {
+    let cks = ["epoch-0", "epoch-1", "best"].map(|n| d.join("r/checkpoints").join(n));
+    let resume_fails = |needles: &[&str], args: &[&str]| {
         let mut all = vec!["train", "--resume", "r", "--quiet", "--epochs", "3"];
         all.extend(args);
         let o = rudder(d, &all);
         let e = stderr(&o);
         assert_eq!(o.status.code(), Some(2), "{e}");
         assert_eq!(e.trim().lines().count(), 1, "one line: {e}");
-        assert!(e.contains(needle), "{needle:?} not in {e}");
+        for n in needles {
+            assert!(e.contains(n), "{n:?} not in {e}");
+        }
         assert!(!e.contains("panicked"), "{e}");
     };
-    // A different model.
+    // Options that change the model are refused before anything is read.
     resume_fails(
-        "model.safetensors: tensor fc1.weight has shape [256, 64] where the model has [32, 64]",
+        &["--hidden: a resumed run keeps its model"],
         &["--hidden", "32,16"],
     );
-    // A truncated model file.
-    let model = std::fs::read(ck.join("model.safetensors")).unwrap();
-    std::fs::write(ck.join("model.safetensors"), &model[..model.len() / 2]).unwrap();
-    resume_fails("epoch-1/model.safetensors: not a safetensors file", &[]);
-    std::fs::write(ck.join("model.safetensors"), &model).unwrap();
-    // A tensor missing: the optimizer file of another run's model in place of this one.
-    std::fs::copy(
-        ck.join("optimizer.safetensors"),
-        ck.join("model.safetensors"),
-    )
-    .unwrap();
-    resume_fails("model.safetensors: tensor", &[]);
-    std::fs::write(ck.join("model.safetensors"), &model).unwrap();
+    // Checkpoints of another model (its config.json says 32,16).
+    let config = std::fs::read_to_string(d.join("r/config.json")).unwrap();
+    let other: serde_json::Value = {
+        let mut v: serde_json::Value = serde_json::from_str(&config).unwrap();
+        v["hidden"] = serde_json::json!([32, 16]);
+        v
+    };
+    std::fs::write(d.join("r/config.json"), other.to_string()).unwrap();
+    resume_fails(
+        &["model.safetensors: tensor fc1.weight has shape [256, 64] where the model has [32, 64]"],
+        &[],
+    );
+    std::fs::write(d.join("r/config.json"), &config).unwrap();
+    // Every checkpoint damaged the same way: each is named.
+    let damage = |file: &str, how: &dyn Fn(&[u8]) -> Vec<u8>| -> Vec<Vec<u8>> {
+        cks.iter()
+            .map(|c| {
+                let before = std::fs::read(c.join(file)).unwrap();
+                std::fs::write(c.join(file), how(&before)).unwrap();
+                before
+            })
+            .collect()
+    };
+    let restore = |file: &str, saved: Vec<Vec<u8>>| {
+        for (c, b) in cks.iter().zip(saved) {
+            std::fs::write(c.join(file), b).unwrap();
+        }
+    };
+    // A truncated model file: its checksum no longer matches.
+    let saved = damage("model.safetensors", &|b| b[..b.len() / 2].to_vec());
+    resume_fails(
+        &[
+            "no checkpoint in r/checkpoints can be resumed",
+            "epoch-1/model.safetensors: its SHA-256 is not the one state.json records",
+            "best/model.safetensors",
+            "epoch-0/model.safetensors",
+        ],
+        &[],
+    );
+    restore("model.safetensors", saved);
+    // One flipped byte in the weights: caught by the checksum too.
+    let saved = damage("model.safetensors", &|b| {
+        let mut b = b.to_vec();
+        let n = b.len() - 5;
+        b[n] ^= 1;
+        b
+    });
+    resume_fails(&["its SHA-256 is not the one state.json records"], &[]);
+    restore("model.safetensors", saved);
     // A foreign state.json.
-    std::fs::write(ck.join("state.json"), "{\"epoch\": 3}").unwrap();
-    resume_fails("epoch-1/state.json: not a rudder checkpoint", &[]);
+    let saved = damage("state.json", &|_| b"{\"epoch\": 3}".to_vec());
+    resume_fails(&["epoch-1/state.json: not a rudder checkpoint"], &[]);
+    restore("state.json", saved);
     // Not a run directory at all.
     let o = rudder(d, &["train", "--resume", "nowhere"]);
     assert_eq!(o.status.code(), Some(2));
