@@ -1,5 +1,6 @@
 //! The cost of one `on_step` call of a cosine policy, through the same `PolicySet` a
-//! run uses (ctx built, hook called, decision converted and validated).
+//! run uses (ctx built, hook called, decision converted and validated); and of the
+//! same policy reading `ctx.history` (a copy per call) after 5 and 50 epochs.
 //! Run: `cargo bench --bench hooks`.
 
 use std::hint::black_box;
@@ -9,20 +10,45 @@ use rudder::policy::{Best, Controller, Ctx, EpochMetrics, Hook, Rescale, Setting
 use rudder::script::{PolicySet, SearchPath};
 
 fn hooks(c: &mut Criterion) {
+    bench(
+        c,
+        "on_step cosine (ctx built, call, decision checked)",
+        "",
+        5,
+    );
+    // A policy whose text mentions `history` gets a copy of it in every call.
+    for epochs in [5, 50] {
+        bench(
+            c,
+            &format!("on_step cosine, reading ctx.history of {epochs} epochs"),
+            "    let n = ctx.history.len();\n",
+            epochs,
+        );
+    }
+}
+
+/// `extra` goes first in the hook's body; `epochs` lines of history, each a
+/// metrics.jsonl line of a real run.
+fn bench(c: &mut Criterion, name: &str, extra: &str, epochs: usize) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("cosine.rhai");
     std::fs::write(
         &file,
-        "fn on_step(ctx) {\n    let total = ctx.epochs * ctx.steps_per_epoch;\n    #{ lr: lr::cosine(ctx.step.to_float() / total, 0.0, ctx.base_lr) }\n}\n",
+        format!("fn on_step(ctx) {{\n{extra}    let total = ctx.epochs * ctx.steps_per_epoch;\n    #{{ lr: lr::cosine(ctx.step.to_float() / total, 0.0, ctx.base_lr) }}\n}}\n"),
     )
     .unwrap();
     let spec = file.display().to_string();
     let mut set = PolicySet::load(&[spec], &[], &SearchPath::new(vec![]), Rescale::Linear).unwrap();
-    let history: Vec<serde_json::Value> = (0..5)
-        .map(|e| serde_json::json!({"epoch": e, "val_loss": 0.5}))
+    let history: Vec<serde_json::Value> = (0..epochs)
+        .map(|e| {
+            serde_json::json!({"epoch": e, "step": 938 * (e + 1), "epochs": 10, "lr": 0.1,
+                "batch_size": 64, "accumulation": 1, "train_loss": 0.31, "train_acc": 0.91,
+                "val_loss": 0.5, "val_acc": 0.9, "epoch_time_s": 1.2, "samples_per_s": 5e4,
+                "policy": {}})
+        })
         .collect();
     let mut step = 0u64;
-    c.bench_function("on_step cosine (ctx built, call, decision checked)", |b| {
+    c.bench_function(name, |b| {
         b.iter(|| {
             step = (step + 1) % 9380;
             let ctx = Ctx {

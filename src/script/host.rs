@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use rhai::packages::{Package, StandardPackage};
 use rhai::{Dynamic, Engine, EvalAltResult, LexError, Module, Shared, Token};
 
 use super::{clock, meter, safe};
@@ -41,7 +42,13 @@ pub const OUT_OF_MEMORY: &str = "memory";
 
 fn standard() -> Shared<Module> {
     static STD: OnceLock<Shared<Module>> = OnceLock::new();
-    STD.get_or_init(|| safe::package().into()).clone()
+    STD.get_or_init(|| StandardPackage::new().as_shared_module())
+        .clone()
+}
+
+fn checked() -> Shared<Module> {
+    static CHECKED: OnceLock<Shared<Module>> = OnceLock::new();
+    CHECKED.get_or_init(|| safe::overrides().into()).clone()
 }
 
 /// A number from a script: integer or float.
@@ -170,6 +177,8 @@ impl Budget {
 pub fn engine() -> (Engine, Budget) {
     let mut e = Engine::new_raw();
     e.register_global_module(standard());
+    // Registered after the standard package: its functions win.
+    e.register_global_module(checked());
     e.register_static_module("lr", lr_module().into());
     e.set_max_operations(MAX_OPERATIONS);
     e.set_max_call_levels(MAX_CALL_LEVELS);

@@ -42,6 +42,9 @@ pub struct Policy {
     /// Whether any of its files mentions `history`: `ctx.history` (a copy of the run's
     /// metrics so far, growing by an epoch each epoch) is built only for those.
     pub uses_history: bool,
+    /// Whether its script has an `import` anywhere (a call then needs a fresh import
+    /// graph).
+    may_import: bool,
     /// The texts of the modules it imported, by file, for showing errors.
     module_texts: Arc<Mutex<std::collections::HashMap<String, Arc<str>>>>,
 }
@@ -131,6 +134,14 @@ impl Policy {
             )
             .collect();
         let version = content_hash(&sources.iter().map(Vec::as_slice).collect::<Vec<_>>());
+        let mut may_import = false;
+        ast.walk(&mut |path: &[rhai::ASTNode]| {
+            may_import |= matches!(
+                path.last(),
+                Some(rhai::ASTNode::Stmt(rhai::Stmt::Import(..)))
+            );
+            !may_import
+        });
         let uses_history = sources
             .iter()
             .any(|t| t.windows(7).any(|w| w == b"history"));
@@ -151,6 +162,7 @@ impl Policy {
             params_value: Dynamic::UNIT,
             uses_history,
             module_texts,
+            may_import,
         };
         if has_params {
             let v = policy.call_raw("params", ())?;
@@ -204,8 +216,12 @@ impl Policy {
     /// Calls `name` under a fresh budget. A call that fails, or leaves a `this` that
     /// cannot be kept (SPEC section 9), changes nothing: `this` is put back.
     fn call_raw(&mut self, name: &str, args: impl rhai::FuncArgs) -> Result<Dynamic, ScriptError> {
-        let before = self.this.clone();
-        self.imports.lock().expect("import chain lock").reset();
+        // An empty `this` (most schedules keep nothing) needs no copy.
+        let before = (!self.this.read_lock::<Map>().is_some_and(|m| m.is_empty()))
+            .then(|| self.this.clone());
+        if self.may_import {
+            self.imports.lock().expect("import chain lock").reset();
+        }
         self.budget.start();
         let opts = CallFnOptions::new()
             .eval_ast(self.eval_top)
@@ -226,7 +242,7 @@ impl Policy {
                     })
             });
         if result.is_err() {
-            self.this = before;
+            self.this = before.unwrap_or_else(|| Dynamic::from_map(Map::new()));
         }
         result
     }

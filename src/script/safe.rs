@@ -1,7 +1,10 @@
-//! The script standard library a policy sees: rhai's standard package without blobs
-//! (a policy has no bytes to handle, so the blob limit holds by construction), with the
-//! built-ins that could build a result far larger than their inputs, or block the
-//! thread, replaced by checked versions that fail before they allocate.
+//! What a policy's engine puts over rhai's standard package: the built-ins that could
+//! build a result far larger than their inputs, or block the thread, replaced by
+//! checked versions that fail before they allocate, and the blob constructors refused
+//! (a policy has no bytes to handle, so the blob limit holds by construction). The
+//! standard package itself stays rhai's own (marked standard, so the optimizer and
+//! the fast operators know no operator is overridden); this module is registered after
+//! it and wins for the functions it holds.
 //!
 //! Audited against rhai 1.27's packages: `pad` (strings, arrays), `+`/`+=` on strings
 //! and arrays, `split*`, `to_chars`, `chars`, `to_upper`/`to_lower`, `parse_json`,
@@ -12,10 +15,6 @@
 //! times and whose own check counts neither map keys nor memory; and `sleep`, which
 //! blocks the thread.
 
-use rhai::packages::{
-    BasicArrayPackage, BasicMapPackage, BasicMathPackage, BasicTimePackage, BitFieldPackage,
-    CorePackage, LogicPackage, MoreStringPackage, Package,
-};
 use rhai::{Array, Dynamic, EvalAltResult, FLOAT, INT, ImmutableString, Map, Module};
 
 use super::host::{MAX_ARRAY, MAX_MEMORY};
@@ -23,19 +22,10 @@ use super::host::{MAX_ARRAY, MAX_MEMORY};
 /// The longest string a script may build, in bytes (SPEC section 9).
 pub const MAX_STRING: usize = 64 * 1024;
 
-/// The package every policy engine shares.
-pub fn package() -> Module {
+/// The module of checked built-ins every policy engine shares.
+pub fn overrides() -> Module {
     let mut m = Module::new();
-    CorePackage::init(&mut m);
-    BitFieldPackage::init(&mut m);
-    LogicPackage::init(&mut m);
-    BasicMathPackage::init(&mut m);
-    BasicArrayPackage::init(&mut m);
-    BasicMapPackage::init(&mut m);
-    BasicTimePackage::init(&mut m);
-    MoreStringPackage::init(&mut m);
-    m.register_lazy_functions();
-    overrides(&mut m);
+    checked(&mut m);
     m.build_index();
     m
 }
@@ -123,7 +113,11 @@ fn no_sleep() -> Result<(), Box<EvalAltResult>> {
     Err("sleep is not available to a policy: a hook call has a time budget of its own".into())
 }
 
-fn overrides(m: &mut Module) {
+fn no_blob() -> Result<Dynamic, Box<EvalAltResult>> {
+    Err("blobs are not available to a policy".into())
+}
+
+fn checked(m: &mut Module) {
     m.set_native_fn(
         "replace",
         |s: &mut ImmutableString, find: &str, with: &str| replace(s, find, with),
@@ -153,6 +147,10 @@ fn overrides(m: &mut Module) {
     m.set_native_fn("pad", pad);
     m.set_native_fn("sleep", |_: INT| no_sleep());
     m.set_native_fn("sleep", |_: FLOAT| no_sleep());
+    m.set_native_fn("blob", no_blob);
+    m.set_native_fn("blob", |_: INT| no_blob());
+    m.set_native_fn("blob", |_: INT, _: INT| no_blob());
+    m.set_native_fn("to_blob", |_: &str| no_blob());
 }
 
 #[cfg(test)]

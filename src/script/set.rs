@@ -142,6 +142,16 @@ impl PolicySet {
         })
     }
 
+    /// The history array, for the policies that mention it; `()` (no copy) when none
+    /// does.
+    fn history_if_used(&mut self, h: &[Value]) -> Dynamic {
+        if self.policies.iter().any(|p| p.uses_history) {
+            self.history(h)
+        } else {
+            Dynamic::UNIT
+        }
+    }
+
     fn history(&mut self, h: &[Value]) -> Dynamic {
         if self.history.0 != h.len() {
             let arr: rhai::Array = h.iter().map(convert::from_json).collect();
@@ -453,7 +463,7 @@ impl Controller for PolicySet {
     }
 
     fn reload(&mut self, ctx: &Ctx) -> Reply {
-        let history = self.history(ctx.history);
+        let history = self.history_if_used(ctx.history);
         let mut events = Vec::new();
         let mut swapped = Vec::new();
         for i in 0..self.policies.len() {
@@ -536,7 +546,7 @@ impl Controller for PolicySet {
 impl PolicySet {
     /// `hook` for the policies `which` selects, in order, composed as a hook call is.
     fn call_only(&mut self, hook: Hook, ctx: &Ctx, which: impl Fn(usize) -> bool) -> Reply {
-        let history = self.history(ctx.history);
+        let history = self.history_if_used(ctx.history);
         let mut merged = Decision::default();
         let mut events = Vec::new();
         let mut view = ctx.clone();

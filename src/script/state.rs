@@ -16,8 +16,7 @@ pub const FLOAT_TAG: &str = "$float";
 /// Why `this` cannot be kept, naming the key path (`this.history[3].t: ...`).
 pub fn check(this: &Dynamic) -> Result<(), String> {
     let mut size = 0usize;
-    let mut path = vec!["this".to_string()];
-    walk(this, 0, &mut size, &mut path)?;
+    walk(this, 0, &mut size).map_err(|f| f.at("this"))?;
     if size > MAX_JSON_BYTES {
         return Err(format!(
             "this: {size} bytes as JSON, more than the {} KiB it may keep",
@@ -25,6 +24,32 @@ pub fn check(this: &Dynamic) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// What cannot be kept, and where: the key path is built on the way out of the walk
+/// (innermost first), so a walk that finds nothing allocates nothing.
+struct Fault {
+    path: Vec<String>,
+    what: String,
+}
+
+impl Fault {
+    fn new(what: String) -> Fault {
+        Fault {
+            path: Vec::new(),
+            what,
+        }
+    }
+
+    fn inside(mut self, segment: String) -> Fault {
+        self.path.push(segment);
+        self
+    }
+
+    fn at(self, root: &str) -> String {
+        let path: String = self.path.iter().rev().map(String::as_str).collect();
+        format!("{root}{path}: {}", self.what)
+    }
 }
 
 /// Counts the bytes serde_json writes, without keeping them.
@@ -48,13 +73,9 @@ fn json_len<T: serde::Serialize + ?Sized>(v: &T) -> usize {
     c.0
 }
 
-fn walk(v: &Dynamic, depth: usize, size: &mut usize, path: &mut Vec<String>) -> Result<(), String> {
-    let here = |path: &[String], what: &str| format!("{}: {what}", path.concat());
+fn walk(v: &Dynamic, depth: usize, size: &mut usize) -> Result<(), Fault> {
     if depth > MAX_DEPTH {
-        return Err(here(
-            path,
-            &format!("nested deeper than {MAX_DEPTH} levels"),
-        ));
+        return Err(Fault::new(format!("nested deeper than {MAX_DEPTH} levels")));
     }
     // Stop measuring once over the limit: the rest cannot make it fit.
     if *size > MAX_JSON_BYTES {
@@ -78,27 +99,23 @@ fn walk(v: &Dynamic, depth: usize, size: &mut usize, path: &mut Vec<String>) -> 
     } else if let Some(a) = v.read_lock::<Array>() {
         *size += 2 + a.len().saturating_sub(1);
         for (i, x) in a.iter().enumerate() {
-            path.push(format!("[{i}]"));
-            walk(x, depth + 1, size, path)?;
-            path.pop();
+            walk(x, depth + 1, size).map_err(|f| f.inside(format!("[{i}]")))?;
         }
     } else if let Some(m) = v.read_lock::<Map>() {
         *size += 2 + m.len().saturating_sub(1);
         for (k, x) in m.iter() {
             if k.as_str() == FLOAT_TAG {
-                return Err(here(path, &format!("the key {FLOAT_TAG} is reserved")));
+                return Err(Fault::new(format!("the key {FLOAT_TAG} is reserved")));
             }
             *size += json_len(k.as_str()) + 1;
-            path.push(format!(".{k}"));
-            walk(x, depth + 1, size, path)?;
-            path.pop();
+            walk(x, depth + 1, size).map_err(|f| f.inside(format!(".{k}")))?;
         }
     } else {
         let what = match v.type_name() {
             "char" => "a char cannot be saved (use a string)".to_string(),
             t => format!("{} cannot be saved", t.rsplit("::").next().unwrap_or(t)),
         };
-        return Err(here(path, &what));
+        return Err(Fault::new(what));
     }
     Ok(())
 }
@@ -107,7 +124,7 @@ fn walk(v: &Dynamic, depth: usize, size: &mut usize, path: &mut Vec<String>) -> 
 /// `MAX_DEPTH` deep and at most `limit` bytes.
 pub fn measure(v: &Dynamic, limit: usize) -> Option<usize> {
     let mut size = 0usize;
-    walk(v, 0, &mut size, &mut Vec::new()).ok()?;
+    walk(v, 0, &mut size).ok()?;
     (size <= limit).then_some(size)
 }
 
@@ -204,7 +221,7 @@ mod tests {
             "long key": 123456789
         }));
         let mut size = 0;
-        walk(&v, 0, &mut size, &mut vec![]).unwrap();
+        assert!(walk(&v, 0, &mut size).is_ok());
         assert_eq!(size, serde_json::to_string(&to_json(&v)).unwrap().len());
         let big = Dynamic::from_array(vec![Dynamic::from_float(0.125); 200_000]);
         assert!(
