@@ -125,6 +125,22 @@ pub fn parse_state(bytes: &[u8], path: &Path) -> Result<State, CheckpointError> 
             format!("{at}: {}", one_line(&e.into_inner().to_string())),
         )
     })?;
+    // state.json has no checksum of its own: what it says must at least be possible.
+    let plausible = state.epoch <= crate::config::MAX_EPOCHS
+        && state.settings.epochs <= crate::config::MAX_EPOCHS
+        && state.step <= 1 << 53
+        && state.optimizer_steps <= state.step.max(1) << 20
+        && state.step >= state.epoch as u64
+        && state.rng.shuffles <= state.epoch as u64 + 1;
+    if !plausible {
+        return Err(fault(
+            path,
+            format!(
+                "epoch {} / step {} / epochs {} are not a run's (an edited file?)",
+                state.epoch, state.step, state.settings.epochs
+            ),
+        ));
+    }
     if state.format == FORMAT {
         for file in [MODEL_FILE, OPTIMIZER_FILE] {
             let ok = state
@@ -178,11 +194,46 @@ pub fn parse_tensors(
     Ok(out)
 }
 
+/// The largest checkpoint files read: a model of `model::MAX_PARAMS` f32 parameters
+/// (1 GiB), its optimizer state (two buffers each), a `state.json`; plus headers.
+const MAX_TENSORS: u64 = (crate::model::MAX_PARAMS as u64) * 4 * 2 + (16 << 20);
+const MAX_STATE: u64 = 64 << 20;
+
+/// Reads a checkpoint file: a regular file, no larger than its kind can be, read no
+/// further (a file that grew, or a device put in its place, is refused unread).
 fn read_file(path: &Path) -> Result<Vec<u8>, CheckpointError> {
-    std::fs::read(path).map_err(|e| match e.kind() {
+    let limit = if path.extension().is_some_and(|e| e == "json") {
+        MAX_STATE
+    } else {
+        MAX_TENSORS
+    };
+    let fail = |e: std::io::Error| match e.kind() {
         std::io::ErrorKind::NotFound => fault(path, "missing (an incomplete checkpoint?)"),
         _ => fault(path, e),
-    })
+    };
+    let meta = std::fs::metadata(path).map_err(fail)?;
+    if !meta.is_file() {
+        return Err(fault(path, "not a regular file"));
+    }
+    if meta.len() > limit {
+        return Err(fault(
+            path,
+            format!(
+                "{} bytes, more than a checkpoint file of rudder's can be",
+                meta.len()
+            ),
+        ));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(File::open(path).map_err(fail)?, limit + 1),
+        &mut bytes,
+    )
+    .map_err(fail)?;
+    if bytes.len() as u64 > limit {
+        return Err(fault(path, "grew past the size a checkpoint file can be"));
+    }
+    Ok(bytes)
 }
 
 /// Reads the checkpoint in `dir`: its state, then each tensor file, checked against
@@ -458,6 +509,56 @@ pub fn check_logs(state: &State, state_path: &Path, run_dir: &Path) -> Result<()
             return Err(fault(
                 state_path,
                 format!("logs: {size} bytes of {name} do not end a line"),
+            ));
+        }
+    }
+    // metrics.jsonl up to the checkpoint holds one line per finished epoch, the last
+    // at the checkpoint's step when it is an epoch's end.
+    // `epoch` counts the finished epochs whether or not one is in progress.
+    let finished = state.epoch;
+    let path = run_dir.join("metrics.jsonl");
+    let mut head = Vec::new();
+    if state.logs.metrics > 0 {
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(
+                File::open(&path).map_err(|e| fault(&path, e))?,
+                state.logs.metrics,
+            ),
+            &mut head,
+        )
+        .map_err(|e| fault(&path, e))?;
+    }
+    let lines: Vec<&[u8]> = head
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    if lines.len() != finished {
+        return Err(fault(
+            state_path,
+            format!(
+                "epoch {} but {} finished epoch(s) in the first {} bytes of metrics.jsonl",
+                state.epoch,
+                lines.len(),
+                state.logs.metrics
+            ),
+        ));
+    }
+    if let Some(last) = lines.last() {
+        let step = serde_json::from_slice::<serde_json::Value>(last)
+            .ok()
+            .and_then(|v| v.get("step").and_then(serde_json::Value::as_u64));
+        let fits = match step {
+            Some(s) if state.partial.is_none() => s == state.step,
+            Some(s) => s <= state.step,
+            None => false,
+        };
+        if !fits {
+            return Err(fault(
+                state_path,
+                format!(
+                    "step {} does not follow metrics.jsonl's last line (step {step:?})",
+                    state.step
+                ),
             ));
         }
     }

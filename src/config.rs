@@ -14,6 +14,12 @@ use crate::policy::Rescale;
 
 /// The largest `--config` file read.
 pub const MAX_CONFIG: u64 = 1 << 20;
+/// The largest `config.json` of a run read back on `--resume` (its `resumes` grow).
+pub const MAX_RUN_CONFIG: u64 = 64 << 20;
+/// The most bytes of one `--param`.
+pub const MAX_PARAM: usize = 64 << 10;
+
+pub use crate::policy::{MAX_ACCUMULATION, MAX_EPOCHS};
 
 /// A bad option or config file; the message names the flag, or the file, line and
 /// column. Exit code 2.
@@ -149,6 +155,10 @@ pub struct TrainOptions {
     #[arg(skip)]
     #[serde(skip_serializing)]
     pub resumes: Option<Vec<serde_json::Value>>,
+    /// A run's own record of the data it trains on (config.json); not an option.
+    #[arg(skip)]
+    #[serde(skip_serializing)]
+    pub data_sha256: Option<String>,
 }
 
 /// What a `--resume` was given that changes the run from then on: the settings of
@@ -230,6 +240,9 @@ pub struct TrainConfig {
     /// Each resume of the run: when, at which step and epoch, and the options given.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub resumes: Vec<serde_json::Value>,
+    /// SHA-256 of the data the run trains on (`Data::fingerprint`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_sha256: Option<String>,
     /// What the resume in progress changes (not written: `resumes` records it).
     #[serde(skip)]
     pub overrides: Overrides,
@@ -244,36 +257,74 @@ pub struct TrainConfig {
 impl TrainOptions {
     /// Reads a `--config` file; errors name the file, line and column.
     pub fn from_file(path: &Path) -> Result<TrainOptions, ConfigError> {
-        let fault = |msg: String| ConfigError(format!("--config {}: {msg}", path.display()));
+        Self::read_file(path, "--config", MAX_CONFIG)
+    }
+
+    /// Reads a run's own `config.json` (on `--resume`): larger (its `resumes` grow),
+    /// and its `resumes` kept.
+    pub fn from_run(path: &Path, dir: &Path) -> Result<TrainOptions, ConfigError> {
+        Self::read_file(
+            path,
+            &format!("--resume {}:", dir.display()),
+            MAX_RUN_CONFIG,
+        )
+    }
+
+    fn read_file(path: &Path, flag: &str, limit: u64) -> Result<TrainOptions, ConfigError> {
+        let fault = |msg: String| ConfigError(format!("{flag} {}: {msg}", path.display()));
         let meta = std::fs::metadata(path).map_err(|e| fault(e.to_string()))?;
-        if meta.len() > MAX_CONFIG {
+        if !meta.is_file() {
+            return Err(fault("not a regular file".into()));
+        }
+        if meta.len() > limit {
             return Err(fault(format!(
                 "{} bytes; a config file is at most {} KiB",
                 meta.len(),
-                MAX_CONFIG >> 10
+                limit >> 10
             )));
         }
-        let text = std::fs::read_to_string(path).map_err(|e| fault(e.to_string()))?;
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(
+                std::fs::File::open(path).map_err(|e| fault(e.to_string()))?,
+                limit + 1,
+            ),
+            &mut bytes,
+        )
+        .map_err(|e| fault(e.to_string()))?;
+        if bytes.len() as u64 > limit {
+            return Err(fault("grew past its size limit while read".into()));
+        }
+        let text = String::from_utf8(bytes).map_err(|_| fault("not UTF-8 text".into()))?;
         // serde would read an array as the fields in order.
         if let Some(c) = text.trim_start().chars().next()
             && c != '{'
         {
             return Err(fault("must be a JSON object ({\"lr\": 0.1, ...})".into()));
         }
-        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(&text)).map_err(
-            |e| {
-                let key = e.path().to_string();
-                let inner = e.into_inner();
-                let msg = crate::runlog::clip_quoted(&inner.to_string());
-                let msg = msg.split(" at line ").next().unwrap_or(&msg);
-                let at = format!("{}:{}:{}", path.display(), inner.line(), inner.column());
-                if key == "." || msg.contains(&format!("`{key}`")) {
-                    ConfigError(format!("{at}: {msg}"))
-                } else {
-                    ConfigError(format!("{at}: {key}: {msg}"))
-                }
-            },
-        )
+        let mut de = serde_json::Deserializer::from_str(&text);
+        let parsed: TrainOptions = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner();
+            let msg = crate::runlog::clip_quoted(&inner.to_string());
+            let msg = msg.split(" at line ").next().unwrap_or(&msg);
+            let at = format!("{}:{}:{}", path.display(), inner.line(), inner.column());
+            if key == "." || msg.contains(&format!("`{key}`")) {
+                ConfigError(format!("{at}: {msg}"))
+            } else {
+                ConfigError(format!("{at}: {key}: {msg}"))
+            }
+        })?;
+        // Nothing may follow the object.
+        de.end().map_err(|e| {
+            ConfigError(format!(
+                "{}:{}:{}: text after the JSON object",
+                path.display(),
+                e.line(),
+                e.column()
+            ))
+        })?;
+        Ok(parsed)
     }
 
     /// The options that are set, as a JSON map (`config`, `resume` and the run's
@@ -291,7 +342,7 @@ impl TrainOptions {
     /// Fills each unset option from `file`.
     pub fn or(self, file: TrainOptions) -> TrainOptions {
         macro_rules! pick {
-            ($($f:ident),*) => { TrainOptions { config: self.config, resume: self.resume, resumes: file.resumes, $( $f: self.$f.or(file.$f), )* } };
+            ($($f:ident),*) => { TrainOptions { config: self.config, resume: self.resume, resumes: file.resumes, data_sha256: file.data_sha256, $( $f: self.$f.or(file.$f), )* } };
         }
         pick!(
             data,
@@ -350,14 +401,17 @@ impl TrainOptions {
         if let Some(f) = self.val_fraction.filter(|&f| !(f > 0.0 && f < 1.0)) {
             return fail("val_fraction", format!("must be between 0 and 1, got {f}"));
         }
-        for (key, v) in [
-            ("batch_size", self.batch_size),
-            ("epochs", self.epochs),
-            ("accumulation", self.accumulation),
-            ("threads", self.threads),
+        for (key, v, most) in [
+            ("batch_size", self.batch_size, usize::MAX),
+            ("epochs", self.epochs, MAX_EPOCHS),
+            ("accumulation", self.accumulation, MAX_ACCUMULATION),
+            ("threads", self.threads, 1024),
         ] {
             if v == Some(0) {
                 return fail(key, "must be at least 1, got 0".into());
+            }
+            if let Some(v) = v.filter(|&v| v > most) {
+                return fail(key, format!("must be at most {most}, got {v}"));
             }
         }
         for (key, v) in [("hidden", &self.hidden), ("channels", &self.channels)] {
@@ -373,8 +427,30 @@ impl TrainOptions {
             return fail("betas", format!("needs two numbers in [0, 1), got {b:?}"));
         }
         for p in self.param.iter().flatten() {
-            p.parse::<crate::script::Param>()
-                .map_err(|m| ConfigError(format!("{}: {m}", name("param"))))?;
+            if p.len() > MAX_PARAM {
+                return fail(
+                    "param",
+                    format!(
+                        "{}: {} bytes, more than the {} KiB a --param may have",
+                        crate::runlog::clip(p),
+                        p.len(),
+                        MAX_PARAM >> 10
+                    ),
+                );
+            }
+            p.parse::<crate::script::Param>().map_err(|m| {
+                ConfigError(format!("{}: {}", name("param"), crate::runlog::clip(&m)))
+            })?;
+        }
+        if self.resumes.is_some() || self.data_sha256.is_some() {
+            return fail(
+                if self.resumes.is_some() {
+                    "resumes"
+                } else {
+                    "data_sha256"
+                },
+                "is a run's own record in its config.json, not an option".into(),
+            );
         }
         if let Some(Err(msg)) = self.monitor.as_deref().map(crate::runlog::check_metric) {
             return fail("monitor", msg);
@@ -439,6 +515,7 @@ impl TrainOptions {
             monitor: self.monitor.unwrap_or_else(|| "val_loss".into()),
             resume: self.resume,
             resumes: self.resumes.unwrap_or_default(),
+            data_sha256: self.data_sha256,
             overrides: Overrides::default(),
             stop_on_divergence: false,
             quiet: self.quiet.unwrap_or(false),

@@ -1,12 +1,12 @@
-//! Ctrl-C and SIGTERM (SPEC section 9): the first one sets a flag that the trainer
+//! Ctrl-C, SIGTERM and SIGHUP (SPEC section 9): the first one sets a flag that the trainer
 //! reads between optimizer steps (it finishes the step, writes `step-N`, records a
-//! `run_end` with reason `interrupted` and the binary exits 130); a second SIGINT or
-//! SIGTERM exits at once with 130. Only the binary installs the handlers; a library
+//! `run_end` with reason `interrupted` and the binary exits 130); a second one exits
+//! at once with 130. Only the binary installs the handlers; a library
 //! user who does not keeps the flag false.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 static REQUESTED: AtomicBool = AtomicBool::new(false);
 
@@ -16,7 +16,8 @@ pub const EXIT_CODE: u8 = 130;
 /// Installs the handlers. The conditional exit is registered first, so it acts on
 /// the second signal only (signal-hook runs a signal's actions in order).
 pub fn install() -> std::io::Result<()> {
-    for sig in [SIGINT, SIGTERM] {
+    // SIGHUP: the terminal closed; the run stops as for Ctrl-C rather than die.
+    for sig in [SIGINT, SIGTERM, SIGHUP] {
         signal_hook::flag::register_conditional_shutdown(sig, EXIT_CODE as i32, &REQUESTED)?;
         signal_hook::flag::register(sig, &REQUESTED)?;
     }

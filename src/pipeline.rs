@@ -53,6 +53,7 @@ fn open_resumed(
     cfg: &TrainConfig,
     dir: &std::path::Path,
     learner: &dyn Learner,
+    train_len: usize,
 ) -> Result<Resumed, AppError> {
     let flag = format!("--resume {}", dir.display());
     let fault = |e: std::io::Error| ConfigError(format!("{flag}: {e}"));
@@ -62,7 +63,9 @@ fn open_resumed(
     let found = crate::checkpoint::newest_valid(&root, dir)?;
     let (loaded, notes) = match found {
         Some((l, notes)) => {
+            // Everything that could refuse the resume, before anything is changed.
             crate::checkpoint::check_model(learner.model(), &l.model, &l.dir)?;
+            crate::train::fits(&l, cfg.seed, train_len)?;
             (Some(l), notes)
         }
         None => {
@@ -143,8 +146,10 @@ pub fn resolve(cli: TrainOptions) -> Result<TrainConfig, ConfigError> {
                 dir.display()
             )));
         }
-        let file = TrainOptions::from_file(&path)?;
+        let mut file = TrainOptions::from_run(&path, &dir)?;
+        let (resumes, data) = (file.resumes.take(), file.data_sha256.take());
         file.check(&|k| format!("{}: {k}", path.display()))?;
+        (file.resumes, file.data_sha256) = (resumes, data);
         // Options that would change the model, the data or the optimizer's state are
         // refused; the others override the run's from the resume on.
         let given = cli.given();
@@ -219,12 +224,27 @@ pub fn train(opts: TrainOptions) -> Result<Summary, AppError> {
     let mut policies = load_policies(&cfg.policy, &cfg.param, cfg.lr_scaling)?;
     let summary = train_with(&cfg, &mut policies)?;
     if summary.interrupted {
-        return Err(AppError::Interrupted(format!(
-            "interrupted at epoch {} step {}; continue with: rudder train --resume {}",
-            (summary.epochs_run + 1).min(cfg.epochs.max(summary.epochs_run + 1)),
-            summary.steps,
-            cfg.out.display()
-        )));
+        let at = format!(
+            "interrupted at epoch {} step {}",
+            summary.epochs_run + 1,
+            summary.steps
+        );
+        let here = cfg
+            .out
+            .join("checkpoints")
+            .join(format!("step-{}", summary.steps));
+        let how = match &summary.last_checkpoint {
+            Some(last) if *last == here => {
+                format!("continue with: rudder train --resume {}", cfg.out.display())
+            }
+            Some(last) => format!(
+                "its checkpoint could not be written (see events.jsonl); continue from {} with: rudder train --resume {}",
+                last.strip_prefix(&cfg.out).unwrap_or(last).display(),
+                cfg.out.display()
+            ),
+            None => "no checkpoint could be written: the run cannot be continued".into(),
+        };
+        return Err(AppError::Interrupted(format!("{at}; {how}")));
     }
     Ok(summary)
 }
@@ -331,13 +351,29 @@ pub fn train_on(
     let out_fault = |e: std::io::Error| ConfigError(format!("--out {}: {e}", cfg.out.display()));
     let (log, resume) = match &cfg.resume {
         Some(dir) => {
-            let r = open_resumed(cfg, dir, learner.as_ref())?;
+            if let Some(sha) = &cfg.data_sha256
+                && *sha != data.fingerprint
+            {
+                return Err(ConfigError(format!(
+                    "--resume {}: the data ({}) is not the data this run trained on (its SHA-256 differs); a resumed run keeps its data",
+                    dir.display(),
+                    crate::runlog::clip(&cfg.source().name())
+                ))
+                .into());
+            }
+            let mut r = open_resumed(cfg, dir, learner.as_ref(), data.train.len())?;
+            // A run from before the fingerprint adopts its data's now.
+            r.config
+                .data_sha256
+                .get_or_insert_with(|| data.fingerprint.clone());
             crate::runlog::write_config(&cfg.out, &r.config).map_err(out_fault)?;
             (r.log, Some((r.loaded, r.skipped)))
         }
         None => {
             let lock = crate::runlog::claim(&cfg.out, "--out").map_err(ConfigError)?;
-            crate::runlog::write_config(&cfg.out, cfg).map_err(out_fault)?;
+            let mut written = cfg.clone();
+            written.data_sha256 = Some(data.fingerprint.clone());
+            crate::runlog::write_config(&cfg.out, &written).map_err(out_fault)?;
             (
                 RunLog::create(&cfg.out, cfg.log_steps, lock).map_err(out_fault)?,
                 None,

@@ -166,39 +166,46 @@ pub fn write_config(dir: &Path, config: &impl Serialize) -> std::io::Result<()> 
     write_atomic(&dir.join("config.json"), &text)
 }
 
-/// The exclusive lock of a run folder (`DIR/.lock`, `flock`), held while a process
-/// writes the run; the file names the holder's PID.
+/// The exclusive lock of a run folder, held while a process writes the run: `flock`
+/// on the folder itself (deleting a file cannot undo it), with the holder's PID in
+/// `DIR/.lock` for the message a second process gets.
 pub struct Lock {
-    _file: File,
+    _dir: File,
 }
 
-/// The name of the lock file in a run folder.
+/// The name of the file that names a run folder's holder.
 pub const LOCK_FILE: &str = ".lock";
+
+/// The PID written in `dir/.lock`, read without following a link, blocking on a FIFO
+/// or reading more than a PID.
+fn holder(dir: &Path) -> Option<String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(dir.join(LOCK_FILE))
+        .ok()?;
+    if !f.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::Read::take(f, 24), &mut text).ok()?;
+    let pid = text.trim();
+    (!pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit())).then(|| pid.to_string())
+}
 
 impl Lock {
     /// Takes `dir`'s lock, or says which process holds it (`flag` names the option
     /// that chose the folder).
     pub fn take(dir: &Path, flag: &str) -> Result<Lock, String> {
-        let path = dir.join(LOCK_FILE);
         let fault = |e: std::io::Error| format!("{flag} {}: {e}", dir.display());
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(fault)?;
-        match file.try_lock() {
+        let folder = File::open(dir).map_err(fault)?;
+        match folder.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
-                let mut holder = String::new();
-                let _ = std::io::Read::read_to_string(&mut file, &mut holder);
-                let holder = holder.trim();
-                let who = if holder.is_empty() {
-                    "another process".to_string()
-                } else {
-                    format!("another rudder (pid {})", clip(holder))
-                };
+                let who = holder(dir).map_or("another process".to_string(), |pid| {
+                    format!("another rudder (pid {pid})")
+                });
                 return Err(format!(
                     "{flag} {}: {who} is using this run folder; wait for it to end",
                     dir.display()
@@ -206,9 +213,14 @@ impl Lock {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(fault(e)),
         }
-        file.set_len(0).map_err(fault)?;
-        writeln!(file, "{}", std::process::id()).map_err(fault)?;
-        Ok(Lock { _file: file })
+        // The PID, by a new file renamed into place: whatever `.lock` was (a link, a
+        // hard link to someone's file) is replaced, never written through. Best
+        // effort: the lock itself is the folder's.
+        let _ = write_atomic(
+            &dir.join(LOCK_FILE),
+            format!("{}\n", std::process::id()).as_bytes(),
+        );
+        Ok(Lock { _dir: folder })
     }
 }
 

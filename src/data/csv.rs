@@ -30,6 +30,20 @@ pub fn parse(text: &str, path: &Path) -> Result<CsvTable, DataError> {
         if line.trim().is_empty() {
             continue;
         }
+        // Counted before the fields are split out, so a 100 MB line allocates nothing.
+        let columns = line.bytes().filter(|&b| b == b',').count() + 1;
+        if columns > super::MAX_FEATURES + 1 {
+            return Err(DataError::at(path, i + 1, 1)(format!(
+                "{columns} columns: rudder takes at most {} features per example",
+                super::MAX_FEATURES
+            )));
+        }
+        if (table.rows + 1).saturating_mul(columns) > super::MAX_VALUES {
+            return Err(DataError::at(path, i + 1, 1)(format!(
+                "more than {} values in all: rudder holds at most 2 GiB of data as f32",
+                super::MAX_VALUES
+            )));
+        }
         let fields: Vec<&str> = line.split(',').collect();
         let parsed: Vec<Option<f32>> = fields.iter().map(|f| f.trim().parse().ok()).collect();
         if i == 0 && parsed.iter().any(Option::is_none) {

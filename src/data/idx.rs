@@ -112,10 +112,23 @@ pub fn read_idx(path: &Path, words: usize) -> Result<Vec<u8>, DataError> {
         .read_to_end(&mut head)
         .map_err(gzip_fault)?;
     let h = header(&head, path, words)?;
+    // An image bigger than a model can take, or a set bigger than memory can hold as
+    // f32, is refused from its header.
+    if words == 4 && (h[2] as u64) * (h[3] as u64) > super::MAX_FEATURES as u64 {
+        return Err(DataError::bad(
+            path,
+            format!(
+                "images of {}x{}: rudder takes at most {} values per example",
+                h[2],
+                h[3],
+                super::MAX_FEATURES
+            ),
+        ));
+    }
     let body = h[1..]
         .iter()
         .try_fold(1u64, |n, &d| n.checked_mul(d as u64))
-        .filter(|&n| n <= MAX_INPUT)
+        .filter(|&n| n <= MAX_INPUT && n <= super::MAX_VALUES as u64)
         .ok_or_else(|| {
             DataError::bad(
                 path,

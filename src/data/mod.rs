@@ -97,7 +97,17 @@ pub struct Data {
     pub image: Option<(usize, usize, usize)>,
     pub features: usize,
     pub classes: usize,
+    /// SHA-256 of the examples as read (pixels and labels, or the CSV text): a
+    /// resumed run checks it is given the data it trained on.
+    pub fingerprint: String,
 }
+
+/// The most values (features) of one example: 1,048,576 (a 1024x1024 image).
+pub const MAX_FEATURES: usize = 1 << 20;
+/// The most values of a whole data set: 2^29, 2 GiB as f32.
+pub const MAX_VALUES: usize = 1 << 29;
+/// The most classes (the largest label plus one).
+pub const MAX_CLASSES: usize = 100_000;
 
 /// Examples in host memory, before the split and normalisation.
 struct Raw {
@@ -236,20 +246,28 @@ pub fn load(
     seed: u64,
     device: &Device,
 ) -> Result<Data, DataError> {
+    use sha2::Digest;
+    let mut sha = sha2::Sha256::new();
     let (mut train, mut val) = match source {
         Source::Digits => {
-            let mut raw = Raw::from_csv(csv::parse(&digits_csv(), Path::new("<digits>"))?);
+            let text = digits_csv();
+            sha.update(text.as_bytes());
+            let mut raw = Raw::from_csv(csv::parse(&text, Path::new("<digits>"))?);
             raw.x.iter_mut().for_each(|v| *v /= 16.0);
             split(raw, val_fraction, seed)?
         }
         Source::Csv(path) => {
             let text = String::from_utf8(idx::read_maybe_gz(path)?)
                 .map_err(|_| DataError::bad(path, "not UTF-8 text".into()))?;
+            sha.update(text.as_bytes());
             split(Raw::from_csv(csv::parse(&text, path)?), val_fraction, seed)?
         }
         Source::Mnist(dir) | Source::FashionMnist(dir) => {
             let (ti, tl) = idx::read_split(dir, "train")?;
             let (vi, vl) = idx::read_split(dir, "t10k")?;
+            for part in [&ti.pixels, &tl, &vi.pixels, &vl] {
+                sha.update(part);
+            }
             if (ti.rows, ti.cols) != (vi.rows, vi.cols) {
                 return Err(DataError::bad(
                     dir,
@@ -276,6 +294,13 @@ pub fn load(
         .chain(&val.y)
         .max()
         .map_or(0, |&m| m as usize + 1);
+    if classes > MAX_CLASSES {
+        return Err(DataError::Usage(format!(
+            "--data: {} has a label of {}: rudder trains at most {MAX_CLASSES} classes",
+            crate::runlog::clip(&source.name()),
+            classes - 1
+        )));
+    }
     if classes < 2 {
         return Err(DataError::Usage(format!(
             "--data: {} has a single class; nothing to learn",
@@ -283,12 +308,14 @@ pub fn load(
         )));
     }
     let (image, features) = (train.image, train.width);
+    let fingerprint = sha.finalize().iter().map(|b| format!("{b:02x}")).collect();
     Ok(Data {
         train: to_split(train, device)?,
         val: to_split(val, device)?,
         image,
         features,
         classes,
+        fingerprint,
     })
 }
 

@@ -3,6 +3,12 @@
 
 use std::collections::BTreeMap;
 
+/// The most epochs a run may plan (an epoch index beyond it overflows policies'
+/// integer arithmetic long before).
+pub const MAX_EPOCHS: usize = 1_000_000_000;
+/// The most micro-batches per optimizer step.
+pub const MAX_ACCUMULATION: usize = 1 << 20;
+
 use serde::{Deserialize, Serialize};
 
 use super::{Ctx, Settings, rescale_lr};
@@ -143,13 +149,22 @@ impl Decision {
                 ),
             ));
         }
-        if self.accumulation == Some(0) {
-            return Err(invalid("accumulation", "must be >= 1, got 0"));
+        if let Some(a) = self
+            .accumulation
+            .filter(|&a| a == 0 || a > MAX_ACCUMULATION)
+        {
+            return Err(invalid(
+                "accumulation",
+                format!("must be 1..={MAX_ACCUMULATION}, got {a}"),
+            ));
         }
-        if let Some(e) = self.epochs.filter(|&e| e <= ctx.epoch) {
+        if let Some(e) = self.epochs.filter(|&e| e <= ctx.epoch || e > MAX_EPOCHS) {
             return Err(invalid(
                 "epochs",
-                format!("must be > the current epoch {}, got {e}", ctx.epoch),
+                format!(
+                    "must be > the current epoch {} and at most {MAX_EPOCHS}, got {e}",
+                    ctx.epoch
+                ),
             ));
         }
         if let Some((k, v)) = self.metrics.iter().find(|(_, v)| !v.is_finite()) {

@@ -6,7 +6,7 @@
 mod decision;
 pub mod simulate;
 
-pub use decision::{Decision, Invalid, Rescale, Save, Target};
+pub use decision::{Decision, Invalid, MAX_ACCUMULATION, MAX_EPOCHS, Rescale, Save, Target};
 
 use serde::Serialize;
 

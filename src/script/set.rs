@@ -97,8 +97,8 @@ impl PolicySet {
         let mut policies = Vec::new();
         for spec in specs {
             let src = find::locate(spec, search).map_err(|message| LoadError::NotFound {
-                spec: spec.clone(),
-                message,
+                spec: crate::runlog::clip(spec),
+                message: message.replace(spec.as_str(), &crate::runlog::clip(spec)),
             })?;
             policies.push(Policy::compile(src, search).map_err(LoadError::Script)?);
         }
@@ -179,6 +179,7 @@ impl PolicySet {
 /// Merges `--param` values into the policies' `params()` defaults.
 fn apply_params(policies: &mut [Policy], params: &[Param]) -> Result<(), LoadError> {
     for p in params {
+        let key = crate::runlog::clip(&p.key);
         let targets: Vec<&mut Policy> = policies
             .iter_mut()
             .filter(|pol| match &p.policy {
@@ -188,28 +189,25 @@ fn apply_params(policies: &mut [Policy], params: &[Param]) -> Result<(), LoadErr
             .collect();
         if targets.is_empty() {
             let whose = p.policy.as_deref().map_or("no policy".to_string(), |n| {
-                format!("no policy named {n:?}")
+                format!("no policy named {:?}", crate::runlog::clip(n))
             });
             return Err(LoadError::Param(format!(
-                "{}: {whose} declares {:?} in fn params()",
-                p.key, p.key
+                "{key}: {whose} declares {key:?} in fn params()"
             )));
         }
         for pol in targets {
             if !pol.params.contains_key(p.key.as_str()) {
                 return Err(LoadError::Param(format!(
-                    "{}: policy {} declares no parameter {:?}",
-                    p.key, pol.name, p.key
+                    "{key}: policy {} declares no parameter {key:?}",
+                    pol.name
                 )));
             }
             let default = &pol.params[p.key.as_str()];
             let value = typed(p, default).map_err(|why| {
                 LoadError::Param(format!(
-                    "{}={}: {why} (policy {} declares {} = {})",
-                    p.key,
+                    "{key}={}: {why} (policy {} declares {key} = {})",
                     crate::runlog::clip(&p.value_text()),
                     pol.name,
-                    p.key,
                     crate::runlog::clip(&default.to_string())
                 ))
             })?;

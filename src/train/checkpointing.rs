@@ -11,6 +11,36 @@ use crate::checkpoint::{self, CheckpointError, Loaded, Shuffle, Snapshot};
 use crate::policy::{Controller, Decision, EpochMetrics, Hook, Invalid, Save, Target};
 use crate::report;
 
+/// Whether checkpoint `l` can continue a run of `seed` on `train_len` examples: its
+/// data order, position and settings must fit. Checked before a resume changes
+/// anything, and again when it loads.
+pub fn fits(l: &Loaded, seed: u64, train_len: usize) -> Result<(), CheckpointError> {
+    let state_path = l.dir.join(checkpoint::STATE_FILE);
+    let bad = |msg: String| CheckpointError(format!("{}: {msg}", state_path.display()));
+    let s = &l.state;
+    if s.rng.seed != seed ^ SHUFFLE_SALT {
+        return Err(bad(format!(
+            "its data order comes from another seed than --seed {seed} (a resume with different options?)"
+        )));
+    }
+    if s.rng.cursor > train_len || (s.rng.shuffles == 0 && s.rng.cursor != train_len) {
+        return Err(bad(format!(
+            "rng.cursor {} does not fit the {train_len} training examples (a resume on other data?)",
+            s.rng.cursor
+        )));
+    }
+    if s.settings.batch_size == 0
+        || s.settings.batch_size > train_len
+        || s.settings.accumulation == 0
+    {
+        return Err(bad(format!(
+            "settings: batch size {} / accumulation {} do not fit {train_len} examples",
+            s.settings.batch_size, s.settings.accumulation
+        )));
+    }
+    Ok(())
+}
+
 impl Trainer<'_> {
     /// Continues from checkpoint `l`: weights, optimizer, settings, counters, data
     /// order and each policy's `this`. The run's logs must already be cut back to the
@@ -20,33 +50,14 @@ impl Trainer<'_> {
         l: Loaded,
         controller: &mut dyn Controller,
     ) -> Result<(), CheckpointError> {
-        let state_path = l.dir.join(checkpoint::STATE_FILE);
-        let bad = |msg: String| CheckpointError(format!("{}: {msg}", state_path.display()));
-        if l.state.rng.seed != self.cfg.seed ^ SHUFFLE_SALT {
-            return Err(bad(format!(
-                "its data order comes from another seed than --seed {} (a resume with different options?)",
-                self.cfg.seed
-            )));
-        }
+        fits(&l, self.cfg.seed, self.data.train.len())?;
         if !self
             .batcher
             .restore(l.state.rng.shuffles, l.state.rng.cursor)
         {
-            return Err(bad(format!(
-                "rng.cursor {} does not fit the {} training examples (a resume on other data?)",
-                l.state.rng.cursor,
-                self.data.train.len()
-            )));
-        }
-        if l.state.settings.batch_size == 0
-            || l.state.settings.batch_size > self.data.train.len()
-            || l.state.settings.accumulation == 0
-        {
-            return Err(bad(format!(
-                "settings: batch size {} / accumulation {} do not fit {} examples",
-                l.state.settings.batch_size,
-                l.state.settings.accumulation,
-                self.data.train.len()
+            return Err(CheckpointError(format!(
+                "{}: rng does not replay",
+                l.dir.join(checkpoint::STATE_FILE).display()
             )));
         }
         self.restore_weights(&l)?;

@@ -19,6 +19,7 @@ use crate::policy::{Best, Controller, Ctx, Decision, EpochMetrics, Hook, Reply, 
 use crate::report;
 use crate::runlog::{EpochRecord, RunLog};
 
+pub use checkpointing::fits;
 pub use learner::{Engine, Graph, Learner};
 pub use progress::Progress;
 
@@ -43,6 +44,9 @@ pub struct Summary {
     pub diverged: bool,
     /// Stopped by SIGINT or SIGTERM, after a checkpoint of where it was.
     pub interrupted: bool,
+    /// The newest checkpoint when the run ended (the interrupted one when its write
+    /// succeeded).
+    pub last_checkpoint: Option<PathBuf>,
 }
 
 /// How far above the first step's loss a sweep trial counts as diverged.
@@ -394,6 +398,7 @@ impl<'a> Trainer<'a> {
             stop_reason: self.stop,
             diverged: self.diverged,
             interrupted: false,
+            last_checkpoint: self.ckpt.last.clone(),
         })
     }
 
@@ -405,7 +410,8 @@ impl<'a> Trainer<'a> {
         controller: &mut dyn Controller,
         last: Option<EpochRecord>,
     ) -> Result<Summary, TrainError> {
-        self.write_checkpoints(&[format!("step-{}", self.step)], controller)?;
+        let name = format!("step-{}", self.step);
+        self.write_checkpoints(std::slice::from_ref(&name), controller)?;
         self.learner.sync_model()?;
         let mut f = Map::new();
         f.insert("reason".into(), json!("interrupted"));
@@ -419,6 +425,7 @@ impl<'a> Trainer<'a> {
             stop_reason: Some("interrupted".into()),
             diverged: self.diverged,
             interrupted: true,
+            last_checkpoint: self.ckpt.last.clone(),
         })
     }
 

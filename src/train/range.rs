@@ -53,6 +53,10 @@ pub fn range_test(
     let mut out = RangeRun::default();
     let (mut avg, mut best) = (0f64, f64::INFINITY);
     for i in 0..ramp.steps {
+        // Ctrl-C: the caller exits 130 (a range test is not resumed).
+        if crate::interrupt::requested() {
+            break;
+        }
         let lr = ramp.lr(i);
         let mut h = learner.hyper();
         h.lr = lr;

@@ -17,29 +17,24 @@ pub fn sweep(o: SweepOptions) -> Result<(), AppError> {
     }
     let cfg = resolve(opts)?;
     let jobs = o.jobs.max(1);
-    let device = device(&cfg)?;
-    let data = load_data(&cfg, &device)?;
-    crate::runlog::say(&format!(
-        "rudder sweep: {} trials of {} epochs (lr {} x {:?}), {} at a time, in {}",
-        o.multipliers.len(),
-        cfg.epochs,
-        cfg.lr,
-        o.multipliers,
-        jobs.min(o.multipliers.len()),
-        cfg.out.display()
-    ));
     let spec = crate::workflow::sweep::Spec {
         multipliers: o.multipliers,
         metric: o.metric,
         jobs,
     };
+    crate::workflow::sweep::check(&spec)?;
+    let device = device(&cfg)?;
+    let data = load_data(&cfg, &device)?;
+    crate::runlog::say(&format!(
+        "rudder sweep: {} trials of {} epochs (lr {} x {:?}), {} at a time, in {}",
+        spec.multipliers.len(),
+        cfg.epochs,
+        cfg.lr,
+        spec.multipliers,
+        jobs.min(spec.multipliers.len()),
+        cfg.out.display()
+    ));
     let outcome = crate::workflow::sweep::run(&cfg, &spec, &data)?;
-    if crate::interrupt::requested() {
-        return Err(AppError::Interrupted(format!(
-            "interrupted; each trial in {} checkpointed where it stopped (a sweep is not resumed: run it again)",
-            cfg.out.display()
-        )));
-    }
     crate::runlog::say_text(&crate::workflow::sweep::table(&outcome));
     match outcome.winner {
         Some(w) => {
@@ -89,6 +84,13 @@ pub fn lr_find(o: LrFindOptions) -> Result<(), AppError> {
         let (mut learner, _) = build_learner(&cfg, &data)?;
         Ok(range_test(&cfg, &data, learner.as_mut(), ramp)?)
     })?;
+    if crate::interrupt::requested() {
+        return Err(AppError::Interrupted(format!(
+            "interrupted after {} of {} steps; nothing written (an LR range test is not resumed: run it again)",
+            run.lrs.len(),
+            o.steps
+        )));
+    }
     let s = lf::suggest(&run, o.steps);
     let finite = |v: &[f64]| v.iter().map(|&x| crate::runlog::finite(x)).collect();
     let report = lf::Report {

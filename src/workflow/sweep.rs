@@ -61,11 +61,16 @@ pub struct Outcome {
 
 /// `x1`, `x0.5`: a trial's folder name.
 pub fn trial_name(m: f64) -> String {
-    format!("x{m}")
+    // Short whatever the multiplier: very small or large ones in exponent form.
+    if (1e-4..1e6).contains(&m) {
+        format!("x{m}")
+    } else {
+        format!("x{m:e}")
+    }
 }
 
-/// Runs the trials of `spec` for `cfg` (whose `out` is the sweep's folder) on `data`.
-pub fn run(cfg: &TrainConfig, spec: &Spec, data: &Data) -> Result<Outcome, AppError> {
+/// The sweep's own options: finite multipliers > 0, each once; a known metric.
+pub fn check(spec: &Spec) -> Result<(), AppError> {
     if spec.multipliers.is_empty() || spec.multipliers.iter().any(|m| !m.is_finite() || *m <= 0.0) {
         return Err(ConfigError(format!(
             "--multipliers: need finite numbers > 0, got {:?}",
@@ -74,6 +79,23 @@ pub fn run(cfg: &TrainConfig, spec: &Spec, data: &Data) -> Result<Outcome, AppEr
         .into());
     }
     crate::runlog::check_metric(&spec.metric).map_err(|m| ConfigError(format!("--metric: {m}")))?;
+    // Each trial has a folder of its own: two multipliers that are the same number
+    // would share one.
+    let mut names: Vec<String> = spec.multipliers.iter().map(|&m| trial_name(m)).collect();
+    names.sort();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        return Err(ConfigError(format!(
+            "--multipliers: {} is given twice",
+            w[0].trim_start_matches('x')
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// Runs the trials of `spec` for `cfg` (whose `out` is the sweep's folder) on `data`.
+pub fn run(cfg: &TrainConfig, spec: &Spec, data: &Data) -> Result<Outcome, AppError> {
+    check(spec)?;
     // Policies are checked once here, so a bad one is exit 2 before any trial.
     load_policies(&cfg.policy, &cfg.param, cfg.lr_scaling)?;
     // The sweep's own folder: absent or empty, and ours while the trials run.
@@ -94,6 +116,10 @@ pub fn run(cfg: &TrainConfig, spec: &Spec, data: &Data) -> Result<Outcome, AppEr
         Mutex::new((0..spec.multipliers.len()).map(|_| None).collect());
     let work = || {
         loop {
+            // After Ctrl-C no trial starts; the running ones checkpoint.
+            if crate::interrupt::requested() {
+                break;
+            }
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(&m) = spec.multipliers.get(i) else {
                 break;
@@ -126,6 +152,12 @@ pub fn run(cfg: &TrainConfig, spec: &Spec, data: &Data) -> Result<Outcome, AppEr
             }
         }
     });
+    if crate::interrupt::requested() {
+        return Err(AppError::Interrupted(format!(
+            "interrupted; each trial in {} that ran checkpointed where it stopped (a sweep is not resumed: run it again)",
+            cfg.out.display()
+        )));
+    }
     let mut trials = Vec::new();
     for r in results.into_inner().expect("no trial panics") {
         trials.push(r.expect("every trial ran")?);

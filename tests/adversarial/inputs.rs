@@ -210,3 +210,71 @@ fn param_values_are_json_of_the_declared_type() {
     r.ok("typed");
     assert!(r.stderr.contains("max 1.0"), "{}", r.stderr);
 }
+
+#[test]
+fn small_files_cannot_ask_for_large_memory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    // Two images of 20000x20000 promised by a header: refused from the header.
+    let mut head = vec![0, 0, 8, 3];
+    for v in [2u32, 20000, 20000] {
+        head.extend(v.to_be_bytes());
+    }
+    idx_set(&d.join("huge"), &head, 2);
+    let r = rudder(
+        d,
+        &[
+            "train",
+            "--data",
+            "mnist",
+            "--data-dir",
+            "huge",
+            "--out",
+            "r",
+        ],
+    );
+    r.refused(
+        "huge images",
+        &["images of 20000x20000: rudder takes at most 1048576 values"],
+    );
+    assert!(r.max_rss_kb < 128 << 10, "peak RSS {} KiB", r.max_rss_kb);
+    // One CSV line of 2 million columns.
+    let wide: String = "1,".repeat(2_000_000) + "0\n";
+    write(d, "wide.csv", &format!("{wide}{wide}"));
+    let r = rudder(d, &["train", "--data", "wide.csv", "--out", "r"]);
+    r.refused("wide csv", &["wide.csv:1:1: 2000001 columns"]);
+    assert!(r.max_rss_kb < 128 << 10, "peak RSS {} KiB", r.max_rss_kb);
+    // A label of a million: a million classes.
+    let rows: String = (0..20).map(|i| format!("{i},{}\n", i % 2)).collect();
+    write(d, "classes.csv", &format!("{rows}3,1000000\n"));
+    rudder(d, &["train", "--data", "classes.csv", "--out", "r"]).refused(
+        "classes",
+        &["has a label of 1000000: rudder trains at most 100000 classes"],
+    );
+}
+
+#[test]
+fn options_and_config_files_are_bounded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let r = rudder(d, &["train", "--config", "/dev/zero"]);
+    r.refused("/dev/zero", &["--config /dev/zero: not a regular file"]);
+    assert!(r.max_rss_kb < 64 << 10, "peak RSS {} KiB", r.max_rss_kb);
+    write(d, "tail.json", "{\"epochs\": 1} garbage");
+    rudder(d, &["train", "--config", "tail.json"])
+        .refused("trailing", &["tail.json:1:15: text after the JSON object"]);
+    write(d, "own.json", "{\"resumes\": []}");
+    rudder(d, &["train", "--config", "own.json"])
+        .refused("resumes", &["resumes: is a run's own record"]);
+    rudder(d, &["train", "--epochs", "1000000000000000000"])
+        .refused("epochs", &["--epochs: must be at most 1000000000"]);
+    let key = "k".repeat(100_000);
+    let r = rudder(d, &["train", "--param", &format!("{key}=1")]);
+    r.refused("long key", &["--param "]);
+    assert!(r.stderr.len() < 400, "{} bytes", r.stderr.len());
+    let big = format!("milestones=[{}]", vec!["1"; 40_000].join(","));
+    rudder(d, &["train", "--param", &big])
+        .refused("big param", &["more than the 64 KiB a --param may have"]);
+    rudder(d, &["sweep", "--multipliers", "1,1.0", "--out", "sw"])
+        .refused("twice", &["--multipliers: 1 is given twice"]);
+}

@@ -448,3 +448,223 @@ fn ctrl_c_checkpoints_the_step_and_says_how_to_go_on() {
     rudder(d, &["train", "-q", "--resume", "r2"]).ok("after two");
     assert_eq!(jsonl(&d.join("r2/metrics.jsonl")).len(), 3);
 }
+
+#[test]
+fn lr_find_and_sweep_stop_at_the_first_ctrl_c() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let mut c = spawn(
+        d,
+        &[
+            "lr-find",
+            "--steps",
+            "2000000",
+            "--batch-size",
+            "8",
+            "--start-lr",
+            "1e-9",
+            "--end-lr",
+            "1e-8",
+            "--out",
+            "lf",
+        ],
+        &[],
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    signal(&c, libc::SIGINT);
+    assert_eq!(wait(&mut c).code(), Some(130));
+    // A sweep: the trial running stops with a checkpoint, no other starts.
+    let mut c = spawn(
+        d,
+        &[
+            "sweep",
+            "--epochs",
+            "100000",
+            "--batch-size",
+            "8",
+            "--policy",
+            "lr/constant",
+            "--multipliers",
+            "1,2,4",
+            "--out",
+            "sw",
+        ],
+        &[],
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    signal(&c, libc::SIGINT);
+    assert_eq!(wait(&mut c).code(), Some(130));
+    let trials: Vec<_> = std::fs::read_dir(d.join("sw"))
+        .unwrap()
+        .filter_map(|e| {
+            let n = e.unwrap().file_name().to_string_lossy().into_owned();
+            n.starts_with('x').then_some(n)
+        })
+        .collect();
+    assert_eq!(trials, ["x1"], "no trial starts after Ctrl-C");
+}
+
+#[test]
+fn sighup_is_an_interrupt_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let mut c = spawn(
+        d,
+        &["train", "--epochs", "3", "--out", "r"],
+        &[("RUDDER_FAULT", "step:40")],
+    );
+    let _err = read_until(&mut c, "fault point step:40 reached");
+    signal(&c, libc::SIGHUP);
+    assert_eq!(wait(&mut c).code(), Some(130));
+    assert!(d.join("r/checkpoints/step-40/state.json").is_file());
+}
+
+#[test]
+fn a_resume_that_is_refused_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let rows = |n: usize| -> String {
+        (0..n)
+            .map(|i| format!("{},{},{}\n", i % 7, (i * 3) % 5, i % 2))
+            .collect()
+    };
+    write(d, "d.csv", &rows(3000));
+    train(d, "r", &["--epochs", "2", "--data", "d.csv"]);
+    // The data shrinks, in a run from before data fingerprints (none in its
+    // config.json): the checkpoint's position no longer fits.
+    write(d, "d.csv", &rows(100));
+    let p = d.join("r/config.json");
+    let mut c: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    c.as_object_mut().unwrap().remove("data_sha256");
+    std::fs::write(&p, serde_json::to_string_pretty(&c).unwrap()).unwrap();
+    let before: Vec<Vec<u8>> = ["events.jsonl", "metrics.jsonl", "config.json"]
+        .iter()
+        .map(|f| std::fs::read(d.join("r").join(f)).unwrap())
+        .collect();
+    rudder(d, &["train", "--resume", "r", "--epochs", "3"])
+        .refused("shrunk", &["does not fit the 90 training examples"]);
+    let after: Vec<Vec<u8>> = ["events.jsonl", "metrics.jsonl", "config.json"]
+        .iter()
+        .map(|f| std::fs::read(d.join("r").join(f)).unwrap())
+        .collect();
+    assert!(before == after, "a refused resume changed the run folder");
+}
+
+#[test]
+fn the_data_of_a_run_is_checked_on_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let rows = |shift: usize| -> String {
+        (0..200)
+            .map(|i| format!("{},{},{}\n", i % 7, (i * 3) % 5, (i + shift) % 2))
+            .collect()
+    };
+    write(d, "a/d.csv", &rows(0));
+    write(d, "b/d.csv", &rows(1));
+    train(d, "r", &["--epochs", "1", "--data", "a/d.csv"]);
+    // Same file name, other labels: refused.
+    std::fs::copy(d.join("b/d.csv"), d.join("a/d.csv")).unwrap();
+    rudder(d, &["train", "--resume", "r", "--epochs", "2"]).refused(
+        "swapped data",
+        &["is not the data this run trained on (its SHA-256 differs)"],
+    );
+}
+
+#[test]
+fn the_lock_is_the_folders_and_its_file_is_never_written_through() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    write(d, "victim.txt", "precious\n");
+    // A symlinked and a hard-linked .lock in an otherwise empty folder.
+    std::fs::create_dir(d.join("s")).unwrap();
+    std::os::unix::fs::symlink(d.join("victim.txt"), d.join("s/.lock")).unwrap();
+    train(d, "s", &["--epochs", "1"]);
+    std::fs::create_dir(d.join("h")).unwrap();
+    std::fs::hard_link(d.join("victim.txt"), d.join("h/.lock")).unwrap();
+    train(d, "h", &["--epochs", "1"]);
+    assert_eq!(
+        std::fs::read_to_string(d.join("victim.txt")).unwrap(),
+        "precious\n"
+    );
+    // Deleting .lock does not let a second process in.
+    let mut a = spawn(
+        d,
+        &[
+            "train",
+            "--resume",
+            "s",
+            "--epochs",
+            "100000",
+            "--batch-size",
+            "8",
+        ],
+        &[("RUDDER_FAULT", "step:300")],
+    );
+    let _err = read_until(&mut a, "fault point step:300 reached");
+    std::fs::remove_file(d.join("s/.lock")).unwrap();
+    rudder(d, &["train", "--resume", "s", "--epochs", "3"])
+        .refused("lock file deleted", &["is using this run folder"]);
+    // A huge .lock file is not read whole for the message.
+    let big = std::fs::File::create(d.join("s/.lock")).unwrap();
+    big.set_len(3 << 30).unwrap();
+    let r = rudder(d, &["train", "--resume", "s", "--epochs", "3"]);
+    r.refused(
+        "huge lock file",
+        &["another process is using this run folder"],
+    );
+    assert!(r.max_rss_kb < 128 << 10, "peak RSS {} KiB", r.max_rss_kb);
+    a.kill().unwrap();
+    a.wait().unwrap();
+}
+
+#[test]
+fn forged_and_outsized_checkpoints_are_skipped_unread() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    train(d, "r", &["--epochs", "3", "--policy", "lr/constant"]);
+    let ck = d.join("r/checkpoints");
+    // The newest weights grown to 4 GiB (sparse): refused by their size.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(ck.join("epoch-2/model.safetensors"))
+        .unwrap()
+        .set_len(4 << 30)
+        .unwrap();
+    // best: a step no run reaches.
+    let p = ck.join("best/state.json");
+    let mut s: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    s["step"] = serde_json::json!(u64::MAX);
+    std::fs::write(&p, s.to_string()).unwrap();
+    let r = rudder(d, &["train", "-q", "--resume", "r", "--epochs", "4"]);
+    r.ok("fallback");
+    assert!(r.max_rss_kb < 512 << 10, "peak RSS {} KiB", r.max_rss_kb);
+    let ev = jsonl(&d.join("r/events.jsonl"));
+    let resume = ev.iter().find(|e| e["kind"] == "resume").unwrap();
+    assert_eq!(resume["path"], "checkpoints/epoch-1", "{resume}");
+    let msg = resume["message"].as_str().unwrap();
+    assert!(
+        msg.contains("more than a checkpoint file of rudder's can be")
+            && msg.contains("are not a run's"),
+        "{msg}"
+    );
+    assert_eq!(jsonl(&d.join("r/metrics.jsonl")).len(), 4);
+}
+
+#[test]
+fn a_long_runs_own_config_stays_resumable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    train(d, "r", &["--epochs", "1"]);
+    // A config.json past 1 MiB (resumes recorded over a long life) still resumes.
+    let p = d.join("r/config.json");
+    let mut c: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    c["resumes"] = serde_json::json!(vec![
+        serde_json::json!({"options": {"note": "x".repeat(1000)}});
+        1500
+    ]);
+    std::fs::write(&p, c.to_string()).unwrap();
+    assert!(std::fs::metadata(&p).unwrap().len() > 1 << 20);
+    rudder(d, &["train", "-q", "--resume", "r", "--epochs", "2"]).ok("big config");
+    let c: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    assert_eq!(c["resumes"].as_array().unwrap().len(), 1501);
+}
