@@ -15,6 +15,9 @@ use std::io::Write;
 use std::path::Path;
 
 use proptest::prelude::*;
+
+#[path = "common/idx.rs"]
+mod idx_files;
 use rudder::checkpoint;
 use rudder::data::{csv, idx};
 use rudder::script::plugin;
@@ -372,20 +375,8 @@ fn train_never_crashes_on_mutated_data() {
         .map(|i| format!("{},{},{},{}\n", i % 7, (i * 3) % 5, i % 4, i % 3))
         .collect();
     let csv = format!("a,b,c,label\n{rows}");
-    let images = |n: u32| {
-        let mut b = vec![0, 0, 8, 3];
-        for v in [n, 4, 4] {
-            b.extend(v.to_be_bytes());
-        }
-        b.extend((0..n * 16).map(|i| (i * 31 % 256) as u8));
-        b
-    };
-    let labels = |n: u32| {
-        let mut b = vec![0, 0, 8, 1];
-        b.extend(n.to_be_bytes());
-        b.extend((0..n).map(|i| (i % 3) as u8));
-        b
-    };
+    let images = |n: u32| idx_files::images(n, 4, 4);
+    let labels = |n: u32| idx_files::labels(n, 3);
     let files: Vec<(&str, Vec<u8>)> = vec![
         ("data.csv", csv.into_bytes()),
         ("idx/train-images-idx3-ubyte", images(40)),

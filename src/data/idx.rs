@@ -23,42 +23,46 @@ pub struct IdxImages {
 /// are 8 GiB as f32 tensors.
 pub const MAX_INPUT: u64 = 2 << 30;
 
-/// A file's bytes, inflated when it starts with the gzip magic, reading at most
-/// `limit` bytes (raw or inflated) and failing past it, before allocating more.
-pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, DataError> {
-    read_at_most(path, MAX_INPUT, &|n| {
-        format!("more than {n} bytes (inflated); rudder reads input files up to 2 GiB")
+/// `path` opened for reading, inflating it when it starts with the gzip magic; and
+/// whether it did. Errors of the returned reader are gzip's when it is one.
+fn open_maybe_gz(path: &Path) -> Result<(Box<dyn Read>, bool), DataError> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let mut reader = std::io::BufReader::new(file);
+    let gz = reader
+        .fill_buf()
+        .map_err(|e| DataError::io(path, e))?
+        .starts_with(&[0x1f, 0x8b]);
+    Ok(if gz {
+        (Box::new(flate2::read::GzDecoder::new(reader)), true)
+    } else {
+        (Box::new(reader), false)
     })
 }
 
-fn read_at_most(
-    path: &Path,
-    limit: u64,
-    too_long: &dyn Fn(u64) -> String,
-) -> Result<Vec<u8>, DataError> {
-    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
-    let mut reader = std::io::BufReader::new(file);
-    let gz = {
-        use std::io::BufRead;
-        reader
-            .fill_buf()
-            .map_err(|e| DataError::io(path, e))?
-            .starts_with(&[0x1f, 0x8b])
-    };
-    let mut out = Vec::new();
-    let read = if gz {
-        flate2::read::GzDecoder::new(reader)
-            .take(limit + 1)
-            .read_to_end(&mut out)
-            .map_err(|e| DataError::bad(path, format!("not a valid gzip file: {e}")))?
+/// The error of a read from [`open_maybe_gz`].
+fn read_fault(path: &Path, gz: bool, e: std::io::Error) -> DataError {
+    if gz {
+        DataError::bad(path, format!("not a valid gzip file: {e}"))
     } else {
-        reader
-            .take(limit + 1)
-            .read_to_end(&mut out)
-            .map_err(|e| DataError::io(path, e))?
-    };
-    if read as u64 > limit {
-        return Err(DataError::bad(path, too_long(limit)));
+        DataError::io(path, e)
+    }
+}
+
+/// A file's bytes, inflated when it starts with the gzip magic, reading at most
+/// [`MAX_INPUT`] bytes (raw or inflated) and failing past it, before allocating more.
+pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, DataError> {
+    let (src, gz) = open_maybe_gz(path)?;
+    let mut out = Vec::new();
+    let read = src
+        .take(MAX_INPUT + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| read_fault(path, gz, e))?;
+    if read as u64 > MAX_INPUT {
+        return Err(DataError::bad(
+            path,
+            format!("more than {MAX_INPUT} bytes (inflated); rudder reads input files up to 2 GiB"),
+        ));
     }
     Ok(out)
 }
@@ -85,27 +89,8 @@ pub fn inflate_maybe(raw: Vec<u8>, path: &Path) -> Result<Vec<u8>, DataError> {
 /// header first, then at most the body it promises plus one byte, so a file that
 /// inflates past its promise is refused after reading no more than that.
 pub fn read_idx(path: &Path, words: usize) -> Result<Vec<u8>, DataError> {
-    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
-    let mut reader = std::io::BufReader::new(file);
-    let gz = {
-        use std::io::BufRead;
-        reader
-            .fill_buf()
-            .map_err(|e| DataError::io(path, e))?
-            .starts_with(&[0x1f, 0x8b])
-    };
-    let mut src: Box<dyn Read> = if gz {
-        Box::new(flate2::read::GzDecoder::new(reader))
-    } else {
-        Box::new(reader)
-    };
-    let gzip_fault = |e: std::io::Error| {
-        if gz {
-            DataError::bad(path, format!("not a valid gzip file: {e}"))
-        } else {
-            DataError::io(path, e)
-        }
-    };
+    let (mut src, gz) = open_maybe_gz(path)?;
+    let gzip_fault = |e: std::io::Error| read_fault(path, gz, e);
     let mut head = Vec::new();
     (&mut src)
         .take(4 * words as u64)

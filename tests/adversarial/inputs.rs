@@ -7,24 +7,15 @@ use std::path::Path;
 
 use super::{rudder, write};
 
+#[path = "../common/idx.rs"]
+mod idx;
+
 /// The four IDX files of a data set in `dir` with `n` training and 10 validation
 /// images of 4x4 (training images given as `train_images`, raw bytes).
 fn idx_set(dir: &Path, train_images: &[u8], n: u32) {
     std::fs::create_dir_all(dir).unwrap();
-    let images = |count: u32| {
-        let mut b = vec![0, 0, 8, 3];
-        for v in [count, 4, 4] {
-            b.extend(v.to_be_bytes());
-        }
-        b.extend((0..count * 16).map(|i| (i * 37 % 256) as u8));
-        b
-    };
-    let labels = |count: u32| {
-        let mut b = vec![0, 0, 8, 1];
-        b.extend(count.to_be_bytes());
-        b.extend((0..count).map(|i| (i % 2) as u8));
-        b
-    };
+    let images = |count: u32| idx::images(count, 4, 4);
+    let labels = |count: u32| idx::labels(count, 2);
     let w = |name: &str, b: &[u8]| std::fs::write(dir.join(name), b).unwrap();
     if train_images.is_empty() {
         w("train-images-idx3-ubyte", &images(n));
