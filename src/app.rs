@@ -46,14 +46,20 @@ pub fn policy(cmd: PolicyCommand) -> Result<(), AppError> {
                 match load_policies(std::slice::from_ref(spec), &[], Rescale::Linear) {
                     Ok(set) => {
                         let p = &set.policies()[0];
-                        let hooks = p.hooks();
+                        let none = |v: Vec<&str>| {
+                            if v.is_empty() {
+                                "(none)".to_string()
+                            } else {
+                                v.join(", ")
+                            }
+                        };
                         let params: Vec<&str> = p.params.keys().map(|k| k.as_str()).collect();
                         crate::runlog::out(&format!(
                             "ok {} ({}): hooks {}; params {}; version {}",
                             p.name,
                             p.file.display(),
-                            hooks.join(", "),
-                            params.join(", "),
+                            none(p.hooks()),
+                            none(params),
                             p.version
                         ));
                     }
@@ -68,8 +74,16 @@ pub fn policy(cmd: PolicyCommand) -> Result<(), AppError> {
             failed.map_or(Ok(()), |e| Err(e.into()))
         }
         PolicyCommand::List => {
-            for e in crate::script::library::list(&SearchPath::from_env()) {
-                let mut line = format!("{:<28} {:<70} {}", e.name, e.summary, e.file);
+            let entries = crate::script::library::list(&SearchPath::from_env());
+            let width = entries
+                .iter()
+                .map(|e| e.name.chars().count())
+                .max()
+                .unwrap_or(0);
+            for e in entries {
+                // The description's first sentence, cut at a word to fit the column.
+                let summary = crate::script::library::headline(&e.summary, 64);
+                let mut line = format!("{:<width$}  {summary:<64}  {}", e.name, e.file);
                 if !e.shadows.is_empty() {
                     line.push_str(&format!("  ({})", e.shadows.join("; ")));
                 }

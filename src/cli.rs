@@ -7,7 +7,22 @@ use crate::config::TrainOptions;
 
 /// rudder: a native trainer steered by hot-reloading Rhai policies.
 #[derive(Debug, Parser)]
-#[command(name = "rudder", version, about, propagate_version = true)]
+#[command(
+    name = "rudder",
+    version,
+    about,
+    propagate_version = true,
+    after_help = "Examples:
+  rudder train                                   the MLP on the embedded digits
+  rudder train --data mnist --model cnn --epochs 10 --out runs/cnn
+  rudder train --resume runs/cnn --epochs 15     continue a run, planning 15 epochs
+  rudder train --policy lr/cosine --policy stop/early_stop --param patience=5
+  rudder lr-find --data mnist --optimizer adamw  suggest a learning rate
+  rudder sweep --data mnist --epochs 3           one trial per LR multiplier
+  rudder rescale --lr 16 --batch-size 1024 --to-batch-size 64
+  rudder report runs/a runs/b --out compare.html
+  rudder policy list                             every policy on the search path"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -16,6 +31,13 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Train a model and write a run directory.
+    #[command(after_help = "Examples:
+  rudder train                                          the MLP on the embedded digits, 20 epochs
+  rudder train --data mnist --model cnn --epochs 10 --out runs/cnn
+  rudder train --data my.csv --hidden 64,32 --lr 0.05   a CSV, label in the last column
+  rudder train --policy lr/onecycle --param max_lr=0.4 --optimizer sgd --momentum 0.9
+  rudder train --resume runs/cnn --epochs 15            continue, planning 15 epochs
+  rudder train --config run.json --lr 0.2               a JSON file of these options; flags win")]
     Train(Box<TrainOptions>),
     /// One training run per LR multiplier (same seed and data order); picks the best.
     Sweep(Box<SweepOptions>),
@@ -112,9 +134,9 @@ pub struct ReportOptions {
     /// Run directories to overlay
     #[arg(required = true, value_name = "RUN_DIR")]
     pub runs: Vec<std::path::PathBuf>,
-    /// The page to write
-    #[arg(long, default_value = "report.html", value_name = "FILE")]
-    pub out: std::path::PathBuf,
+    /// The page to write [default: compare.html beside the first run]
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<std::path::PathBuf>,
 }
 
 /// Options shared by the commands that run hooks without training.
@@ -222,8 +244,12 @@ where
                 _ => {
                     let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
                     let mut text = lines.next().unwrap_or("error: bad usage").to_string();
-                    for tip in lines.filter(|l| l.starts_with("tip:")) {
-                        text.push_str(&format!(" ({})", tip.trim_start_matches("tip:").trim()));
+                    for line in lines {
+                        if let Some(tip) = line.strip_prefix("tip:") {
+                            text.push_str(&format!(" ({})", tip.trim()));
+                        } else if line.starts_with("[possible values:") {
+                            text.push_str(&format!(" {line}"));
+                        }
                     }
                     text.push('\n');
                     Parsed::Exit { text, code: 2 }

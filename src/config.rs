@@ -148,6 +148,9 @@ pub struct TrainOptions {
     /// Also write steps.jsonl
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub log_steps: Option<bool>,
+    /// Also write TensorBoard event files, in DIR/<run folder name> (a sweep: DIR/<sweep folder>/<trial>)
+    #[arg(long, value_name = "DIR")]
+    pub tensorboard: Option<PathBuf>,
     /// No progress bars or per-epoch lines on stderr
     #[arg(long, short, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub quiet: Option<bool>,
@@ -232,6 +235,9 @@ pub struct TrainConfig {
     pub threads: usize,
     pub kernels: Kernels,
     pub log_steps: bool,
+    /// Where TensorBoard event files go (`DIR/<run folder name>`), if anywhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tensorboard: Option<PathBuf>,
     pub checkpoint_every: usize,
     pub keep_last: usize,
     pub monitor: String,
@@ -372,6 +378,7 @@ impl TrainOptions {
             threads,
             kernels,
             log_steps,
+            tensorboard,
             checkpoint_every,
             keep_last,
             monitor,
@@ -510,6 +517,7 @@ impl TrainOptions {
             }),
             kernels: self.kernels.unwrap_or(Kernels::Rudder),
             log_steps: self.log_steps.unwrap_or(false),
+            tensorboard: self.tensorboard,
             checkpoint_every: self.checkpoint_every.unwrap_or(1),
             keep_last: self.keep_last.unwrap_or(3),
             monitor: self.monitor.unwrap_or_else(|| "val_loss".into()),

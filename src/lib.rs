@@ -17,6 +17,7 @@ pub mod policy;
 pub mod report;
 pub mod runlog;
 pub mod script;
+pub mod tensorboard;
 pub mod train;
 pub mod watch;
 pub mod workflow;

@@ -395,6 +395,15 @@ pub fn train_on(
             cfg.out.display()
         ));
     }
+    // A value rudder changes is said, on its own line, quiet or not.
+    let asked = cfg.overrides.batch_size.unwrap_or(cfg.batch_size);
+    if asked > data.train.len() {
+        crate::runlog::say(&format!(
+            "rudder: --batch-size {asked} is more than the {} training examples; using {}",
+            data.train.len(),
+            data.train.len()
+        ));
+    }
     let watched = controller.watched();
     let watcher = crate::watch::Watcher::start(&watched, cfg.watch)
         .map_err(|e| ConfigError(format!("--watch: {e}")))?;
@@ -416,17 +425,32 @@ pub fn train_on(
         Some((None, _)) => trainer.restart(),
         None => {}
     }
+    if let Some(tb) = &cfg.tensorboard {
+        let name = cfg.out.file_name().unwrap_or_default();
+        trainer = trainer.with_tensorboard(&tb.join(name));
+    }
     let summary = trainer.run(controller)?;
     if !cfg.quiet
         && !summary.interrupted
         && let Some(last) = &summary.last
     {
+        // The numbers of the weights the run ends with: a restored epoch's, when a
+        // rollback after the last epoch brought its weights back.
+        let (what, acc, loss) = match &summary.restored {
+            Some((e, r)) => (
+                format!("; weights of epoch {} (restored)", e + 1),
+                r["val_acc"].as_f64().unwrap_or(f64::NAN),
+                r["val_loss"].as_f64().unwrap_or(f64::NAN),
+            ),
+            None => (String::new(), last.val_acc, last.val_loss),
+        };
         crate::runlog::say(&format!(
-            "done: {} epochs, {} steps, val_acc {:.4}, val_loss {:.4}; report: {}",
+            "done: {} epoch{}, {} steps{what}: val_acc {:.4}, val_loss {:.4}; report: {}",
             summary.epochs_run,
+            if summary.epochs_run == 1 { "" } else { "s" },
             summary.steps,
-            last.val_acc,
-            last.val_loss,
+            acc,
+            loss,
             cfg.out.join("report.html").display()
         ));
     }

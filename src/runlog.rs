@@ -47,6 +47,32 @@ pub fn clip(text: &str) -> String {
     cut
 }
 
+/// The candidate nearest to `word` by edit distance, if near enough to be what was
+/// meant (at most a third of its length, and at least 2, apart).
+pub fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    fn distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut prev = row[0];
+            row[0] = i + 1;
+            for (j, cb) in b.iter().enumerate() {
+                let cur = row[j + 1];
+                row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+                prev = cur;
+            }
+        }
+        row[b.len()]
+    }
+    let limit = (word.chars().count() / 3).max(2);
+    candidates
+        .into_iter()
+        .map(|c| (distance(word, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
 /// `msg` with every double-quoted part cut to [`QUOTE_MAX`] characters (serde's
 /// messages quote the offending value whole).
 pub fn clip_quoted(msg: &str) -> String {
@@ -333,21 +359,23 @@ impl RunLog {
         Self::line(&mut self.metrics, r)
     }
 
-    /// Appends an event: `time`, `epoch`, `step`, `kind`, then `fields`.
+    /// Appends an event: `time`, `epoch`, `step`, `kind`, then `fields`; returns it.
     pub fn event(
         &mut self,
         epoch: usize,
         step: u64,
         kind: &str,
         fields: Map<String, Value>,
-    ) -> std::io::Result<()> {
+    ) -> std::io::Result<Value> {
         let mut obj = Map::new();
         obj.insert("time".into(), now_iso().into());
         obj.insert("epoch".into(), epoch.into());
         obj.insert("step".into(), step.into());
         obj.insert("kind".into(), kind.into());
         obj.extend(fields);
-        Self::line(&mut self.events, &obj)
+        let obj = Value::Object(obj);
+        Self::line(&mut self.events, &obj)?;
+        Ok(obj)
     }
 
     /// Appends a `steps.jsonl` line when `--log-steps` is on (buffered; flushed at

@@ -2,10 +2,16 @@
 //! (`tools/gpu-check.sh` runs them there); anywhere else they say they were skipped.
 //! The fused kernels' math is also checked without a GPU, in `optim::tests`.
 
+/// Says a check was skipped on the real stderr (the harness captures `eprintln!`).
+fn skip(why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "test skipped: {why}");
+}
+
 #[cfg(not(feature = "cuda"))]
 #[test]
 fn gpu_checks_need_the_cuda_feature() {
-    eprintln!("skipped: built without --features cuda (see tools/gpu-check.sh)");
+    skip("the GPU checks: built without --features cuda (see tools/gpu-check.sh)");
 }
 
 #[cfg(feature = "cuda")]
@@ -18,10 +24,10 @@ mod cuda {
             Ok(d) => Some(d),
             Err(e) => {
                 let e = e.to_string();
-                eprintln!(
-                    "skipped: no CUDA device ({})",
+                super::skip(&format!(
+                    "no CUDA device ({})",
                     e.lines().next().unwrap_or_default()
-                );
+                ));
                 None
             }
         }

@@ -102,6 +102,9 @@ pub struct Data {
     pub fingerprint: String,
 }
 
+/// The data sets `--data` names (anything else is a CSV path).
+pub const NAMES: [&str; 3] = ["digits", "mnist", "fashion-mnist"];
+
 /// The most values (features) of one example: 1,048,576 (a 1024x1024 image).
 pub const MAX_FEATURES: usize = 1 << 20;
 /// The most values of a whole data set: 2^29, 2 GiB as f32.
@@ -257,6 +260,17 @@ pub fn load(
             split(raw, val_fraction, seed)?
         }
         Source::Csv(path) => {
+            // A name that is neither a data set nor a file: say which names there are.
+            if !path.exists() && path.extension().is_none() {
+                let given = path.display().to_string();
+                let hint = crate::runlog::nearest(&given, NAMES)
+                    .map_or(String::new(), |n| format!(" (did you mean {n}?)"));
+                return Err(DataError::Usage(format!(
+                    "--data {}: not one of {} and no such file{hint}",
+                    crate::runlog::clip(&given),
+                    NAMES.join(", ")
+                )));
+            }
             let text = String::from_utf8(idx::read_maybe_gz(path)?)
                 .map_err(|_| DataError::bad(path, "not UTF-8 text".into()))?;
             sha.update(text.as_bytes());

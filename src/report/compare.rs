@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::runlog::{best_epoch, read_jsonl};
 
-use super::{PALETTE, Plot, STYLE, Series, VLine, column, esc, fmt_num};
+use super::{PALETTE, Plot, STYLE, Series, column, esc, fmt_num};
 
 /// One run as `rudder report` and `rudder sweep` overlay it.
 #[derive(Debug, Clone)]
@@ -19,25 +19,29 @@ pub struct RunView {
     pub events: Vec<Value>,
 }
 
-/// The events worth a marker: what policies did, and what happened to the run.
-const MARKED: [&str; 9] = [
-    "decision",
-    "invalid_decision",
-    "policy_error",
-    "reload",
-    "reload_failed",
-    "rollback",
-    "stop",
-    "log",
-    "resume",
-];
-
 /// Reads a run directory: its metrics (required), events and configuration.
 pub fn load_run(dir: &Path) -> Result<RunView, String> {
     let metrics = dir.join("metrics.jsonl");
     if !metrics.is_file() {
+        // A sweep's folder holds its own report, and its trials are runs.
+        let hint = if dir.join("sweep.json").is_file() {
+            let trials: Vec<String> = std::fs::read_dir(dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|e| e.path().join("metrics.jsonl").is_file())
+                .map(|e| dir.join(e.file_name()).display().to_string())
+                .collect();
+            format!(
+                "; it is a sweep: its report is {}, and its trials ({}) are runs",
+                dir.join("report.html").display(),
+                crate::runlog::clip(&trials.join(" "))
+            )
+        } else {
+            String::new()
+        };
         return Err(format!(
-            "{}: no metrics.jsonl there (not a run directory)",
+            "{}: no metrics.jsonl there (not a run directory){hint}",
             dir.display()
         ));
     }
@@ -59,7 +63,7 @@ pub fn load_run(dir: &Path) -> Result<RunView, String> {
             cfg["model"].as_str().unwrap_or("?"),
             cfg["data"].as_str().unwrap_or("?"),
             cfg["optimizer"].as_str().unwrap_or("?"),
-            cfg["lr"],
+            cfg["lr"].as_f64().map_or_else(|| "?".to_string(), fmt_num),
             cfg["batch_size"],
             cfg["seed"]
         )
@@ -75,45 +79,22 @@ pub fn load_run(dir: &Path) -> Result<RunView, String> {
     })
 }
 
-/// The hover text of an event marker.
-fn event_label(run: &str, e: &Value) -> String {
-    let kind = e["kind"].as_str().unwrap_or("?");
-    let mut text = format!("{run}: {kind}");
-    if let Some(p) = e["policy"].as_str() {
-        text.push_str(&format!(" ({p})"));
-    }
-    for key in ["message", "reason"] {
-        if let Some(m) = e[key].as_str() {
-            text.push_str(&format!(": {m}"));
-        }
-    }
-    if let Some(d) = e.get("decision") {
-        text.push_str(&format!(": {d}"));
-    }
-    text
-}
-
 /// One page overlaying `runs`: loss (log scale) and accuracy, validation solid and
 /// training dashed; LR (log scale) and batch size per epoch; policy events as markers
 /// in each run's colour, their message on hover; and a table of the runs.
 pub fn compare(title: &str, runs: &[RunView]) -> String {
     let color = |i: usize| PALETTE[i % PALETTE.len()];
-    let vlines = |runs: &[RunView]| -> Vec<VLine> {
-        runs.iter()
-            .enumerate()
-            .flat_map(|(i, r)| {
-                r.events
-                    .iter()
-                    .filter(|e| MARKED.contains(&e["kind"].as_str().unwrap_or("")))
-                    .map(move |e| VLine {
-                        // Events during epoch E are drawn at its end.
-                        x: e["epoch"].as_f64().unwrap_or(0.0) + 1.0,
-                        label: event_label(&r.name, e),
-                        color: color(i).into(),
-                    })
-            })
-            .collect()
-    };
+    // Every run's events, merged by epoch and kind across runs: a page of ten runs
+    // shows one symbol per kind and epoch, its hover text naming the runs.
+    let all: Vec<super::Marker> = runs
+        .iter()
+        .flat_map(|r| {
+            r.events
+                .iter()
+                .filter_map(|e| super::markers::from_event(e, Some(&r.name)))
+        })
+        .collect();
+    let groups = super::markers::group(&all);
     let pair = |val: &str, train: &str| -> Vec<Series> {
         runs.iter()
             .enumerate()
@@ -142,41 +123,70 @@ pub fn compare(title: &str, runs: &[RunView]) -> String {
             .map(|(i, r)| Series::new(&r.name, color(i), column(&r.history, key)))
             .collect()
     };
-    let plot = |title: &str, y_log: bool, series: Vec<Series>| {
+    let plot = |title: &str, y_label: &str, y_log: bool, series: Vec<Series>| {
         Plot {
             title,
-            x_label: "epochs completed",
+            x_label: "epoch",
             x_log: false,
             y_log,
             x_whole: true,
             series,
-            vlines: vlines(runs),
+            vlines: Vec::new(),
+            events: &groups,
+            y_label,
+            y_range: None,
+            legend_inside: false,
+            // One legend of the runs for the page, not one per chart.
+            legend: false,
         }
         .render()
     };
     let mut html = String::with_capacity(64 * 1024);
     let _ = write!(
         html,
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>rudder: {t}</title><style>{STYLE}</style></head><body><header><h1>{t}</h1><p>{n} run(s); validation solid, training dashed; hover a point or a marker for its value or event</p></header><main><div class=\"grid\">",
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>rudder: {t}</title><style>{STYLE}</style></head><body><header><h1>{t}</h1><p>{n} run(s); validation solid, training dashed; hover a point or a marker for its value or event</p></header><main>{runs_legend}{legend}<div class=\"grid\">",
         t = esc(title),
-        n = runs.len()
+        n = runs.len(),
+        runs_legend = {
+            let mut l = String::from(
+                r#"<div class="legend runs">runs (validation solid, training dashed):"#,
+            );
+            for (i, r) in runs.iter().enumerate() {
+                let _ = write!(
+                    l,
+                    r#"<span><i style="background:{}"></i>{}</span>"#,
+                    color(i),
+                    esc(&r.name)
+                );
+            }
+            l.push_str("</div>");
+            l
+        },
+        legend = super::markers::legend(&groups)
     );
     html.push_str(&plot(
         "Loss (log scale)",
+        "loss",
         true,
         pair("val_loss", "train_loss"),
     ));
-    html.push_str(&plot("Accuracy", false, pair("val_acc", "train_acc")));
+    html.push_str(&plot(
+        "Accuracy",
+        "accuracy",
+        false,
+        pair("val_acc", "train_acc"),
+    ));
     html.push_str(&plot(
         "Learning rate at each epoch's last step (log scale)",
+        "learning rate",
         true,
         each("lr"),
     ));
-    html.push_str(&plot("Batch size", false, each("batch_size")));
+    html.push_str(&plot("Batch size", "batch size", false, each("batch_size")));
     html.push_str("</div><table><tr><th>run</th><th>setup</th><th>epochs</th><th>best val loss (epoch)</th><th>best val acc</th><th>final val acc</th><th>final lr</th><th>ended</th></tr>");
     for (i, r) in runs.iter().enumerate() {
-        let best_loss =
-            best_epoch(&r.history, "val_loss").map_or("-".into(), |(e, v)| format!("{v:.4} ({e})"));
+        let best_loss = best_epoch(&r.history, "val_loss")
+            .map_or("-".into(), |(e, v)| format!("{v:.4} ({})", e + 1));
         let best_acc =
             best_epoch(&r.history, "val_acc").map_or("-".into(), |(_, v)| format!("{v:.4}"));
         let last = r.history.last();

@@ -8,35 +8,28 @@ use std::path::Path;
 use serde_json::Value;
 
 mod compare;
+pub mod markers;
 mod plot;
 
 pub use compare::{RunView, compare, load_run};
+pub use markers::Marker;
 pub use plot::{PALETTE, Plot, Series, VLine, esc, fmt_num};
 
-/// A policy event to mark on the charts, at the end of `epoch` (0-based).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Marker {
-    pub epoch: usize,
-    pub label: String,
-}
-
-/// An SVG line chart of `series` over epochs, with `markers` as dashed lines.
-fn chart(title: &str, series: Vec<Series>, markers: &[Marker]) -> String {
+/// An SVG line chart of `series` over epochs, with the policy events `groups`.
+fn chart(title: &str, y_label: &str, series: Vec<Series>, groups: &[markers::Group]) -> String {
     Plot {
         title,
-        x_label: "epochs completed",
+        x_label: "epoch",
         x_log: false,
         y_log: false,
         x_whole: true,
         series,
-        vlines: markers
-            .iter()
-            .map(|m| VLine {
-                x: m.epoch as f64 + 1.0,
-                label: format!("after epoch {}: {}", m.epoch + 1, m.label),
-                color: "#d9480f".into(),
-            })
-            .collect(),
+        vlines: Vec::new(),
+        events: groups,
+        y_label,
+        y_range: None,
+        legend_inside: false,
+        legend: true,
     }
     .render()
 }
@@ -68,10 +61,15 @@ main{padding:20px 28px}
 .card{background:#fff;border:1px solid #dde1e8;border-radius:8px;margin:0;padding:12px 14px}
 figcaption{font-weight:600;margin-bottom:6px}
 svg{width:100%;height:auto;display:block}
-.grid line,line.grid{stroke:#eceef2}
+line.grid{stroke:#eceef2}
 .frame{fill:none;stroke:#c7ccd6}
 .tick,.axis{font-size:11px;fill:#5b6478}
 .marker{stroke:#d9480f;stroke-dasharray:4 3;stroke-width:1.5}
+.tag{font-size:11px;font-weight:600}
+.events,.runs{margin:0 0 12px;align-items:center}
+.events span{display:inline-flex;align-items:center;gap:4px}
+.events svg{width:14px;height:14px;display:inline-block}
+.event:hover line{stroke-opacity:1}
 .legend{display:flex;gap:16px;font-size:12px;color:#3a4152;margin-top:4px}
 .legend{flex-wrap:wrap}
 .legend i,i.sw{display:inline-block;width:12px;height:3px;margin-right:6px;vertical-align:middle}
@@ -120,7 +118,10 @@ pub fn render(title: &str, subtitle: &str, history: &[Value], markers: &[Marker]
     for (k, v) in stats {
         let _ = write!(html, "<div class=\"stat\"><span>{k}</span><b>{v}</b></div>");
     }
-    html.push_str("</div><div class=\"grid\">");
+    html.push_str("</div>");
+    let groups = markers::group(markers);
+    html.push_str(&markers::legend(&groups));
+    html.push_str("<div class=\"grid\">");
     let two = |a: &str, b: &str, ka: &str, kb: &str| {
         vec![
             Series::new(a, "#3b5bdb", column(history, ka)),
@@ -129,24 +130,28 @@ pub fn render(title: &str, subtitle: &str, history: &[Value], markers: &[Marker]
     };
     html.push_str(&chart(
         "Loss",
+        "loss",
         two("train", "validation", "train_loss", "val_loss"),
-        markers,
+        &groups,
     ));
     html.push_str(&chart(
         "Accuracy",
+        "accuracy",
         two("train", "validation", "train_acc", "val_acc"),
-        markers,
+        &groups,
     ));
     let one = |name: &str, key: &str| vec![Series::new(name, "#2b8a3e", column(history, key))];
     html.push_str(&chart(
         "Learning rate (at each epoch's last step)",
+        "learning rate",
         one("lr", "lr"),
-        markers,
+        &groups,
     ));
     html.push_str(&chart(
         "Batch size",
+        "batch size",
         one("batch_size", "batch_size"),
-        markers,
+        &groups,
     ));
     html.push_str("</div><table><tr><th>epoch</th><th>step</th><th>lr</th><th>batch</th><th>train loss</th><th>train acc</th><th>val loss</th><th>val acc</th><th>time s</th></tr>");
     for r in history {
@@ -158,7 +163,9 @@ pub fn render(title: &str, subtitle: &str, history: &[Value], markers: &[Marker]
         let _ = write!(
             html,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            f("epoch", 0),
+            r.get("epoch")
+                .and_then(Value::as_u64)
+                .map_or("null".into(), |e| (e + 1).to_string()),
             f("step", 0),
             r.get("lr")
                 .and_then(Value::as_f64)
@@ -210,11 +217,15 @@ mod tests {
             &h,
             &[Marker {
                 epoch: 1,
+                kind: "stop".into(),
                 label: "stop: <x>".into(),
             }],
         );
-        assert_eq!(page.matches("<svg").count(), 4);
-        assert!(page.contains("after epoch 2: stop: &lt;x&gt;"));
+        // 4 charts, and the legend's one symbol.
+        assert_eq!(page.matches("<svg").count(), 5);
+        assert!(page.contains("epoch 2: stop: &lt;x&gt;"));
         assert_eq!(page.matches("<tr>").count(), 4);
+        // The table counts epochs from 1.
+        assert!(page.contains("<tr><td>1</td>"));
     }
 }

@@ -9,6 +9,9 @@ pub struct Series {
     pub name: String,
     pub color: String,
     pub dashed: bool,
+    /// Drawn light (raw data behind a smoothed curve), without points.
+    pub faint: bool,
+    pub width: f64,
     pub points: Vec<(f64, f64)>,
 }
 
@@ -18,19 +21,30 @@ impl Series {
             name: name.into(),
             color: color.into(),
             dashed: false,
+            faint: false,
+            width: 2.0,
             points,
         }
     }
 }
 
-/// A vertical line with a hover text: a policy event, or a suggested LR.
+/// A number unique in the process, for the ids of clip paths (several charts share
+/// one page).
+fn clip_id() -> usize {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A vertical line with a hover text (a suggested LR); `tag`, when set, is written
+/// at its top (tags are staggered so that none overlaps another).
 pub struct VLine {
     pub x: f64,
     pub label: String,
     pub color: String,
+    pub tag: Option<String>,
 }
 
-/// A line chart: axes (linear or log), series, vertical markers.
+/// A line chart: axes (linear or log), series, vertical markers, policy events.
 pub struct Plot<'a> {
     pub title: &'a str,
     pub x_label: &'a str,
@@ -40,6 +54,18 @@ pub struct Plot<'a> {
     pub x_whole: bool,
     pub series: Vec<Series>,
     pub vlines: Vec<VLine>,
+    /// Policy events, at the end of their epoch (x = epoch + 1): a symbol per kind in
+    /// a lane of its own at the top, a faint line down the chart.
+    pub events: &'a [super::markers::Group],
+    /// The y axis's label.
+    pub y_label: &'a str,
+    /// The y range to show (the curves are clipped to it); from the data when `None`.
+    pub y_range: Option<(f64, f64)>,
+    /// The series' legend inside the SVG (a chart saved on its own), not below it.
+    pub legend_inside: bool,
+    /// A legend of the series below the chart (a page with a legend of its own says
+    /// no).
+    pub legend: bool,
 }
 
 const W: f64 = 520.0;
@@ -102,7 +128,8 @@ pub fn fmt_num(v: f64) -> String {
     if a == 0.0 {
         "0".into()
     } else if !(1e-3..1e5).contains(&a) {
-        format!("{v:.1e}")
+        // 1.0e-4 reads as 1e-4.
+        format!("{v:.1e}").replace(".0e", "e")
     } else {
         let s = format!("{v:.4}");
         s.trim_end_matches('0').trim_end_matches('.').to_string()
@@ -153,10 +180,36 @@ impl Plot<'_> {
                 (a, b)
             }
         } else {
-            (xs().fold(0f64, f64::min), xs().fold(1f64, f64::max))
+            // From the first point to the last (epochs count from 1), events and
+            // markers included; a single x gets half a unit either side.
+            let extra = self
+                .events
+                .iter()
+                .map(|g| g.epoch as f64 + 1.0)
+                .chain(self.vlines.iter().map(|v| v.x));
+            let (a, b) = xs()
+                .chain(extra)
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
+                    (a.min(x), b.max(x))
+                });
+            if b - a < 1e-9 {
+                (a - 0.5, b + 0.5)
+            } else {
+                (a, b)
+            }
         };
         let mut y0 = pts.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
         let mut y1 = pts.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+        if let Some((lo, hi)) = self.y_range {
+            (y0, y1) = (ty(lo), ty(hi));
+        }
+        // Room at the top for the event lanes.
+        let lanes: Vec<&str> = super::markers::STYLES
+            .iter()
+            .map(|(k, _)| *k)
+            .filter(|k| self.events.iter().any(|g| g.kind == *k))
+            .collect();
+        let top = MT + 9.0 * lanes.len() as f64;
         if (y1 - y0).abs() < 1e-12 {
             let pad = if y0 == 0.0 { 1.0 } else { y0.abs() * 0.1 };
             (y0, y1) = (y0 - pad, y1 + pad);
@@ -165,11 +218,19 @@ impl Plot<'_> {
             (y0, y1) = (y0 - pad, y1 + pad);
         }
         let sx = |x: f64| ML + (x - x0) / (x1 - x0) * (W - ML - MR);
-        let sy = |y: f64| H - MB - (y - y0) / (y1 - y0) * (H - MT - MB);
+        let sy = |y: f64| H - MB - (y - y0) / (y1 - y0) * (H - top - MB);
         let _ = write!(
             out,
             r#"<svg viewBox="0 0 {W} {H}" role="img" aria-label="{}">"#,
             esc(self.title)
+        );
+        // Curves are clipped to the frame (a given y range cuts spikes off).
+        let clip = format!("c{}", clip_id());
+        let _ = write!(
+            out,
+            r#"<defs><clipPath id="{clip}"><rect x="{ML}" y="{top}" width="{}" height="{}"/></clipPath></defs>"#,
+            W - ML - MR,
+            H - top - MB
         );
         let yt = if self.y_log {
             log_ticks(y0, y1, 5)
@@ -206,13 +267,58 @@ impl Plot<'_> {
         }
         let _ = write!(
             out,
-            r#"<rect class="frame" x="{ML}" y="{MT}" width="{}" height="{}"/><text class="axis" x="{}" y="{}" text-anchor="middle">{}</text>"#,
+            r#"<rect class="frame" x="{ML}" y="{top}" width="{}" height="{}"/><text class="axis" x="{}" y="{}" text-anchor="middle">{}</text>"#,
             W - ML - MR,
-            H - MT - MB,
+            H - top - MB,
             (ML + W - MR) / 2.0,
             H - 4.0,
             esc(self.x_label)
         );
+        if !self.y_label.is_empty() {
+            let _ = write!(
+                out,
+                r#"<text class="axis" transform="translate(12 {:.1}) rotate(-90)" text-anchor="middle">{}</text>"#,
+                (top + H - MB) / 2.0,
+                esc(self.y_label)
+            );
+        }
+        for g in self.events {
+            let Some(lane) = lanes.iter().position(|k| *k == g.kind) else {
+                continue;
+            };
+            let s = super::markers::style(&g.kind);
+            let x = sx(g.epoch as f64 + 1.0);
+            if !(ML - 1.0..=W - MR + 1.0).contains(&x) {
+                continue;
+            }
+            let y = MT + 4.0 + 9.0 * lane as f64;
+            let error = super::markers::is_error(&g.kind);
+            let _ = write!(
+                out,
+                r#"<g class="event"><title>{}</title><line x1="{x:.1}" x2="{x:.1}" y1="{top}" y2="{}" stroke="{}" stroke-width="{}" stroke-opacity="{}"{}/>{}{}</g>"#,
+                esc(&g.text),
+                H - MB,
+                s.color,
+                if error { 2.0 } else { 1.0 },
+                if error { 0.85 } else { 0.3 },
+                if error {
+                    ""
+                } else {
+                    r#" stroke-dasharray="3 3""#
+                },
+                super::markers::symbol(s.shape, x, y, 3.6, s.color),
+                if g.count > 1 {
+                    format!(
+                        r#"<text class="tick" x="{:.1}" y="{:.1}">{}</text>"#,
+                        x + 5.0,
+                        y + 3.5,
+                        g.count
+                    )
+                } else {
+                    String::new()
+                }
+            );
+        }
         for v in &self.vlines {
             if self.x_log && v.x <= 0.0 {
                 continue;
@@ -220,7 +326,7 @@ impl Plot<'_> {
             let x = sx(tx(v.x));
             let _ = write!(
                 out,
-                r#"<line class="marker" style="stroke:{}" x1="{x:.1}" x2="{x:.1}" y1="{MT}" y2="{}"><title>{}</title></line>"#,
+                r#"<line class="marker" style="stroke:{}" x1="{x:.1}" x2="{x:.1}" y1="{top}" y2="{}"><title>{}</title></line>"#,
                 v.color,
                 H - MB,
                 esc(&v.label)
@@ -234,8 +340,14 @@ impl Plot<'_> {
                 .collect();
             let _ = write!(
                 out,
-                r#"<polyline fill="none" stroke="{}" stroke-width="2"{} points="{}"/>"#,
+                r#"<polyline clip-path="url(#{clip})" fill="none" stroke="{}" stroke-width="{}"{}{} points="{}"/>"#,
                 s.color,
+                s.width,
+                if s.faint {
+                    r#" stroke-opacity="0.35""#
+                } else {
+                    ""
+                },
                 if s.dashed {
                     r#" stroke-dasharray="5 4""#
                 } else {
@@ -243,8 +355,11 @@ impl Plot<'_> {
                 },
                 path.join(" ")
             );
-            if shown.len() <= 60 {
-                for &(x, y) in &shown {
+            if shown.len() <= 60 && !s.faint {
+                for &(x, y) in shown.iter().filter(|&&(_, y)| {
+                    let v = sy(ty(y));
+                    (top..=H - MB).contains(&v)
+                }) {
                     let _ = write!(
                         out,
                         r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{}"><title>{} at {} {}: {}</title></circle>"#,
@@ -259,15 +374,84 @@ impl Plot<'_> {
                 }
             }
         }
+        // Tags in rows: a tag too close to the one before it in a row goes a row down.
+        let mut rows: Vec<f64> = Vec::new();
+        let mut order: Vec<&VLine> = self
+            .vlines
+            .iter()
+            .filter(|v| v.x > 0.0 || !self.x_log)
+            .collect();
+        order.sort_by(|a, b| a.x.total_cmp(&b.x));
+        for v in order.iter().filter(|v| v.tag.is_some()) {
+            let x = sx(tx(v.x));
+            let tag = v.tag.as_deref().unwrap_or("");
+            let width = 6.5 * tag.chars().count() as f64;
+            let row = rows
+                .iter()
+                .position(|&end| end < x - 4.0)
+                .unwrap_or(rows.len());
+            if row == rows.len() {
+                rows.push(0.0);
+            }
+            rows[row] = x + width;
+            let _ = write!(
+                out,
+                r##"<text class="tag" x="{:.1}" y="{:.1}" fill="{}" stroke="#fff" stroke-width="3" paint-order="stroke">{}</text>"##,
+                x + 3.0,
+                top + 12.0 + 13.0 * row as f64,
+                v.color,
+                esc(tag)
+            );
+        }
+        if self.legend_inside {
+            // Top left, on a white ground: the curves there are usually flat.
+            let (x, y0) = (ML + 8.0, top + 8.0);
+            let wide = self
+                .series
+                .iter()
+                .map(|s| s.name.chars().count())
+                .max()
+                .unwrap_or(0);
+            let _ = write!(
+                out,
+                r##"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="#fff" fill-opacity="0.85"/>"##,
+                x - 4.0,
+                y0 - 4.0,
+                34.0 + 6.0 * wide as f64,
+                8.0 + 14.0 * self.series.len() as f64
+            );
+            for (i, s) in self.series.iter().enumerate() {
+                let y = y0 + 6.0 + 14.0 * i as f64;
+                let _ = write!(
+                    out,
+                    r#"<line x1="{x:.1}" x2="{:.1}" y1="{y:.1}" y2="{y:.1}" stroke="{}" stroke-width="{}"{}/><text class="tick" x="{:.1}" y="{:.1}">{}</text>"#,
+                    x + 22.0,
+                    s.color,
+                    s.width,
+                    if s.faint {
+                        r#" stroke-opacity="0.35""#
+                    } else {
+                        ""
+                    },
+                    x + 26.0,
+                    y + 4.0,
+                    esc(&s.name)
+                );
+            }
+        }
         out.push_str("</svg>");
-        if self.series.len() > 1 {
+        if self.series.len() > 1 && self.legend && !self.legend_inside {
             out.push_str(r#"<div class="legend">"#);
             for s in &self.series {
                 let _ = write!(
                     out,
                     r#"<span><i style="background:{}{}"></i>{}</span>"#,
                     s.color,
-                    if s.dashed { ";opacity:.55" } else { "" },
+                    if s.dashed || s.faint {
+                        ";opacity:.45"
+                    } else {
+                        ""
+                    },
                     esc(&s.name)
                 );
             }

@@ -22,6 +22,8 @@ pub fn ctx_map(c: &Ctx, params: &Dynamic, history: &Dynamic) -> Dynamic {
     let s = &c.settings;
     let mut m = Map::new();
     m.insert("epoch".into(), int(c.epoch));
+    // For messages: people count epochs from 1.
+    m.insert("epoch_number".into(), int(c.epoch + 1));
     m.insert("epochs".into(), int(s.epochs));
     m.insert("step".into(), Dynamic::from_int(c.step as rhai::INT));
     m.insert("steps_per_epoch".into(), int(c.steps_per_epoch));

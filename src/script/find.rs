@@ -188,8 +188,24 @@ pub fn locate(spec: &str, search: &SearchPath) -> Result<Located, String> {
                 .iter()
                 .map(|d| d.display().to_string())
                 .collect();
+            // The way out: a file of that name here, or the nearest name there is.
+            let hint = if Path::new(&file).is_file() {
+                format!("; there is a file {file} here: --policy ./{file}")
+            } else {
+                let names: Vec<String> = super::library::list(search)
+                    .into_iter()
+                    .map(|e| e.name)
+                    .collect();
+                let short = names.iter().map(|n| n.rsplit('/').next().unwrap_or(n));
+                match crate::runlog::nearest(spec, names.iter().map(String::as_str))
+                    .or_else(|| crate::runlog::nearest(spec, short))
+                {
+                    Some(n) => format!("; did you mean {n}? (rudder policy list shows them all)"),
+                    None => "; rudder policy list shows the names there are".into(),
+                }
+            };
             format!(
-                "no policy {spec:?} (looked for {file} in {} and the standard library)",
+                "no policy {spec:?} (looked for {file} in {} and the standard library){hint}",
                 dirs.join(", ")
             )
         })

@@ -19,6 +19,45 @@ pub struct Entry {
     pub shadows: Vec<String>,
 }
 
+/// The first sentence of `doc` (its first paragraph joined), cut at a word to at most
+/// `width` characters with `...`.
+pub fn headline(doc: &str, width: usize) -> String {
+    let text = doc.split_whitespace().collect::<Vec<_>>().join(" ");
+    // A sentence ends at ". " unless the word before is an abbreviation ("et al.").
+    let end = text.match_indices(". ").map(|(i, _)| i).find(|&i| {
+        let word = text[..i].rsplit([' ', '(']).next().unwrap_or("");
+        word.chars().count() > 1 && !["al", "vs", "e.g", "i.e", "etc", "cf"].contains(&word)
+    });
+    let sentence = match end {
+        Some(i) => &text[..=i],
+        None => text.as_str(),
+    };
+    if sentence.chars().count() <= width {
+        return sentence.to_string();
+    }
+    let mut out = String::new();
+    for word in sentence.split(' ') {
+        if out.chars().count() + word.chars().count() + 1 > width - 3 {
+            break;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out.push_str("...");
+    out
+}
+
+/// The first paragraph of a script's `//!` doc, joined into one line.
+fn first_paragraph(source: &str) -> String {
+    module_doc(source)
+        .into_iter()
+        .take_while(|l| !l.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The `//!` lines at the top of a script, without the markers.
 pub fn module_doc(source: &str) -> Vec<String> {
     source
@@ -139,10 +178,7 @@ pub fn list(search: &SearchPath) -> Vec<Entry> {
             name.clone(),
             Entry {
                 name,
-                summary: module_doc(&at.source)
-                    .into_iter()
-                    .next()
-                    .unwrap_or_default(),
+                summary: first_paragraph(&at.source),
                 file,
                 shadows,
             },

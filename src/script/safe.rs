@@ -117,7 +117,18 @@ fn no_blob() -> Result<Dynamic, Box<EvalAltResult>> {
     Err("blobs are not available to a policy".into())
 }
 
+/// `fmt(x)`: a number as people read it in a message: at most 4 decimals, trailing
+/// zeros dropped, an exponent for the very small and very large (`0.0898`, `1e-5`, `2.5e-5`).
+pub fn fmt(x: FLOAT) -> String {
+    if !x.is_finite() {
+        return x.to_string();
+    }
+    crate::report::fmt_num(x)
+}
+
 fn checked(m: &mut Module) {
+    m.set_native_fn("fmt", |x: FLOAT| Ok(fmt(x)));
+    m.set_native_fn("fmt", |x: INT| Ok(x.to_string()));
     m.set_native_fn(
         "replace",
         |s: &mut ImmutableString, find: &str, with: &str| replace(s, find, with),

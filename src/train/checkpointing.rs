@@ -9,7 +9,6 @@ use serde_json::{Map, Value, json};
 use super::{SHUFFLE_SALT, TrainError, Trainer};
 use crate::checkpoint::{self, CheckpointError, Loaded, Shuffle, Snapshot};
 use crate::policy::{Controller, Decision, EpochMetrics, Hook, Invalid, Save, Target};
-use crate::report;
 
 /// Whether checkpoint `l` can continue a run of `seed` on `train_len` examples: its
 /// data order, position and settings must fit. Checked before a resume changes
@@ -211,7 +210,7 @@ impl Trainer<'_> {
         for name in names {
             let mut f = Map::new();
             f.insert("path".into(), json!(format!("checkpoints/{name}")));
-            self.log.event(epoch, self.step, "checkpoint", f)?;
+            self.event(epoch, self.step, "checkpoint", f)?;
         }
         self.learner.sync_model()?;
         let model = self.learner.model();
@@ -258,7 +257,7 @@ impl Trainer<'_> {
                     let mut f = Map::new();
                     f.insert("path".into(), json!(format!("checkpoints/{name}")));
                     f.insert("reason".into(), json!(msg));
-                    self.log.event(epoch, self.step, "checkpoint", f)?;
+                    self.event(epoch, self.step, "checkpoint", f)?;
                 }
             }
         }
@@ -291,12 +290,16 @@ impl Trainer<'_> {
             .and_then(|l| self.restore_weights(&l).map(|()| l));
         let mut f = Map::new();
         f.insert("hook".into(), json!(hook));
-        let label = match result {
+        match result {
             Ok(l) => {
                 let path = self.relative(&l.dir);
-                let done = checkpoint::boundary_epoch(l.state.epoch, l.state.partial.is_some());
+                let when = if l.state.partial.is_some() {
+                    format!("in epoch {}", l.state.epoch + 1)
+                } else {
+                    format!("after epoch {}", l.state.epoch)
+                };
                 let msg = format!(
-                    "rolled back to {path} (epoch {done}, step {}{})",
+                    "rolled back to {path} ({when}, step {}{})",
                     l.state.step,
                     l.state.monitored.value.map_or(String::new(), |v| format!(
                         ", {} {v:.4}",
@@ -307,7 +310,8 @@ impl Trainer<'_> {
                 f.insert("path".into(), json!(path));
                 f.insert("message".into(), json!(msg));
                 self.ckpt.rolled_back = true;
-                format!("rollback to {}", target.name())
+                self.restored =
+                    (l.state.partial.is_none() && l.state.epoch > 0).then(|| l.state.epoch - 1);
             }
             Err(e) => {
                 let msg = format!(
@@ -316,14 +320,8 @@ impl Trainer<'_> {
                 );
                 self.progress.note(&format!("rudder: {msg}"));
                 f.insert("reason".into(), json!(msg));
-                format!("rollback failed ({})", target.name())
             }
-        };
-        self.log.event(self.epoch, self.step, "rollback", f)?;
-        self.markers.push(report::Marker {
-            epoch: self.epoch,
-            label,
-        });
-        Ok(())
+        }
+        self.event(self.epoch, self.step, "rollback", f)
     }
 }

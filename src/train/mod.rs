@@ -47,6 +47,10 @@ pub struct Summary {
     /// The newest checkpoint when the run ended (the interrupted one when its write
     /// succeeded).
     pub last_checkpoint: Option<PathBuf>,
+    /// When the run ended on weights restored from a checkpoint (a rollback after the
+    /// last epoch, as `restore_best_weights` does): that epoch's index and metrics
+    /// line, the numbers the final weights have.
+    pub restored: Option<(usize, Value)>,
 }
 
 /// How far above the first step's loss a sweep trial counts as diverged.
@@ -85,6 +89,10 @@ pub struct Trainer<'a> {
     resume_note: Option<(Option<PathBuf>, Vec<String>)>,
     /// The first step's mean loss, for the divergence guard.
     first_loss: Option<f64>,
+    /// The finished epoch whose weights a rollback since the last epoch brought back.
+    restored: Option<usize>,
+    /// TensorBoard's event file, when `--tensorboard` asks for one.
+    tb: Option<crate::tensorboard::Writer>,
     diverged: bool,
 }
 
@@ -156,7 +164,55 @@ impl<'a> Trainer<'a> {
             resumed: false,
             resume_note: None,
             first_loss: None,
+            restored: None,
+            tb: None,
             diverged: false,
+        }
+    }
+
+    /// Writes TensorBoard event files into `dir` too (a run resumed at epoch `e`
+    /// tells TensorBoard to drop what an earlier file holds from there on).
+    pub fn with_tensorboard(mut self, dir: &std::path::Path) -> Self {
+        let resumed_at = self.resumed.then_some(self.epoch as u64 + 1);
+        match crate::tensorboard::Writer::create(dir, resumed_at) {
+            Ok(w) => self.tb = Some(w),
+            Err(e) => self.tb_failed(&e),
+        }
+        self
+    }
+
+    /// A TensorBoard write that fails stops the TensorBoard files, not the run.
+    fn tb_failed(&mut self, e: &std::io::Error) {
+        self.tb = None;
+        self.progress.note(&format!(
+            "rudder: --tensorboard {}: {e}; no more TensorBoard events for this run",
+            self.cfg
+                .tensorboard
+                .as_deref()
+                .map_or(String::new(), |d| d.display().to_string())
+        ));
+    }
+
+    /// The epoch's scalars to TensorBoard.
+    fn tb_epoch(&mut self, r: &EpochRecord) {
+        let Some(tb) = &mut self.tb else {
+            return;
+        };
+        let mut v: Vec<(String, f64)> = [
+            ("loss/train", r.train_loss),
+            ("loss/val", r.val_loss),
+            ("accuracy/train", r.train_acc),
+            ("accuracy/val", r.val_acc),
+            ("lr", r.lr),
+            ("batch_size", r.batch_size as f64),
+            ("samples_per_s", r.samples_per_s),
+        ]
+        .iter()
+        .map(|(k, x)| (k.to_string(), *x))
+        .collect();
+        v.extend(r.policy.iter().map(|(k, x)| (format!("policy/{k}"), *x)));
+        if let Err(e) = tb.scalars(r.epoch as u64 + 1, &v).and_then(|()| tb.flush()) {
+            self.tb_failed(&e);
         }
     }
 
@@ -226,13 +282,33 @@ impl<'a> Trainer<'a> {
                 f.insert("hook".into(), json!(hook));
                 f.insert("key".into(), json!(e.key));
                 f.insert("message".into(), json!(e.to_string()));
-                self.log
-                    .event(self.epoch, self.step, "invalid_decision", f)?;
+                self.event(self.epoch, self.step, "invalid_decision", f)?;
                 Decision::default()
             }
         };
         self.record(events)?;
         self.apply(hook, decision)
+    }
+
+    /// Appends an event to events.jsonl, and marks it for the report (and
+    /// TensorBoard) when it is worth a marker (`report::markers`).
+    fn event(
+        &mut self,
+        epoch: usize,
+        step: u64,
+        kind: &str,
+        fields: Map<String, Value>,
+    ) -> Result<(), TrainError> {
+        let written = self.log.event(epoch, step, kind, fields)?;
+        if let Some(m) = report::markers::from_event(&written, None) {
+            if let Some(tb) = &mut self.tb
+                && let Err(e) = tb.text(m.epoch as u64 + 1, &format!("events/{}", m.kind), &m.label)
+            {
+                self.tb_failed(&e);
+            }
+            self.markers.push(m);
+        }
+        Ok(())
     }
 
     /// Writes policy events to events.jsonl and marks them for the report.
@@ -242,11 +318,7 @@ impl<'a> Trainer<'a> {
                 Ok(Value::Object(m)) => m,
                 _ => Map::new(),
             };
-            self.markers.push(report::Marker {
-                epoch: self.epoch,
-                label: format!("{} ({})", e.kind, e.policy),
-            });
-            self.log.event(self.epoch, self.step, e.kind, fields)?;
+            self.event(self.epoch, self.step, e.kind, fields)?;
         }
         Ok(())
     }
@@ -274,7 +346,7 @@ impl<'a> Trainer<'a> {
             let mut f = Map::new();
             f.insert("hook".into(), json!(hook));
             f.insert("message".into(), json!(msg));
-            self.log.event(self.epoch, self.step, "log", f)?;
+            self.event(self.epoch, self.step, "log", f)?;
         }
         self.policy_metrics
             .extend(d.metrics.iter().map(|(k, v)| (k.clone(), *v)));
@@ -287,11 +359,7 @@ impl<'a> Trainer<'a> {
             let mut f = Map::new();
             f.insert("hook".into(), json!(hook));
             f.insert("reason".into(), json!(reason));
-            self.log.event(self.epoch, self.step, "stop", f)?;
-            self.markers.push(report::Marker {
-                epoch: self.epoch,
-                label: format!("stop: {reason}"),
-            });
+            self.event(self.epoch, self.step, "stop", f)?;
             self.stop = Some(reason);
         }
         Ok(())
@@ -305,16 +373,12 @@ impl<'a> Trainer<'a> {
                 if let Some(d) = &dir {
                     f.insert("path".into(), json!(self.relative(d)));
                 }
-                let at = format!(
-                    "resumed at epoch {}{}, step {}",
-                    self.epoch,
-                    if self.partial.is_some() {
-                        " (in progress)"
-                    } else {
-                        ""
-                    },
-                    self.step
-                );
+                // Epochs as people count them: the one in progress, or the last done.
+                let at = if self.partial.is_some() {
+                    format!("resumed in epoch {}, at step {}", self.epoch + 1, self.step)
+                } else {
+                    format!("resumed after epoch {}, at step {}", self.epoch, self.step)
+                };
                 let given = &self.cfg.overrides.given;
                 let with = (!given.is_empty()).then(|| {
                     let flags: Vec<String> = given
@@ -339,14 +403,14 @@ impl<'a> Trainer<'a> {
                     .join("; ");
                 self.progress.note(&format!("rudder: {message}"));
                 f.insert("message".into(), json!(message));
-                self.log.event(self.epoch, self.step, "resume", f)?;
+                self.event(self.epoch, self.step, "resume", f)?;
             }
             None => {
                 f.insert(
                     "message".into(),
                     json!(format!("{} parameters", self.param_count)),
                 );
-                self.log.event(0, 0, "run_start", f)?;
+                self.event(0, 0, "run_start", f)?;
             }
         }
         self.hook(Hook::TrainStart, controller)?;
@@ -366,6 +430,7 @@ impl<'a> Trainer<'a> {
                 self.batcher.start_epoch();
                 self.partial = Some(Partial::default());
             }
+            self.restored = None;
             let Some(record) = self.epoch_pass(controller)? else {
                 interrupted = true;
                 break;
@@ -388,8 +453,7 @@ impl<'a> Trainer<'a> {
         if let Some(r) = &self.stop {
             f.insert("reason".into(), json!(r));
         }
-        self.log
-            .event(self.epoch.saturating_sub(1), self.step, "run_end", f)?;
+        self.event(self.epoch.saturating_sub(1), self.step, "run_end", f)?;
         Ok(Summary {
             epochs_run: self.epoch,
             steps: self.step,
@@ -399,6 +463,9 @@ impl<'a> Trainer<'a> {
             diverged: self.diverged,
             interrupted: false,
             last_checkpoint: self.ckpt.last.clone(),
+            restored: self
+                .restored
+                .and_then(|e| self.history.get(e).map(|r| (e, r.clone()))),
         })
     }
 
@@ -416,7 +483,7 @@ impl<'a> Trainer<'a> {
         let mut f = Map::new();
         f.insert("reason".into(), json!("interrupted"));
         let epoch = crate::checkpoint::boundary_epoch(self.epoch, self.partial.is_some());
-        self.log.event(epoch, self.step, "run_end", f)?;
+        self.event(epoch, self.step, "run_end", f)?;
         Ok(Summary {
             epochs_run: self.epoch,
             steps: self.step,
@@ -426,6 +493,7 @@ impl<'a> Trainer<'a> {
             diverged: self.diverged,
             interrupted: true,
             last_checkpoint: self.ckpt.last.clone(),
+            restored: None,
         })
     }
 
@@ -507,6 +575,7 @@ impl<'a> Trainer<'a> {
         let lr_used = self.settings.lr;
         let batch_used = self.settings.batch_size;
         let acc_used = self.settings.accumulation;
+        self.progress.hold();
         self.hook(Hook::EpochEnd, controller)?;
         let record = EpochRecord {
             epoch: self.epoch,
@@ -531,6 +600,7 @@ impl<'a> Trainer<'a> {
         }
         self.log.flush_steps()?;
         self.log.epoch(&record)?;
+        self.tb_epoch(&record);
         self.history.push(record.to_value());
         self.progress.end_epoch(&record);
         report::write(

@@ -10,11 +10,23 @@ use crate::runlog::EpochRecord;
 pub struct Progress {
     quiet: bool,
     bar: Option<ProgressBar>,
+    /// Notes held back until the epoch's summary line (what `on_epoch_end` says
+    /// belongs after the numbers it saw).
+    held: Option<Vec<String>>,
 }
 
 impl Progress {
     pub fn new(quiet: bool) -> Progress {
-        Progress { quiet, bar: None }
+        Progress {
+            quiet,
+            bar: None,
+            held: None,
+        }
+    }
+
+    /// Holds notes back until the next summary line.
+    pub fn hold(&mut self) {
+        self.held.get_or_insert_with(Vec::new);
     }
 
     /// Starts the bar of `epoch` over `samples` training examples.
@@ -54,8 +66,15 @@ impl Progress {
         }
     }
 
-    /// Clears the bar and prints the epoch's summary line.
+    /// Clears the bar and prints the epoch's summary line, then the notes held back.
     pub fn end_epoch(&mut self, r: &EpochRecord) {
+        self.summary(r);
+        for note in self.held.take().unwrap_or_default() {
+            self.note(&note);
+        }
+    }
+
+    fn summary(&mut self, r: &EpochRecord) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
@@ -77,8 +96,12 @@ impl Progress {
     }
 
     /// A message of its own line (policy logs, the run's end).
-    pub fn note(&self, msg: &str) {
+    pub fn note(&mut self, msg: &str) {
         if self.quiet {
+            return;
+        }
+        if let Some(held) = &mut self.held {
+            held.push(msg.to_string());
             return;
         }
         // Policy text may hold control characters (ANSI escapes): shown escaped.

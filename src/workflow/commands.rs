@@ -175,8 +175,16 @@ pub fn report(o: ReportOptions) -> Result<(), AppError> {
         .map(|d| crate::report::load_run(d).map_err(ConfigError))
         .collect::<Result<Vec<_>, _>>()?;
     let title = format!("rudder report: {} run(s)", runs.len());
-    crate::report::write_page(&o.out, &crate::report::compare(&title, &runs))
-        .map_err(|e| ConfigError(format!("--out {}: {e}", o.out.display())))?;
-    crate::runlog::say(&format!("wrote {}", o.out.display()));
+    // Beside the first run, not wherever the command happens to run.
+    let out = o.out.unwrap_or_else(|| {
+        o.runs[0]
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."))
+            .join("compare.html")
+    });
+    crate::report::write_page(&out, &crate::report::compare(&title, &runs))
+        .map_err(|e| ConfigError(format!("--out {}: {e}", out.display())))?;
+    crate::runlog::say(&format!("wrote {}", out.display()));
     Ok(())
 }

@@ -121,8 +121,26 @@ pub struct Report {
     pub suggestion: Suggestions,
 }
 
-/// The chart: raw and smoothed loss against the LR (log scale), the suggestions as
-/// vertical lines.
+/// The y range of the chart: the smoothed curve's, from a little under its lowest to
+/// its start or at most 1.5 times its start (as fastai shows it: the raw loss spikes
+/// hundreds of times above, which would flatten the curve that matters).
+pub fn y_range(smoothed: &[f64]) -> Option<(f64, f64)> {
+    let finite: Vec<f64> = smoothed.iter().copied().filter(|v| v.is_finite()).collect();
+    let start = *finite.first()?;
+    let lo = finite.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = finite
+        .iter()
+        .copied()
+        .fold(f64::NEG_INFINITY, f64::max)
+        .min(1.5 * start)
+        .max(start);
+    let pad = ((hi - lo) * 0.06).max(1e-9);
+    Some((lo - pad, hi + pad))
+}
+
+/// The chart, an SVG file of its own: the raw loss faint, the smoothed loss bold,
+/// against the LR on a log axis, clipped to the smoothed curve's range; the
+/// suggestions as labelled lines, their labels staggered so none overlaps.
 pub fn svg_page(run: &RangeRun, s: &Suggestions) -> String {
     let pts = |ys: &[f64]| -> Vec<(f64, f64)> {
         run.lrs.iter().copied().zip(ys.iter().copied()).collect()
@@ -131,13 +149,15 @@ pub fn svg_page(run: &RangeRun, s: &Suggestions) -> String {
     for (name, v, color) in [
         ("steepest", s.steepest, "#c2255c"),
         ("valley", s.valley, "#2b8a3e"),
-        ("minimum / 10", s.minimum, "#7048e8"),
+        ("minimum/10", s.minimum, "#7048e8"),
     ] {
         if let Some(lr) = v {
+            let text = format!("{name} {}", crate::report::fmt_num(lr));
             vlines.push(VLine {
                 x: lr,
-                label: format!("{name}: {}", crate::report::fmt_num(lr)),
+                label: text.clone(),
                 color: color.into(),
+                tag: Some(text),
             });
         }
     }
@@ -149,33 +169,26 @@ pub fn svg_page(run: &RangeRun, s: &Suggestions) -> String {
         x_whole: false,
         series: vec![
             Series {
-                dashed: true,
-                ..Series::new("batch loss", "#adb5bd", pts(&run.losses))
+                faint: true,
+                width: 1.0,
+                ..Series::new("loss per step", "#495057", pts(&run.losses))
             },
-            Series::new("smoothed loss", "#3b5bdb", pts(&run.smoothed)),
+            Series {
+                width: 2.6,
+                ..Series::new("smoothed (EMA 0.98)", "#3b5bdb", pts(&run.smoothed))
+            },
         ],
         vlines,
+        events: &[],
+        y_label: "loss",
+        y_range: y_range(&run.smoothed),
+        legend_inside: true,
+        legend: false,
     }
     .render();
     // A standalone SVG file: the figure's <svg> element with the styles it uses.
     let start = plot.find("<svg").unwrap_or(0);
     let end = plot.rfind("</svg>").map_or(plot.len(), |e| e + 6);
-    let legend = [
-        ("steepest", "#c2255c", s.steepest),
-        ("valley", "#2b8a3e", s.valley),
-        ("minimum/10", "#7048e8", s.minimum),
-    ]
-    .iter()
-    .filter_map(|(n, c, v)| {
-        v.map(|v| {
-            format!(
-                "<tspan fill=\"{c}\">{n} {}</tspan>",
-                crate::report::fmt_num(v)
-            )
-        })
-    })
-    .collect::<Vec<_>>()
-    .join("  ");
     plot[start..end]
         .replacen(
             "<svg ",
@@ -186,8 +199,8 @@ pub fn svg_page(run: &RangeRun, s: &Suggestions) -> String {
         .replace("class=\"frame\"", "fill=\"none\" stroke=\"#c7ccd6\"")
         .replace("class=\"tick\"", "fill=\"#5b6478\"")
         .replace("class=\"axis\"", "fill=\"#5b6478\"")
+        .replace("class=\"tag\"", "font-weight=\"600\"")
         .replace("class=\"marker\"", "stroke-dasharray=\"4 3\" stroke-width=\"1.5\"")
-        .replace("</svg>", &format!("<text x=\"70\" y=\"28\">{legend}</text></svg>"))
 }
 
 #[cfg(test)]

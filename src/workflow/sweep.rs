@@ -105,6 +105,11 @@ pub fn run(cfg: &TrainConfig, spec: &Spec, data: &Data) -> Result<Outcome, AppEr
         let mut c = cfg.clone();
         c.lr = cfg.lr * m;
         c.out = cfg.out.join(trial_name(m));
+        // TensorBoard: a folder per sweep, a run per trial in it.
+        c.tensorboard = cfg
+            .tensorboard
+            .as_ref()
+            .map(|d| d.join(cfg.out.file_name().unwrap_or_default()));
         c.quiet = true;
         c.watch = crate::watch::Mode::Off;
         c.threads = (cfg.threads / jobs).max(1);
@@ -256,7 +261,8 @@ pub fn table(o: &Outcome) -> String {
             .get(&o.metric)
             .and_then(|b| b.get("epoch"))
             .and_then(Value::as_u64)
-            .map_or("-".into(), |e| e.to_string());
+            // 1-based, as people count epochs (sweep.json keeps the 0-based index).
+            .map_or("-".into(), |e| (e + 1).to_string());
         let f = |k: &str| {
             t.last
                 .get(k)

@@ -7,14 +7,24 @@ mod policies;
 mod reload;
 mod resume;
 mod seam;
+mod tensorboard;
+mod ux;
 mod workflow;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The binary under test: this build's, or `$RUDDER_BIN` (another build, to see a
+/// test fail on the behaviour it was written against).
+pub fn bin() -> PathBuf {
+    std::env::var_os("RUDDER_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_rudder")))
+}
+
 /// Runs the built `rudder` with `args` in `dir`.
 pub fn rudder(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rudder"))
+    Command::new(bin())
         .args(args)
         .current_dir(dir)
         .env_remove("RUDDER_DATA")
@@ -48,9 +58,17 @@ pub fn data_path(name: &str) -> Option<PathBuf> {
     if std::env::var_os("CI").is_some() {
         panic!("{} is missing: .ci/run fetches it", p.display());
     }
-    eprintln!(
-        "skipped: {} is missing (see the README to fetch it)",
+    skip(&format!(
+        "{} is missing (see the README to fetch it)",
         p.display()
-    );
+    ));
     None
+}
+
+/// Says a test skipped its check, on the real stderr: the test harness captures
+/// what `eprintln!` writes (and shows it only for failures), so this line shows in
+/// `cargo test`'s output whatever its options.
+pub fn skip(why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "test skipped: {why}");
 }

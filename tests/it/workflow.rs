@@ -269,7 +269,7 @@ fn chromium() -> Option<&'static str> {
         if std::env::var_os("CI").is_some() {
             panic!("chromium is missing: .ci/run installs it");
         }
-        eprintln!("skipped: chromium is not installed (apt-get install chromium)");
+        super::skip("chromium is not installed (apt-get install chromium)");
     }
     found
 }
