@@ -139,6 +139,12 @@ fn tensorboard_reads_back_what_the_run_recorded() {
             &d.join("sw").join(trial),
         );
     }
+
+    // The same from a `--config` file's `tensorboard` key.
+    std::fs::write(d.join("c.json"), r#"{"epochs": 2, "tensorboard": "tb2"}"#).unwrap();
+    let o = rudder(d, &["train", "-q", "--config", "c.json", "--out", "c"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    matches_metrics(&read(&py, &d.join("tb2/c")), &d.join("c"));
 }
 
 #[test]
