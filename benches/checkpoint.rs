@@ -47,13 +47,11 @@ fn checkpoints(c: &mut Criterion) {
         epoch: 1,
         step: 938,
         partial: None,
-        settings: Settings {
-            lr: 0.1,
-            batch_size: 64,
-            accumulation: 1,
-            epochs: 10,
-            momentum: 0.9,
-            weight_decay: 0.0,
+        settings: {
+            let mut s = Settings::new(0.1, 64);
+            s.epochs = 10;
+            s.momentum = 0.9;
+            s
         },
         optimizer_steps: 938,
         rng: Shuffle {

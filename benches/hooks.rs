@@ -1,4 +1,4 @@
-//! The cost of one `on_step` call of a cosine policy, through the same `PolicySet` a
+//! The cost of one `on_step` call of a cosine policy, through the same `Policies` a
 //! run uses (ctx built, hook called, decision converted and validated); and of the
 //! same policy reading `ctx.history` (a copy per call) after 5 and 50 epochs.
 //! Run: `cargo bench --bench hooks`.
@@ -6,8 +6,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use rudder::policy::{Best, Controller, Ctx, EpochMetrics, Hook, Rescale, Settings};
-use rudder::script::{PolicySet, SearchPath};
+use rudder::policy::{Controller, Ctx, Hook, Policies, SearchPath, Settings};
 
 fn hooks(c: &mut Criterion) {
     bench(
@@ -38,7 +37,13 @@ fn bench(c: &mut Criterion, name: &str, extra: &str, epochs: usize) {
     )
     .unwrap();
     let spec = file.display().to_string();
-    let mut set = PolicySet::load(&[spec], &[], &SearchPath::new(vec![]), Rescale::Linear).unwrap();
+    let mut set = Policies::builder()
+        .policy(spec)
+        .search_path(SearchPath::new(vec![]))
+        .build()
+        .unwrap();
+    let mut settings = Settings::new(0.1, 64);
+    settings.epochs = 10;
     let history: Vec<serde_json::Value> = (0..epochs)
         .map(|e| {
             serde_json::json!({"epoch": e, "step": 938 * (e + 1), "epochs": 10, "lr": 0.1,
@@ -51,28 +56,12 @@ fn bench(c: &mut Criterion, name: &str, extra: &str, epochs: usize) {
     c.bench_function(name, |b| {
         b.iter(|| {
             step = (step + 1) % 9380;
-            let ctx = Ctx {
-                epoch: (step / 938) as usize,
-                step,
-                steps_per_epoch: 938,
-                settings: Settings {
-                    lr: 0.1,
-                    batch_size: 64,
-                    accumulation: 1,
-                    epochs: 10,
-                    momentum: 0.0,
-                    weight_decay: 0.0,
-                },
-                base_lr: 0.1,
-                base_batch_size: 64,
-                optimizer: "sgd",
-                dataset_size: 60_000,
-                metrics: EpochMetrics::default(),
-                history: &history,
-                best: Best::default(),
-                resumed: false,
-            };
-            black_box(set.call(Hook::Step, &ctx))
+            let mut ctx = Ctx::new(settings, 60_000);
+            ctx.epoch = (step / 938) as usize;
+            ctx.step = step;
+            ctx.steps_per_epoch = 938;
+            ctx.history = &history;
+            black_box(Controller::call(&mut set, Hook::Step, &ctx))
         })
     });
 }

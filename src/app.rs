@@ -4,12 +4,12 @@
 use crate::cli::{Cli, Command, PluginCommand, PolicyCommand, SimOptions, print_json};
 use crate::config::ConfigError;
 use crate::optim;
-use crate::policy::{Rescale, simulate};
-use crate::script::{PolicySet, SearchPath};
-
-pub use crate::pipeline::{
-    AppError, build_learner, load_data, load_policies, resolve, train, train_on, train_with,
+use crate::policy::{
+    LoadErrorKind, Param, Policies, Rescale, SearchPath, Settings, WatchMode, library, simulate,
+    testing,
 };
+
+pub use crate::pipeline::{AppError, flagged, load_policies, train};
 
 pub fn run(cli: Cli) -> Result<(), AppError> {
     match cli.command {
@@ -20,7 +20,7 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
         Command::Report(o) => crate::workflow::commands::report(o),
         Command::Policy(cmd) => policy(cmd),
         Command::Plugin(PluginCommand::New { name, dir }) => {
-            let made = crate::script::plugin::scaffold(&dir, &name).map_err(ConfigError)?;
+            let made = crate::policy::plugin::scaffold(&dir, &name).map_err(ConfigError)?;
             crate::runlog::say(&format!(
                 "created {} (try: rudder policy test {name}/halve)",
                 made.display()
@@ -37,114 +37,48 @@ fn default_rule(kind: optim::Kind) -> Rescale {
     }
 }
 
-/// `rudder policy ...`.
+/// `rudder policy ...`: the runtime's own commands (`rudder_policy::library` and
+/// `testing`), printed.
 pub fn policy(cmd: PolicyCommand) -> Result<(), AppError> {
+    let search = SearchPath::from_env();
     match cmd {
         PolicyCommand::Check { policies, param } => {
-            let mut failed = None;
-            for spec in &policies {
-                match load_policies(std::slice::from_ref(spec), &[], Rescale::Linear) {
-                    Ok(set) => {
-                        let p = &set.policies()[0];
-                        let none = |v: Vec<&str>| {
-                            if v.is_empty() {
-                                "(none)".to_string()
-                            } else {
-                                v.join(", ")
-                            }
-                        };
-                        let params: Vec<&str> = p.params.keys().map(|k| k.as_str()).collect();
-                        crate::runlog::out(&format!(
-                            "ok {} ({}): hooks {}; params {}; version {}",
-                            p.name,
-                            p.file.display(),
-                            none(p.hooks()),
-                            none(params),
-                            p.version
-                        ));
-                    }
-                    Err(e) => {
-                        failed.get_or_insert(e);
-                    }
-                }
+            let params = param
+                .iter()
+                .map(|p| {
+                    p.parse::<Param>()
+                        .map_err(|m| ConfigError(format!("--param {m}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let (lines, failed) = library::check(&policies, &params, &search);
+            for l in lines {
+                crate::runlog::out(&l);
             }
-            if failed.is_none() && !param.is_empty() {
-                load_policies(&policies, &param, Rescale::Linear)?;
-            }
-            failed.map_or(Ok(()), |e| Err(e.into()))
+            failed.map_or(Ok(()), |e| Err(ConfigError(flagged(&e)).into()))
         }
         PolicyCommand::List => {
-            let entries = crate::script::library::list(&SearchPath::from_env());
-            let width = entries
-                .iter()
-                .map(|e| e.name.chars().count())
-                .max()
-                .unwrap_or(0);
-            for e in entries {
-                // The description's first sentence, cut at a word to fit the column.
-                let summary = crate::script::library::headline(&e.summary, 64);
-                let mut line = format!("{:<width$}  {summary:<64}  {}", e.name, e.file);
-                if !e.shadows.is_empty() {
-                    line.push_str(&format!("  ({})", e.shadows.join("; ")));
-                }
+            for line in library::list_lines(&search) {
                 crate::runlog::out(&line);
             }
             Ok(())
         }
         PolicyCommand::Doc { policy } => {
-            let search = SearchPath::from_env();
-            let src = crate::script::locate(&policy, &search)
-                .map_err(|m| ConfigError(format!("policy doc {policy}: {m}")))?;
-            let set = load_policies(std::slice::from_ref(&policy), &[], Rescale::Linear)?;
-            crate::runlog::out_text(&crate::script::library::doc(&src, &set.policies()[0]));
+            let text = library::doc(&policy, &search).map_err(|e| match e.kind {
+                LoadErrorKind::NotFound => ConfigError(format!("policy doc {}", e)),
+                _ => ConfigError(e.to_string()),
+            })?;
+            crate::runlog::out_text(&text);
             Ok(())
         }
         PolicyCommand::Defs { out } => {
-            std::fs::write(&out, crate::script::library::definitions())
+            std::fs::write(&out, library::definitions())
                 .map_err(|e| ConfigError(format!("--out {}: {e}", out.display())))?;
             crate::runlog::say(&format!("wrote {}", out.display()));
             Ok(())
         }
         PolicyCommand::Test { which } => {
-            let all = crate::script::testing::discover(std::path::Path::new("."));
-            let mut files = Vec::new();
-            for w in &which {
-                if w.ends_with(".json") {
-                    files.push(std::path::PathBuf::from(w));
-                } else {
-                    let before = files.len();
-                    for f in &all {
-                        let text = std::fs::read_to_string(f).unwrap_or_default();
-                        if serde_json::from_str::<serde_json::Value>(&text)
-                            .is_ok_and(|v| v["policy"] == w.as_str())
-                        {
-                            files.push(f.clone());
-                        }
-                    }
-                    if files.len() == before {
-                        return Err(ConfigError(format!("policy test {w}: no test file for it in scripts/tests or plugins/*/tests")).into());
-                    }
-                }
-            }
-            if which.is_empty() {
-                files = all;
-            }
-            let search = SearchPath::from_env();
-            let mut out = crate::script::testing::Outcome::default();
-            for f in &files {
-                let text = std::fs::read_to_string(f)
-                    .map_err(|e| ConfigError(format!("{}: {e}", f.display())))?;
-                let file: crate::script::testing::TestFile =
-                    serde_json::from_str(&text).map_err(|e| {
-                        ConfigError(format!("{}:{}:{}: {e}", f.display(), e.line(), e.column()))
-                    })?;
-                crate::script::testing::run_file(
-                    &file,
-                    &f.display().to_string(),
-                    &search,
-                    &mut out,
-                );
-            }
+            let out =
+                testing::run(std::path::Path::new("."), &which, &search).map_err(ConfigError)?;
             for failure in &out.failures {
                 crate::runlog::out(failure);
             }
@@ -195,27 +129,21 @@ fn sim_setup(
     sim: &SimOptions,
     epochs: usize,
     steps_per_epoch: usize,
-) -> Result<(PolicySet, simulate::Setup), ConfigError> {
+) -> Result<(Policies, simulate::Setup), ConfigError> {
     if sim.batch_size == 0 || !sim.lr.is_finite() || sim.lr < 0.0 {
         return Err(ConfigError(
             "--lr and --batch-size: need a finite lr >= 0 and a batch size >= 1".into(),
         ));
     }
     let rule = sim.lr_scaling.unwrap_or(default_rule(sim.optimizer));
-    let set = load_policies(&sim.policies, &sim.param, rule)?;
-    let setup = simulate::Setup {
-        settings: crate::policy::Settings {
-            lr: sim.lr,
-            batch_size: sim.batch_size,
-            accumulation: 1,
-            epochs,
-            momentum: 0.0,
-            weight_decay: 0.0,
-        },
-        steps_per_epoch,
-        dataset_size: sim.dataset_size.unwrap_or(steps_per_epoch * sim.batch_size),
-        optimizer: sim.optimizer.name(),
-        rule,
-    };
+    let set = load_policies(&sim.policies, &sim.param, rule, WatchMode::Off)?;
+    let mut settings = Settings::new(sim.lr, sim.batch_size);
+    settings.epochs = epochs;
+    let mut setup = simulate::Setup::new(settings, steps_per_epoch);
+    if let Some(n) = sim.dataset_size {
+        setup.dataset_size = n;
+    }
+    setup.optimizer = sim.optimizer.name().to_string();
+    setup.rule = rule;
     Ok((set, setup))
 }

@@ -660,13 +660,11 @@ mod tests {
             epoch: 2,
             step: 40,
             partial: None,
-            settings: Settings {
-                lr: 0.1,
-                batch_size: 32,
-                accumulation: 1,
-                epochs: 5,
-                momentum: 0.9,
-                weight_decay: 0.0,
+            settings: {
+                let mut s = Settings::new(0.1, 32);
+                s.epochs = 5;
+                s.momentum = 0.9;
+                s
             },
             optimizer_steps: 40,
             rng: Shuffle {

@@ -115,7 +115,7 @@ pub struct RescaleOptions {
     /// The batch size to carry it to
     #[arg(long, value_name = "N")]
     pub to_batch_size: usize,
-    #[arg(long, value_enum, default_value = "linear")]
+    #[arg(long, value_parser = crate::config::rescale_parser(), default_value = "linear")]
     pub rule: crate::policy::Rescale,
     /// Training examples: also print steps per epoch and updates, before and after
     #[arg(long, value_name = "N")]
@@ -158,7 +158,7 @@ pub struct SimOptions {
     #[arg(long, value_enum, default_value = "sgd")]
     pub optimizer: crate::optim::Kind,
     /// Rule when a policy changes the batch size without setting lr [default: linear for sgd, sqrt for adamw]
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = crate::config::rescale_parser())]
     pub lr_scaling: Option<crate::policy::Rescale>,
     /// Training examples (ctx.dataset_size) [default: steps per epoch x batch size]
     #[arg(long)]

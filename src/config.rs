@@ -10,7 +10,7 @@ use crate::data::Source;
 use crate::loss::Loss;
 use crate::model::Arch;
 use crate::optim::{self, Hyper};
-use crate::policy::Rescale;
+use rudder_policy::{Rescale, WatchMode};
 
 /// The largest `--config` file read.
 pub const MAX_CONFIG: u64 = 1 << 20;
@@ -19,7 +19,7 @@ pub const MAX_RUN_CONFIG: u64 = 64 << 20;
 /// The most bytes of one `--param`.
 pub const MAX_PARAM: usize = 64 << 10;
 
-pub use crate::policy::{MAX_ACCUMULATION, MAX_EPOCHS};
+pub use rudder_policy::limits::{MAX_ACCUMULATION, MAX_EPOCHS};
 
 /// A bad option or config file; the message names the flag, or the file, line and
 /// column. Exit code 2.
@@ -106,7 +106,7 @@ pub struct TrainOptions {
     #[arg(long, value_name = "N")]
     pub accumulation: Option<usize>,
     /// Rule when a policy changes the batch size without setting lr [default: linear for sgd, sqrt for adamw]
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = rescale_parser())]
     pub lr_scaling: Option<Rescale>,
     /// Policy name or path, repeatable; run in the order given [default: default]
     #[arg(long = "policy", value_name = "NAME|PATH")]
@@ -115,8 +115,8 @@ pub struct TrainOptions {
     #[arg(long = "param", value_name = "[POLICY.]KEY=VALUE")]
     pub param: Option<Vec<String>>,
     /// Hot reload of policies: auto (native file events, polling where they fail), poll, off [default: auto]
-    #[arg(long, value_enum)]
-    pub watch: Option<crate::watch::Mode>,
+    #[arg(long, value_parser = watch_parser())]
+    pub watch: Option<WatchMode>,
     /// Run directory [default: runs/<time>]
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -191,18 +191,18 @@ pub const FIXED_ON_RESUME: &[&str] = &[
     "optimizer",
 ];
 
-impl clap::ValueEnum for Rescale {
-    fn value_variants<'a>() -> &'a [Self] {
-        &[Rescale::Linear, Rescale::Sqrt, Rescale::None]
-    }
+/// `--lr-scaling` and `--rule`: the rule's names, which clap lists in help and errors.
+pub fn rescale_parser() -> impl clap::builder::TypedValueParser<Value = Rescale> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(["linear", "sqrt", "none"])
+        .map(|s| Rescale::from_name(&s).expect("one of the names listed"))
+}
 
-    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
-        Some(clap::builder::PossibleValue::new(match self {
-            Rescale::Linear => "linear",
-            Rescale::Sqrt => "sqrt",
-            Rescale::None => "none",
-        }))
-    }
+/// `--watch`: auto, poll or off.
+pub fn watch_parser() -> impl clap::builder::TypedValueParser<Value = WatchMode> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(["auto", "poll", "off"])
+        .map(|s| s.parse::<WatchMode>().expect("one of the names listed"))
 }
 
 /// The resolved configuration, as written to `config.json`.
@@ -228,7 +228,7 @@ pub struct TrainConfig {
     pub lr_scaling: Rescale,
     pub policy: Vec<String>,
     pub param: Vec<String>,
-    pub watch: crate::watch::Mode,
+    pub watch: WatchMode,
     pub out: PathBuf,
     pub seed: u64,
     pub device: String,
@@ -445,7 +445,7 @@ impl TrainOptions {
                     ),
                 );
             }
-            p.parse::<crate::script::Param>().map_err(|m| {
+            p.parse::<rudder_policy::Param>().map_err(|m| {
                 ConfigError(format!("{}: {}", name("param"), crate::runlog::clip(&m)))
             })?;
         }
@@ -505,7 +505,7 @@ impl TrainOptions {
             }),
             policy: self.policy.unwrap_or_else(|| vec!["default".into()]),
             param: self.param.unwrap_or_default(),
-            watch: self.watch.unwrap_or(crate::watch::Mode::Auto),
+            watch: self.watch.unwrap_or(WatchMode::Auto),
             out: self.out.unwrap_or_else(crate::runlog::default_run_dir),
             seed: self.seed.unwrap_or(0),
             device: self.device.unwrap_or_else(|| "cpu".into()),

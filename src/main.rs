@@ -1,15 +1,23 @@
 //! The `rudder` binary: parse, run, map errors to exit codes (0 ok, 1 run failure,
 //! 2 bad usage, config, data or script).
 
+mod app;
+mod cli;
+mod workflow;
+
 use std::process::ExitCode;
 
-use rudder::app::{self, AppError};
-use rudder::cli::{self, Parsed};
+// The library's modules, under the names the command-line modules use.
+use rudder::{config, data, interrupt, optim, pipeline, report, runlog, train};
+use rudder_policy as policy;
+
+use app::AppError;
+use cli::Parsed;
 
 /// mimalloc, metered per thread so a policy call's memory has a budget.
 #[global_allocator]
-static GLOBAL: rudder::script::meter::Metered<mimalloc::MiMalloc> =
-    rudder::script::meter::Metered(mimalloc::MiMalloc);
+static GLOBAL: rudder_policy::meter::Metered<mimalloc::MiMalloc> =
+    rudder_policy::meter::Metered(mimalloc::MiMalloc);
 
 fn run() -> anyhow::Result<ExitCode> {
     let cli = match cli::parse(std::env::args_os()) {
@@ -34,7 +42,7 @@ fn main() -> ExitCode {
     }
     let outcome = std::thread::Builder::new()
         .name("rudder".into())
-        .stack_size(rudder::script::POLICY_STACK)
+        .stack_size(rudder_policy::limits::POLICY_STACK)
         .spawn(run)
         .map_err(anyhow::Error::from)
         .and_then(|h| {

@@ -9,8 +9,8 @@ use crate::config::{ConfigError, Kernels, TrainConfig, TrainOptions, parse_devic
 use crate::data::DataError;
 use crate::engine::Net;
 use crate::policy::{Controller, Rescale};
+use crate::policy::{LoadError, LoadErrorKind, Messages, Param, Policies, WatchMode};
 use crate::runlog::RunLog;
-use crate::script::{LoadError, Param, PolicySet, SearchPath};
 use crate::train::{Engine, Graph, Learner, Summary, TrainError, Trainer};
 use crate::{data, model, optim};
 
@@ -195,7 +195,8 @@ pub fn resolve(cli: TrainOptions) -> Result<TrainConfig, ConfigError> {
     merged.resolve()
 }
 
-pub(crate) fn device(cfg: &TrainConfig) -> Result<Device, ConfigError> {
+/// The device `--device` names.
+pub fn device(cfg: &TrainConfig) -> Result<Device, ConfigError> {
     match parse_device(&cfg.device).map_err(|m| ConfigError(format!("--device: {m}")))? {
         None => Ok(Device::Cpu),
         #[cfg(feature = "cuda")]
@@ -221,7 +222,15 @@ pub(crate) fn device(cfg: &TrainConfig) -> Result<Device, ConfigError> {
 /// `rudder train`. A run stopped by a signal is the error that says how to resume it.
 pub fn train(opts: TrainOptions) -> Result<Summary, AppError> {
     let cfg = resolve(opts)?;
-    let mut policies = load_policies(&cfg.policy, &cfg.param, cfg.lr_scaling)?;
+    let mut policies = load_policies(&cfg.policy, &cfg.param, cfg.lr_scaling, cfg.watch)?;
+    if let Some(mode) = policies.watching()
+        && !cfg.quiet
+    {
+        crate::runlog::say(&format!(
+            "rudder: watching {} policy file(s) for changes ({mode})",
+            policies.watched_files().len()
+        ));
+    }
     let summary = train_with(&cfg, &mut policies)?;
     if summary.interrupted {
         let at = format!(
@@ -249,12 +258,14 @@ pub fn train(opts: TrainOptions) -> Result<Summary, AppError> {
     Ok(summary)
 }
 
-/// Loads `specs` with `params` from the search path; faults are exit code 2.
+/// Loads `specs` with `params` from the search path, watching their files in
+/// `watch`; faults are exit code 2.
 pub fn load_policies(
     specs: &[String],
     params: &[String],
     rule: Rescale,
-) -> Result<PolicySet, ConfigError> {
+    watch: WatchMode,
+) -> Result<Policies, ConfigError> {
     let params = params
         .iter()
         .map(|p| {
@@ -262,10 +273,25 @@ pub fn load_policies(
                 .map_err(|m| ConfigError(format!("--param {m}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    PolicySet::load(specs, &params, &SearchPath::from_env(), rule).map_err(|e| match e {
-        LoadError::Script(e) => ConfigError(e.to_string()),
-        other => ConfigError(other.to_string()),
-    })
+    Policies::builder()
+        .policies(specs.iter().cloned())
+        .params(params)
+        .rescale(rule)
+        .watch(watch)
+        .messages(Messages::to(crate::runlog::say))
+        .build()
+        .map_err(|e| ConfigError(flagged(&e)))
+}
+
+/// A load error as the command line says it: naming `--policy`, `--param` or
+/// `--watch`.
+pub fn flagged(e: &LoadError) -> String {
+    match (e.kind, &e.spec) {
+        (LoadErrorKind::NotFound, Some(spec)) => format!("--policy {spec}: {}", e.message),
+        (LoadErrorKind::Param, _) => format!("--param {}", e.message),
+        (LoadErrorKind::Watch, _) => format!("--watch: {}", e.message),
+        _ => e.to_string(),
+    }
 }
 
 /// Trains as configured by `cfg`, steered by `controller`.
@@ -284,7 +310,7 @@ pub fn with_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R 
         .num_threads(threads.max(1))
         .thread_name(|i| format!("rudder-kernel-{i}"))
         // `f` runs on a worker, and calls the policies: it needs their stack.
-        .stack_size(crate::script::POLICY_STACK)
+        .stack_size(crate::policy::limits::POLICY_STACK)
         .build()
     {
         Ok(pool) => pool.install(f),
@@ -404,19 +430,7 @@ pub fn train_on(
             data.train.len()
         ));
     }
-    let watched = controller.watched();
-    let watcher = crate::watch::Watcher::start(&watched, cfg.watch)
-        .map_err(|e| ConfigError(format!("--watch: {e}")))?;
-    if let Some(w) = &watcher
-        && !cfg.quiet
-    {
-        crate::runlog::say(&format!(
-            "rudder: watching {} policy file(s) for changes ({})",
-            watched.len(),
-            w.mode
-        ));
-    }
-    let mut trainer = Trainer::new(cfg, data, learner, param_count, log).with_watcher(watcher);
+    let mut trainer = Trainer::new(cfg, data, learner, param_count, log);
     match resume {
         Some((Some(loaded), skipped)) => {
             trainer.resume_from(loaded, controller)?;

@@ -20,7 +20,7 @@ use proptest::prelude::*;
 mod idx_files;
 use rudder::checkpoint;
 use rudder::data::{csv, idx};
-use rudder::script::plugin;
+use rudder::policy::plugin;
 
 /// One change to a file.
 #[derive(Debug, Clone)]
@@ -105,13 +105,11 @@ fn state_json() -> Vec<u8> {
             seen: 64,
             train_time_s: 0.1,
         }),
-        settings: rudder::policy::Settings {
-            lr: 0.1,
-            batch_size: 64,
-            accumulation: 1,
-            epochs: 8,
-            momentum: 0.9,
-            weight_decay: 0.0,
+        settings: {
+            let mut s = rudder::policy::Settings::new(0.1, 64);
+            s.epochs = 8;
+            s.momentum = 0.9;
+            s
         },
         optimizer_steps: 52,
         rng: checkpoint::Shuffle {
@@ -125,11 +123,11 @@ fn state_json() -> Vec<u8> {
             value: Some(0.3),
             epoch: Some(1),
         },
-        policies: vec![rudder::policy::PolicyState {
-            name: "default".into(),
-            version: "0123456789ab".into(),
-            this: serde_json::json!({"best": 0.3, "wait": 0}),
-        }],
+        policies: vec![rudder::policy::PolicyState::new(
+            "default",
+            "0123456789ab",
+            serde_json::json!({"best": 0.3, "wait": 0}),
+        )],
         logs: Default::default(),
         markers: Vec::new(),
         policy_metrics: BTreeMap::from([("n".to_string(), 1.0)]),
@@ -301,12 +299,12 @@ proptest! {
     #[test]
     fn policy_test_files_never_panic(bytes in mutated(TESTS.as_bytes().to_vec())) {
         let text = String::from_utf8_lossy(&bytes);
-        if let Ok(file) = serde_json::from_str::<rudder::script::testing::TestFile>(&text) {
-            let mut out = rudder::script::testing::Outcome::default();
-            rudder::script::testing::run_file(
+        if let Ok(file) = serde_json::from_str::<rudder::policy::testing::TestFile>(&text) {
+            let mut out = rudder::policy::testing::Outcome::default();
+            rudder::policy::testing::run_file(
                 &file,
                 "t.json",
-                &rudder::script::SearchPath::new(vec![]),
+                &rudder::policy::SearchPath::new(vec![]),
                 &mut out,
             );
             prop_assert!(out.passed + out.failed >= file.cases.len().min(1));

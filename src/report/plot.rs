@@ -123,18 +123,7 @@ fn log_ticks(lo: f64, hi: f64, want: usize) -> Vec<f64> {
     }
 }
 
-pub fn fmt_num(v: f64) -> String {
-    let a = v.abs();
-    if a == 0.0 {
-        "0".into()
-    } else if !(1e-3..1e5).contains(&a) {
-        // 1.0e-4 reads as 1e-4.
-        format!("{v:.1e}").replace(".0e", "e")
-    } else {
-        let s = format!("{v:.4}");
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    }
-}
+pub use rudder_policy::text::fmt_num;
 
 pub fn esc(s: &str) -> String {
     s.replace('&', "&amp;")

@@ -63,14 +63,9 @@ impl Trainer<'_> {
         let s = l.state;
         self.history = crate::runlog::read_jsonl(&self.log.dir().join("metrics.jsonl"))
             .map_err(CheckpointError)?;
-        if let Some(h) = self.history.last() {
-            let m = |k: &str| h.get(k).and_then(Value::as_f64);
-            self.last_metrics = EpochMetrics {
-                train_loss: m("train_loss"),
-                train_acc: m("train_acc"),
-                val_loss: m("val_loss"),
-                val_acc: m("val_acc"),
-            };
+        // As the run had them (a `null` metric was NaN).
+        if let Some(h) = self.history.last().and_then(Value::as_object) {
+            self.last_metrics = EpochMetrics::from_json(h);
         }
         self.settings = s.settings;
         // The options given with `--resume` take over from here (SPEC section 1).
@@ -140,15 +135,12 @@ impl Trainer<'_> {
     pub(super) fn can_roll_back(&self, d: &Decision) -> Result<(), Invalid> {
         match d.rollback {
             Some(Target::Best) if checkpoint::locate(&self.ckpt.root, "best").is_none() => {
-                Err(Invalid {
-                    key: "rollback".into(),
-                    message: "there is no best checkpoint yet".into(),
-                })
+                Err(Invalid::new("rollback", "there is no best checkpoint yet"))
             }
-            Some(Target::Last) if self.ckpt.last.is_none() => Err(Invalid {
-                key: "rollback".into(),
-                message: "no checkpoint has been written yet".into(),
-            }),
+            Some(Target::Last) if self.ckpt.last.is_none() => Err(Invalid::new(
+                "rollback",
+                "no checkpoint has been written yet",
+            )),
             _ => Ok(()),
         }
     }
@@ -186,7 +178,7 @@ impl Trainer<'_> {
         Some(match self.ckpt.pending.take()? {
             Save::Tag(t) => t,
             Save::Now(_) if self.partial.is_some() => format!("step-{}", self.step),
-            Save::Now(_) => format!("epoch-{}", self.epoch - 1),
+            _ => format!("epoch-{}", self.epoch - 1),
         })
     }
 
@@ -282,7 +274,7 @@ impl Trainer<'_> {
     pub(super) fn rollback(&mut self, hook: Hook, target: Target) -> Result<(), TrainError> {
         let dir = match target {
             Target::Best => checkpoint::locate(&self.ckpt.root, "best"),
-            Target::Last => self.ckpt.last.clone(),
+            _ => self.ckpt.last.clone(),
         };
         let result = dir
             .ok_or_else(|| CheckpointError(format!("no {} checkpoint", target.name())))

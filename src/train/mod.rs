@@ -78,8 +78,6 @@ pub struct Trainer<'a> {
     markers: Vec<report::Marker>,
     log: RunLog,
     progress: Progress,
-    /// Hot reload: set when a watched policy file changed.
-    watcher: Option<crate::watch::Watcher>,
     ckpt: Checkpoints,
     /// The sums of the epoch in progress; `None` between epochs.
     partial: Option<Partial>,
@@ -128,13 +126,13 @@ impl<'a> Trainer<'a> {
             learner,
             param_count,
             batcher: Batcher::new(data.train.len(), cfg.seed ^ SHUFFLE_SALT),
-            settings: Settings {
-                lr: h.lr,
-                batch_size: cfg.batch_size.min(data.train.len()),
-                accumulation: cfg.accumulation,
-                epochs: cfg.epochs,
-                momentum: h.momentum,
-                weight_decay: h.weight_decay,
+            settings: {
+                let mut s = Settings::new(h.lr, cfg.batch_size.min(data.train.len()));
+                s.accumulation = cfg.accumulation;
+                s.epochs = cfg.epochs;
+                s.momentum = h.momentum;
+                s.weight_decay = h.weight_decay;
+                s
             },
             step: 0,
             epoch: 0,
@@ -146,7 +144,6 @@ impl<'a> Trainer<'a> {
             markers: Vec::new(),
             log,
             progress: Progress::new(cfg.quiet),
-            watcher: None,
             ckpt: Checkpoints {
                 root: cfg.out.join("checkpoints"),
                 every: cfg.checkpoint_every,
@@ -217,14 +214,9 @@ impl<'a> Trainer<'a> {
     }
 
     /// Reloads policies when their files change, checked at each step boundary.
-    pub fn with_watcher(mut self, watcher: Option<crate::watch::Watcher>) -> Self {
-        self.watcher = watcher;
-        self
-    }
-
     /// Picks up a pending reload: one atomic load when there is none.
     fn maybe_reload(&mut self, controller: &mut dyn Controller) -> Result<(), TrainError> {
-        if !self.watcher.as_ref().is_some_and(|w| w.take()) {
+        if !controller.reload_due() {
             return Ok(());
         }
         let reply = controller.reload(&self.ctx());
@@ -238,20 +230,18 @@ impl<'a> Trainer<'a> {
     }
 
     fn ctx(&self) -> Ctx<'_> {
-        Ctx {
-            epoch: self.epoch,
-            step: self.step,
-            steps_per_epoch: self.steps_per_epoch(),
-            settings: self.settings,
-            base_lr: self.cfg.lr,
-            base_batch_size: self.cfg.batch_size,
-            optimizer: self.cfg.optimizer.name(),
-            dataset_size: self.data.train.len(),
-            metrics: self.last_metrics,
-            history: &self.history,
-            best: self.best,
-            resumed: self.resumed,
-        }
+        let mut ctx = Ctx::new(self.settings, self.data.train.len());
+        ctx.epoch = self.epoch;
+        ctx.step = self.step;
+        ctx.steps_per_epoch = self.steps_per_epoch();
+        ctx.base_lr = self.cfg.lr;
+        ctx.base_batch_size = self.cfg.batch_size;
+        ctx.optimizer = self.cfg.optimizer.name();
+        ctx.metrics = self.last_metrics;
+        ctx.history = &self.history;
+        ctx.best = self.best;
+        ctx.resumed = self.resumed;
+        ctx
     }
 
     /// Hands the settings' optimizer hyperparameters to the learner.
@@ -268,7 +258,9 @@ impl<'a> Trainer<'a> {
             return Ok(());
         }
         let ctx = self.ctx();
-        let Reply { decision, events } = controller.call(hook, &ctx);
+        let Reply {
+            decision, events, ..
+        } = controller.call(hook, &ctx);
         // The controller validates; checking again keeps a faulty one from
         // reaching the model.
         let checked = decision
@@ -318,7 +310,7 @@ impl<'a> Trainer<'a> {
                 Ok(Value::Object(m)) => m,
                 _ => Map::new(),
             };
-            self.event(self.epoch, self.step, e.kind, fields)?;
+            self.event(self.epoch, self.step, e.kind.as_str(), fields)?;
         }
         Ok(())
     }
@@ -559,19 +551,12 @@ impl<'a> Trainer<'a> {
         } = self.partial.take().unwrap_or(before);
         let (val_loss, val_acc) = self.learner.evaluate(&self.data.val)?;
         let seen_f = seen.max(1) as f64;
-        self.last_metrics = EpochMetrics {
-            train_loss: Some(loss_sum / seen_f),
-            train_acc: Some(correct / seen_f),
-            val_loss: Some(val_loss),
-            val_acc: Some(val_acc),
-        };
-        if val_loss.is_finite() && self.best.val_loss.is_none_or(|b| val_loss < b) {
-            self.best = Best {
-                val_loss: Some(val_loss),
-                val_acc: Some(val_acc),
-                epoch: Some(self.epoch),
-            };
-        }
+        let m = &mut self.last_metrics;
+        m.train_loss = Some(loss_sum / seen_f);
+        m.train_acc = Some(correct / seen_f);
+        m.val_loss = Some(val_loss);
+        m.val_acc = Some(val_acc);
+        self.best = self.best.update(self.epoch, &self.last_metrics);
         let lr_used = self.settings.lr;
         let batch_used = self.settings.batch_size;
         let acc_used = self.settings.accumulation;

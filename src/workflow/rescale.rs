@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::policy::{Rescale, rescale_lr};
+use crate::policy::Rescale;
 
 /// One side of a rescale: batch size, LR, and with a data set size the optimizer
 /// steps per epoch and in all.
@@ -50,7 +50,7 @@ pub fn rescale(
     Rescaled {
         rule,
         from: side(batch, lr),
-        to: side(to_batch, rescale_lr(lr, batch, to_batch, rule)),
+        to: side(to_batch, rule.lr(lr, batch as f64, to_batch as f64)),
         dataset_size,
         epochs,
     }

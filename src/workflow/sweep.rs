@@ -97,7 +97,12 @@ pub fn check(spec: &Spec) -> Result<(), AppError> {
 pub fn run(cfg: &TrainConfig, spec: &Spec, data: &Data) -> Result<Outcome, AppError> {
     check(spec)?;
     // Policies are checked once here, so a bad one is exit 2 before any trial.
-    load_policies(&cfg.policy, &cfg.param, cfg.lr_scaling)?;
+    load_policies(
+        &cfg.policy,
+        &cfg.param,
+        cfg.lr_scaling,
+        crate::policy::WatchMode::Off,
+    )?;
     // The sweep's own folder: absent or empty, and ours while the trials run.
     let _lock = crate::runlog::claim(&cfg.out, "--out").map_err(ConfigError)?;
     let jobs = spec.jobs.clamp(1, spec.multipliers.len());
@@ -111,7 +116,7 @@ pub fn run(cfg: &TrainConfig, spec: &Spec, data: &Data) -> Result<Outcome, AppEr
             .as_ref()
             .map(|d| d.join(cfg.out.file_name().unwrap_or_default()));
         c.quiet = true;
-        c.watch = crate::watch::Mode::Off;
+        c.watch = crate::policy::WatchMode::Off;
         c.threads = (cfg.threads / jobs).max(1);
         c.stop_on_divergence = true;
         c
@@ -150,7 +155,7 @@ pub fn run(cfg: &TrainConfig, spec: &Spec, data: &Data) -> Result<Outcome, AppEr
             // Policies run on the trial's thread: it gets their stack.
             let started = std::thread::Builder::new()
                 .name("rudder-trial".into())
-                .stack_size(crate::script::POLICY_STACK)
+                .stack_size(crate::policy::limits::POLICY_STACK)
                 .spawn_scoped(s, work);
             if started.is_err() {
                 work();
@@ -190,7 +195,12 @@ pub fn run(cfg: &TrainConfig, spec: &Spec, data: &Data) -> Result<Outcome, AppEr
 }
 
 fn run_trial(cfg: &TrainConfig, m: f64, data: &Data, metric: &str) -> Result<Trial, AppError> {
-    let mut policies = load_policies(&cfg.policy, &cfg.param, cfg.lr_scaling)?;
+    let mut policies = load_policies(
+        &cfg.policy,
+        &cfg.param,
+        cfg.lr_scaling,
+        crate::policy::WatchMode::Off,
+    )?;
     let summary =
         crate::pipeline::with_threads(cfg.threads, || train_on(cfg, data, &mut policies))?;
     let view = report::load_run(&cfg.out).map_err(ConfigError)?;

@@ -315,7 +315,7 @@ fn policy_test_runs_the_standard_librarys_cases_and_shows_a_wrong_one() {
     assert!(o.status.success(), "{out}{}", stderr(&o));
     let last = out.lines().last().unwrap();
     // Every case of every test file ran, and passed.
-    let cases: usize = rudder::script::testing::discover(root)
+    let cases: usize = rudder::policy::testing::discover(root)
         .iter()
         .map(|f| {
             let v: serde_json::Value =
@@ -348,7 +348,7 @@ fn policy_test_runs_the_standard_librarys_cases_and_shows_a_wrong_one() {
 
 #[test]
 fn every_script_in_the_library_is_embedded_and_compiles() {
-    use rudder::script::{EMBEDDED, PolicySet, SearchPath};
+    use rudder::policy::{EMBEDDED, Policies, SearchPath};
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts");
     let mut on_disk = Vec::new();
     let mut stack = vec![root.clone()];
@@ -377,12 +377,10 @@ fn every_script_in_the_library_is_embedded_and_compiles() {
     );
     for name in &embedded {
         // An empty search path: only the embedded copy can answer.
-        let set = PolicySet::load(
-            std::slice::from_ref(name),
-            &[],
-            &SearchPath::new(vec![]),
-            rudder::policy::Rescale::Linear,
-        );
+        let set = Policies::builder()
+            .policy(name.as_str())
+            .search_path(SearchPath::new(vec![]))
+            .build();
         assert!(set.is_ok(), "{name}: {:?}", set.err());
     }
 }

@@ -2,8 +2,8 @@
 //! between steps, a batch-size change rescales the LR, epochs extend, stop stops, and
 //! an invalid decision is dropped whole with an event.
 
-use rudder::app::train_with;
 use rudder::config::TrainOptions;
+use rudder::pipeline::train_with;
 use rudder::policy::{Controller, Ctx, Decision, Hook, Reply};
 
 use super::jsonl;
@@ -47,10 +47,7 @@ impl Controller for Script {
             }
             _ => {}
         }
-        Reply {
-            decision: d,
-            events: Vec::new(),
-        }
+        Reply::new(d)
     }
 }
 

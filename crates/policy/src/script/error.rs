@@ -81,7 +81,7 @@ impl ScriptError {
         let message = match e {
             EvalAltResult::ErrorTooManyOperations(_) => format!(
                 "ran out of its budget of {} operations (an endless loop?)",
-                super::host::MAX_OPERATIONS
+                crate::limits::MAX_OPERATIONS
             ),
             EvalAltResult::ErrorTerminated(token, _)
                 if token.clone().into_string().ok().as_deref()
@@ -89,12 +89,12 @@ impl ScriptError {
             {
                 format!(
                     "allocated more than its budget of {} MiB of memory",
-                    super::host::MAX_MEMORY >> 20
+                    crate::limits::MAX_MEMORY >> 20
                 )
             }
             EvalAltResult::ErrorTerminated(..) => format!(
                 "ran out of its time budget of {} s (an endless loop?)",
-                super::host::TIME_BUDGET.as_secs_f64()
+                crate::limits::TIME_BUDGET.as_secs_f64()
             ),
             // `throw "text"`, and the resolver's refusals: the text alone.
             EvalAltResult::ErrorRuntime(v, _) if v.is_string() => bounded(v),
@@ -131,7 +131,7 @@ impl ScriptError {
     /// line comes from `source`, the text the policy was compiled from (the file on
     /// disk may have changed since, or now be something else).
     pub fn render(&self, source: Option<&str>) -> String {
-        let mut out = format!("error: {}", crate::runlog::one_line(&self.to_string()));
+        let mut out = format!("error: {}", crate::text::one_line(&self.to_string()));
         if self.line > 0
             && let Some(text) = source
             && let Some(src) = text.lines().nth(self.line - 1)
@@ -139,7 +139,7 @@ impl ScriptError {
             let num = self.line.to_string();
             let pad = " ".repeat(num.len());
             let caret = " ".repeat(self.column.saturating_sub(1));
-            let src = crate::runlog::one_line(src);
+            let src = crate::text::one_line(src);
             out.push_str(&format!("\n{pad} |\n{num} | {src}\n{pad} | {caret}^"));
         }
         out

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 /// `(name, source)` for each name, the source read from `scripts/NAME.rhai` at build time.
 macro_rules! library {
     ($($name:literal),* $(,)?) => {
-        &[$(($name, include_str!(concat!("../../scripts/", $name, ".rhai")))),*]
+        &[$(($name, include_str!(concat!("../../../../scripts/", $name, ".rhai")))),*]
     };
 }
 
@@ -134,7 +134,7 @@ pub fn locate(spec: &str, search: &SearchPath) -> Result<Located, String> {
             if !home.join("plugin.json").is_file() {
                 continue;
             }
-            let manifest = super::plugin::read(&home)?;
+            let manifest = crate::plugin::read(&home)?;
             let Some(rel) = manifest.policies.get(policy) else {
                 let names: Vec<&str> = manifest.policies.keys().map(String::as_str).collect();
                 return Err(format!(
@@ -192,13 +192,13 @@ pub fn locate(spec: &str, search: &SearchPath) -> Result<Located, String> {
             let hint = if Path::new(&file).is_file() {
                 format!("; there is a file {file} here: --policy ./{file}")
             } else {
-                let names: Vec<String> = super::library::list(search)
+                let names: Vec<String> = crate::library::list(search)
                     .into_iter()
                     .map(|e| e.name)
                     .collect();
                 let short = names.iter().map(|n| n.rsplit('/').next().unwrap_or(n));
-                match crate::runlog::nearest(spec, names.iter().map(String::as_str))
-                    .or_else(|| crate::runlog::nearest(spec, short))
+                match crate::text::nearest(spec, names.iter().map(String::as_str))
+                    .or_else(|| crate::text::nearest(spec, short))
                 {
                     Some(n) => format!("; did you mean {n}? (rudder policy list shows them all)"),
                     None => "; rudder policy list shows the names there are".into(),

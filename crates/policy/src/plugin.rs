@@ -44,7 +44,7 @@ pub fn parse(text: &str, dir: &Path) -> Result<Manifest, String> {
             path.display(),
             e.line(),
             e.column(),
-            crate::runlog::one_line(&msg)
+            crate::text::one_line(&msg)
         )
     })?;
     let semver = m.version.split('.').collect::<Vec<_>>();

@@ -6,35 +6,14 @@
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use rhai::packages::{Package, StandardPackage};
 use rhai::{Dynamic, Engine, EvalAltResult, LexError, Module, Shared, Token};
 
-use super::{clock, meter, safe};
+use super::{clock, safe};
+use crate::meter;
 
-/// Operations one call may run.
-pub const MAX_OPERATIONS: u64 = 1_000_000;
-/// Wall-clock time one call may take.
-pub const TIME_BUDGET: Duration = Duration::from_secs(1);
-/// Memory one call may add (bytes allocated minus freed), where the binary meters it.
-pub const MAX_MEMORY: i64 = 64 << 20;
-/// Nested script function calls.
-pub const MAX_CALL_LEVELS: usize = 48;
-/// Nested expressions at a script's top level, and inside functions.
-pub const MAX_EXPR_DEPTH: usize = 64;
-pub const MAX_FN_EXPR_DEPTH: usize = 32;
-/// Items of one array, and entries of one map.
-pub const MAX_ARRAY: usize = 100_000;
-pub const MAX_MAP: usize = 10_000;
-/// Modules one call may load.
-pub const MAX_MODULES: usize = 64;
-/// The stack a thread that calls policies should have (address space; only the pages
-/// used become memory): rhai drops, compares and prints script data recursively, and
-/// a call may build 100,000 nested arrays.
-pub const POLICY_STACK: usize = 512 << 20;
-/// The largest policy or module source read, in bytes.
-pub const MAX_SOURCE: u64 = 1 << 20;
+use crate::limits::*;
 
 /// What ended a call that ran out of its budget: the token of rhai's `ErrorTerminated`.
 pub const OUT_OF_TIME: &str = "time";
@@ -60,18 +39,6 @@ pub fn number(v: &Dynamic) -> Option<f64> {
 
 fn arg(v: &Dynamic, name: &str) -> Result<f64, Box<EvalAltResult>> {
     number(v).ok_or_else(|| format!("{name} must be a number, got {}", v.type_name()).into())
-}
-
-/// The LR after a batch-size change from `old` to `new` by `rule`.
-pub fn scale_lr(lr: f64, old: f64, new: f64, rule: &str) -> Result<f64, String> {
-    match rule {
-        "linear" => Ok(lr * new / old),
-        "sqrt" => Ok(lr * (new / old).sqrt()),
-        "none" => Ok(lr),
-        other => Err(format!(
-            "rule must be \"linear\", \"sqrt\" or \"none\", got {other:?}"
-        )),
-    }
 }
 
 /// The native `lr` module: schedule shapes shared by the standard library.
@@ -116,7 +83,8 @@ pub fn lr_module() -> Module {
             if old <= 0.0 || new <= 0.0 {
                 return Err(format!("batch sizes must be > 0, got {old} and {new}").into());
             }
-            scale_lr(lr, old, new, rule).map_err(Into::into)
+            let rule = crate::Rescale::from_name(rule).map_err(|m| format!("rule {m}"))?;
+            Ok(rule.lr(lr, old, new))
         },
     );
     m
@@ -183,7 +151,7 @@ pub fn engine() -> (Engine, Budget) {
     e.set_max_operations(MAX_OPERATIONS);
     e.set_max_call_levels(MAX_CALL_LEVELS);
     e.set_max_expr_depths(MAX_EXPR_DEPTH, MAX_FN_EXPR_DEPTH);
-    e.set_max_string_size(safe::MAX_STRING);
+    e.set_max_string_size(MAX_STRING);
     e.set_max_array_size(MAX_ARRAY);
     e.set_max_map_size(MAX_MAP);
     e.set_max_modules(MAX_MODULES);

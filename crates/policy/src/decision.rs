@@ -3,23 +3,59 @@
 
 use std::collections::BTreeMap;
 
-/// The most epochs a run may plan (an epoch index beyond it overflows policies'
-/// integer arithmetic long before).
-pub const MAX_EPOCHS: usize = 1_000_000_000;
-/// The most micro-batches per optimizer step.
-pub const MAX_ACCUMULATION: usize = 1 << 20;
+use crate::limits::{MAX_ACCUMULATION, MAX_EPOCHS};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Ctx, Settings, rescale_lr};
+use crate::{Ctx, Settings};
 
-/// How the LR follows a batch-size change.
+/// How the LR follows a batch-size change: linear (x new/old, SGD's rule), square
+/// root (x sqrt(new/old), Adam-type optimizers' rule) or not at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Rescale {
     Linear,
     Sqrt,
     None,
+}
+
+impl Rescale {
+    /// `"linear"`, `"sqrt"` or `"none"`, as scripts and the command line write it.
+    pub fn from_name(name: &str) -> Result<Rescale, String> {
+        match name {
+            "linear" => Ok(Rescale::Linear),
+            "sqrt" => Ok(Rescale::Sqrt),
+            "none" => Ok(Rescale::None),
+            other => Err(format!(
+                "must be \"linear\", \"sqrt\" or \"none\", got {other:?}"
+            )),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Rescale::Linear => "linear",
+            Rescale::Sqrt => "sqrt",
+            Rescale::None => "none",
+        }
+    }
+
+    /// The LR for a batch-size change from `old` to `new`.
+    ///
+    /// ```
+    /// use rudder_policy::Rescale;
+    /// // A paper's batch 1024 at LR 16, carried to batch 64:
+    /// assert_eq!(Rescale::Linear.lr(16.0, 1024.0, 64.0), 1.0);
+    /// assert_eq!(Rescale::Sqrt.lr(16.0, 1024.0, 64.0), 4.0);
+    /// ```
+    pub fn lr(self, lr: f64, old: f64, new: f64) -> f64 {
+        match self {
+            Rescale::Linear => lr * new / old,
+            Rescale::Sqrt => lr * (new / old).sqrt(),
+            Rescale::None => lr,
+        }
+    }
 }
 
 /// A map of decisions; every key is optional.
@@ -57,6 +93,7 @@ pub struct Decision {
 /// tag. Serialised as the script wrote it: `true` or the tag.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
+#[non_exhaustive]
 pub enum Save {
     Now(bool),
     Tag(String),
@@ -65,12 +102,22 @@ pub enum Save {
 /// `rollback`: which checkpoint to restore.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Target {
     Best,
     Last,
 }
 
 impl Target {
+    /// `"best"` or `"last"`.
+    pub fn from_name(name: &str) -> Result<Target, String> {
+        match name {
+            "best" => Ok(Target::Best),
+            "last" => Ok(Target::Last),
+            other => Err(format!("must be \"best\" or \"last\", got {other:?}")),
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Target::Best => "best",
@@ -99,15 +146,18 @@ fn tag_ok(tag: &str) -> bool {
 /// A rejected decision: the key at fault and why.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{key}: {message}")]
+#[non_exhaustive]
 pub struct Invalid {
     pub key: String,
     pub message: String,
 }
 
-fn invalid(key: &str, message: impl Into<String>) -> Invalid {
-    Invalid {
-        key: key.to_string(),
-        message: message.into(),
+impl Invalid {
+    pub fn new(key: &str, message: impl Into<String>) -> Invalid {
+        Invalid {
+            key: key.to_string(),
+            message: message.into(),
+        }
     }
 }
 
@@ -129,19 +179,20 @@ impl Decision {
     /// Checks every key against `ctx`; a decision is taken whole or not at all.
     pub fn validate(&self, ctx: &Ctx) -> Result<(), Invalid> {
         let finite_nonneg = |key, v: Option<f64>| match v {
-            Some(x) if !x.is_finite() || x < 0.0 => {
-                Err(invalid(key, format!("must be finite and >= 0, got {x}")))
-            }
+            Some(x) if !x.is_finite() || x < 0.0 => Err(Invalid::new(
+                key,
+                format!("must be finite and >= 0, got {x}"),
+            )),
             _ => Ok(()),
         };
         finite_nonneg("lr", self.lr)?;
         finite_nonneg("momentum", self.momentum)?;
         finite_nonneg("weight_decay", self.weight_decay)?;
         if let Some(m) = self.momentum.filter(|&m| m >= 1.0) {
-            return Err(invalid("momentum", format!("must be < 1, got {m}")));
+            return Err(Invalid::new("momentum", format!("must be < 1, got {m}")));
         }
         if let Some(b) = self.batch_size.filter(|&b| b < 1 || b > ctx.dataset_size) {
-            return Err(invalid(
+            return Err(Invalid::new(
                 "batch_size",
                 format!(
                     "must be 1..={} (the training set), got {b}",
@@ -153,13 +204,13 @@ impl Decision {
             .accumulation
             .filter(|&a| a == 0 || a > MAX_ACCUMULATION)
         {
-            return Err(invalid(
+            return Err(Invalid::new(
                 "accumulation",
                 format!("must be 1..={MAX_ACCUMULATION}, got {a}"),
             ));
         }
         if let Some(e) = self.epochs.filter(|&e| e <= ctx.epoch || e > MAX_EPOCHS) {
-            return Err(invalid(
+            return Err(Invalid::new(
                 "epochs",
                 format!(
                     "must be > the current epoch {} and at most {MAX_EPOCHS}, got {e}",
@@ -168,12 +219,12 @@ impl Decision {
             ));
         }
         if let Some((k, v)) = self.metrics.iter().find(|(_, v)| !v.is_finite()) {
-            return Err(invalid("metrics", format!("{k} is not finite: {v}")));
+            return Err(Invalid::new("metrics", format!("{k} is not finite: {v}")));
         }
         if let Some(Save::Tag(t)) = &self.save
             && !tag_ok(t)
         {
-            return Err(invalid(
+            return Err(Invalid::new(
                 "save",
                 format!(
                     "a tag is 1 to 64 of A-Z a-z 0-9 _ . - (not best, epoch-N or step-N), got {t:?}"
@@ -215,7 +266,7 @@ impl Decision {
             out.batch_size = b;
             if self.lr.is_none() {
                 let rule = self.rescale.unwrap_or(default_rule);
-                out.lr = rescale_lr(s.lr, s.batch_size, b, rule);
+                out.lr = rule.lr(s.lr, s.batch_size as f64, b as f64);
             }
         }
         if let Some(lr) = self.lr {
@@ -231,8 +282,8 @@ impl Decision {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Best, EpochMetrics};
     use super::*;
+    use crate::{Best, EpochMetrics};
 
     fn ctx() -> Ctx<'static> {
         Ctx {

@@ -5,8 +5,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::find::{EMBEDDED, Located, SearchPath};
-use super::policy::Policy;
+use crate::script::find::{EMBEDDED, SearchPath};
+use crate::script::policy::Policy;
+use crate::{LoadError, Messages, Param, Policies};
 
 /// One policy as `policy list` shows it: where its name resolves, and what shadows
 /// what (other sources of the name whose text differs).
@@ -120,11 +121,11 @@ pub fn list(search: &SearchPath) -> Vec<Entry> {
     for dir in search.dirs() {
         let mut files = Vec::new();
         scripts_in(dir, dir, &mut files);
-        for home in super::plugin::folders(dir) {
+        for home in crate::plugin::folders(dir) {
             let plugin = home
                 .file_name()
                 .map_or(String::new(), |n| n.to_string_lossy().into_owned());
-            match super::plugin::read(&home) {
+            match crate::plugin::read(&home) {
                 Ok(m) => files.extend(
                     m.policies
                         .iter()
@@ -155,7 +156,7 @@ pub fn list(search: &SearchPath) -> Vec<Entry> {
     let names: std::collections::BTreeSet<String> = found.iter().map(|f| f.0.clone()).collect();
     let mut out = broken;
     for name in names {
-        let Ok(at) = super::find::locate(&name, search) else {
+        let Ok(at) = crate::script::find::locate(&name, search) else {
             continue;
         };
         let file = at.file.display().to_string();
@@ -169,7 +170,7 @@ pub fn list(search: &SearchPath) -> Vec<Entry> {
         // A plugin's policies have no short name.
         if short != name
             && at.manifest.is_none()
-            && let Ok(s) = super::find::locate(short, search)
+            && let Ok(s) = crate::script::find::locate(short, search)
             && s.source != at.source
         {
             shadows.push(format!("{short:?} finds {} instead", s.file.display()));
@@ -187,8 +188,12 @@ pub fn list(search: &SearchPath) -> Vec<Entry> {
     out.into_values().collect()
 }
 
-/// `policy doc`: the doc comment, the hooks, and the parameters with their defaults.
-pub fn doc(src: &Located, policy: &Policy) -> String {
+/// `policy doc NAME`: the doc comment, the hooks, and the parameters with their
+/// defaults and their doc.
+pub fn doc(spec: &str, search: &SearchPath) -> Result<String, LoadError> {
+    let src = crate::script::find::locate(spec, search)
+        .map_err(|m| LoadError::not_found(&crate::text::clip(spec), m))?;
+    let policy = Policy::compile(src.clone(), search)?;
     let mut out = format!("{} ({})\n\n", src.name, src.file.display());
     for l in module_doc(&src.source) {
         out.push_str(&format!("  {l}\n"));
@@ -213,12 +218,86 @@ pub fn doc(src: &Located, policy: &Policy) -> String {
             out.push_str(&format!("  {l}\n"));
         }
     }
-    out
+    Ok(out)
+}
+
+/// `policy list`: one line per name, aligned: the name, the first sentence of its doc
+/// (cut at a word to 64 characters), the file it resolves to, and what it shadows.
+pub fn list_lines(search: &SearchPath) -> Vec<String> {
+    let entries = list(search);
+    let width = entries
+        .iter()
+        .map(|e| e.name.chars().count())
+        .max()
+        .unwrap_or(0);
+    entries
+        .into_iter()
+        .map(|e| {
+            let summary = headline(&e.summary, 64);
+            let mut line = format!("{:<width$}  {summary:<64}  {}", e.name, e.file);
+            if !e.shadows.is_empty() {
+                line.push_str(&format!("  ({})", e.shadows.join("; ")));
+            }
+            line
+        })
+        .collect()
+}
+
+/// `policy check NAME...`: an `ok` line per policy that loads (its file, hooks,
+/// parameters and version), then, if all load, the set with `params` (an unknown or
+/// mistyped parameter is an error). The first error ends the check.
+pub fn check(
+    specs: &[String],
+    params: &[Param],
+    search: &SearchPath,
+) -> (Vec<String>, Option<LoadError>) {
+    let none = |v: Vec<&str>| {
+        if v.is_empty() {
+            "(none)".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    let mut lines = Vec::new();
+    let mut failed = None;
+    for spec in specs {
+        let built = Policies::builder()
+            .policy(spec.as_str())
+            .search_path(search.clone())
+            .messages(Messages::none())
+            .build();
+        match built {
+            Ok(set) => {
+                let p = &set.describe()[0];
+                lines.push(format!(
+                    "ok {} ({}): hooks {}; params {}; version {}",
+                    p.name,
+                    p.file.display(),
+                    none(p.hooks.clone()),
+                    none(p.params.keys().map(String::as_str).collect()),
+                    p.version
+                ));
+            }
+            Err(e) => {
+                failed.get_or_insert(e);
+            }
+        }
+    }
+    if failed.is_none() && !params.is_empty() {
+        failed = Policies::builder()
+            .policies(specs.iter().cloned())
+            .params(params.iter().cloned())
+            .search_path(search.clone())
+            .messages(Messages::none())
+            .build()
+            .err();
+    }
+    (lines, failed)
 }
 
 /// Rhai definitions of what scripts can call (the standard package and `lr`), for
 /// editors.
 pub fn definitions() -> String {
-    let (engine, _) = super::host::engine();
+    let (engine, _) = crate::script::host::engine();
     engine.definitions().single_file()
 }

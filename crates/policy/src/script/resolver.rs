@@ -20,7 +20,7 @@ use rhai::{
 };
 
 use super::find::SearchPath;
-use super::host::MAX_SOURCE;
+use crate::limits::MAX_SOURCE;
 
 /// Reads a policy or module source: a regular file of at most `MAX_SOURCE` bytes, in
 /// UTF-8. Errors name `shown` (the path as the user knows it).

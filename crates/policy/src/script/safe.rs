@@ -17,10 +17,7 @@
 
 use rhai::{Array, Dynamic, EvalAltResult, FLOAT, INT, ImmutableString, Map, Module};
 
-use super::host::{MAX_ARRAY, MAX_MEMORY};
-
-/// The longest string a script may build, in bytes (SPEC section 9).
-pub const MAX_STRING: usize = 64 * 1024;
+use crate::limits::{MAX_ARRAY, MAX_MEMORY, MAX_STRING};
 
 /// The module of checked built-ins every policy engine shares.
 pub fn overrides() -> Module {
@@ -123,7 +120,7 @@ pub fn fmt(x: FLOAT) -> String {
     if !x.is_finite() {
         return x.to_string();
     }
-    crate::report::fmt_num(x)
+    crate::text::fmt_num(x)
 }
 
 fn checked(m: &mut Module) {

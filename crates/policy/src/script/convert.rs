@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use rhai::{Dynamic, Map};
 
 use super::host::number;
-use crate::policy::{Ctx, Decision, Invalid, Rescale, Save, Target};
+use crate::{Ctx, Decision, Invalid, Rescale, Save, Target};
 
 fn opt(v: Option<f64>) -> Dynamic {
     v.map_or(Dynamic::UNIT, Dynamic::from_float)
@@ -79,21 +79,14 @@ pub fn to_json_bounded(v: &Dynamic) -> serde_json::Value {
     }
 }
 
-fn invalid(key: &str, message: impl Into<String>) -> Invalid {
-    Invalid {
-        key: key.to_string(),
-        message: message.into(),
-    }
-}
-
 fn num(key: &'static str, v: &Dynamic) -> Result<f64, Invalid> {
-    number(v).ok_or_else(|| invalid(key, format!("must be a number, got {}", v.type_name())))
+    number(v).ok_or_else(|| Invalid::new(key, format!("must be a number, got {}", v.type_name())))
 }
 
 fn count(key: &'static str, v: &Dynamic) -> Result<usize, Invalid> {
     let x = num(key, v)?;
     if x.fract() != 0.0 || !(0.0..=1e15).contains(&x) {
-        return Err(invalid(
+        return Err(Invalid::new(
             key,
             format!("must be a whole number >= 0, got {x}"),
         ));
@@ -104,7 +97,7 @@ fn count(key: &'static str, v: &Dynamic) -> Result<usize, Invalid> {
 fn text(key: &'static str, v: &Dynamic) -> Result<String, Invalid> {
     v.clone()
         .into_string()
-        .map_err(|t| invalid(key, format!("must be a string, got {t}")))
+        .map_err(|t| Invalid::new(key, format!("must be a string, got {t}")))
 }
 
 /// The decision a hook returned: `()` is none; a map is checked key by key and
@@ -114,7 +107,7 @@ pub fn decision(v: &Dynamic) -> Result<Decision, Invalid> {
         return Ok(Decision::default());
     }
     let Some(map) = v.read_lock::<Map>() else {
-        return Err(invalid(
+        return Err(Invalid::new(
             "decision",
             format!(
                 "a hook returns a map of decisions or (), got {}",
@@ -132,28 +125,21 @@ pub fn decision(v: &Dynamic) -> Result<Decision, Invalid> {
             "momentum" => d.momentum = Some(num("momentum", v)?),
             "weight_decay" => d.weight_decay = Some(num("weight_decay", v)?),
             "rescale" => {
-                d.rescale = Some(match text("rescale", v)?.as_str() {
-                    "linear" => Rescale::Linear,
-                    "sqrt" => Rescale::Sqrt,
-                    "none" => Rescale::None,
-                    other => {
-                        return Err(invalid(
-                            "rescale",
-                            format!("must be \"linear\", \"sqrt\" or \"none\", got {other:?}"),
-                        ));
-                    }
-                })
+                d.rescale = Some(
+                    Rescale::from_name(&text("rescale", v)?)
+                        .map_err(|m| Invalid::new("rescale", m))?,
+                )
             }
             "stop" => {
                 d.stop = v
                     .as_bool()
-                    .map_err(|t| invalid("stop", format!("must be true or false, got {t}")))?
+                    .map_err(|t| Invalid::new("stop", format!("must be true or false, got {t}")))?
             }
             "reason" => d.reason = Some(text("reason", v)?),
             "log" => d.log = Some(text("log", v)?),
             "metrics" => {
                 let Some(m) = v.read_lock::<Map>() else {
-                    return Err(invalid(
+                    return Err(Invalid::new(
                         "metrics",
                         format!("must be a map of numbers, got {}", v.type_name()),
                     ));
@@ -170,26 +156,23 @@ pub fn decision(v: &Dynamic) -> Result<Decision, Invalid> {
                 } else if v.is_string() {
                     Some(Save::Tag(text("save", v)?))
                 } else {
-                    return Err(invalid(
+                    return Err(Invalid::new(
                         "save",
                         format!("must be true, false or a tag string, got {}", v.type_name()),
                     ));
                 }
             }
             "rollback" => {
-                d.rollback = Some(match text("rollback", v)?.as_str() {
-                    "best" => Target::Best,
-                    "last" => Target::Last,
-                    other => {
-                        return Err(invalid(
-                            "rollback",
-                            format!("must be \"best\" or \"last\", got {other:?}"),
-                        ));
-                    }
-                })
+                d.rollback = Some(
+                    Target::from_name(&text("rollback", v)?)
+                        .map_err(|m| Invalid::new("rollback", m))?,
+                )
             }
             other => {
-                return Err(invalid(other, format!("unknown decision key {other:?}")));
+                return Err(Invalid::new(
+                    other,
+                    format!("unknown decision key {other:?}"),
+                ));
             }
         }
     }

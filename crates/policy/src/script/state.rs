@@ -6,10 +6,7 @@
 use rhai::{Array, Dynamic, Map};
 use serde_json::{Number, Value};
 
-/// How deep `this` may nest: `this.a.b` is 2 deep.
-pub const MAX_DEPTH: usize = 32;
-/// The most `this` may take as compact JSON.
-pub const MAX_JSON_BYTES: usize = 1 << 20;
+use crate::limits::{MAX_THIS_BYTES as MAX_JSON_BYTES, MAX_THIS_DEPTH as MAX_DEPTH};
 /// The reserved key of a non-finite float.
 pub const FLOAT_TAG: &str = "$float";
 

@@ -11,7 +11,7 @@ use super::find::{Located, SearchPath};
 use super::host::{self, Budget};
 use super::resolver::{Chain, Resolver};
 use super::state;
-use crate::policy::Hook;
+use crate::Hook;
 
 const HOOKS: [Hook; 6] = Hook::ALL;
 

@@ -15,12 +15,11 @@ use notify_debouncer_full::{
     DebounceEventResult, Debouncer, RecommendedCache, new_debouncer, new_debouncer_opt,
 };
 
-/// How to watch: `--watch auto|poll|off`.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
-)]
+/// How to watch: `auto`, `poll` or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Mode {
+#[non_exhaustive]
+pub enum WatchMode {
     /// Native file events, falling back to polling where they fail.
     Auto,
     /// Poll the folders (network and unusual file systems, exhausted inotify limits).
@@ -39,6 +38,31 @@ enum Inner {
     Poll(#[allow(dead_code)] Debouncer<notify::PollWatcher, RecommendedCache>),
 }
 
+impl WatchMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            WatchMode::Auto => "auto",
+            WatchMode::Poll => "poll",
+            WatchMode::Off => "off",
+        }
+    }
+}
+
+impl std::str::FromStr for WatchMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<WatchMode, String> {
+        match s {
+            "auto" => Ok(WatchMode::Auto),
+            "poll" => Ok(WatchMode::Poll),
+            "off" => Ok(WatchMode::Off),
+            other => Err(format!(
+                "must be \"auto\", \"poll\" or \"off\", got {other:?}"
+            )),
+        }
+    }
+}
+
 /// A running watcher. Dropping it stops the thread.
 pub struct Watcher {
     _inner: Inner,
@@ -50,8 +74,13 @@ pub struct Watcher {
 impl Watcher {
     /// Watches `files` (through their folders) in `mode`; `None` for `Mode::Off` or
     /// nothing to watch.
-    pub fn start(files: &[PathBuf], mode: Mode) -> Result<Option<Watcher>, String> {
-        if mode == Mode::Off || files.is_empty() {
+    /// `say` hears that native watching failed and polling took over.
+    pub fn start(
+        files: &[PathBuf],
+        mode: WatchMode,
+        say: &dyn Fn(&str),
+    ) -> Result<Option<Watcher>, String> {
+        if mode == WatchMode::Off || files.is_empty() {
             return Ok(None);
         }
         // A symlinked policy is watched at its target too: an edit of the target is
@@ -91,7 +120,7 @@ impl Watcher {
                 flag.store(true, Ordering::Release);
             }
         };
-        if mode == Mode::Auto {
+        if mode == WatchMode::Auto {
             let native = new_debouncer(DEBOUNCE, None, handler.clone())
                 .map_err(|e| e.to_string())
                 .and_then(|mut d| {
@@ -109,7 +138,7 @@ impl Watcher {
                         mode: "native",
                     }));
                 }
-                Err(e) => crate::runlog::say(&format!(
+                Err(e) => say(&format!(
                     "rudder: native file watching failed ({e}); polling every {} ms",
                     POLL.as_millis()
                 )),

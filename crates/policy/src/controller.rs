@@ -1,0 +1,194 @@
+//! The seam between a training loop and whatever steers it: a [`Controller`] is
+//! called at each hook and answers a [`Reply`] (a validated decision, the events to
+//! record, the errors met); it never fails the run.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::{Ctx, Decision, Hook};
+
+/// What a set of policies answers to one hook: the merged, validated decision, the
+/// events to record, and the errors among them, typed.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct Reply {
+    pub decision: Decision,
+    pub events: Vec<PolicyEvent>,
+    /// The calls that failed (a script error, a budget overrun, a rejected decision):
+    /// their decisions were dropped, the others' kept.
+    pub errors: Vec<HookError>,
+}
+
+impl Reply {
+    /// A reply of `decision` alone.
+    pub fn new(decision: Decision) -> Reply {
+        Reply {
+            decision,
+            ..Reply::default()
+        }
+    }
+
+    /// `self` followed by `later` (a reload's reply, then the hook's): the later
+    /// decision wins key by key, events and errors in order.
+    pub fn then(mut self, later: Reply) -> Reply {
+        self.decision = self.decision.then(later.decision);
+        self.events.extend(later.events);
+        self.errors.extend(later.errors);
+        self
+    }
+}
+
+/// What happened, as `events.jsonl` records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EventKind {
+    /// A policy's accepted decision (a schedule's per-step LR is not one).
+    Decision,
+    /// A decision rejected whole; `key` names the key at fault.
+    InvalidDecision,
+    /// A script error or a budget overrun; its place in `file:line:col`.
+    PolicyError,
+    /// A new version of a policy swapped in; `message` is `v2`, `v3`, ...
+    Reload,
+    /// A new version that did not load; the old one runs on.
+    ReloadFailed,
+}
+
+impl EventKind {
+    /// The name `events.jsonl` writes (`invalid_decision`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Decision => "decision",
+            EventKind::InvalidDecision => "invalid_decision",
+            EventKind::PolicyError => "policy_error",
+            EventKind::Reload => "reload",
+            EventKind::ReloadFailed => "reload_failed",
+        }
+    }
+}
+
+/// A place in a policy's files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Location {
+    pub file: String,
+    /// 1-based; 0 where the fault has no place in a file (a budget, a missing file).
+    pub line: usize,
+    pub column: usize,
+}
+
+/// Something a policy did that belongs in `events.jsonl`; serialised as the line's
+/// fields (`kind`, `policy`, `hook`, `version`, and by kind `message`, `file`, `line`,
+/// `column`, `key`, `decision`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct PolicyEvent {
+    pub kind: EventKind,
+    pub policy: String,
+    pub hook: Hook,
+    /// The content hash of the policy's sources (for `reload_failed`, of the version
+    /// that failed).
+    pub version: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(flatten)]
+    pub at: Option<Location>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The decision as JSON (the accepted one, or the rejected one, bounded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<serde_json::Value>,
+}
+
+impl PolicyEvent {
+    pub fn new(kind: EventKind, policy: &str, hook: Hook, version: &str) -> PolicyEvent {
+        PolicyEvent {
+            kind,
+            policy: policy.to_string(),
+            hook,
+            version: version.to_string(),
+            message: None,
+            at: None,
+            key: None,
+            decision: None,
+        }
+    }
+}
+
+/// Why a policy's call was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HookErrorKind {
+    /// The script failed: an error it threw or met, or a budget it overran.
+    Script,
+    /// It returned a decision that was rejected (`key` names the key at fault).
+    InvalidDecision,
+}
+
+/// A policy's hook call that failed; the run goes on with the values it had.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("policy {policy}, {}: {}:{line}:{column}: {message}", hook.function(), file.display())]
+#[non_exhaustive]
+pub struct HookError {
+    pub kind: HookErrorKind,
+    pub policy: String,
+    pub hook: Hook,
+    /// Where: the innermost place of a script error; the policy's file for a rejected
+    /// decision (line and column 0).
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+    /// The decision key at fault.
+    pub key: Option<String>,
+}
+
+/// A policy's part of a checkpoint: its name, the hash of its sources, and `this`.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct PolicyState {
+    pub name: String,
+    pub version: String,
+    pub this: serde_json::Value,
+}
+
+impl PolicyState {
+    pub fn new(name: &str, version: &str, this: serde_json::Value) -> PolicyState {
+        PolicyState {
+            name: name.to_string(),
+            version: version.to_string(),
+            this,
+        }
+    }
+}
+
+/// Whatever steers a run: called at each hook, it returns decisions and never fails
+/// the run (its errors become events). [`crate::Policies`] is one; a test or a
+/// hand-written rule can be another.
+pub trait Controller: Send {
+    /// Whether any policy defines `hook`; the trainer skips building a ctx otherwise.
+    fn defines(&self, hook: Hook) -> bool;
+    fn call(&mut self, hook: Hook, ctx: &Ctx) -> Reply;
+    /// Whether a watched file changed since the last call (then call
+    /// [`Controller::reload`] at the next step boundary). Never by default.
+    fn reload_due(&mut self) -> bool {
+        false
+    }
+    /// Reloads what changed on disk: `reload` / `reload_failed` events, and the
+    /// decisions of `on_reload`.
+    fn reload(&mut self, _ctx: &Ctx) -> Reply {
+        Reply::default()
+    }
+    /// The state a checkpoint keeps (per policy: name, version, `this`).
+    fn snapshot(&self) -> Vec<PolicyState> {
+        Vec::new()
+    }
+    /// Gives each policy its `this` from a checkpoint; returns a note for each policy
+    /// whose source changed since (it runs in its new version) or that the
+    /// checkpoint does not know.
+    fn restore(&mut self, _saved: &[PolicyState]) -> Vec<String> {
+        Vec::new()
+    }
+}

@@ -1,0 +1,39 @@
+//! The limits of SPEC section 9, in one place: what one hook call may do, what `this`
+//! may hold, what a decision may ask for.
+
+use std::time::Duration;
+
+/// Operations one call may run.
+pub const MAX_OPERATIONS: u64 = 1_000_000;
+/// Wall-clock time one call may take.
+pub const TIME_BUDGET: Duration = Duration::from_secs(1);
+/// Memory one call may add (bytes allocated minus freed), where the binary meters it.
+pub const MAX_MEMORY: i64 = 64 << 20;
+/// Nested script function calls.
+pub const MAX_CALL_LEVELS: usize = 48;
+/// Nested expressions at a script's top level, and inside functions.
+pub const MAX_EXPR_DEPTH: usize = 64;
+pub const MAX_FN_EXPR_DEPTH: usize = 32;
+/// Items of one array, and entries of one map.
+pub const MAX_ARRAY: usize = 100_000;
+pub const MAX_MAP: usize = 10_000;
+/// Modules one call may load.
+pub const MAX_MODULES: usize = 64;
+/// The stack a thread that calls policies should have (address space; only the pages
+/// used become memory): rhai drops, compares and prints script data recursively, and
+/// a call may build 100,000 nested arrays.
+pub const POLICY_STACK: usize = 512 << 20;
+/// The largest policy or module source read, in bytes.
+pub const MAX_SOURCE: u64 = 1 << 20;
+
+/// The longest string a script may build, in bytes.
+pub const MAX_STRING: usize = 64 * 1024;
+/// How deep `this` may nest: `this.a.b` is 2 deep.
+pub const MAX_THIS_DEPTH: usize = 32;
+/// The most `this` may take as compact JSON.
+pub const MAX_THIS_BYTES: usize = 1 << 20;
+/// The most epochs a run may plan (an epoch index beyond it overflows policies'
+/// integer arithmetic long before).
+pub const MAX_EPOCHS: usize = 1_000_000_000;
+/// The most micro-batches per optimizer step.
+pub const MAX_ACCUMULATION: usize = 1 << 20;

@@ -1,0 +1,192 @@
+//! Parameters: `fn params()` declares a policy's parameters with their defaults; a
+//! [`Param`] (`--param [POLICY.]KEY=VALUE`) overrides one, typed against its default.
+
+use rhai::Dynamic;
+use serde_json::Value;
+
+use crate::errors::LoadError;
+use crate::script::convert;
+use crate::script::policy::Policy;
+
+/// One `--param [POLICY.]KEY=VALUE`, VALUE as JSON. A VALUE that is not JSON is kept
+/// as a string with `bare` set: it is taken only where the declared default is a
+/// string (`--param mode=max`).
+///
+/// ```
+/// use rudder_policy::Param;
+/// let p: Param = "lr/cosine.eta_min=0.001".parse().unwrap();
+/// assert_eq!(p, Param::new("eta_min", 0.001).of("lr/cosine"));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Param {
+    /// The policy it is for (its name, the last part of its name, or its file's
+    /// stem); `None`: every policy that declares `key`.
+    pub policy: Option<String>,
+    pub key: String,
+    pub value: Value,
+    /// VALUE was not JSON and is taken as a bare string.
+    pub bare: bool,
+}
+
+impl Param {
+    /// `key` = `value` for every policy that declares `key`.
+    pub fn new(key: &str, value: impl Into<Value>) -> Param {
+        Param {
+            policy: None,
+            key: key.to_string(),
+            value: value.into(),
+            bare: false,
+        }
+    }
+
+    /// The same, for policy `policy` only.
+    pub fn of(mut self, policy: &str) -> Param {
+        self.policy = Some(policy.to_string());
+        self
+    }
+}
+
+impl std::str::FromStr for Param {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Param, String> {
+        let (lhs, value) = s
+            .split_once('=')
+            .ok_or_else(|| format!("{s:?}: expected [POLICY.]KEY=VALUE"))?;
+        let (value, bare) = match serde_json::from_str(value) {
+            Ok(v) => (v, false),
+            Err(_) => (Value::String(value.to_string()), true),
+        };
+        let (policy, key) = match lhs.rsplit_once('.') {
+            Some((p, k)) => (Some(p.to_string()), k.to_string()),
+            None => (None, lhs.to_string()),
+        };
+        if key.is_empty() {
+            return Err(format!("{s:?}: empty key"));
+        }
+        Ok(Param {
+            policy,
+            key,
+            value,
+            bare,
+        })
+    }
+}
+
+/// Merges `--param` values into the policies' `params()` defaults.
+pub(crate) fn apply_params(policies: &mut [Policy], params: &[Param]) -> Result<(), LoadError> {
+    for p in params {
+        let key = crate::text::clip(&p.key);
+        let targets: Vec<&mut Policy> = policies
+            .iter_mut()
+            .filter(|pol| match &p.policy {
+                Some(name) => names_match(name, pol),
+                None => pol.params.contains_key(p.key.as_str()),
+            })
+            .collect();
+        if targets.is_empty() {
+            let whose = p.policy.as_deref().map_or("no policy".to_string(), |n| {
+                format!("no policy named {:?}", crate::text::clip(n))
+            });
+            return Err(LoadError::param(format!(
+                "{key}: {whose} declares {key:?} in fn params()"
+            )));
+        }
+        for pol in targets {
+            if !pol.params.contains_key(p.key.as_str()) {
+                return Err(LoadError::param(format!(
+                    "{key}: policy {} declares no parameter {key:?}",
+                    pol.name
+                )));
+            }
+            let default = &pol.params[p.key.as_str()];
+            let value = typed(p, default).map_err(|why| {
+                LoadError::param(format!(
+                    "{key}={}: {why} (policy {} declares {key} = {})",
+                    crate::text::clip(&p.value_text()),
+                    pol.name,
+                    crate::text::clip(&default.to_string())
+                ))
+            })?;
+            let mut merged = pol.params.clone();
+            merged.insert(p.key.as_str().into(), value);
+            pol.set_params(merged);
+        }
+    }
+    Ok(())
+}
+
+impl Param {
+    /// VALUE as the user wrote it.
+    fn value_text(&self) -> String {
+        match &self.value {
+            Value::String(s) if self.bare => s.clone(),
+            v => v.to_string(),
+        }
+    }
+}
+
+/// `--param`'s value as a script value of its declared default's type: a number
+/// (finite; a whole one where the default is an integer), a string (a bare word
+/// too), a bool, an array or a map. A `()` default (`T_max: ()`, "the run's own")
+/// takes any JSON value.
+fn typed(p: &Param, default: &Dynamic) -> Result<Dynamic, String> {
+    let kind = |v: &Value| match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a bool",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "a map",
+    };
+    if p.bare && !default.is_string() {
+        return Err("not valid JSON".into());
+    }
+    let v = &p.value;
+    let want = if default.is_unit() {
+        return Ok(convert::from_json(v));
+    } else if default.is_int() {
+        match v.as_f64() {
+            Some(x) if x.fract() == 0.0 && x.abs() < 9.0e15 => {
+                return Ok(Dynamic::from_int(x as rhai::INT));
+            }
+            Some(x) => return Err(format!("must be a whole number, got {x}")),
+            None => "a whole number",
+        }
+    } else if default.is_float() {
+        match v.as_f64() {
+            Some(x) if x.is_finite() => return Ok(Dynamic::from_float(x)),
+            _ => "a finite number",
+        }
+    } else if default.is_string() {
+        match v {
+            Value::String(s) => return Ok(s.as_str().into()),
+            _ => "a string",
+        }
+    } else if default.is_bool() {
+        match v {
+            Value::Bool(b) => return Ok((*b).into()),
+            _ => "true or false",
+        }
+    } else if default.is_array() {
+        match v {
+            Value::Array(_) => return Ok(convert::from_json(v)),
+            _ => "an array",
+        }
+    } else if default.is_map() {
+        match v {
+            Value::Object(_) => return Ok(convert::from_json(v)),
+            _ => "a map",
+        }
+    } else {
+        return Ok(convert::from_json(v));
+    };
+    Err(format!("must be {want}, got {}", kind(v)))
+}
+
+pub(crate) fn names_match(name: &str, p: &Policy) -> bool {
+    name == p.name
+        || p.name.rsplit('/').next() == Some(name)
+        || p.file.file_stem().is_some_and(|s| s == name)
+}

@@ -1,0 +1,214 @@
+//! Running the hooks with no training, in the order a run calls them: `policy
+//! schedule` (no metrics) and `policy replay` (recorded metrics). The same
+//! controller, validation and decision arithmetic as a training loop.
+
+use serde_json::{Value, json};
+
+use crate::{Best, Controller, Ctx, EpochMetrics, EventKind, Hook, Rescale, Settings};
+
+/// The run being simulated.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Setup {
+    pub settings: Settings,
+    pub steps_per_epoch: usize,
+    pub dataset_size: usize,
+    pub optimizer: String,
+    /// The default rule for batch-size changes.
+    pub rule: Rescale,
+}
+
+impl Setup {
+    /// `settings` (its `epochs` the planned total) at `steps_per_epoch`; the training
+    /// set as large as an epoch's batches, SGD, linear rescaling.
+    pub fn new(settings: Settings, steps_per_epoch: usize) -> Setup {
+        Setup {
+            settings,
+            steps_per_epoch,
+            dataset_size: steps_per_epoch * settings.batch_size,
+            optimizer: "sgd".into(),
+            rule: Rescale::Linear,
+        }
+    }
+}
+
+/// One epoch to simulate: its index, the step count it ends at, and the metrics it
+/// ends with (a `metrics.jsonl` object, or none for a schedule).
+struct Epoch<'r> {
+    epoch: usize,
+    end_step: u64,
+    record: Option<&'r Value>,
+}
+
+/// Where a simulated epoch is: after its start hook, after the hook of its k-th
+/// step, before its end hook, after it.
+#[derive(Clone, Copy)]
+enum Moment {
+    Started,
+    Stepped(u64),
+    Ending,
+    Ended,
+}
+
+struct Sim<'c> {
+    controller: &'c mut dyn Controller,
+    setup: Setup,
+    s: Settings,
+    epoch: usize,
+    step: u64,
+    metrics: EpochMetrics,
+    best: Best,
+    history: Vec<Value>,
+    stop: bool,
+    /// Decisions of the current epoch (not per-step LR schedules), as JSON.
+    decisions: Vec<Value>,
+}
+
+impl Sim<'_> {
+    fn hook(&mut self, hook: Hook) {
+        if !self.controller.defines(hook) {
+            return;
+        }
+        let mut ctx = Ctx::new(self.setup.settings, self.setup.dataset_size);
+        ctx.epoch = self.epoch;
+        ctx.step = self.step;
+        ctx.steps_per_epoch = self.setup.steps_per_epoch;
+        ctx.settings = self.s;
+        ctx.optimizer = &self.setup.optimizer;
+        ctx.metrics = self.metrics;
+        ctx.history = &self.history;
+        ctx.best = self.best;
+        let reply = self.controller.call(hook, &ctx);
+        // The controller's `decision` events: per policy, schedules' per-step LRs left out.
+        for e in reply
+            .events
+            .iter()
+            .filter(|e| e.kind == EventKind::Decision)
+        {
+            self.decisions
+                .push(json!({"hook": hook, "policy": e.policy, "decision": e.decision}));
+        }
+        let d = reply.decision;
+        self.s = d.apply(self.s, self.setup.rule);
+        self.stop |= d.stop;
+    }
+
+    /// The hooks in a run's order: `on_train_start`, then per epoch `on_epoch_start`,
+    /// `on_step` before each step (at least one), `on_epoch_end` (for a schedule,
+    /// unless a step stopped the run); `on_train_end` last. `emit` hears each moment.
+    fn run<'r>(
+        &mut self,
+        mut next: impl FnMut(&Sim) -> Option<Epoch<'r>>,
+        emit: &mut dyn FnMut(&Sim, Moment),
+    ) {
+        self.hook(Hook::TrainStart);
+        while !self.stop {
+            let Some(e) = next(self) else { break };
+            self.epoch = e.epoch;
+            self.decisions.clear();
+            self.hook(Hook::EpochStart);
+            emit(self, Moment::Started);
+            let first = self.step;
+            while !self.stop && (self.step < e.end_step || self.step == first) {
+                self.hook(Hook::Step);
+                emit(self, Moment::Stepped(self.step - first));
+                self.step += 1;
+            }
+            if let Some(r) = e.record.and_then(Value::as_object) {
+                self.metrics = EpochMetrics::from_json(r);
+                self.best = self.best.update(self.epoch, &self.metrics);
+            }
+            emit(self, Moment::Ending);
+            if e.record.is_some() || !self.stop {
+                self.hook(Hook::EpochEnd);
+            }
+            emit(self, Moment::Ended);
+            if let Some(r) = e.record {
+                self.history.push(r.clone());
+            }
+            self.epoch += 1;
+        }
+        self.hook(Hook::TrainEnd);
+    }
+}
+
+fn sim(controller: &mut dyn Controller, setup: Setup) -> Sim<'_> {
+    Sim {
+        controller,
+        s: setup.settings,
+        setup,
+        epoch: 0,
+        step: 0,
+        metrics: EpochMetrics::default(),
+        best: Best::default(),
+        history: Vec::new(),
+        stop: false,
+        decisions: Vec::new(),
+    }
+}
+
+/// One `{epoch, step, lr, batch_size}` per optimizer step (or per epoch, its first
+/// step, with `per_epoch`), the LR being the one that step uses.
+pub fn schedule(
+    controller: &mut dyn Controller,
+    setup: Setup,
+    per_epoch: bool,
+    emit: &mut dyn FnMut(Value),
+) {
+    let mut sim = sim(controller, setup);
+    let next = |s: &Sim| {
+        (s.epoch < s.s.epochs).then(|| Epoch {
+            epoch: s.epoch,
+            end_step: s.step + s.setup.steps_per_epoch as u64,
+            record: None,
+        })
+    };
+    sim.run(next, &mut |s, m| {
+        if let Moment::Stepped(k) = m
+            && (!per_epoch || k == 0)
+        {
+            emit(json!({"epoch": s.epoch, "step": s.step, "lr": s.s.lr, "batch_size": s.s.batch_size}));
+        }
+    });
+}
+
+/// Feeds recorded per-epoch metrics (`metrics.jsonl` objects) to the hooks; one
+/// `{epoch, lr, batch_size, epochs, stop, decisions}` per epoch, ending after the
+/// epoch whose hooks stop. Steps per epoch follow the records' `step` counts.
+pub fn replay(
+    controller: &mut dyn Controller,
+    setup: Setup,
+    records: &[Value],
+    emit: &mut dyn FnMut(Value),
+) {
+    let mut sim = sim(controller, setup);
+    let mut records = records.iter();
+    let next = |s: &Sim| {
+        let r = records.next()?;
+        Some(Epoch {
+            epoch: r
+                .get("epoch")
+                .and_then(Value::as_u64)
+                .map_or(s.epoch, |e| e as usize),
+            end_step: r
+                .get("step")
+                .and_then(Value::as_u64)
+                .unwrap_or(s.step + s.setup.steps_per_epoch as u64),
+            record: Some(r),
+        })
+    };
+    // The LR the epoch's last step used, and the batch size before its end hook.
+    let (mut lr_used, mut batch) = (sim.s.lr, sim.s.batch_size);
+    sim.run(next, &mut |s, m| match m {
+        Moment::Started | Moment::Stepped(_) => lr_used = s.s.lr,
+        Moment::Ending => batch = s.s.batch_size,
+        Moment::Ended => emit(json!({
+            "epoch": s.epoch,
+            "lr": lr_used,
+            "batch_size": batch,
+            "epochs": s.s.epochs,
+            "stop": s.stop,
+            "decisions": s.decisions,
+        })),
+    });
+}
