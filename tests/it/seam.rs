@@ -108,3 +108,52 @@ fn decisions_apply_between_steps() {
         (Some("enough"), Some(2))
     );
 }
+
+/// `examples/own_loop.rs` (built by `cargo test` with the other examples): a
+/// hand-written candle loop steered by `rudder-policy`, applying every decision key
+/// of `examples/every_key.rhai`.
+#[test]
+fn a_hand_written_loop_applies_every_key() {
+    let exe = std::env::current_exe().unwrap();
+    let example = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .unwrap()
+        .join("examples/own_loop");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let o = std::process::Command::new(&example)
+        .arg(root.join("examples/every_key.rhai"))
+        .current_dir(root)
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", example.display()));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for line in [
+        "applied: momentum 0 -> 0.9, weight_decay 0 -> 0.0001",
+        "applied: lr 0.5 -> 0.25, batch_size 64 -> 32",
+        "applied: accumulation 1 -> 2",
+        "saved checkpoint before-5 (after 114 steps)",
+        "recorded: saved_at = 114",
+        "applied: lr 0.25 -> 50",
+        "applied: lr 50 -> 0.25",
+        "applied: epochs 12 -> 10",
+        "policy log: momentum 0.9 and weight decay 1e-4",
+        "stop: stopped after epoch 9 by every_key.rhai",
+    ] {
+        assert!(out.contains(line), "{line:?} missing from:\n{out}");
+    }
+    // The rollback undid LR 50: epoch 7 is as good as before it, not blown up.
+    let loss = |epoch: usize| -> f64 {
+        let l = out
+            .lines()
+            .find(|l| l.starts_with(&format!("epoch {epoch}: ")))
+            .unwrap();
+        l.split("val_loss ").nth(1).unwrap()[..6].parse().unwrap()
+    };
+    assert!(loss(6) > 1.0 && loss(7) < 0.25, "{out}");
+    assert!(out.contains("rolled back to") && out.contains("finished after 9 epochs"));
+}

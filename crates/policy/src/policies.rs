@@ -286,6 +286,11 @@ impl Policies {
             .collect()
     }
 
+    /// Whether the watcher has seen an edit that the next hook call will pick up.
+    pub fn edit_seen(&self) -> bool {
+        self.watcher.as_ref().is_some_and(Watcher::peek)
+    }
+
     /// How the files are watched (`"native"` or `"poll"`), if they are.
     pub fn watching(&self) -> Option<&'static str> {
         self.watcher.as_ref().map(|w| w.mode)

@@ -166,6 +166,12 @@ impl Watcher {
         }))
     }
 
+    /// Whether a watched file changed since the last [`Watcher::take`], leaving the
+    /// flag as it is.
+    pub fn peek(&self) -> bool {
+        self.pending.load(Ordering::Acquire)
+    }
+
     /// Whether a watched file changed since the last call; one atomic swap.
     pub fn take(&self) -> bool {
         self.pending.load(Ordering::Relaxed) && self.pending.swap(false, Ordering::Acquire)

@@ -1,0 +1,53 @@
+"""``python -m rudder policy list|doc|check|test``: the ``rudder policy`` commands, so
+that a policy library is tested the same way from Python as from the command line.
+Exit codes as there: 0 ok, 1 tests failed, 2 bad usage or a policy that does not load.
+"""
+
+import argparse
+import sys
+
+from . import _rudder
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m rudder")
+    commands = parser.add_subparsers(dest="command", required=True)
+    policy = commands.add_parser("policy", help="list, document, check and test policies")
+    sub = policy.add_subparsers(dest="action", required=True)
+    sub.add_parser("list", help="every policy on the search path and in the standard library")
+    doc = sub.add_parser("doc", help="a policy's doc, hooks and parameters")
+    doc.add_argument("policy")
+    check = sub.add_parser("check", help="compile and validate policies")
+    check.add_argument("policies", nargs="+")
+    check.add_argument("--param", action="append", default=[], metavar="[POLICY.]KEY=VALUE")
+    test = sub.add_parser("test", help="run policy test files (scripts/tests, plugins/*/tests)")
+    test.add_argument("which", nargs="*", help="policy names or test files; all by default")
+    args = parser.parse_args(argv)
+
+    try:
+        if args.action == "list":
+            for line in _rudder.policy_list():
+                print(line)
+        elif args.action == "doc":
+            sys.stdout.write(_rudder.policy_doc(args.policy))
+        elif args.action == "check":
+            lines, error = _rudder.policy_check(args.policies, args.param)
+            for line in lines:
+                print(line)
+            if error is not None:
+                print(f"error: {error}", file=sys.stderr)
+                return 2
+        elif args.action == "test":
+            passed, failed, failures = _rudder.policy_test(".", args.which)
+            for f in failures:
+                print(f)
+            print(f"{passed} passed, {failed} failed")
+            return 1 if failed else 0
+    except (ValueError, _rudder.PolicyLoadError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

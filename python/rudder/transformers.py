@@ -1,0 +1,173 @@
+"""rudder policies as a Hugging Face ``Trainer`` callback.
+
+    from transformers import Trainer, TrainingArguments
+    from rudder.transformers import RudderCallback
+
+    trainer = Trainer(model=model, args=TrainingArguments("out", num_train_epochs=5,
+                      eval_strategy="epoch"), train_dataset=train, eval_dataset=val,
+                      callbacks=[RudderCallback(["lr/onecycle", "stop/early_stop"])])
+    trainer.train()
+
+The Trainer steps its own LR scheduler right after each optimizer step. The callback
+makes the policy's LR the one every step uses: it sets each param group's ``lr`` in
+``on_pre_optimizer_step``, just before ``optimizer.step()``, whatever the scheduler
+left there, and makes the scheduler's ``get_last_lr`` report the LR applied (so the
+Trainer logs ``learning_rate`` as applied). The scheduler still runs, but nothing it
+sets reaches an optimizer step; ``lr_scheduler_type="constant"`` says so plainly.
+
+Hooks: ``on_train_start`` at ``on_train_begin``, ``on_epoch_start`` at
+``on_epoch_begin``, ``on_step`` at ``on_step_begin`` (once per optimizer step),
+``on_epoch_end`` at ``on_evaluate`` with ``eval_strategy="epoch"`` (``eval_loss`` and
+``eval_accuracy`` as val_loss and val_acc), else at ``on_epoch_end`` (the last logged
+``loss`` as train_loss, and the last evaluation's metrics if any), ``on_train_end`` at ``on_train_end``. Decisions: ``lr``,
+``momentum`` (beta1 for Adam-type optimizers) and ``weight_decay`` go to the param
+groups; ``stop`` to ``control.should_training_stop``; ``save`` to
+``control.should_save`` (the Trainer writes ``checkpoint-STEP``; a tag is not kept);
+``log`` is printed; ``metrics`` join the policies' ``ctx.history``. ``batch_size``, ``accumulation``,
+``epochs`` and ``rollback`` cannot be applied to a running Trainer: each is an
+``unsupported_decision`` event and a line on stderr.
+"""
+
+import math
+import sys
+
+from transformers import TrainerCallback
+
+from . import policies_from
+
+__all__ = ["RudderCallback"]
+
+
+def _per_epoch(args):
+    return str(getattr(args, "eval_strategy", "no")).lower().endswith("epoch")
+
+
+class RudderCallback(TrainerCallback):
+    """``policies``: a :class:`rudder.Policies`, or names built with ``params``,
+    ``watch``, ``path``. ``metrics`` maps the context's names to the Trainer's
+    (default ``{"val_loss": "eval_loss", "val_acc": "eval_accuracy"}``)."""
+
+    def __init__(self, policies, params=None, watch=True, path=None, *, metrics=None,
+                 rescale=None, messages=None):
+        self._spec = (policies, params, watch, path, messages)
+        self._rescale = rescale
+        self.policies = None if isinstance(policies, (list, tuple, str)) else policies
+        self.names = {"val_loss": "eval_loss", "val_acc": "eval_accuracy"}
+        self.names.update(metrics or {})
+        self.optimizer = None
+        self.lr = None
+        self._ratios = None
+        self._evaluated_epoch = -1
+        self._epoch = 0
+        self._steps_per_epoch = 1
+        self._batch_size = 1
+        self._dataset_size = None
+        self._eval = {}
+
+    def _context(self, args, state):
+        g = self.optimizer.param_groups[0]
+        momentum = g["betas"][0] if "betas" in g else g.get("momentum", 0.0)
+        ctx = dict(lr=self.lr, momentum=momentum, weight_decay=g.get("weight_decay", 0.0),
+                   batch_size=self._batch_size, accumulation=args.gradient_accumulation_steps,
+                   epochs=max(1, math.ceil(args.num_train_epochs)), steps_per_epoch=self._steps_per_epoch,
+                   step=state.global_step, optimizer=type(self.optimizer).__name__.lower())
+        if self._dataset_size:
+            ctx["dataset_size"] = self._dataset_size
+        return ctx
+
+    def on_train_begin(self, args, state, control, optimizer=None, lr_scheduler=None, train_dataloader=None, **kw):
+        self.optimizer = optimizer
+        g0 = optimizer.param_groups[0]
+        base = args.learning_rate
+        self.lr = base
+        self._ratios = [g.get("initial_lr", g["lr"]) / (g0.get("initial_lr", g0["lr"]) or 1.0)
+                        for g in optimizer.param_groups]
+        if self.policies is None:
+            rescale = self._rescale or ("sqrt" if "betas" in g0 else "linear")
+            names, params, watch, path, messages = self._spec
+            self.policies = policies_from(names, params, watch, path, rescale, messages)
+        epochs = max(1, math.ceil(args.num_train_epochs))
+        self._steps_per_epoch = max(1, state.max_steps // epochs) if state.max_steps else 1
+        self._batch_size = args.per_device_train_batch_size * max(1, args.n_gpu)
+        if train_dataloader is not None:
+            try:
+                self._dataset_size = len(train_dataloader.dataset)
+            except TypeError:
+                pass
+        if lr_scheduler is not None:
+            # The Trainer logs the scheduler's last LR: report the one applied.
+            lr_scheduler.get_last_lr = lambda: [g["lr"] for g in optimizer.param_groups]
+        self._apply(control, self.policies.on_train_start(**self._context(args, state)))
+
+    def on_epoch_begin(self, args, state, control, **kw):
+        self._epoch = int(state.epoch or 0)
+        self._apply(control, self.policies.on_epoch_start(epoch=self._epoch, **self._context(args, state)))
+
+    def on_step_begin(self, args, state, control, **kw):
+        self._apply(control, self.policies.on_step(epoch=self._epoch, **self._context(args, state)))
+
+    def on_pre_optimizer_step(self, args, state, control, **kw):
+        # Whatever the scheduler set after the last step, this step uses the policy's LR.
+        self._set_lr()
+
+    def on_evaluate(self, args, state, control, metrics=None, **kw):
+        # Evaluated per epoch: the epoch ends here (the Trainer evaluates after its
+        # on_epoch_end); evaluations by steps are not an epoch's end.
+        self._eval = {name: float(metrics[key]) for name, key in self.names.items() if key in (metrics or {})}
+        if _per_epoch(args):
+            self._epoch_end(args, state, control, self._eval)
+
+    def on_epoch_end(self, args, state, control, **kw):
+        if _per_epoch(args):
+            return
+        losses = [h["loss"] for h in state.log_history if "loss" in h]
+        given = dict(self._eval)
+        if losses:
+            given["train_loss"] = float(losses[-1])
+        self._epoch_end(args, state, control, given)
+
+    def on_train_end(self, args, state, control, **kw):
+        self._apply(control, self.policies.on_train_end(**self._context(args, state)))
+
+    def _epoch_end(self, args, state, control, metrics):
+        if self._evaluated_epoch == self._epoch:
+            return
+        self._evaluated_epoch = self._epoch
+        self._apply(control, self.policies.on_epoch_end(epoch=self._epoch, **self._context(args, state), **metrics))
+
+    def _set_lr(self):
+        for g, ratio in zip(self.optimizer.param_groups, self._ratios):
+            g["lr"] = self.lr * ratio
+
+    def _unsupported(self, key, why):
+        self.policies.record_event("unsupported_decision", key=key, message=why)
+        print(f"rudder: decision {key} not applied: {why}", file=sys.stderr)
+
+    def _apply(self, control, d):
+        if "lr" in d:
+            self.lr = d["lr"]
+            self._set_lr()
+        for g in self.optimizer.param_groups:
+            if "weight_decay" in d:
+                g["weight_decay"] = d["weight_decay"]
+            if "momentum" in d:
+                if "betas" in g:
+                    g["betas"] = (d["momentum"], g["betas"][1])
+                elif "momentum" in g:
+                    g["momentum"] = d["momentum"]
+        for key, why in (("batch_size", "the Trainer's dataloader is built once"),
+                         ("accumulation", "gradient_accumulation_steps is read once"),
+                         ("epochs", "the Trainer plans its steps once"),
+                         ("rollback", "the Trainer has no rollback; resume from a checkpoint instead")):
+            if key in d:
+                self._unsupported(key, why)
+        if "save" in d:
+            control.should_save = True
+            if isinstance(d["save"], str):
+                print(f"rudder: save {d['save']}: the Trainer names it checkpoint-STEP", file=sys.stderr)
+        if d.get("stop"):
+            control.should_training_stop = True
+            print(f"rudder: stop: {d.get('reason', 'a policy stopped the run')}", file=sys.stderr)
+        if "log" in d:
+            print(f"policy: {d['log']}", file=sys.stderr)
+        return control
