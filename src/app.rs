@@ -94,35 +94,43 @@ pub fn policy(cmd: PolicyCommand) -> Result<(), AppError> {
             epochs,
             steps_per_epoch,
             per_epoch,
-        } => {
-            if epochs == 0 || steps_per_epoch == 0 {
-                return Err(ConfigError(
-                    "--epochs and --steps-per-epoch: must be at least 1".into(),
-                )
-                .into());
-            }
-            let (mut set, setup) = sim_setup(&sim, epochs, steps_per_epoch)?;
-            simulate::schedule(&mut set, setup, per_epoch, &mut print_json);
-            Ok(())
-        }
-        PolicyCommand::Replay { sim, metrics } => {
-            let records = crate::runlog::read_jsonl(&metrics)
-                .map_err(|e| ConfigError(format!("--metrics {e}")))?;
-            let epochs = records
-                .first()
-                .and_then(|r| r.get("epochs"))
-                .and_then(|v| v.as_u64())
-                .map_or(records.len(), |e| e as usize);
-            let steps = records
-                .first()
-                .and_then(|r| r.get("step"))
-                .and_then(|v| v.as_u64())
-                .map_or(1, |s| s.max(1) as usize);
-            let (mut set, setup) = sim_setup(&sim, epochs.max(1), steps)?;
-            simulate::replay(&mut set, setup, &records, &mut print_json);
-            Ok(())
-        }
+        } => schedule(&sim, epochs, steps_per_epoch, per_epoch),
+        PolicyCommand::Replay { sim, metrics } => replay(&sim, &metrics),
     }
+}
+
+/// `rudder policy schedule`: the LR and batch size of every step (or epoch).
+fn schedule(
+    sim: &SimOptions,
+    epochs: usize,
+    steps_per_epoch: usize,
+    per_epoch: bool,
+) -> Result<(), AppError> {
+    if epochs == 0 || steps_per_epoch == 0 {
+        return Err(
+            ConfigError("--epochs and --steps-per-epoch: must be at least 1".into()).into(),
+        );
+    }
+    let (mut set, setup) = sim_setup(sim, epochs, steps_per_epoch)?;
+    simulate::schedule(&mut set, setup, per_epoch, &mut print_json);
+    Ok(())
+}
+
+/// `rudder policy replay`: the hooks fed a run's recorded metrics.
+fn replay(sim: &SimOptions, metrics: &std::path::Path) -> Result<(), AppError> {
+    let records =
+        crate::runlog::read_jsonl(metrics).map_err(|e| ConfigError(format!("--metrics {e}")))?;
+    let first = |key: &str| {
+        records
+            .first()
+            .and_then(|r| r.get(key))
+            .and_then(|v| v.as_u64())
+    };
+    let epochs = first("epochs").map_or(records.len(), |e| e as usize);
+    let steps = first("step").map_or(1, |s| s.max(1) as usize);
+    let (mut set, setup) = sim_setup(sim, epochs.max(1), steps)?;
+    simulate::replay(&mut set, setup, &records, &mut print_json);
+    Ok(())
 }
 
 fn sim_setup(

@@ -390,17 +390,15 @@ impl TrainOptions {
     /// (`--batch-size`, or `FILE: batch_size`).
     pub fn check(&self, name: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
         let fail = |key: &str, msg: String| Err(ConfigError(format!("{}: {msg}", name(key))));
-        let nonneg = |key: &str, v: Option<f64>| match v {
-            Some(x) if !x.is_finite() || x < 0.0 => {
-                fail(key, format!("must be a finite number >= 0, got {x}"))
+        // The ranges a decision has too (one check for both).
+        for (key, v) in [
+            ("lr", self.lr),
+            ("momentum", self.momentum),
+            ("weight_decay", self.weight_decay),
+        ] {
+            if let Some(Err(e)) = v.map(|x| rudder_policy::check_hyper(key, x)) {
+                return fail(key, e.message);
             }
-            _ => Ok(()),
-        };
-        nonneg("lr", self.lr)?;
-        nonneg("momentum", self.momentum)?;
-        nonneg("weight_decay", self.weight_decay)?;
-        if let Some(m) = self.momentum.filter(|&m| m >= 1.0) {
-            return fail("momentum", format!("must be < 1, got {m}"));
         }
         if let Some(e) = self.eps.filter(|&e| !(e.is_finite() && e > 0.0)) {
             return fail("eps", format!("must be a finite number > 0, got {e}"));
@@ -408,18 +406,21 @@ impl TrainOptions {
         if let Some(f) = self.val_fraction.filter(|&f| !(f > 0.0 && f < 1.0)) {
             return fail("val_fraction", format!("must be between 0 and 1, got {f}"));
         }
-        for (key, v, most) in [
-            ("batch_size", self.batch_size, usize::MAX),
-            ("epochs", self.epochs, MAX_EPOCHS),
-            ("accumulation", self.accumulation, MAX_ACCUMULATION),
-            ("threads", self.threads, 1024),
+        for (key, v) in [
+            ("batch_size", self.batch_size),
+            ("epochs", self.epochs),
+            ("accumulation", self.accumulation),
         ] {
-            if v == Some(0) {
-                return fail(key, "must be at least 1, got 0".into());
+            if let Some(Err(e)) = v.map(|n| rudder_policy::check_count(key, n)) {
+                return fail(key, e.message);
             }
-            if let Some(v) = v.filter(|&v| v > most) {
-                return fail(key, format!("must be at most {most}, got {v}"));
+        }
+        match self.threads {
+            Some(0) => return fail("threads", "must be at least 1, got 0".into()),
+            Some(t) if t > 1024 => {
+                return fail("threads", format!("must be at most 1024, got {t}"));
             }
+            _ => {}
         }
         for (key, v) in [("hidden", &self.hidden), ("channels", &self.channels)] {
             if let Some(v) = v

@@ -83,7 +83,6 @@ pub fn load_run(dir: &Path) -> Result<RunView, String> {
 /// training dashed; LR (log scale) and batch size per epoch; policy events as markers
 /// in each run's colour, their message on hover; and a table of the runs.
 pub fn compare(title: &str, runs: &[RunView]) -> String {
-    let color = |i: usize| PALETTE[i % PALETTE.len()];
     // Every run's events, merged by epoch and kind across runs: a page of ten runs
     // shows one symbol per kind and epoch, its hover text naming the runs.
     let all: Vec<super::Marker> = runs
@@ -95,34 +94,6 @@ pub fn compare(title: &str, runs: &[RunView]) -> String {
         })
         .collect();
     let groups = super::markers::group(&all);
-    let pair = |val: &str, train: &str| -> Vec<Series> {
-        runs.iter()
-            .enumerate()
-            .flat_map(|(i, r)| {
-                [
-                    Series::new(
-                        &format!("{} val", r.name),
-                        color(i),
-                        column(&r.history, val),
-                    ),
-                    Series {
-                        dashed: true,
-                        ..Series::new(
-                            &format!("{} train", r.name),
-                            color(i),
-                            column(&r.history, train),
-                        )
-                    },
-                ]
-            })
-            .collect()
-    };
-    let each = |key: &str| -> Vec<Series> {
-        runs.iter()
-            .enumerate()
-            .map(|(i, r)| Series::new(&r.name, color(i), column(&r.history, key)))
-            .collect()
-    };
     let plot = |title: &str, y_label: &str, y_log: bool, series: Vec<Series>| {
         Plot {
             title,
@@ -147,43 +118,96 @@ pub fn compare(title: &str, runs: &[RunView]) -> String {
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>rudder: {t}</title><style>{STYLE}</style></head><body><header><h1>{t}</h1><p>{n} run(s); validation solid, training dashed; hover a point or a marker for its value or event</p></header><main>{runs_legend}{legend}<div class=\"grid\">",
         t = esc(title),
         n = runs.len(),
-        runs_legend = {
-            let mut l = String::from(
-                r#"<div class="legend runs">runs (validation solid, training dashed):"#,
-            );
-            for (i, r) in runs.iter().enumerate() {
-                let _ = write!(
-                    l,
-                    r#"<span><i style="background:{}"></i>{}</span>"#,
-                    color(i),
-                    esc(&r.name)
-                );
-            }
-            l.push_str("</div>");
-            l
-        },
+        runs_legend = runs_legend(runs),
         legend = super::markers::legend(&groups)
     );
     html.push_str(&plot(
         "Loss (log scale)",
         "loss",
         true,
-        pair("val_loss", "train_loss"),
+        pair(runs, "val_loss", "train_loss"),
     ));
     html.push_str(&plot(
         "Accuracy",
         "accuracy",
         false,
-        pair("val_acc", "train_acc"),
+        pair(runs, "val_acc", "train_acc"),
     ));
     html.push_str(&plot(
         "Learning rate at each epoch's last step (log scale)",
         "learning rate",
         true,
-        each("lr"),
+        each(runs, "lr"),
     ));
-    html.push_str(&plot("Batch size", "batch size", false, each("batch_size")));
-    html.push_str("</div><table><tr><th>run</th><th>setup</th><th>epochs</th><th>best val loss (epoch)</th><th>best val acc</th><th>final val acc</th><th>final lr</th><th>ended</th></tr>");
+    html.push_str(&plot(
+        "Batch size",
+        "batch size",
+        false,
+        each(runs, "batch_size"),
+    ));
+    html.push_str(&table(runs));
+    html.push_str("</main></body></html>\n");
+    html
+}
+
+fn color(i: usize) -> &'static str {
+    PALETTE[i % PALETTE.len()]
+}
+
+/// Per run, its validation `val` (solid) and training `train` (dashed) series.
+fn pair(runs: &[RunView], val: &str, train: &str) -> Vec<Series> {
+    runs.iter()
+        .enumerate()
+        .flat_map(|(i, r)| {
+            [
+                Series::new(
+                    &format!("{} val", r.name),
+                    color(i),
+                    column(&r.history, val),
+                ),
+                Series {
+                    dashed: true,
+                    ..Series::new(
+                        &format!("{} train", r.name),
+                        color(i),
+                        column(&r.history, train),
+                    )
+                },
+            ]
+        })
+        .collect()
+}
+
+/// Per run, its series of `key`.
+fn each(runs: &[RunView], key: &str) -> Vec<Series> {
+    runs.iter()
+        .enumerate()
+        .map(|(i, r)| Series::new(&r.name, color(i), column(&r.history, key)))
+        .collect()
+}
+
+/// The runs' colours, above the charts.
+fn runs_legend(runs: &[RunView]) -> String {
+    let mut l =
+        String::from(r#"<div class="legend runs">runs (validation solid, training dashed):"#);
+    for (i, r) in runs.iter().enumerate() {
+        let _ = write!(
+            l,
+            r#"<span><i style="background:{}"></i>{}</span>"#,
+            color(i),
+            esc(&r.name)
+        );
+    }
+    l.push_str("</div>");
+    l
+}
+
+/// A row per run: its setup, epochs, best val_loss (and its epoch, from 1), best and
+/// final val_acc, final LR, why it ended.
+fn table(runs: &[RunView]) -> String {
+    let mut html = String::from(
+        "</div><table><tr><th>run</th><th>setup</th><th>epochs</th><th>best val loss (epoch)</th><th>best val acc</th><th>final val acc</th><th>final lr</th><th>ended</th></tr>",
+    );
     for (i, r) in runs.iter().enumerate() {
         let best_loss = best_epoch(&r.history, "val_loss")
             .map_or("-".into(), |(e, v)| format!("{v:.4} ({})", e + 1));
@@ -212,6 +236,6 @@ pub fn compare(title: &str, runs: &[RunView]) -> String {
             esc(ended)
         );
     }
-    html.push_str("</table></main></body></html>\n");
+    html.push_str("</table>");
     html
 }

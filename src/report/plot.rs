@@ -135,99 +135,128 @@ pub fn esc(s: &str) -> String {
 impl Plot<'_> {
     /// The chart as an SVG inside a `<figure>`.
     pub fn render(&self) -> String {
-        let tx = |x: f64| if self.x_log { x.log10() } else { x };
-        let ty = |y: f64| if self.y_log { y.log10() } else { y };
-        let usable = |&(x, y): &(f64, f64)| {
-            x.is_finite() && y.is_finite() && (!self.x_log || x > 0.0) && (!self.y_log || y > 0.0)
-        };
         let mut out = String::new();
         let _ = write!(
             out,
             r#"<figure class="card"><figcaption>{}</figcaption>"#,
             esc(self.title)
         );
-        let pts: Vec<(f64, f64)> = self
-            .series
-            .iter()
-            .flat_map(|s| s.points.iter().copied())
-            .filter(usable)
-            .map(|(x, y)| (tx(x), ty(y)))
-            .collect();
-        if pts.is_empty() {
+        let Some(f) = self.frame() else {
             out.push_str(r#"<p class="empty">no finished epoch yet</p></figure>"#);
             return out;
-        }
-        let xs = || pts.iter().map(|p| p.0);
-        let (x0, x1) = if self.x_log {
-            let (a, b) = (
-                xs().fold(f64::INFINITY, f64::min),
-                xs().fold(f64::NEG_INFINITY, f64::max),
-            );
-            if b - a < 1e-9 {
-                (a - 0.5, b + 0.5)
-            } else {
-                (a, b)
-            }
-        } else {
-            // From the first point to the last (epochs count from 1), events and
-            // markers included; a single x gets half a unit either side.
-            let extra = self
-                .events
-                .iter()
-                .map(|g| g.epoch as f64 + 1.0)
-                .chain(self.vlines.iter().map(|v| v.x));
-            let (a, b) = xs()
-                .chain(extra)
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
-                    (a.min(x), b.max(x))
-                });
-            if b - a < 1e-9 {
-                (a - 0.5, b + 0.5)
-            } else {
-                (a, b)
-            }
         };
-        let mut y0 = pts.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
-        let mut y1 = pts.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
-        if let Some((lo, hi)) = self.y_range {
-            (y0, y1) = (ty(lo), ty(hi));
-        }
-        // Room at the top for the event lanes.
-        let lanes: Vec<&str> = super::markers::STYLES
-            .iter()
-            .map(|(k, _)| *k)
-            .filter(|k| self.events.iter().any(|g| g.kind == *k))
-            .collect();
-        let top = MT + 9.0 * lanes.len() as f64;
-        if (y1 - y0).abs() < 1e-12 {
-            let pad = if y0 == 0.0 { 1.0 } else { y0.abs() * 0.1 };
-            (y0, y1) = (y0 - pad, y1 + pad);
-        } else {
-            let pad = (y1 - y0) * 0.06;
-            (y0, y1) = (y0 - pad, y1 + pad);
-        }
-        let sx = |x: f64| ML + (x - x0) / (x1 - x0) * (W - ML - MR);
-        let sy = |y: f64| H - MB - (y - y0) / (y1 - y0) * (H - top - MB);
         let _ = write!(
             out,
             r#"<svg viewBox="0 0 {W} {H}" role="img" aria-label="{}">"#,
             esc(self.title)
         );
+        self.axes(&mut out, &f);
+        self.event_marks(&mut out, &f);
+        self.lines(&mut out, &f);
+        self.curves(&mut out, &f);
+        self.tags(&mut out, &f);
+        if self.legend_inside {
+            self.legend_in_chart(&mut out, &f);
+        }
+        out.push_str("</svg>");
+        if self.series.len() > 1 && self.legend && !self.legend_inside {
+            self.legend_below(&mut out);
+        }
+        out.push_str("</figure>");
+        out
+    }
+
+    fn tx(&self, x: f64) -> f64 {
+        if self.x_log { x.log10() } else { x }
+    }
+
+    fn ty(&self, y: f64) -> f64 {
+        if self.y_log { y.log10() } else { y }
+    }
+
+    /// Whether a point can be drawn (finite, positive on a log axis).
+    fn usable(&self, &(x, y): &(f64, f64)) -> bool {
+        x.is_finite() && y.is_finite() && (!self.x_log || x > 0.0) && (!self.y_log || y > 0.0)
+    }
+
+    /// The axes' ranges and the room for event lanes; `None` with nothing to draw.
+    fn frame(&self) -> Option<Frame> {
+        let pts: Vec<(f64, f64)> = self
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().copied())
+            .filter(|p| self.usable(p))
+            .map(|(x, y)| (self.tx(x), self.ty(y)))
+            .collect();
+        if pts.is_empty() {
+            return None;
+        }
+        let xs = || pts.iter().map(|p| p.0);
+        // Linear x (epochs): from the first point to the last, events and markers
+        // included; a single x gets half a unit either side.
+        let extra: Vec<f64> = if self.x_log {
+            Vec::new()
+        } else {
+            self.events
+                .iter()
+                .map(|g| g.epoch as f64 + 1.0)
+                .chain(self.vlines.iter().map(|v| v.x))
+                .collect()
+        };
+        let (a, b) = xs()
+            .chain(extra)
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
+                (a.min(x), b.max(x))
+            });
+        let (x0, x1) = if b - a < 1e-9 {
+            (a - 0.5, b + 0.5)
+        } else {
+            (a, b)
+        };
+        let mut y0 = pts.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+        let mut y1 = pts.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+        if let Some((lo, hi)) = self.y_range {
+            (y0, y1) = (self.ty(lo), self.ty(hi));
+        }
+        let pad = if (y1 - y0).abs() < 1e-12 {
+            if y0 == 0.0 { 1.0 } else { y0.abs() * 0.1 }
+        } else {
+            (y1 - y0) * 0.06
+        };
+        // Room at the top for the event lanes.
+        let lanes: Vec<&'static str> = super::markers::STYLES
+            .iter()
+            .map(|(k, _)| *k)
+            .filter(|k| self.events.iter().any(|g| g.kind == *k))
+            .collect();
+        Some(Frame {
+            x: (x0, x1),
+            y: (y0 - pad, y1 + pad),
+            top: MT + 9.0 * lanes.len() as f64,
+            lanes,
+            clip: format!("c{}", clip_id()),
+        })
+    }
+
+    /// The clip path, grid and ticks, the frame, the axis labels.
+    fn axes(&self, out: &mut String, f: &Frame) {
+        let top = f.top;
         // Curves are clipped to the frame (a given y range cuts spikes off).
-        let clip = format!("c{}", clip_id());
         let _ = write!(
             out,
-            r#"<defs><clipPath id="{clip}"><rect x="{ML}" y="{top}" width="{}" height="{}"/></clipPath></defs>"#,
+            r#"<defs><clipPath id="{}"><rect x="{ML}" y="{top}" width="{}" height="{}"/></clipPath></defs>"#,
+            f.clip,
             W - ML - MR,
             H - top - MB
         );
+        let (y0, y1) = f.y;
         let yt = if self.y_log {
             log_ticks(y0, y1, 5)
         } else {
             ticks(y0, y1, 5)
         };
         for t in yt {
-            let y = sy(t);
+            let y = f.sy(t);
             let label = if self.y_log { 10f64.powf(t) } else { t };
             let _ = write!(
                 out,
@@ -238,13 +267,14 @@ impl Plot<'_> {
                 fmt_num(label)
             );
         }
+        let (x0, x1) = f.x;
         let xt = if self.x_log {
             log_ticks(x0, x1, 8)
         } else {
             ticks(x0, x1, 8)
         };
         for t in xt.into_iter().filter(|t| !self.x_whole || t.fract() == 0.0) {
-            let x = sx(t);
+            let x = f.sx(t);
             let label = if self.x_log { 10f64.powf(t) } else { t };
             let _ = write!(
                 out,
@@ -271,12 +301,16 @@ impl Plot<'_> {
                 esc(self.y_label)
             );
         }
+    }
+
+    /// Policy events: a symbol per kind in its lane, a line down the chart.
+    fn event_marks(&self, out: &mut String, f: &Frame) {
         for g in self.events {
-            let Some(lane) = lanes.iter().position(|k| *k == g.kind) else {
+            let Some(lane) = f.lanes.iter().position(|k| *k == g.kind) else {
                 continue;
             };
             let s = super::markers::style(&g.kind);
-            let x = sx(g.epoch as f64 + 1.0);
+            let x = f.sx(g.epoch as f64 + 1.0);
             if !(ML - 1.0..=W - MR + 1.0).contains(&x) {
                 continue;
             }
@@ -284,8 +318,9 @@ impl Plot<'_> {
             let error = super::markers::is_error(&g.kind);
             let _ = write!(
                 out,
-                r#"<g class="event"><title>{}</title><line x1="{x:.1}" x2="{x:.1}" y1="{top}" y2="{}" stroke="{}" stroke-width="{}" stroke-opacity="{}"{}/>{}{}</g>"#,
+                r#"<g class="event"><title>{}</title><line x1="{x:.1}" x2="{x:.1}" y1="{}" y2="{}" stroke="{}" stroke-width="{}" stroke-opacity="{}"{}/>{}{}</g>"#,
                 esc(&g.text),
+                f.top,
                 H - MB,
                 s.color,
                 if error { 2.0 } else { 1.0 },
@@ -308,28 +343,48 @@ impl Plot<'_> {
                 }
             );
         }
+    }
+
+    /// The vertical lines (suggested LRs), with their hover text.
+    fn lines(&self, out: &mut String, f: &Frame) {
         for v in &self.vlines {
             if self.x_log && v.x <= 0.0 {
                 continue;
             }
-            let x = sx(tx(v.x));
+            let x = f.sx(self.tx(v.x));
             let _ = write!(
                 out,
-                r#"<line class="marker" style="stroke:{}" x1="{x:.1}" x2="{x:.1}" y1="{top}" y2="{}"><title>{}</title></line>"#,
+                r#"<line class="marker" style="stroke:{}" x1="{x:.1}" x2="{x:.1}" y1="{}" y2="{}"><title>{}</title></line>"#,
                 v.color,
+                f.top,
                 H - MB,
                 esc(&v.label)
             );
         }
+    }
+
+    /// The series, clipped to the frame, with a dot per point (hover: its value)
+    /// where there are few.
+    fn curves(&self, out: &mut String, f: &Frame) {
         for s in &self.series {
-            let shown: Vec<(f64, f64)> = s.points.iter().copied().filter(usable).collect();
+            let shown: Vec<(f64, f64)> = s
+                .points
+                .iter()
+                .copied()
+                .filter(|p| self.usable(p))
+                .collect();
+            let at = |&(x, y): &(f64, f64)| (f.sx(self.tx(x)), f.sy(self.ty(y)));
             let path: Vec<String> = shown
                 .iter()
-                .map(|&(x, y)| format!("{:.1},{:.1}", sx(tx(x)), sy(ty(y))))
+                .map(|p| {
+                    let (x, y) = at(p);
+                    format!("{x:.1},{y:.1}")
+                })
                 .collect();
             let _ = write!(
                 out,
-                r#"<polyline clip-path="url(#{clip})" fill="none" stroke="{}" stroke-width="{}"{}{} points="{}"/>"#,
+                r#"<polyline clip-path="url(#{})" fill="none" stroke="{}" stroke-width="{}"{}{} points="{}"/>"#,
+                f.clip,
                 s.color,
                 s.width,
                 if s.faint {
@@ -344,26 +399,27 @@ impl Plot<'_> {
                 },
                 path.join(" ")
             );
-            if shown.len() <= 60 && !s.faint {
-                for &(x, y) in shown.iter().filter(|&&(_, y)| {
-                    let v = sy(ty(y));
-                    (top..=H - MB).contains(&v)
-                }) {
-                    let _ = write!(
-                        out,
-                        r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{}"><title>{} at {} {}: {}</title></circle>"#,
-                        sx(tx(x)),
-                        sy(ty(y)),
-                        s.color,
-                        esc(&s.name),
-                        esc(self.x_label),
-                        fmt_num(x),
-                        fmt_num(y)
-                    );
-                }
+            if shown.len() > 60 || s.faint {
+                continue;
+            }
+            for p in shown.iter().filter(|p| (f.top..=H - MB).contains(&at(p).1)) {
+                let (cx, cy) = at(p);
+                let _ = write!(
+                    out,
+                    r#"<circle cx="{cx:.1}" cy="{cy:.1}" r="3" fill="{}"><title>{} at {} {}: {}</title></circle>"#,
+                    s.color,
+                    esc(&s.name),
+                    esc(self.x_label),
+                    fmt_num(p.0),
+                    fmt_num(p.1)
+                );
             }
         }
-        // Tags in rows: a tag too close to the one before it in a row goes a row down.
+    }
+
+    /// The vertical lines' tags, in rows: a tag too close to the one before it in a
+    /// row goes a row down.
+    fn tags(&self, out: &mut String, f: &Frame) {
         let mut rows: Vec<f64> = Vec::new();
         let mut order: Vec<&VLine> = self
             .vlines
@@ -372,7 +428,7 @@ impl Plot<'_> {
             .collect();
         order.sort_by(|a, b| a.x.total_cmp(&b.x));
         for v in order.iter().filter(|v| v.tag.is_some()) {
-            let x = sx(tx(v.x));
+            let x = f.sx(self.tx(v.x));
             let tag = v.tag.as_deref().unwrap_or("");
             let width = 6.5 * tag.chars().count() as f64;
             let row = rows
@@ -387,67 +443,88 @@ impl Plot<'_> {
                 out,
                 r##"<text class="tag" x="{:.1}" y="{:.1}" fill="{}" stroke="#fff" stroke-width="3" paint-order="stroke">{}</text>"##,
                 x + 3.0,
-                top + 12.0 + 13.0 * row as f64,
+                f.top + 12.0 + 13.0 * row as f64,
                 v.color,
                 esc(tag)
             );
         }
-        if self.legend_inside {
-            // Top left, on a white ground: the curves there are usually flat.
-            let (x, y0) = (ML + 8.0, top + 8.0);
-            let wide = self
-                .series
-                .iter()
-                .map(|s| s.name.chars().count())
-                .max()
-                .unwrap_or(0);
+    }
+
+    /// The legend inside the chart, top left on a white ground (the curves there are
+    /// usually flat).
+    fn legend_in_chart(&self, out: &mut String, f: &Frame) {
+        let (x, y0) = (ML + 8.0, f.top + 8.0);
+        let wide = self
+            .series
+            .iter()
+            .map(|s| s.name.chars().count())
+            .max()
+            .unwrap_or(0);
+        let _ = write!(
+            out,
+            r##"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="#fff" fill-opacity="0.85"/>"##,
+            x - 4.0,
+            y0 - 4.0,
+            34.0 + 6.0 * wide as f64,
+            8.0 + 14.0 * self.series.len() as f64
+        );
+        for (i, s) in self.series.iter().enumerate() {
+            let y = y0 + 6.0 + 14.0 * i as f64;
             let _ = write!(
                 out,
-                r##"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="#fff" fill-opacity="0.85"/>"##,
-                x - 4.0,
-                y0 - 4.0,
-                34.0 + 6.0 * wide as f64,
-                8.0 + 14.0 * self.series.len() as f64
+                r#"<line x1="{x:.1}" x2="{:.1}" y1="{y:.1}" y2="{y:.1}" stroke="{}" stroke-width="{}"{}/><text class="tick" x="{:.1}" y="{:.1}">{}</text>"#,
+                x + 22.0,
+                s.color,
+                s.width,
+                if s.faint {
+                    r#" stroke-opacity="0.35""#
+                } else {
+                    ""
+                },
+                x + 26.0,
+                y + 4.0,
+                esc(&s.name)
             );
-            for (i, s) in self.series.iter().enumerate() {
-                let y = y0 + 6.0 + 14.0 * i as f64;
-                let _ = write!(
-                    out,
-                    r#"<line x1="{x:.1}" x2="{:.1}" y1="{y:.1}" y2="{y:.1}" stroke="{}" stroke-width="{}"{}/><text class="tick" x="{:.1}" y="{:.1}">{}</text>"#,
-                    x + 22.0,
-                    s.color,
-                    s.width,
-                    if s.faint {
-                        r#" stroke-opacity="0.35""#
-                    } else {
-                        ""
-                    },
-                    x + 26.0,
-                    y + 4.0,
-                    esc(&s.name)
-                );
-            }
         }
-        out.push_str("</svg>");
-        if self.series.len() > 1 && self.legend && !self.legend_inside {
-            out.push_str(r#"<div class="legend">"#);
-            for s in &self.series {
-                let _ = write!(
-                    out,
-                    r#"<span><i style="background:{}{}"></i>{}</span>"#,
-                    s.color,
-                    if s.dashed || s.faint {
-                        ";opacity:.45"
-                    } else {
-                        ""
-                    },
-                    esc(&s.name)
-                );
-            }
-            out.push_str("</div>");
+    }
+
+    /// The legend under the chart, in HTML.
+    fn legend_below(&self, out: &mut String) {
+        out.push_str(r#"<div class="legend">"#);
+        for s in &self.series {
+            let _ = write!(
+                out,
+                r#"<span><i style="background:{}{}"></i>{}</span>"#,
+                s.color,
+                if s.dashed || s.faint {
+                    ";opacity:.45"
+                } else {
+                    ""
+                },
+                esc(&s.name)
+            );
         }
-        out.push_str("</figure>");
-        out
+        out.push_str("</div>");
+    }
+}
+
+/// A chart's geometry: its axes' ranges (in axis units, log10 on a log axis), the
+/// top of the plotting area below the event lanes, the lanes, the clip path's id.
+struct Frame {
+    x: (f64, f64),
+    y: (f64, f64),
+    top: f64,
+    lanes: Vec<&'static str>,
+    clip: String,
+}
+
+impl Frame {
+    fn sx(&self, x: f64) -> f64 {
+        ML + (x - self.x.0) / (self.x.1 - self.x.0) * (W - ML - MR)
+    }
+
+    fn sy(&self, y: f64) -> f64 {
+        H - MB - (y - self.y.0) / (self.y.1 - self.y.0) * (H - self.top - MB)
     }
 }
 

@@ -498,10 +498,24 @@ impl<'a> Trainer<'a> {
     ) -> Result<Option<EpochRecord>, TrainError> {
         let t0 = Instant::now();
         let before = self.partial.unwrap_or_default();
-        let train = self.data.train.clone();
-        let n = train.len();
         self.progress
-            .start_epoch(self.epoch, self.settings.epochs, n);
+            .start_epoch(self.epoch, self.settings.epochs, self.data.train.len());
+        if !self.train_steps(controller, t0, before)? {
+            return Ok(None);
+        }
+        self.end_epoch(controller, t0, before).map(Some)
+    }
+
+    /// The epoch's optimizer steps, each after `on_step` (and a reload, if one is
+    /// due): its sums kept in `partial`, a `save` written between two steps. `false`
+    /// when a signal stopped it between two steps.
+    fn train_steps(
+        &mut self,
+        controller: &mut dyn Controller,
+        t0: Instant,
+        before: Partial,
+    ) -> Result<bool, TrainError> {
+        let train = self.data.train.clone();
         while self.batcher.remaining() > 0 {
             self.maybe_reload(controller)?;
             self.hook(Hook::Step, controller)?;
@@ -532,7 +546,7 @@ impl<'a> Trainer<'a> {
             crate::fault::step(self.step);
             if crate::interrupt::requested() {
                 self.progress.clear();
-                return Ok(None);
+                return Ok(false);
             }
             if self.cfg.stop_on_divergence && self.check_divergence(loss / count as f64)? {
                 break;
@@ -543,6 +557,16 @@ impl<'a> Trainer<'a> {
                 self.write_checkpoints(&[name], controller)?;
             }
         }
+        Ok(true)
+    }
+
+    /// Validation, `on_epoch_end`, the metrics line, TensorBoard and the report.
+    fn end_epoch(
+        &mut self,
+        controller: &mut dyn Controller,
+        t0: Instant,
+        before: Partial,
+    ) -> Result<EpochRecord, TrainError> {
         let Partial {
             loss_sum,
             correct,
@@ -594,7 +618,7 @@ impl<'a> Trainer<'a> {
             &self.history,
             &self.markers,
         )?;
-        Ok(Some(record))
+        Ok(record)
     }
 
     /// The sweep's guard: a step loss that is not finite or above

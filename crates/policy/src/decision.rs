@@ -143,6 +143,41 @@ fn tag_ok(tag: &str) -> bool {
         && !reserved("step-")
 }
 
+/// The range of `lr`, `momentum` and `weight_decay`, checked the same wherever one
+/// is set (a decision, a trainer's options): finite and >= 0, momentum < 1.
+pub fn check_hyper(key: &str, x: f64) -> Result<(), Invalid> {
+    if !x.is_finite() || x < 0.0 {
+        return Err(Invalid::new(
+            key,
+            format!("must be a finite number >= 0, got {x}"),
+        ));
+    }
+    if key == "momentum" && x >= 1.0 {
+        return Err(Invalid::new(key, format!("must be < 1, got {x}")));
+    }
+    Ok(())
+}
+
+/// The range of a count: at least 1, and for `accumulation` and `epochs` at most
+/// [`MAX_ACCUMULATION`] and [`MAX_EPOCHS`].
+pub fn check_count(key: &str, n: usize) -> Result<(), Invalid> {
+    let most = match key {
+        "accumulation" => MAX_ACCUMULATION,
+        "epochs" => MAX_EPOCHS,
+        _ => usize::MAX,
+    };
+    if n == 0 {
+        return Err(Invalid::new(key, "must be at least 1, got 0"));
+    }
+    if n > most {
+        return Err(Invalid::new(
+            key,
+            format!("must be at most {most}, got {n}"),
+        ));
+    }
+    Ok(())
+}
+
 /// A rejected decision: the key at fault and why.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{key}: {message}")]
@@ -178,18 +213,12 @@ impl Decision {
 
     /// Checks every key against `ctx`; a decision is taken whole or not at all.
     pub fn validate(&self, ctx: &Ctx) -> Result<(), Invalid> {
-        let finite_nonneg = |key, v: Option<f64>| match v {
-            Some(x) if !x.is_finite() || x < 0.0 => Err(Invalid::new(
-                key,
-                format!("must be finite and >= 0, got {x}"),
-            )),
-            _ => Ok(()),
-        };
-        finite_nonneg("lr", self.lr)?;
-        finite_nonneg("momentum", self.momentum)?;
-        finite_nonneg("weight_decay", self.weight_decay)?;
-        if let Some(m) = self.momentum.filter(|&m| m >= 1.0) {
-            return Err(Invalid::new("momentum", format!("must be < 1, got {m}")));
+        for (key, v) in [
+            ("lr", self.lr),
+            ("momentum", self.momentum),
+            ("weight_decay", self.weight_decay),
+        ] {
+            v.map_or(Ok(()), |x| check_hyper(key, x))?;
         }
         if let Some(b) = self.batch_size.filter(|&b| b < 1 || b > ctx.dataset_size) {
             return Err(Invalid::new(
@@ -200,14 +229,8 @@ impl Decision {
                 ),
             ));
         }
-        if let Some(a) = self
-            .accumulation
-            .filter(|&a| a == 0 || a > MAX_ACCUMULATION)
-        {
-            return Err(Invalid::new(
-                "accumulation",
-                format!("must be 1..={MAX_ACCUMULATION}, got {a}"),
-            ));
+        if let Some(a) = self.accumulation {
+            check_count("accumulation", a)?;
         }
         if let Some(e) = self.epochs.filter(|&e| e <= ctx.epoch || e > MAX_EPOCHS) {
             return Err(Invalid::new(

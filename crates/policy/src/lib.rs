@@ -60,7 +60,7 @@ pub mod watch;
 pub use controller::{
     Controller, EventKind, HookError, HookErrorKind, Location, PolicyEvent, PolicyState, Reply,
 };
-pub use decision::{Decision, Invalid, Rescale, Save, Target};
+pub use decision::{Decision, Invalid, Rescale, Save, Target, check_count, check_hyper};
 pub use errors::{LoadError, LoadErrorKind};
 pub use hooks::{Best, Ctx, EpochMetrics, Hook, Settings};
 pub use params::Param;
