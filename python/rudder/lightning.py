@@ -96,12 +96,17 @@ class RudderCallback(pl.Callback):
         g = opt.param_groups[0]
         momentum = g["betas"][0] if "betas" in g else g.get("momentum", 0.0)
         ctx = dict(lr=g["lr"], momentum=momentum, weight_decay=g.get("weight_decay", 0.0),
-                   accumulation=int(trainer.accumulate_grad_batches),
-                   epochs=int(trainer.fit_loop.max_epochs), optimizer=type(opt).__name__.lower())
+                   accumulation=int(trainer.accumulate_grad_batches), optimizer=type(opt).__name__.lower())
         loader = getattr(trainer, "train_dataloader", None)
         batches = trainer.num_training_batches
         if isinstance(batches, (int, float)) and math.isfinite(batches) and batches > 0:
             ctx["steps_per_epoch"] = max(1, math.ceil(batches / trainer.accumulate_grad_batches))
+        # The planned epochs: max_epochs, or as many as max_steps takes (max_epochs -1).
+        epochs = trainer.fit_loop.max_epochs
+        if (epochs is None or epochs < 0) and trainer.max_steps and trainer.max_steps > 0 and "steps_per_epoch" in ctx:
+            epochs = math.ceil(trainer.max_steps / ctx["steps_per_epoch"])
+        if epochs is not None and epochs >= 0:
+            ctx["epochs"] = int(epochs)
         sampler = getattr(loader, "batch_sampler", None)
         batch_size = getattr(sampler, "batch_size", None) or getattr(loader, "batch_size", None)
         if batch_size:
@@ -129,8 +134,9 @@ class RudderCallback(pl.Callback):
         # Before each optimizer step: at the first micro-batch of its accumulation.
         if batch_idx % max(1, int(trainer.accumulate_grad_batches)) != 0:
             return
-        self._apply(trainer, pl_module, self.policies.on_step(
-            epoch=trainer.current_epoch, step=trainer.global_step, **self._context(trainer)))
+        # The rest of the context was given at the epoch's start; a step costs little.
+        lr = trainer.optimizers[0].param_groups[0]["lr"]
+        self._apply(trainer, pl_module, self.policies.on_step(step=trainer.global_step, lr=lr))
 
     def on_validation_end(self, trainer, pl_module):
         if trainer.sanity_checking or trainer.state.fn != "fit":

@@ -144,7 +144,8 @@ class Steer:
 
     def on_step(self):
         """``on_step`` alone (the loop steps the optimizer itself); its decision, applied."""
-        return self.apply(self.policies.on_step(**self._context()))
+        # The rest of the context was given at the epoch's start.
+        return self.apply(self.policies.on_step(lr=self.optimizer.param_groups[0]["lr"]))
 
     def backward(self, loss):
         """``(loss / accumulation).backward()``; True when ``accumulation`` micro-batches

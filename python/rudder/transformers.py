@@ -104,7 +104,8 @@ class RudderCallback(TrainerCallback):
         self._apply(control, self.policies.on_epoch_start(epoch=self._epoch, **self._context(args, state)))
 
     def on_step_begin(self, args, state, control, **kw):
-        self._apply(control, self.policies.on_step(epoch=self._epoch, **self._context(args, state)))
+        # The rest of the context was given at the epoch's start.
+        self._apply(control, self.policies.on_step(step=state.global_step, lr=self.lr))
 
     def on_pre_optimizer_step(self, args, state, control, **kw):
         # Whatever the scheduler set after the last step, this step uses the policy's LR.

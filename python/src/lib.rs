@@ -408,9 +408,10 @@ fn read_kwargs(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Vec<Update>> {
     for (k, v) in kwargs.iter() {
         let key: String = k.extract()?;
         let bad = |want: &str| {
+            let shown = v.repr().map_or_else(|_| "?".to_string(), |r| r.to_string());
             PyTypeError::new_err(format!(
                 "{key} must be {want}, got {}",
-                v.get_type().name().map_or("?".into(), |n| n.to_string())
+                rudder_policy::text::clip(&shown)
             ))
         };
         if let Some(k) = INTS.iter().find(|n| **n == key) {

@@ -114,3 +114,14 @@ def test_epochs_and_accumulation_reach_the_trainer(tmp_path):
     t.fit(module)
     assert module.epochs_trained == 2
     assert t.global_step == 8  # 8 batches an epoch, 2 per step
+
+
+def test_a_fit_by_max_steps_plans_its_epochs(tmp_path):
+    cb = RudderCallback(["lr/cosine"], watch=False)
+    t = pl.Trainer(accelerator="cpu", devices=1, max_steps=20, callbacks=[cb], logger=False,
+                   enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                   limit_val_batches=0, default_root_dir=str(tmp_path))
+    t.fit(Module())
+    # 8 steps an epoch, 20 steps: 3 epochs planned, the cosine over them.
+    run = cb.policies.state()["run"]
+    assert run["epochs"] == 3 and t.global_step == 20

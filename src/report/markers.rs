@@ -197,7 +197,7 @@ fn value(v: &Value) -> String {
     match v {
         Value::Number(n) => n
             .as_f64()
-            .map_or_else(|| n.to_string(), super::plot::fmt_num),
+            .map_or_else(|| n.to_string(), rudder_policy::text::fmt_num),
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }

@@ -188,11 +188,28 @@ pub fn list(search: &SearchPath) -> Vec<Entry> {
     out.into_values().collect()
 }
 
+/// What a "no policy" message ends with: the nearest name on `search` and in the
+/// library (by edit distance, of the whole name or its last part), or where to see
+/// them all; nothing when the message already names a file to give instead.
+pub(crate) fn hint(spec: &str, message: &str, search: &SearchPath) -> String {
+    if message.contains("there is a file") {
+        return message.to_string();
+    }
+    let names: Vec<String> = list(search).into_iter().map(|e| e.name).collect();
+    let short = names.iter().map(|n| n.rsplit('/').next().unwrap_or(n));
+    match crate::text::nearest(spec, names.iter().map(String::as_str))
+        .or_else(|| crate::text::nearest(spec, short))
+    {
+        Some(n) => format!("{message}; did you mean {n}? (rudder policy list shows them all)"),
+        None => format!("{message}; rudder policy list shows the names there are"),
+    }
+}
+
 /// `policy doc NAME`: the doc comment, the hooks, and the parameters with their
 /// defaults and their doc.
 pub fn doc(spec: &str, search: &SearchPath) -> Result<String, LoadError> {
     let src = crate::script::find::locate(spec, search)
-        .map_err(|m| LoadError::not_found(&crate::text::clip(spec), m))?;
+        .map_err(|m| LoadError::not_found(&crate::text::clip(spec), hint(spec, &m, search)))?;
     let policy = Policy::compile(src.clone(), search)?;
     let mut out = format!("{} ({})\n\n", src.name, src.file.display());
     for l in module_doc(&src.source) {

@@ -153,6 +153,7 @@ impl Builder {
         for spec in &self.specs {
             let src = find::locate(spec, &search).map_err(|message| {
                 let clipped = crate::text::clip(spec);
+                let message = crate::library::hint(spec, &message, &search);
                 LoadError::not_found(&clipped, message.replace(spec.as_str(), &clipped))
             })?;
             policies.push(Policy::compile(src, &search)?);

@@ -188,21 +188,12 @@ pub fn locate(spec: &str, search: &SearchPath) -> Result<Located, String> {
                 .iter()
                 .map(|d| d.display().to_string())
                 .collect();
-            // The way out: a file of that name here, or the nearest name there is.
+            // The way out: a file of that name here (the nearest name there is, the
+            // caller adds: `library::hint`).
             let hint = if Path::new(&file).is_file() {
                 format!("; there is a file {file} here: --policy ./{file}")
             } else {
-                let names: Vec<String> = crate::library::list(search)
-                    .into_iter()
-                    .map(|e| e.name)
-                    .collect();
-                let short = names.iter().map(|n| n.rsplit('/').next().unwrap_or(n));
-                match crate::text::nearest(spec, names.iter().map(String::as_str))
-                    .or_else(|| crate::text::nearest(spec, short))
-                {
-                    Some(n) => format!("; did you mean {n}? (rudder policy list shows them all)"),
-                    None => "; rudder policy list shows the names there are".into(),
-                }
+                String::new()
             };
             format!(
                 "no policy {spec:?} (looked for {file} in {} and the standard library){hint}",
