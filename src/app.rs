@@ -14,8 +14,14 @@ pub use crate::pipeline::{AppError, flagged, load_policies, train};
 pub fn run(cli: Cli) -> Result<(), AppError> {
     match cli.command {
         Command::Train(opts) => train(*opts).map(|_| ()),
-        Command::Sweep(o) => crate::workflow::commands::sweep(*o),
-        Command::LrFind(o) => crate::workflow::commands::lr_find(*o),
+        Command::Sweep(o) => {
+            single_process("sweep")?;
+            crate::workflow::commands::sweep(*o)
+        }
+        Command::LrFind(o) => {
+            single_process("lr-find")?;
+            crate::workflow::commands::lr_find(*o)
+        }
         Command::Rescale(o) => crate::workflow::commands::rescale(o),
         Command::Report(o) => crate::workflow::commands::report(o),
         Command::Policy(cmd) => policy(cmd),
@@ -28,6 +34,19 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
             Ok(())
         }
     }
+}
+
+/// `sweep` and `lr-find` run their trials in one process (`--jobs` threads); under
+/// `mpirun` they are refused rather than run once per rank.
+fn single_process(command: &str) -> Result<(), AppError> {
+    let size = rudder::dist::world().size();
+    if size == 1 {
+        return Ok(());
+    }
+    Err(ConfigError(format!(
+        "{command}: runs in one process (its trials share it with --jobs); it was started as {size} MPI ranks: run it without mpirun, or start one `rudder train` per trial under mpirun"
+    ))
+    .into())
 }
 
 fn default_rule(kind: optim::Kind) -> Rescale {

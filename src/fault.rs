@@ -5,11 +5,15 @@
 //! waits to be killed (the resume tests kill it there with SIGKILL), or interrupted
 //! (SIGINT: it then goes on, and sees the interrupt). Unset, a point costs a compare
 //! and allocates nothing.
+//!
+//! `die:S` kills the process with SIGKILL after step S, as a crashed machine would;
+//! `RUDDER_FAULT_RANK=R` limits any of them to rank R of a many-process run.
 
 use std::sync::OnceLock;
 
 enum Spec {
     Step(u64),
+    Die(u64),
     Checkpoint(String),
 }
 
@@ -17,8 +21,14 @@ fn spec() -> Option<&'static Spec> {
     static SPEC: OnceLock<Option<Spec>> = OnceLock::new();
     SPEC.get_or_init(|| {
         let v = std::env::var("RUDDER_FAULT").ok()?;
+        if let Ok(r) = std::env::var("RUDDER_FAULT_RANK")
+            && r.parse::<usize>().ok() != Some(crate::dist::world().rank())
+        {
+            return None;
+        }
         match v.split_once(':')? {
             ("step", s) => s.parse().ok().map(Spec::Step),
+            ("die", s) => s.parse().ok().map(Spec::Die),
             ("checkpoint", name) => Some(Spec::Checkpoint(name.to_string())),
             _ => None,
         }
@@ -39,10 +49,16 @@ fn halt(what: &str) {
 
 /// After optimizer step `step`.
 pub fn step(step: u64) {
-    if let Some(Spec::Step(s)) = spec()
-        && *s == step
-    {
-        halt(&format!("step:{step}"));
+    match spec() {
+        Some(Spec::Step(s)) if *s == step => halt(&format!("step:{step}")),
+        Some(Spec::Die(s)) if *s == step => {
+            crate::runlog::say(&format!("rudder: fault point die:{step}: SIGKILL"));
+            // SAFETY: kill(2) on our own pid, with no memory passed.
+            unsafe {
+                libc::kill(libc::getpid(), libc::SIGKILL);
+            }
+        }
+        _ => {}
     }
 }
 

@@ -13,6 +13,7 @@ pub use rudder_policy as policy;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod dist;
 pub mod engine;
 mod fault;
 pub mod interrupt;

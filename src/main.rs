@@ -40,6 +40,16 @@ fn main() -> ExitCode {
     if let Err(e) = rudder::interrupt::install() {
         rudder::runlog::say(&format!("rudder: Ctrl-C handling unavailable: {e}"));
     }
+    // Under mpirun (feature `mpi`): MPI from this thread, finalised when `_mpi` drops
+    // at the end of main.
+    #[cfg(feature = "mpi")]
+    let _mpi = match rudder::dist::mpi::init() {
+        Ok(u) => u,
+        Err(e) => {
+            rudder::runlog::say(&format!("error: MPI: {e}"));
+            return ExitCode::from(1);
+        }
+    };
     let outcome = std::thread::Builder::new()
         .name("rudder".into())
         .stack_size(rudder_policy::limits::POLICY_STACK)
@@ -53,11 +63,22 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             let line = rudder::runlog::one_line(&e.to_string());
-            match e.downcast_ref::<AppError>() {
-                Some(AppError::Interrupted(_)) => rudder::runlog::say(&line),
-                _ => rudder::runlog::say(&format!("error: {line}")),
-            }
             let code = e.downcast_ref::<AppError>().map_or(1, AppError::exit_code);
+            let world = rudder::dist::world();
+            let interrupted =
+                matches!(e.downcast_ref::<AppError>(), Some(AppError::Interrupted(_)));
+            // Rank 0 speaks for the job; another rank's own failure names the rank.
+            match (interrupted, world.rank()) {
+                (true, 0) => rudder::runlog::say(&line),
+                (false, 0) => rudder::runlog::say(&format!("error: {line}")),
+                (false, r) if code == 1 => rudder::runlog::say(&format!("error: rank {r}: {line}")),
+                _ => {}
+            }
+            // A failure on one rank ends every rank (the others would wait for it);
+            // an interrupt is agreed by all, and they end together.
+            if world.size() > 1 && !interrupted {
+                world.abort(i32::from(code));
+            }
             ExitCode::from(code)
         }
     }

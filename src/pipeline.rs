@@ -201,6 +201,8 @@ pub fn device(cfg: &TrainConfig) -> Result<Device, ConfigError> {
         None => Ok(Device::Cpu),
         #[cfg(feature = "cuda")]
         Some(n) => {
+            // Under mpirun each rank takes the GPU of its index on its machine.
+            let n = crate::dist::local_gpu(n);
             // candle's CUDA errors carry a backtrace after the message: keep the message.
             Device::new_cuda(n).map_err(|e| {
                 let e = e.to_string();
@@ -222,7 +224,11 @@ pub fn device(cfg: &TrainConfig) -> Result<Device, ConfigError> {
 /// `rudder train`. A run stopped by a signal is the error that says how to resume it.
 pub fn train(opts: TrainOptions) -> Result<Summary, AppError> {
     let cfg = resolve(opts)?;
-    let mut policies = load_policies(&cfg.policy, &cfg.param, cfg.lr_scaling, cfg.watch)?;
+    // Every rank loads the policies (a fault is the same exit 2 everywhere); rank 0
+    // alone calls and watches them.
+    let root = crate::dist::world().rank() == 0;
+    let watch = if root { cfg.watch } else { WatchMode::Off };
+    let mut policies = load_policies(&cfg.policy, &cfg.param, cfg.lr_scaling, watch)?;
     if let Some(mode) = policies.watching()
         && !cfg.quiet
     {
@@ -297,6 +303,14 @@ pub fn flagged(e: &LoadError) -> String {
 /// Trains as configured by `cfg`, steered by `controller`.
 pub fn train_with(cfg: &TrainConfig, controller: &mut dyn Controller) -> Result<Summary, AppError> {
     let device = device(cfg)?;
+    #[cfg(feature = "nccl")]
+    if let Device::Cuda(d) = &device
+        && crate::dist::world().size() > 1
+        && crate::dist::nccl::get().is_none()
+    {
+        crate::dist::nccl::connect(crate::dist::world(), d)
+            .map_err(|e| ConfigError(format!("--device {}: NCCL: {e}", cfg.device)))?;
+    }
     let data = load_data(cfg, &device)?;
     with_threads(cfg.threads, || train_on(cfg, &data, controller))
 }
@@ -366,6 +380,31 @@ pub fn build_learner(
     Ok((learner, param_count))
 }
 
+/// A rank other than 0 of a many-process run: the same model and data order, the
+/// checkpoint rank 0 resumes from (read from the run folder: several machines need it
+/// on a shared file system), rank 0's decisions; it writes nothing.
+fn follow(
+    cfg: &TrainConfig,
+    data: &data::Data,
+    controller: &mut dyn Controller,
+) -> Result<Summary, AppError> {
+    let world = crate::dist::world();
+    let (learner, param_count) = build_learner(cfg, data)?;
+    let from: Option<std::path::PathBuf> = crate::dist::share(world, None)
+        .map_err(TrainError::Rank)?
+        .flatten();
+    let mut trainer = Trainer::new(cfg, data, learner, param_count, RunLog::silent(&cfg.out));
+    match from {
+        Some(dir) => {
+            let loaded = crate::checkpoint::read(&dir)?;
+            trainer.resume_from(loaded, controller)?;
+        }
+        None if cfg.resume.is_some() => trainer.restart(),
+        None => {}
+    }
+    Ok(trainer.run(controller)?)
+}
+
 /// Trains as configured by `cfg` on already loaded `data` (a sweep's trials share
 /// theirs), in the caller's thread pool (see [`with_threads`]).
 pub fn train_on(
@@ -373,6 +412,10 @@ pub fn train_on(
     data: &data::Data,
     controller: &mut dyn Controller,
 ) -> Result<Summary, AppError> {
+    let world = crate::dist::world();
+    if world.rank() != 0 {
+        return follow(cfg, data, controller);
+    }
     let (learner, param_count) = build_learner(cfg, data)?;
     let out_fault = |e: std::io::Error| ConfigError(format!("--out {}: {e}", cfg.out.display()));
     let (log, resume) = match &cfg.resume {
@@ -406,9 +449,21 @@ pub fn train_on(
             )
         }
     };
+    if world.size() > 1 {
+        // The other ranks read the checkpoint this run resumes from (or none).
+        let from = match &resume {
+            Some((Some(l), _)) => Some(l.dir.clone()),
+            _ => None,
+        };
+        crate::dist::share(world, Some(from)).map_err(TrainError::Rank)?;
+    }
     if !cfg.quiet {
+        let ranks = match world.size() {
+            1 => String::new(),
+            n => format!(" x {n} ranks ({})", world.name()),
+        };
         crate::runlog::say(&format!(
-            "rudder: {} on {} ({} train / {} val, {} classes), {} parameters, run dir {}",
+            "rudder: {} on {} ({} train / {} val, {} classes), {} parameters{ranks}, run dir {}",
             match cfg.model {
                 crate::config::ModelKind::Mlp => "mlp",
                 crate::config::ModelKind::Cnn => "cnn",

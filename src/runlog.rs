@@ -83,13 +83,14 @@ impl EpochRecord {
     }
 }
 
-/// The open log files of a run, and the run folder's lock.
+/// The open log files of a run, and the run folder's lock; or, on the ranks other
+/// than 0 of a many-process job, nothing: they write no file.
 pub struct RunLog {
     dir: PathBuf,
-    metrics: File,
-    events: File,
+    metrics: Option<File>,
+    events: Option<File>,
     steps: Option<BufWriter<File>>,
-    _lock: Lock,
+    _lock: Option<Lock>,
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file beside it, fsynced, renamed
@@ -229,15 +230,27 @@ impl RunLog {
         std::fs::create_dir_all(dir)?;
         Ok(RunLog {
             dir: dir.to_path_buf(),
-            metrics: append(&dir.join("metrics.jsonl"))?,
-            events: append(&dir.join("events.jsonl"))?,
+            metrics: Some(append(&dir.join("metrics.jsonl"))?),
+            events: Some(append(&dir.join("events.jsonl"))?),
             steps: if log_steps {
                 Some(BufWriter::new(append(&dir.join("steps.jsonl"))?))
             } else {
                 None
             },
-            _lock: lock,
+            _lock: Some(lock),
         })
+    }
+
+    /// The log of a rank other than 0: it reads the run in `dir` (a resume's
+    /// metrics) and writes nothing.
+    pub fn silent(dir: &Path) -> RunLog {
+        RunLog {
+            dir: dir.to_path_buf(),
+            metrics: None,
+            events: None,
+            steps: None,
+            _lock: None,
+        }
     }
 
     /// Opens the logs of a run being resumed: cuts each back to the size it had at
@@ -279,7 +292,10 @@ impl RunLog {
         &self.dir
     }
 
-    fn line(file: &mut impl Write, v: &impl Serialize) -> std::io::Result<()> {
+    fn line(file: Option<&mut File>, v: &impl Serialize) -> std::io::Result<()> {
+        let Some(file) = file else {
+            return Ok(());
+        };
         let mut text = serde_json::to_vec(v).map_err(std::io::Error::other)?;
         text.push(b'\n');
         file.write_all(&text)?;
@@ -287,7 +303,7 @@ impl RunLog {
     }
 
     pub fn epoch(&mut self, r: &EpochRecord) -> std::io::Result<()> {
-        Self::line(&mut self.metrics, r)
+        Self::line(self.metrics.as_mut(), r)
     }
 
     /// Appends an event: `time`, `epoch`, `step`, `kind`, then `fields`; returns it.
@@ -305,7 +321,7 @@ impl RunLog {
         obj.insert("kind".into(), kind.into());
         obj.extend(fields);
         let obj = Value::Object(obj);
-        Self::line(&mut self.events, &obj)?;
+        Self::line(self.events.as_mut(), &obj)?;
         Ok(obj)
     }
 

@@ -198,6 +198,10 @@ impl Trainer<'_> {
         names: &[String],
         controller: &mut dyn Controller,
     ) -> Result<(), TrainError> {
+        if !self.is_root() {
+            // Rank 0 writes the checkpoints; a rollback tells the others which to read.
+            return Ok(());
+        }
         let epoch = checkpoint::boundary_epoch(self.epoch, self.partial.is_some());
         for name in names {
             let mut f = Map::new();
@@ -268,13 +272,21 @@ impl Trainer<'_> {
         Ok(())
     }
 
+    /// The checkpoint a rollback to `target` reads.
+    pub(super) fn rollback_dir(&self, target: Target) -> Option<std::path::PathBuf> {
+        match target {
+            Target::Best => checkpoint::locate(&self.ckpt.root, "best"),
+            _ => self.ckpt.last.clone(),
+        }
+    }
+
     /// Restores weights and optimizer state from the `target` checkpoint; settings,
     /// counters and data order go on. A checkpoint that cannot be read is reported
     /// and training goes on as it was.
     pub(super) fn rollback(&mut self, hook: Hook, target: Target) -> Result<(), TrainError> {
-        let dir = match target {
-            Target::Best => checkpoint::locate(&self.ckpt.root, "best"),
-            _ => self.ckpt.last.clone(),
+        let dir = match self.rollback_from.take() {
+            Some(d) if !self.is_root() => Some(d),
+            _ => self.rollback_dir(target),
         };
         let result = dir
             .ok_or_else(|| CheckpointError(format!("no {} checkpoint", target.name())))

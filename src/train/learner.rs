@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use candle_core::{Tensor, Var};
 
 use crate::data::Split;
+use crate::dist::Collective;
 use crate::engine::{self, Net};
 use crate::loss::Loss;
 use crate::model::Model;
@@ -23,10 +24,20 @@ pub trait Learner {
         first: bool,
         scale: f64,
     ) -> candle_core::Result<(f64, f64)>;
+    /// Sets the gradient to zero: a step whose batch has no rows on this rank still
+    /// takes part in the sum across ranks.
+    fn zero_grad(&mut self) -> candle_core::Result<()>;
+    /// Sums the accumulated gradient across the ranks of `world` (one flat buffer).
+    fn reduce_grads(&mut self, world: &dyn Collective) -> candle_core::Result<()>;
     /// One optimizer update from the accumulated gradient.
     fn step(&mut self) -> candle_core::Result<()>;
-    /// Mean loss and accuracy on `split`, in evaluation mode.
-    fn evaluate(&mut self, split: &Split) -> candle_core::Result<(f64, f64)>;
+    /// The summed loss and the number right over the examples `rows` of `split`, in
+    /// evaluation mode (a rank's shard of validation).
+    fn evaluate(
+        &mut self,
+        split: &Split,
+        rows: std::ops::Range<usize>,
+    ) -> candle_core::Result<(f64, f64)>;
     fn hyper(&self) -> Hyper;
     fn set_hyper(&mut self, h: Hyper);
     /// Brings the candle model up to date with the learner's weights.
@@ -112,6 +123,33 @@ impl Learner for Graph {
         Ok(out)
     }
 
+    fn zero_grad(&mut self) -> candle_core::Result<()> {
+        self.grads.iter_mut().for_each(|g| *g = None);
+        Ok(())
+    }
+
+    /// One flat tensor on the parameters' device, summed by the world (on the GPU
+    /// with NCCL), then cut back into the gradients.
+    fn reduce_grads(&mut self, world: &dyn Collective) -> candle_core::Result<()> {
+        let parts = self
+            .grads
+            .iter()
+            .zip(&self.params)
+            .map(|(g, p)| match g {
+                Some(g) => g.flatten_all(),
+                None => p.zeros_like()?.flatten_all(),
+            })
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let flat = world.allreduce_tensor(&Tensor::cat(&parts, 0)?)?;
+        let mut at = 0;
+        for (g, p) in self.grads.iter_mut().zip(&self.params) {
+            let n = p.elem_count();
+            *g = Some(flat.narrow(0, at, n)?.reshape(p.dims())?);
+            at += n;
+        }
+        Ok(())
+    }
+
     fn step(&mut self) -> candle_core::Result<()> {
         let grads = self
             .grads
@@ -122,17 +160,23 @@ impl Learner for Graph {
         self.opt.step(&grads)
     }
 
-    fn evaluate(&mut self, split: &Split) -> candle_core::Result<(f64, f64)> {
+    fn evaluate(
+        &mut self,
+        split: &Split,
+        rows: std::ops::Range<usize>,
+    ) -> candle_core::Result<(f64, f64)> {
         let (mut loss_sum, mut correct) = (0f64, 0f64);
-        for batch in crate::data::batcher::in_order(split, EVAL_BATCH) {
-            let (x, y) = batch?;
+        for start in rows.clone().step_by(EVAL_BATCH) {
+            let len = EVAL_BATCH.min(rows.end - start);
+            let (x, y) = (
+                split.x.narrow(0, start, len)?,
+                split.y.narrow(0, start, len)?,
+            );
             let logits = self.model.forward(&x, false)?.detach();
-            let b = y.dim(0)? as f64;
-            loss_sum += self.loss.compute(&logits, &y)?.to_scalar::<f32>()? as f64 * b;
+            loss_sum += self.loss.compute(&logits, &y)?.to_scalar::<f32>()? as f64 * len as f64;
             correct += count_correct(&logits, &y)?;
         }
-        let n = split.len().max(1) as f64;
-        Ok((loss_sum / n, correct / n))
+        Ok((loss_sum, correct))
     }
 
     fn hyper(&self) -> Hyper {
@@ -174,6 +218,8 @@ pub struct Engine {
     net: Net,
     opt: Flat,
     loss: Loss,
+    /// The gradients end to end, for the sum across ranks.
+    flat: Vec<f32>,
 }
 
 impl Engine {
@@ -183,6 +229,7 @@ impl Engine {
             net,
             opt,
             loss,
+            flat: Vec::new(),
         }
     }
 }
@@ -203,6 +250,25 @@ impl Learner for Engine {
         Ok((loss, correct as f64))
     }
 
+    fn zero_grad(&mut self) -> candle_core::Result<()> {
+        self.net.visit(&mut |_, p| p.grad.fill(0.0));
+        Ok(())
+    }
+
+    fn reduce_grads(&mut self, world: &dyn Collective) -> candle_core::Result<()> {
+        let flat = &mut self.flat;
+        flat.clear();
+        self.net.visit(&mut |_, p| flat.extend_from_slice(&p.grad));
+        world.allreduce_f32(flat);
+        let mut at = 0;
+        self.net.visit(&mut |_, p| {
+            let n = p.grad.len();
+            p.grad.copy_from_slice(&flat[at..at + n]);
+            at += n;
+        });
+        Ok(())
+    }
+
     fn step(&mut self) -> candle_core::Result<()> {
         let consts = self.opt.begin();
         let opt = &mut self.opt;
@@ -211,11 +277,14 @@ impl Learner for Engine {
         Ok(())
     }
 
-    fn evaluate(&mut self, split: &Split) -> candle_core::Result<(f64, f64)> {
-        let n = split.len();
+    fn evaluate(
+        &mut self,
+        split: &Split,
+        rows: std::ops::Range<usize>,
+    ) -> candle_core::Result<(f64, f64)> {
         let (mut loss_sum, mut correct) = (0f64, 0usize);
-        for start in (0..n).step_by(ENGINE_EVAL_BATCH) {
-            let len = ENGINE_EVAL_BATCH.min(n - start);
+        for start in rows.clone().step_by(ENGINE_EVAL_BATCH) {
+            let len = ENGINE_EVAL_BATCH.min(rows.end - start);
             let net = &mut self.net;
             engine::with_host::<f32, _>(&split.x, |x| {
                 engine::with_host::<u32, _>(&split.y, |y| net.gather_range(x, y, start, len))
@@ -224,8 +293,7 @@ impl Learner for Engine {
             loss_sum += l * len as f64;
             correct += c;
         }
-        let n = n.max(1) as f64;
-        Ok((loss_sum / n, correct as f64 / n))
+        Ok((loss_sum, correct as f64))
     }
 
     fn hyper(&self) -> Hyper {

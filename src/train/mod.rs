@@ -15,6 +15,7 @@ use serde_json::{Map, Value, json};
 use crate::checkpoint::{Monitored, Partial};
 use crate::config::TrainConfig;
 use crate::data::{Batcher, Data, Split};
+use crate::dist::Collective;
 use crate::policy::{Best, Controller, Ctx, Decision, EpochMetrics, Hook, Reply, Save, Settings};
 use crate::report;
 use crate::runlog::{EpochRecord, RunLog};
@@ -30,6 +31,9 @@ pub enum TrainError {
     Tensor(#[from] candle_core::Error),
     #[error("writing the run directory: {0}")]
     Io(#[from] std::io::Error),
+    /// Ranks that disagree (a message that does not parse, a step that is not theirs).
+    #[error("many processes: {0}")]
+    Rank(String),
 }
 
 /// How a run ended.
@@ -92,6 +96,22 @@ pub struct Trainer<'a> {
     /// TensorBoard's event file, when `--tensorboard` asks for one.
     tb: Option<crate::tensorboard::Writer>,
     diverged: bool,
+    /// The ranks training together (one process: `dist::Single`).
+    world: &'static dyn Collective,
+    /// The checkpoint a rollback decision reads, as rank 0 resolved it (followers).
+    rollback_from: Option<PathBuf>,
+    /// Time spent in the per-step collectives (the gradient and loss sums, waiting for
+    /// the slowest rank included), this session.
+    comm_s: f64,
+}
+
+/// What rank 0 broadcasts at a hook: the validated decision, and the checkpoint its
+/// rollback reads.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Shared {
+    decision: Decision,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    rollback_from: Option<PathBuf>,
 }
 
 /// Where checkpoints go, when, and what the trainer knows of them.
@@ -143,7 +163,7 @@ impl<'a> Trainer<'a> {
             stop: None,
             markers: Vec::new(),
             log,
-            progress: Progress::new(cfg.quiet),
+            progress: Progress::new(cfg.quiet || crate::dist::world().rank() != 0),
             ckpt: Checkpoints {
                 root: cfg.out.join("checkpoints"),
                 every: cfg.checkpoint_every,
@@ -164,7 +184,52 @@ impl<'a> Trainer<'a> {
             restored: None,
             tb: None,
             diverged: false,
+            world: crate::dist::world(),
+            rollback_from: None,
+            comm_s: 0.0,
         }
+    }
+
+    /// Rank 0 of a job: the one that calls the policies and writes the run directory
+    /// (always, in one process).
+    pub fn is_root(&self) -> bool {
+        self.world.rank() == 0
+    }
+
+    /// Trains as one of the ranks of `world` instead of the process's world.
+    pub fn in_world(mut self, world: &'static dyn Collective) -> Self {
+        self.world = world;
+        if !self.is_root() {
+            self.progress = Progress::new(true);
+        }
+        self
+    }
+
+    /// Rank 0's decision on every rank (`None`: nothing to apply). One process: as is.
+    fn share(&mut self, d: Option<Decision>) -> Result<Option<Decision>, TrainError> {
+        if self.world.size() == 1 {
+            return Ok(d);
+        }
+        let from = d
+            .as_ref()
+            .and_then(|d| d.rollback)
+            .and_then(|t| self.rollback_dir(t));
+        let shared = d.map(|decision| Shared {
+            decision,
+            rollback_from: from,
+        });
+        let got = crate::dist::share(self.world, shared).map_err(TrainError::Rank)?;
+        Ok(got.map(|s| {
+            if !self.is_root() {
+                self.rollback_from = s.rollback_from;
+            }
+            s.decision
+        }))
+    }
+
+    /// Whether any rank was asked to stop by a signal (the same answer on every rank).
+    fn interrupt_agreed(&self) -> bool {
+        crate::dist::any(self.world, crate::interrupt::requested())
     }
 
     /// Writes TensorBoard event files into `dir` too (a run resumed at epoch `e`
@@ -215,13 +280,19 @@ impl<'a> Trainer<'a> {
 
     /// Reloads policies when their files change, checked at each step boundary.
     /// Picks up a pending reload: one atomic load when there is none.
+    /// With many ranks, rank 0 alone watches, and its reload's decision reaches every
+    /// rank at this same boundary.
     fn maybe_reload(&mut self, controller: &mut dyn Controller) -> Result<(), TrainError> {
-        if !controller.reload_due() {
-            return Ok(());
+        let mut decided = None;
+        if self.is_root() && controller.reload_due() {
+            let reply = controller.reload(&self.ctx());
+            self.record(reply.events)?;
+            decided = Some(reply.decision);
         }
-        let reply = controller.reload(&self.ctx());
-        self.record(reply.events)?;
-        self.apply(Hook::Reload, reply.decision)
+        match self.share(decided)? {
+            Some(d) => self.apply(Hook::Reload, d),
+            None => Ok(()),
+        }
     }
 
     fn steps_per_epoch(&self) -> usize {
@@ -253,9 +324,28 @@ impl<'a> Trainer<'a> {
     }
 
     /// The one place hooks are called and their decisions applied.
+    /// With many ranks, rank 0 calls the policies and broadcasts the validated
+    /// decision; every rank applies it here.
     fn hook(&mut self, hook: Hook, controller: &mut dyn Controller) -> Result<(), TrainError> {
+        let decided = if self.is_root() {
+            self.decide(hook, controller)?
+        } else {
+            None
+        };
+        match self.share(decided)? {
+            Some(d) => self.apply(hook, d),
+            None => Ok(()),
+        }
+    }
+
+    /// Calls `hook` and validates what it returns (`None` when no policy defines it).
+    fn decide(
+        &mut self,
+        hook: Hook,
+        controller: &mut dyn Controller,
+    ) -> Result<Option<Decision>, TrainError> {
         if !controller.defines(hook) {
-            return Ok(());
+            return Ok(None);
         }
         let ctx = self.ctx();
         let Reply {
@@ -279,7 +369,7 @@ impl<'a> Trainer<'a> {
             }
         };
         self.record(events)?;
-        self.apply(hook, decision)
+        Ok(Some(decision))
     }
 
     /// Appends an event to events.jsonl, and marks it for the report (and
@@ -402,6 +492,11 @@ impl<'a> Trainer<'a> {
                     "message".into(),
                     json!(format!("{} parameters", self.param_count)),
                 );
+                f.insert("world_size".into(), json!(self.world.size()));
+                f.insert("rank".into(), json!(self.world.rank()));
+                if self.world.size() > 1 {
+                    f.insert("collective".into(), json!(self.world.name()));
+                }
                 self.event(0, 0, "run_start", f)?;
             }
         }
@@ -409,7 +504,7 @@ impl<'a> Trainer<'a> {
         let mut last = None;
         let mut interrupted = false;
         while self.stop.is_none() && self.epoch < self.settings.epochs {
-            if crate::interrupt::requested() {
+            if self.interrupt_agreed() {
                 interrupted = true;
                 break;
             }
@@ -444,6 +539,10 @@ impl<'a> Trainer<'a> {
         let mut f = Map::new();
         if let Some(r) = &self.stop {
             f.insert("reason".into(), json!(r));
+        }
+        if self.world.size() > 1 {
+            // Rank 0's time in the per-step collectives, for BENCHMARKS.md's figures.
+            f.insert("comm_s".into(), json!(self.comm_s));
         }
         self.event(self.epoch.saturating_sub(1), self.step, "run_end", f)?;
         Ok(Summary {
@@ -543,8 +642,16 @@ impl<'a> Trainer<'a> {
                 self.settings.batch_size,
                 loss / count as f64,
             )?;
+            if crate::dist::ranklog::on() {
+                crate::dist::ranklog::write(&json!({
+                    "step": self.step,
+                    "lr": self.settings.lr,
+                    "batch_size": self.settings.batch_size,
+                    "loss": loss / count as f64,
+                }));
+            }
             crate::fault::step(self.step);
-            if crate::interrupt::requested() {
+            if self.interrupt_agreed() {
                 self.progress.clear();
                 return Ok(false);
             }
@@ -573,7 +680,7 @@ impl<'a> Trainer<'a> {
             seen,
             train_time_s: train_time,
         } = self.partial.take().unwrap_or(before);
-        let (val_loss, val_acc) = self.learner.evaluate(&self.data.val)?;
+        let (val_loss, val_acc) = self.validate()?;
         let seen_f = seen.max(1) as f64;
         let m = &mut self.last_metrics;
         m.train_loss = Some(loss_sum / seen_f);
@@ -612,13 +719,38 @@ impl<'a> Trainer<'a> {
         self.tb_epoch(&record);
         self.history.push(record.to_value());
         self.progress.end_epoch(&record);
-        report::write(
-            self.log.dir(),
-            &self.cfg.headline(),
-            &self.history,
-            &self.markers,
-        )?;
+        if self.is_root() {
+            report::write(
+                self.log.dir(),
+                &self.cfg.headline(),
+                &self.history,
+                &self.markers,
+            )?;
+        }
+        if crate::dist::ranklog::on() {
+            self.learner.sync_model()?;
+            let mut values = Vec::new();
+            for (_, v) in self.learner.model().params() {
+                values.extend(v.flatten_all()?.to_vec1::<f32>()?);
+            }
+            crate::dist::ranklog::write(&json!({
+                "epoch": self.epoch,
+                "weights": crate::dist::ranklog::digest(values),
+            }));
+        }
         Ok(record)
+    }
+
+    /// Mean validation loss and accuracy: each rank evaluates its shard, and the sums
+    /// are reduced.
+    fn validate(&mut self) -> Result<(f64, f64), TrainError> {
+        let n = self.data.val.len();
+        let (lo, hi) = crate::dist::shard(n, self.world.rank(), self.world.size());
+        let (loss_sum, correct) = self.learner.evaluate(&self.data.val, lo..hi)?;
+        let mut sums = [loss_sum, correct];
+        self.world.allreduce_f64(&mut sums);
+        let n = n.max(1) as f64;
+        Ok((sums[0] / n, sums[1] / n))
     }
 
     /// The sweep's guard: a step loss that is not finite or above
@@ -643,19 +775,41 @@ impl<'a> Trainer<'a> {
 
     /// One optimizer step over `accumulation` micro-batches. Returns the summed loss
     /// over examples, the number classified right, and the examples used.
+    ///
+    /// With many ranks each takes its slice of every (global) micro-batch; its
+    /// gradient is weighted by its share of the rows, so the sum across ranks is the
+    /// gradient of the global batch's mean loss, and every rank takes the same update.
     fn optimizer_step(&mut self, train: &Split) -> Result<(f64, f64, usize), TrainError> {
         let (bs, acc) = (self.settings.batch_size, self.settings.accumulation);
+        let (rank, size) = (self.world.rank(), self.world.size());
         let (mut loss_sum, mut correct, mut count) = (0f64, 0f64, 0usize);
         for k in 0..acc {
             let Some(rows) = self.batcher.next_rows(bs) else {
                 break;
             };
+            let (lo, hi) = crate::dist::shard(rows.len(), rank, size);
+            let mine = &rows[lo..hi];
+            count += rows.len();
+            if mine.is_empty() {
+                if k == 0 {
+                    self.learner.zero_grad()?;
+                }
+                continue;
+            }
+            let share = mine.len() as f64 / rows.len() as f64;
             let (loss, ok) = self
                 .learner
-                .accumulate(train, rows, k == 0, 1.0 / acc as f64)?;
-            loss_sum += loss * rows.len() as f64;
+                .accumulate(train, mine, k == 0, share / acc as f64)?;
+            loss_sum += loss * mine.len() as f64;
             correct += ok;
-            count += rows.len();
+        }
+        if size > 1 {
+            let t = Instant::now();
+            self.learner.reduce_grads(self.world)?;
+            let mut sums = [loss_sum, correct];
+            self.world.allreduce_f64(&mut sums);
+            [loss_sum, correct] = sums;
+            self.comm_s += t.elapsed().as_secs_f64();
         }
         self.learner.step()?;
         self.step += 1;

@@ -59,7 +59,20 @@ impl Rescale {
 }
 
 /// A map of decisions; every key is optional.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+///
+/// It serialises as the JSON events show it and deserialises back exactly (a
+/// many-process trainer broadcasts rank 0's validated decision to the other ranks);
+/// a decision read from anywhere else must be validated before it is applied.
+///
+/// ```
+/// use rudder_policy::Decision;
+/// let d = Decision { lr: Some(0.1), stop: true, ..Decision::default() };
+/// let text = serde_json::to_string(&d).unwrap();
+/// assert_eq!(text, r#"{"lr":0.1,"stop":true}"#);
+/// assert_eq!(serde_json::from_str::<Decision>(&text).unwrap(), d);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Decision {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lr: Option<f64>,
@@ -91,7 +104,7 @@ pub struct Decision {
 
 /// `save`: a checkpoint at the next boundary, named by the epoch (or step), or by a
 /// tag. Serialised as the script wrote it: `true` or the tag.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 #[non_exhaustive]
 pub enum Save {
