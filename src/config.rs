@@ -35,6 +35,25 @@ pub enum ModelKind {
     Cnn,
 }
 
+/// `--task`: what the model predicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Task {
+    /// A class per example (the label column holds class numbers).
+    Classification,
+    /// One or more real numbers per example (the last `--targets` columns).
+    Regression,
+}
+
+impl Task {
+    pub fn name(self) -> &'static str {
+        match self {
+            Task::Classification => "classification",
+            Task::Regression => "regression",
+        }
+    }
+}
+
 /// `--kernels`: whose arithmetic trains on the CPU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
@@ -72,9 +91,18 @@ pub struct TrainOptions {
     /// Channels per convolution block of the CNN [default: 32,64]
     #[arg(long, value_delimiter = ',', value_name = "N,N")]
     pub channels: Option<Vec<usize>>,
-    /// [default: cross_entropy]
+    /// classification or regression [default: regression for diabetes, else classification]
+    #[arg(long, value_enum)]
+    pub task: Option<Task>,
+    /// Regression: the last N CSV columns are the targets [default: 1]
+    #[arg(long, value_name = "N")]
+    pub targets: Option<usize>,
+    /// [default: cross_entropy; mse for regression]
     #[arg(long, value_enum)]
     pub loss: Option<Loss>,
+    /// The Huber loss's delta, torch HuberLoss(delta) [default: 1.0]
+    #[arg(long, value_name = "X")]
+    pub huber_delta: Option<f64>,
     /// [default: sgd]
     #[arg(long, value_enum)]
     pub optimizer: Option<optim::Kind>,
@@ -189,6 +217,8 @@ pub const FIXED_ON_RESUME: &[&str] = &[
     "channels",
     "seed",
     "optimizer",
+    "task",
+    "targets",
 ];
 
 /// `--lr-scaling` and `--rule`: the rule's names, which clap lists in help and errors.
@@ -214,7 +244,10 @@ pub struct TrainConfig {
     pub model: ModelKind,
     pub hidden: Vec<usize>,
     pub channels: Vec<usize>,
+    pub task: Task,
+    pub targets: usize,
     pub loss: Loss,
+    pub huber_delta: f64,
     pub optimizer: optim::Kind,
     pub lr: f64,
     pub momentum: f64,
@@ -357,7 +390,10 @@ impl TrainOptions {
             model,
             hidden,
             channels,
+            task,
+            targets,
             loss,
+            huber_delta,
             optimizer,
             lr,
             momentum,
@@ -399,6 +435,19 @@ impl TrainOptions {
             if let Some(Err(e)) = v.map(|x| rudder_policy::check_hyper(key, x)) {
                 return fail(key, e.message);
             }
+        }
+        if let Some(d) = self.huber_delta.filter(|&d| !(d.is_finite() && d > 0.0)) {
+            return fail(
+                "huber_delta",
+                format!("must be a finite number > 0, got {d}"),
+            );
+        }
+        match self.targets {
+            Some(0) => return fail("targets", "must be at least 1, got 0".into()),
+            Some(t) if t > 1024 => {
+                return fail("targets", format!("must be at most 1024, got {t}"));
+            }
+            _ => {}
         }
         if let Some(e) = self.eps.filter(|&e| !(e.is_finite() && e > 0.0)) {
             return fail("eps", format!("must be a finite number > 0, got {e}"));
@@ -481,14 +530,42 @@ impl TrainOptions {
                 "--nesterov: needs --optimizer sgd and --momentum > 0".into(),
             ));
         }
+        let data = self.data.unwrap_or_else(|| "digits".into());
+        let task = self.task.unwrap_or(if data == "diabetes" {
+            Task::Regression
+        } else {
+            Task::Classification
+        });
+        let loss = self.loss.unwrap_or(match task {
+            Task::Classification => Loss::CrossEntropy,
+            Task::Regression => Loss::Mse,
+        });
+        if !loss.fits(task) {
+            return Err(ConfigError(format!(
+                "--loss {}: not a {} loss (classification: cross_entropy, mse, hinge; regression: mse, mae, huber)",
+                loss.name(),
+                task.name()
+            )));
+        }
+        if task == Task::Classification && self.targets.is_some() {
+            return Err(ConfigError("--targets: only for --task regression".into()));
+        }
+        if let Some(m) = self.monitor.as_deref()
+            && let Err(msg) = crate::runlog::check_task_metric(m, task)
+        {
+            return Err(ConfigError(format!("--monitor: {msg}")));
+        }
         Ok(TrainConfig {
-            data: self.data.unwrap_or_else(|| "digits".into()),
+            data,
             data_dir: self.data_dir,
             val_fraction: self.val_fraction.unwrap_or(0.1),
             model: self.model.unwrap_or(ModelKind::Mlp),
             hidden: self.hidden.unwrap_or_else(|| vec![256, 128]),
             channels: self.channels.unwrap_or_else(|| vec![32, 64]),
-            loss: self.loss.unwrap_or(Loss::CrossEntropy),
+            task,
+            targets: self.targets.unwrap_or(1),
+            loss,
+            huber_delta: self.huber_delta.unwrap_or(1.0),
             optimizer,
             lr: self.lr.unwrap_or(0.1),
             momentum,
@@ -558,6 +635,7 @@ impl TrainConfig {
         };
         match self.data.as_str() {
             "digits" => Source::Digits,
+            "diabetes" => Source::Diabetes,
             "mnist" => Source::Mnist(dir("mnist")),
             "fashion-mnist" => Source::FashionMnist(dir("fashion-mnist")),
             path => Source::Csv(PathBuf::from(path)),

@@ -16,6 +16,10 @@ pub enum Loss {
     Mse,
     /// Multi-class margin loss, torch `MultiMarginLoss(p=1, margin=1)`.
     Hinge,
+    /// Regression: mean absolute error, torch `L1Loss`.
+    Mae,
+    /// Regression: torch `HuberLoss(delta)` (`--huber-delta`).
+    Huber,
 }
 
 impl Loss {
@@ -24,6 +28,35 @@ impl Loss {
             Loss::CrossEntropy => "cross_entropy",
             Loss::Mse => "mse",
             Loss::Hinge => "hinge",
+            Loss::Mae => "mae",
+            Loss::Huber => "huber",
+        }
+    }
+
+    /// Whether this loss applies to `task` (`mse` to both).
+    pub fn fits(self, task: crate::config::Task) -> bool {
+        use crate::config::Task;
+        match self {
+            Loss::Mse => true,
+            Loss::CrossEntropy | Loss::Hinge => task == Task::Classification,
+            Loss::Mae | Loss::Huber => task == Task::Regression,
+        }
+    }
+
+    /// A regression loss of predictions `pred` against real targets of the same shape:
+    /// the mean over all elements, as torch's `MSELoss`, `L1Loss`, `HuberLoss(delta)`.
+    pub fn regress(self, pred: &Tensor, target: &Tensor, delta: f64) -> Result<Tensor> {
+        let d = (pred - target)?;
+        match self {
+            Loss::Mae => d.abs()?.mean_all(),
+            Loss::Huber => {
+                // 0.5 d^2 where |d| <= delta, else delta (|d| - 0.5 delta).
+                let a = d.abs()?;
+                let quad = (d.sqr()? * 0.5)?;
+                let lin = ((&a - 0.5 * delta)? * delta)?;
+                a.le(delta)?.where_cond(&quad, &lin)?.mean_all()
+            }
+            _ => d.sqr()?.mean_all(),
         }
     }
 
@@ -32,6 +65,7 @@ impl Loss {
             Loss::CrossEntropy => cross_entropy(logits, target),
             Loss::Mse => mse(logits, target),
             Loss::Hinge => hinge(logits, target),
+            Loss::Mae | Loss::Huber => candle_core::bail!("{} is a regression loss", self.name()),
         }
     }
 }
@@ -123,6 +157,75 @@ mod tests {
             [
                 [0.0, 0.666_666_7, 0.166_666_67],
                 [0.033_333_335, -0.333_333_34, 0.666_666_7],
+            ],
+        );
+    }
+
+    // Computed with PyTorch 2.x:
+    //   p = torch.tensor([[0.5, -1.0], [2.0, 0.25], [-3.0, 1.5]], requires_grad=True)
+    //   t = torch.tensor([[0.0, 0.5], [0.5, 0.0], [-1.0, 1.25]])
+    fn check_regression(loss: Loss, delta: f64, want: f32, want_grad: [[f32; 2]; 3]) {
+        let p = Var::from_tensor(
+            &Tensor::new(&[[0.5f32, -1.0], [2.0, 0.25], [-3.0, 1.5]], &Device::Cpu).unwrap(),
+        )
+        .unwrap();
+        let t = Tensor::new(&[[0.0f32, 0.5], [0.5, 0.0], [-1.0, 1.25]], &Device::Cpu).unwrap();
+        let l = loss.regress(p.as_tensor(), &t, delta).unwrap();
+        let got = l.to_scalar::<f32>().unwrap();
+        assert!((got - want).abs() < 1e-6, "{loss:?}: {got} vs {want}");
+        let g = l.backward().unwrap();
+        let g = g.get(p.as_tensor()).unwrap().to_vec2::<f32>().unwrap();
+        for (r, wr) in g.iter().zip(want_grad) {
+            for (a, b) in r.iter().zip(wr) {
+                assert!((a - b).abs() < 1e-6, "{loss:?} grad {g:?} vs {want_grad:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn regression_mse_matches_torch() {
+        // F.mse_loss(p, t) -> 1.4791666269302368
+        // p.grad -> [[0.16666667, -0.5], [0.5, 0.08333334], [-0.66666669, 0.08333334]]
+        check_regression(
+            Loss::Mse,
+            1.0,
+            1.479_166_6,
+            [
+                [0.166_666_67, -0.5],
+                [0.5, 0.083_333_34],
+                [-0.666_666_7, 0.083_333_34],
+            ],
+        );
+    }
+
+    #[test]
+    fn mae_matches_torch() {
+        // F.l1_loss(p, t) -> 1.0
+        // p.grad -> [[0.16666667, -0.16666667], [0.16666667, 0.16666667], [-0.16666667, 0.16666667]]
+        check_regression(
+            Loss::Mae,
+            1.0,
+            1.0,
+            [
+                [0.166_666_67, -0.166_666_67],
+                [0.166_666_67, 0.166_666_67],
+                [-0.166_666_67, 0.166_666_67],
+            ],
+        );
+    }
+
+    #[test]
+    fn huber_matches_torch() {
+        // nn.HuberLoss(delta=0.75)(p, t) -> 0.515625
+        // p.grad -> [[0.08333334, -0.125], [0.125, 0.04166667], [-0.125, 0.04166667]]
+        check_regression(
+            Loss::Huber,
+            0.75,
+            0.515_625,
+            [
+                [0.083_333_34, -0.125],
+                [0.125, 0.041_666_67],
+                [-0.125, 0.041_666_67],
             ],
         );
     }

@@ -334,8 +334,10 @@ pub fn with_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R 
 
 /// Loads the data set `cfg` names onto `device`.
 pub fn load_data(cfg: &TrainConfig, device: &Device) -> Result<data::Data, AppError> {
-    Ok(data::load(
+    let regression = (cfg.task == crate::config::Task::Regression).then_some(cfg.targets);
+    Ok(data::load_task(
         &cfg.source(),
+        regression,
         cfg.val_fraction,
         cfg.seed,
         device,
@@ -359,7 +361,9 @@ pub fn build_learner(
         .map_err(ConfigError)?;
     let model = model::build(&cfg.arch(), io, cfg.seed, &device).map_err(ConfigError)?;
     let param_count = model.param_count();
-    let kernels = if device.is_cpu() && cfg.kernels == Kernels::Rudder {
+    // The engine's losses are classification's: a regression trains through candle's
+    // autograd.
+    let kernels = if device.is_cpu() && cfg.kernels == Kernels::Rudder && data.targets.is_none() {
         Net::from_model(&cfg.arch(), io, &model, cfg.threads).ok()
     } else {
         None
@@ -374,7 +378,15 @@ pub fn build_learner(
         None => {
             let opt = optim::build(cfg.optimizer, model.params(), cfg.hyper())
                 .map_err(TrainError::from)?;
-            Box::new(Graph::new(model, opt, cfg.loss))
+            let graph = Graph::new(model, opt, cfg.loss);
+            match &data.targets {
+                Some(t) => Box::new(
+                    graph
+                        .regression(cfg.huber_delta, &t.std)
+                        .map_err(TrainError::from)?,
+                ),
+                None => Box::new(graph),
+            }
         }
     };
     Ok((learner, param_count))
@@ -505,21 +517,29 @@ pub fn train_on(
     {
         // The numbers of the weights the run ends with: a restored epoch's, when a
         // rollback after the last epoch brought its weights back.
-        let (what, acc, loss) = match &summary.restored {
+        let (what, line) = match &summary.restored {
             Some((e, r)) => (
                 format!("; weights of epoch {} (restored)", e + 1),
-                r["val_acc"].as_f64().unwrap_or(f64::NAN),
-                r["val_loss"].as_f64().unwrap_or(f64::NAN),
+                r.clone(),
             ),
-            None => (String::new(), last.val_acc, last.val_loss),
+            None => (String::new(), last.to_value()),
+        };
+        let get = |k: &str| line[k].as_f64().unwrap_or(f64::NAN);
+        let scores = match cfg.task {
+            crate::config::Task::Classification => format!("val_acc {:.4}", get("val_acc")),
+            crate::config::Task::Regression => format!(
+                "val_rmse {}, val_mae {}, val_r2 {:.4}",
+                crate::runlog::fmt_num(get("val_rmse")),
+                crate::runlog::fmt_num(get("val_mae")),
+                get("val_r2")
+            ),
         };
         crate::runlog::say(&format!(
-            "done: {} epoch{}, {} steps{what}: val_acc {:.4}, val_loss {:.4}; report: {}",
+            "done: {} epoch{}, {} steps{what}: {scores}, val_loss {:.4}; report: {}",
             summary.epochs_run,
             if summary.epochs_run == 1 { "" } else { "s" },
             summary.steps,
-            acc,
-            loss,
+            get("val_loss"),
             cfg.out.join("report.html").display()
         ));
     }

@@ -18,7 +18,7 @@ pub struct LogSizes {
     pub steps: u64,
 }
 
-pub use rudder_policy::text::{QUOTE_MAX, clip, clip_quoted, nearest, one_line};
+pub use rudder_policy::text::{QUOTE_MAX, clip, clip_quoted, fmt_num, nearest, one_line};
 
 /// Writes `msg` and a newline to stderr. A closed or broken stderr is not an error:
 /// the run goes on, its files are still written (SPEC section 9).
@@ -57,24 +57,41 @@ pub struct EpochRecord {
     pub batch_size: usize,
     pub accumulation: usize,
     pub train_loss: f64,
-    pub train_acc: f64,
+    /// Classification only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub train_acc: Option<f64>,
     pub val_loss: f64,
-    pub val_acc: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub val_acc: Option<f64>,
+    /// Regression only: root mean squared error, mean absolute error (over all
+    /// targets, in the targets' own units) and R^2 (averaged over the targets, as
+    /// scikit-learn's `r2_score`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub val_rmse: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub val_mae: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub val_r2: Option<f64>,
     pub epoch_time_s: f64,
     pub samples_per_s: f64,
     pub policy: std::collections::BTreeMap<String, f64>,
 }
 
 impl EpochRecord {
-    /// The metric `name` (one of [`METRICS`]; NaN for any other name).
+    /// The metric `name` (one of [`METRICS`]; NaN for any other name, or one this
+    /// task does not have).
     pub fn metric(&self, name: &str) -> f64 {
         match name {
-            "train_loss" => self.train_loss,
+            "train_loss" => Some(self.train_loss),
             "train_acc" => self.train_acc,
-            "val_loss" => self.val_loss,
+            "val_loss" => Some(self.val_loss),
             "val_acc" => self.val_acc,
-            _ => f64::NAN,
+            "val_rmse" => self.val_rmse,
+            "val_mae" => self.val_mae,
+            "val_r2" => self.val_r2,
+            _ => None,
         }
+        .unwrap_or(f64::NAN)
     }
 
     /// As JSON, with non-finite numbers written as `null`.
@@ -354,7 +371,32 @@ impl RunLog {
 }
 
 /// The per-epoch metrics `--monitor` and `sweep --metric` may name.
-pub const METRICS: [&str; 4] = ["train_loss", "train_acc", "val_loss", "val_acc"];
+pub const METRICS: [&str; 7] = [
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "val_rmse",
+    "val_mae",
+    "val_r2",
+];
+
+/// `Err` for a metric that `task` does not have (accuracy for regression, the
+/// regression metrics for classification).
+pub fn check_task_metric(name: &str, task: crate::config::Task) -> Result<(), String> {
+    check_metric(name)?;
+    let regression = ["val_rmse", "val_mae", "val_r2"].contains(&name);
+    let accuracy = name.ends_with("_acc");
+    match task {
+        crate::config::Task::Classification if regression => {
+            Err(format!("{name} is a regression metric (--task regression)"))
+        }
+        crate::config::Task::Regression if accuracy => Err(format!(
+            "{name} is a classification metric; regression has val_rmse, val_mae, val_r2"
+        )),
+        _ => Ok(()),
+    }
+}
 
 /// `Err` with the message for a name that is not one of [`METRICS`].
 pub fn check_metric(name: &str) -> Result<(), String> {
@@ -368,12 +410,12 @@ pub fn check_metric(name: &str) -> Result<(), String> {
     }
 }
 
-/// Whether `value` of metric `name` beats `best`: lower for losses, higher for
-/// accuracies; a value that is not finite never does.
+/// Whether `value` of metric `name` beats `best`: lower for losses and errors,
+/// higher for accuracies and R^2; a value that is not finite never does.
 pub fn improves(name: &str, value: f64, best: Option<f64>) -> bool {
     value.is_finite()
         && best.is_none_or(|b| {
-            if name.ends_with("loss") {
+            if name.ends_with("loss") || name.ends_with("rmse") || name.ends_with("mae") {
                 value < b
             } else {
                 value > b

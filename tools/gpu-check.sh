@@ -27,6 +27,12 @@ for l in sys.stdin:
         print(m["executable"])')
   rm -rf "$B"; mkdir -p "$B/mnist"
   cp "$CARGO_TARGET_DIR/release/rudder" "$B/rudder"
+  # The many-GPU binary (feature nccl: MPI + NCCL), when OpenMPI is here to link.
+  if dpkg -s libopenmpi-dev >/dev/null 2>&1; then
+    cargo build --release --features nccl --bin rudder
+    cp "$CARGO_TARGET_DIR/release/rudder" "$B/rudder-nccl"
+    strip "$B/rudder-nccl"; xz -6 -T2 "$B/rudder-nccl"
+  fi
   cp "$CARGO_TARGET_DIR/release/examples/gpu_bench" "$B/gpu_bench"
   cp "$tests" "$B/gpu_tests"
   for f in "$B/rudder" "$B/gpu_bench" "$B/gpu_tests"; do strip "$f"; xz -6 -T2 "$f"; done
@@ -66,6 +72,25 @@ run() {
     --quiet --watch off --policy stop/terminate_on_nan --out "$out/cnn"
   tail -1 "$out/cnn/metrics.jsonl"
   python3 bench/torch_baseline.py cnn "$B/mnist" --epochs 2 --device cuda | tee "$out/torch.txt"
+
+  echo "== NCCL: 2 ranks on 2 GPUs against 1 process (needs mpirun, libnccl and 2 GPUs)"
+  ngpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | wc -l)
+  if [ -f "$B/rudder-nccl" ] && [ "$ngpu" -ge 2 ] && command -v mpirun >/dev/null; then
+    chmod +x "$B/rudder-nccl"; rm -rf "$out/one" "$out/two"
+    args=(train --device cuda --data digits --epochs 3 --batch-size 64 --quiet --watch off)
+    "$B/rudder" "${args[@]}" --out "$out/one"
+    mpirun --allow-run-as-root -np 2 "$B/rudder-nccl" "${args[@]}" --out "$out/two"
+    python3 - "$out" <<'PY'
+import json, sys
+o = sys.argv[1]
+a = [json.loads(l) for l in open(f"{o}/one/metrics.jsonl")]
+b = [json.loads(l) for l in open(f"{o}/two/metrics.jsonl")]
+worst = max(abs(x[k] - y[k]) / max(abs(x[k]), 1e-12) for x, y in zip(a, b) for k in ("train_loss", "val_loss", "val_acc"))
+print(f"NCCL 2 ranks vs 1 process: worst relative metric difference {worst:.2e} ({'ok' if worst <= 1e-5 else 'FAILED'})")
+PY
+  else
+    echo "NCCL check skipped: $ngpu GPU(s), mpirun $(command -v mpirun || echo absent), bundle $(ls "$B"/rudder-nccl* 2>/dev/null || echo without rudder-nccl)"
+  fi
 
   echo "== fused optimizer step, 10M parameters"
   "$B/gpu_bench" | tee "$out/bench.txt"

@@ -16,6 +16,12 @@ pub use batcher::Batcher;
 
 /// The embedded digits set (scikit-learn's copy of UCI optdigits, CC BY 4.0).
 const DIGITS_CSV_GZ: &[u8] = include_bytes!("digits.csv.gz");
+/// The embedded diabetes set: 442 patients, 10 baseline variables (age, sex, BMI,
+/// blood pressure, six serum measurements, unscaled) and a measure of disease
+/// progression one year later. Efron, Hastie, Johnstone and Tibshirani, "Least
+/// Angle Regression" (2004), as scikit-learn 1.9.1 ships it (`load_diabetes(scaled=
+/// False)`, BSD-3-Clause).
+const DIABETES_CSV_GZ: &[u8] = include_bytes!("diabetes.csv.gz");
 
 /// A data file that cannot be used, or a tensor that cannot be built from it.
 #[derive(Debug, thiserror::Error)]
@@ -65,13 +71,15 @@ impl DataError {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Source {
     Digits,
+    Diabetes,
     Mnist(PathBuf),
     FashionMnist(PathBuf),
     Csv(PathBuf),
 }
 
 /// One split, resident on the device: `x` is `(n, c, h, w)` for images or `(n, d)`,
-/// `y` holds the class numbers as u32.
+/// `y` holds the class numbers as u32, or for regression `(n, targets)` f32 targets
+/// standardised with the training split's mean and deviation.
 #[derive(Debug, Clone)]
 pub struct Split {
     pub x: Tensor,
@@ -80,7 +88,7 @@ pub struct Split {
 
 impl Split {
     pub fn len(&self) -> usize {
-        self.y.dims1().unwrap_or(0)
+        self.x.dim(0).unwrap_or(0)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -96,14 +104,27 @@ pub struct Data {
     /// `(channels, height, width)` when the examples are images (or square CSV rows).
     pub image: Option<(usize, usize, usize)>,
     pub features: usize,
+    /// The model's output width: the classes, or for regression the targets.
     pub classes: usize,
+    /// Regression: how the targets were standardised, to report in their units.
+    pub targets: Option<Targets>,
     /// SHA-256 of the examples as read (pixels and labels, or the CSV text): a
     /// resumed run checks it is given the data it trained on.
     pub fingerprint: String,
 }
 
+/// Regression targets: the training split's mean and deviation per target (a
+/// prediction p is `p * std + mean` in the data's units), and the validation split's
+/// sum of squares about its mean per target, in those units (R^2's denominator).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Targets {
+    pub mean: Vec<f64>,
+    pub std: Vec<f64>,
+    pub val_sst: Vec<f64>,
+}
+
 /// The data sets `--data` names (anything else is a CSV path).
-pub const NAMES: [&str; 3] = ["digits", "mnist", "fashion-mnist"];
+pub const NAMES: [&str; 4] = ["digits", "diabetes", "mnist", "fashion-mnist"];
 
 /// The most values (features) of one example: 1,048,576 (a 1024x1024 image).
 pub const MAX_FEATURES: usize = 1 << 20;
@@ -116,13 +137,16 @@ pub const MAX_CLASSES: usize = 100_000;
 struct Raw {
     x: Vec<f32>,
     y: Vec<u32>,
+    /// Regression targets, `len x n_targets` (empty for classification).
+    t: Vec<f32>,
+    n_targets: usize,
     width: usize,
     image: Option<(usize, usize, usize)>,
 }
 
 impl Raw {
     fn len(&self) -> usize {
-        self.y.len()
+        self.x.len() / self.width.max(1)
     }
 
     fn from_idx(images: idx::IdxImages, labels: Vec<u8>) -> Raw {
@@ -130,6 +154,8 @@ impl Raw {
         Raw {
             x: images.pixels.iter().map(|&p| p as f32 / 255.0).collect(),
             y: labels.into_iter().map(u32::from).collect(),
+            t: Vec::new(),
+            n_targets: 0,
             width,
             image: Some((1, images.rows, images.cols)),
         }
@@ -142,6 +168,8 @@ impl Raw {
             width: t.width,
             x: t.features,
             y: t.labels,
+            t: t.targets,
+            n_targets: t.n_targets,
         }
     }
 
@@ -151,9 +179,19 @@ impl Raw {
         for &i in idx {
             x.extend_from_slice(&self.x[i * self.width..(i + 1) * self.width]);
         }
+        let k = self.n_targets;
         Raw {
             x,
-            y: idx.iter().map(|&i| self.y[i]).collect(),
+            y: if k == 0 {
+                idx.iter().map(|&i| self.y[i]).collect()
+            } else {
+                Vec::new()
+            },
+            t: idx
+                .iter()
+                .flat_map(|&i| self.t[i * k..(i + 1) * k].iter().copied())
+                .collect(),
+            n_targets: k,
             width: self.width,
             image: self.image,
         }
@@ -229,7 +267,10 @@ fn to_split(raw: Raw, device: &Device) -> Result<Split, DataError> {
         Some((c, h, w)) => Tensor::from_vec(raw.x, (n, c, h, w), device)?,
         None => Tensor::from_vec(raw.x, (n, raw.width), device)?,
     };
-    let y = Tensor::from_vec(raw.y, n, device)?;
+    let y = match raw.n_targets {
+        0 => Tensor::from_vec(raw.y, n, device)?,
+        k => Tensor::from_vec(raw.t, (n, k), device)?,
+    };
     Ok(Split { x, y })
 }
 
@@ -241,22 +282,67 @@ pub fn digits_csv() -> String {
     text
 }
 
-/// Loads `source`, splits off validation where the set has none, normalises both
-/// splits with the training split's statistics and puts them on `device`.
+/// The embedded diabetes set as CSV text.
+pub fn diabetes_csv() -> String {
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(DIABETES_CSV_GZ),
+        &mut text,
+    )
+    .expect("the embedded diabetes file is valid gzip");
+    text
+}
+
+/// Loads `source` for classification (see [`load_task`]).
 pub fn load(
     source: &Source,
     val_fraction: f64,
     seed: u64,
     device: &Device,
 ) -> Result<Data, DataError> {
+    load_task(source, None, val_fraction, seed, device)
+}
+
+/// Loads `source`, splits off validation where the set has none, normalises both
+/// splits with the training split's statistics and puts them on `device`. With
+/// `regression: Some(n)` the last n CSV columns are real targets, standardised on the
+/// training split.
+pub fn load_task(
+    source: &Source,
+    regression: Option<usize>,
+    val_fraction: f64,
+    seed: u64,
+    device: &Device,
+) -> Result<Data, DataError> {
     use sha2::Digest;
     let mut sha = sha2::Sha256::new();
+    let table = |text: &str, path: &Path| match regression {
+        Some(n) => csv::parse_regression(text, path, n),
+        None => csv::parse(text, path),
+    };
     let (mut train, mut val) = match source {
+        Source::Digits if regression.is_some() => {
+            return Err(DataError::Usage(
+                "--task regression: digits is a classification set (try --data diabetes)".into(),
+            ));
+        }
+        Source::Diabetes if regression.is_none() => {
+            return Err(DataError::Usage(
+                "--task classification: diabetes is a regression set (its target is a real number)"
+                    .into(),
+            ));
+        }
         Source::Digits => {
             let text = digits_csv();
             sha.update(text.as_bytes());
             let mut raw = Raw::from_csv(csv::parse(&text, Path::new("<digits>"))?);
             raw.x.iter_mut().for_each(|v| *v /= 16.0);
+            split(raw, val_fraction, seed)?
+        }
+        Source::Diabetes => {
+            let text = diabetes_csv();
+            sha.update(text.as_bytes());
+            let raw = Raw::from_csv(table(&text, Path::new("<diabetes>"))?);
             split(raw, val_fraction, seed)?
         }
         Source::Csv(path) => {
@@ -274,7 +360,13 @@ pub fn load(
             let text = String::from_utf8(idx::read_maybe_gz(path)?)
                 .map_err(|_| DataError::bad(path, "not UTF-8 text".into()))?;
             sha.update(text.as_bytes());
-            split(Raw::from_csv(csv::parse(&text, path)?), val_fraction, seed)?
+            split(Raw::from_csv(table(&text, path)?), val_fraction, seed)?
+        }
+        Source::Mnist(_) | Source::FashionMnist(_) if regression.is_some() => {
+            return Err(DataError::Usage(format!(
+                "--task regression: {} is a classification set",
+                source.name()
+            )));
         }
         Source::Mnist(dir) | Source::FashionMnist(dir) => {
             let (ti, tl) = idx::read_split(dir, "train")?;
@@ -302,6 +394,20 @@ pub fn load(
     let norm = Normalizer::fit(&train);
     norm.apply(&mut train);
     norm.apply(&mut val);
+    let (image, features) = (train.image, train.width);
+    let fingerprint: String = sha.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    if regression.is_some() {
+        let targets = standardise_targets(&mut train, &mut val);
+        return Ok(Data {
+            classes: train.n_targets,
+            train: to_split(train, device)?,
+            val: to_split(val, device)?,
+            image,
+            features,
+            targets: Some(targets),
+            fingerprint,
+        });
+    }
     let classes = train
         .y
         .iter()
@@ -321,16 +427,55 @@ pub fn load(
             source.name()
         )));
     }
-    let (image, features) = (train.image, train.width);
-    let fingerprint = sha.finalize().iter().map(|b| format!("{b:02x}")).collect();
     Ok(Data {
         train: to_split(train, device)?,
         val: to_split(val, device)?,
         image,
         features,
         classes,
+        targets: None,
         fingerprint,
     })
+}
+
+/// Standardises both splits' targets with the training split's mean and (population)
+/// deviation per target; the validation sums of squares are taken first, in the
+/// data's units.
+fn standardise_targets(train: &mut Raw, val: &mut Raw) -> Targets {
+    let k = train.n_targets;
+    let stats = |r: &Raw| {
+        let n = r.len().max(1) as f64;
+        let mut mean = vec![0f64; k];
+        for row in r.t.chunks(k) {
+            for (m, &v) in mean.iter_mut().zip(row) {
+                *m += v as f64 / n;
+            }
+        }
+        let mut ss = vec![0f64; k];
+        for row in r.t.chunks(k) {
+            for ((s, m), &v) in ss.iter_mut().zip(&mean).zip(row) {
+                *s += (v as f64 - m).powi(2);
+            }
+        }
+        (mean, ss, n)
+    };
+    let (mean, ss, n) = stats(train);
+    let std: Vec<f64> = ss
+        .iter()
+        .map(|s| {
+            let sd = (s / n).sqrt();
+            if sd > 1e-12 { sd } else { 1.0 }
+        })
+        .collect();
+    let (_, val_sst, _) = stats(val);
+    for r in [train, val] {
+        for row in r.t.chunks_mut(k) {
+            for ((v, m), s) in row.iter_mut().zip(&mean).zip(&std) {
+                *v = ((*v as f64 - m) / s) as f32;
+            }
+        }
+    }
+    Targets { mean, std, val_sst }
 }
 
 impl Source {
@@ -338,6 +483,7 @@ impl Source {
     pub fn name(&self) -> String {
         match self {
             Source::Digits => "digits".into(),
+            Source::Diabetes => "diabetes".into(),
             Source::Mnist(_) => "mnist".into(),
             Source::FashionMnist(_) => "fashion-mnist".into(),
             Source::Csv(p) => p.display().to_string(),

@@ -23,6 +23,8 @@ pub fn loss_and_grad(
             correct += 1;
         }
         match loss {
+            // `pipeline::build_learner` never gives the engine a regression.
+            Loss::Mae | Loss::Huber => unreachable!("the engine trains classification only"),
             Loss::CrossEntropy => {
                 let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                 let mut sum = 0f32;

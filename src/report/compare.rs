@@ -127,12 +127,25 @@ pub fn compare(title: &str, runs: &[RunView]) -> String {
         true,
         pair(runs, "val_loss", "train_loss"),
     ));
-    html.push_str(&plot(
-        "Accuracy",
-        "accuracy",
-        false,
-        pair(runs, "val_acc", "train_acc"),
-    ));
+    let all: Vec<Value> = runs
+        .iter()
+        .flat_map(|r| r.history.iter().cloned())
+        .collect();
+    if super::score_key(&all).0 == "val_rmse" {
+        html.push_str(&plot(
+            "Validation RMSE (the targets' units)",
+            "rmse",
+            false,
+            each(runs, "val_rmse"),
+        ));
+    } else {
+        html.push_str(&plot(
+            "Accuracy",
+            "accuracy",
+            false,
+            pair(runs, "val_acc", "train_acc"),
+        ));
+    }
     html.push_str(&plot(
         "Learning rate at each epoch's last step (log scale)",
         "learning rate",
@@ -205,14 +218,18 @@ fn runs_legend(runs: &[RunView]) -> String {
 /// A row per run: its setup, epochs, best val_loss (and its epoch, from 1), best and
 /// final val_acc, final LR, why it ended.
 fn table(runs: &[RunView]) -> String {
-    let mut html = String::from(
-        "</div><table><tr><th>run</th><th>setup</th><th>epochs</th><th>best val loss (epoch)</th><th>best val acc</th><th>final val acc</th><th>final lr</th><th>ended</th></tr>",
+    let all: Vec<Value> = runs
+        .iter()
+        .flat_map(|r| r.history.iter().cloned())
+        .collect();
+    let (score, label) = super::score_key(&all);
+    let mut html = format!(
+        "</div><table><tr><th>run</th><th>setup</th><th>epochs</th><th>best val loss (epoch)</th><th>best val {label}</th><th>final val {label}</th><th>final lr</th><th>ended</th></tr>",
     );
     for (i, r) in runs.iter().enumerate() {
         let best_loss = best_epoch(&r.history, "val_loss")
             .map_or("-".into(), |(e, v)| format!("{v:.4} ({})", e + 1));
-        let best_acc =
-            best_epoch(&r.history, "val_acc").map_or("-".into(), |(_, v)| format!("{v:.4}"));
+        let best_acc = best_epoch(&r.history, score).map_or("-".into(), |(_, v)| format!("{v:.4}"));
         let last = r.history.last();
         let f = |k: &str| last.and_then(|h| h.get(k)).and_then(Value::as_f64);
         let ended = r
@@ -231,7 +248,7 @@ fn table(runs: &[RunView]) -> String {
             r.history.len(),
             best_loss,
             best_acc,
-            f("val_acc").map_or("-".into(), |v| format!("{v:.4}")),
+            f(score).map_or("-".into(), |v| format!("{v:.4}")),
             f("lr").map_or("-".into(), fmt_num),
             esc(ended)
         );

@@ -79,11 +79,28 @@ td,th{border:1px solid #dde1e8;padding:4px 10px;text-align:right}
 th{background:#eef0f4}
 ";
 
+/// The score a run's lines carry: `("val_rmse", "rmse")` for a regression (its
+/// lines have `val_rmse`), else `("val_acc", "acc")`.
+pub fn score_key(history: &[Value]) -> (&'static str, &'static str) {
+    if history.iter().any(|r| r.get("val_rmse").is_some()) {
+        ("val_rmse", "rmse")
+    } else {
+        ("val_acc", "acc")
+    }
+}
+
 /// The page for one run's `history` (metrics.jsonl objects) and `markers`.
 pub fn render(title: &str, subtitle: &str, history: &[Value], markers: &[Marker]) -> String {
     let last = history.last();
     let get = |k: &str| last.and_then(|r| r.get(k)).and_then(Value::as_f64);
-    let best_acc = crate::runlog::best_epoch(history, "val_acc");
+    // A regression's lines carry val_rmse, val_mae and val_r2 instead of accuracies.
+    let regression = history.iter().any(|r| r.get("val_rmse").is_some());
+    let (score, score_name) = if regression {
+        ("val_rmse", "val rmse")
+    } else {
+        ("val_acc", "val acc")
+    };
+    let best_acc = crate::runlog::best_epoch(history, score);
     let mut html = String::with_capacity(32 * 1024);
     let _ = write!(
         html,
@@ -98,11 +115,15 @@ pub fn render(title: &str, subtitle: &str, history: &[Value], markers: &[Marker]
     let stats = [
         ("epochs", format!("{} / {epochs}", history.len())),
         (
-            "val acc",
-            get("val_acc").map_or("-".into(), |v| format!("{v:.4}")),
+            score_name,
+            get(score).map_or("-".into(), |v| format!("{v:.4}")),
         ),
         (
-            "best val acc",
+            if regression {
+                "best val rmse"
+            } else {
+                "best val acc"
+            },
             best_acc.map_or("-".into(), |(_, v)| format!("{v:.4}")),
         ),
         (
@@ -134,12 +155,21 @@ pub fn render(title: &str, subtitle: &str, history: &[Value], markers: &[Marker]
         two("train", "validation", "train_loss", "val_loss"),
         &groups,
     ));
-    html.push_str(&chart(
-        "Accuracy",
-        "accuracy",
-        two("train", "validation", "train_acc", "val_acc"),
-        &groups,
-    ));
+    if regression {
+        html.push_str(&chart(
+            "Validation error (the targets' units)",
+            "error",
+            two("RMSE", "MAE", "val_rmse", "val_mae"),
+            &groups,
+        ));
+    } else {
+        html.push_str(&chart(
+            "Accuracy",
+            "accuracy",
+            two("train", "validation", "train_acc", "val_acc"),
+            &groups,
+        ));
+    }
     let one = |name: &str, key: &str| vec![Series::new(name, "#2b8a3e", column(history, key))];
     html.push_str(&chart(
         "Learning rate (at each epoch's last step)",
@@ -153,16 +183,47 @@ pub fn render(title: &str, subtitle: &str, history: &[Value], markers: &[Marker]
         one("batch_size", "batch_size"),
         &groups,
     ));
-    html.push_str("</div><table><tr><th>epoch</th><th>step</th><th>lr</th><th>batch</th><th>train loss</th><th>train acc</th><th>val loss</th><th>val acc</th><th>time s</th></tr>");
+    let (ka, kb, kc) = if regression {
+        ("val_rmse", "val_mae", "val_r2")
+    } else {
+        ("train_acc", "val_loss", "val_acc")
+    };
+    let head = if regression {
+        "<th>train loss</th><th>val loss</th><th>val rmse</th><th>val mae</th><th>val r2</th>"
+    } else {
+        "<th>train loss</th><th>train acc</th><th>val loss</th><th>val acc</th>"
+    };
+    let _ = write!(
+        html,
+        "</div><table><tr><th>epoch</th><th>step</th><th>lr</th><th>batch</th>{head}<th>time s</th></tr>"
+    );
     for r in history {
         let f = |k: &str, d: usize| {
             r.get(k)
                 .and_then(Value::as_f64)
                 .map_or("null".into(), |v| format!("{v:.d$}"))
         };
+        let middle = if regression {
+            format!(
+                "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
+                f("train_loss", 4),
+                f("val_loss", 4),
+                f(ka, 4),
+                f(kb, 4),
+                f(kc, 4)
+            )
+        } else {
+            format!(
+                "<td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
+                f("train_loss", 4),
+                f(ka, 4),
+                f(kb, 4),
+                f(kc, 4)
+            )
+        };
         let _ = write!(
             html,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td>{middle}<td>{}</td></tr>",
             r.get("epoch")
                 .and_then(Value::as_u64)
                 .map_or("null".into(), |e| (e + 1).to_string()),
@@ -171,10 +232,6 @@ pub fn render(title: &str, subtitle: &str, history: &[Value], markers: &[Marker]
                 .and_then(Value::as_f64)
                 .map_or("null".into(), fmt_num),
             f("batch_size", 0),
-            f("train_loss", 4),
-            f("train_acc", 4),
-            f("val_loss", 4),
-            f("val_acc", 4),
             f("epoch_time_s", 1)
         );
     }

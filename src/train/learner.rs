@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use candle_core::{Tensor, Var};
+use candle_core::{DType, Tensor, Var};
 
 use crate::data::Split;
 use crate::dist::Collective;
@@ -37,7 +37,7 @@ pub trait Learner {
         &mut self,
         split: &Split,
         rows: std::ops::Range<usize>,
-    ) -> candle_core::Result<(f64, f64)>;
+    ) -> candle_core::Result<Sums>;
     fn hyper(&self) -> Hyper;
     fn set_hyper(&mut self, h: Hyper);
     /// Brings the candle model up to date with the learner's weights.
@@ -56,6 +56,43 @@ pub trait Learner {
     fn optimizer_steps(&self) -> u64;
 }
 
+/// What an evaluation adds up: the loss over examples and, for classification, the
+/// examples classified right; for regression the absolute and, per target, the
+/// squared errors in the targets' units.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sums {
+    pub loss: f64,
+    pub correct: f64,
+    pub abs_err: f64,
+    pub sq_err: Vec<f64>,
+}
+
+impl Sums {
+    /// As one buffer, for a reduction across ranks.
+    pub fn to_vec(&self) -> Vec<f64> {
+        let mut v = vec![self.loss, self.correct, self.abs_err];
+        v.extend(&self.sq_err);
+        v
+    }
+
+    pub fn from_slice(v: &[f64]) -> Sums {
+        Sums {
+            loss: v[0],
+            correct: v[1],
+            abs_err: v[2],
+            sq_err: v[3..].to_vec(),
+        }
+    }
+}
+
+/// A regression's loss and scale: the Huber delta, and each target's deviation (a
+/// standardised error times it is an error in the targets' units).
+#[derive(Debug, Clone)]
+struct Regression {
+    delta: f64,
+    std: Tensor,
+}
+
 /// candle autograd and the tensor optimizers.
 pub struct Graph {
     pub model: Model,
@@ -63,6 +100,7 @@ pub struct Graph {
     opt: Box<dyn Optimizer>,
     loss: Loss,
     grads: Vec<Option<Tensor>>,
+    regression: Option<Regression>,
 }
 
 /// Examples per evaluation batch.
@@ -80,6 +118,31 @@ impl Graph {
             params,
             opt,
             loss,
+            regression: None,
+        }
+    }
+
+    /// Trains a regression: `loss` (mse, mae or huber with `delta`) on standardised
+    /// targets whose deviations are `std`, reported in the targets' units.
+    pub fn regression(mut self, delta: f64, std: &[f64]) -> candle_core::Result<Graph> {
+        let device = self
+            .params
+            .first()
+            .map_or(candle_core::Device::Cpu, |p| p.device().clone());
+        let std: Vec<f32> = std.iter().map(|&s| s as f32).collect();
+        let k = std.len();
+        self.regression = Some(Regression {
+            delta,
+            std: Tensor::from_vec(std, (1, k), &device)?,
+        });
+        Ok(self)
+    }
+
+    /// The loss of `out` against `y`, and the examples right (0 for regression).
+    fn loss_of(&self, out: &Tensor, y: &Tensor) -> candle_core::Result<(Tensor, f64)> {
+        match &self.regression {
+            Some(r) => Ok((self.loss.regress(out, y, r.delta)?, 0.0)),
+            None => Ok((self.loss.compute(out, y)?, count_correct(out, y)?)),
         }
     }
 }
@@ -107,8 +170,8 @@ impl Learner for Graph {
             split.y.index_select(&idx, 0)?,
         );
         let logits = self.model.forward(&x, true)?;
-        let loss = self.loss.compute(&logits, &y)?;
-        let out = (loss.to_scalar::<f32>()? as f64, count_correct(&logits, &y)?);
+        let (loss, correct) = self.loss_of(&logits, &y)?;
+        let out = (loss.to_scalar::<f32>()? as f64, correct);
         let scaled = if scale != 1.0 { (loss * scale)? } else { loss };
         let mut store = scaled.backward()?;
         for (slot, p) in self.grads.iter_mut().zip(&self.params) {
@@ -164,19 +227,30 @@ impl Learner for Graph {
         &mut self,
         split: &Split,
         rows: std::ops::Range<usize>,
-    ) -> candle_core::Result<(f64, f64)> {
-        let (mut loss_sum, mut correct) = (0f64, 0f64);
+    ) -> candle_core::Result<Sums> {
+        let mut sums = Sums::default();
         for start in rows.clone().step_by(EVAL_BATCH) {
             let len = EVAL_BATCH.min(rows.end - start);
             let (x, y) = (
                 split.x.narrow(0, start, len)?,
                 split.y.narrow(0, start, len)?,
             );
-            let logits = self.model.forward(&x, false)?.detach();
-            loss_sum += self.loss.compute(&logits, &y)?.to_scalar::<f32>()? as f64 * len as f64;
-            correct += count_correct(&logits, &y)?;
+            let out = self.model.forward(&x, false)?.detach();
+            let (loss, correct) = self.loss_of(&out, &y)?;
+            sums.loss += loss.to_scalar::<f32>()? as f64 * len as f64;
+            sums.correct += correct;
+            if let Some(r) = &self.regression {
+                // Errors in the targets' units, summed per target.
+                let err = (&out - &y)?.broadcast_mul(&r.std)?.to_dtype(DType::F64)?;
+                sums.abs_err += err.abs()?.sum_all()?.to_scalar::<f64>()?;
+                let sq: Vec<f64> = err.sqr()?.sum(0)?.to_vec1()?;
+                if sums.sq_err.is_empty() {
+                    sums.sq_err = vec![0.0; sq.len()];
+                }
+                sums.sq_err.iter_mut().zip(sq).for_each(|(a, b)| *a += b);
+            }
         }
-        Ok((loss_sum, correct))
+        Ok(sums)
     }
 
     fn hyper(&self) -> Hyper {
@@ -281,7 +355,7 @@ impl Learner for Engine {
         &mut self,
         split: &Split,
         rows: std::ops::Range<usize>,
-    ) -> candle_core::Result<(f64, f64)> {
+    ) -> candle_core::Result<Sums> {
         let (mut loss_sum, mut correct) = (0f64, 0usize);
         for start in rows.clone().step_by(ENGINE_EVAL_BATCH) {
             let len = ENGINE_EVAL_BATCH.min(rows.end - start);
@@ -293,7 +367,11 @@ impl Learner for Engine {
             loss_sum += l * len as f64;
             correct += c;
         }
-        Ok((loss_sum, correct as f64))
+        Ok(Sums {
+            loss: loss_sum,
+            correct: correct as f64,
+            ..Sums::default()
+        })
     }
 
     fn hyper(&self) -> Hyper {

@@ -21,7 +21,7 @@ use crate::report;
 use crate::runlog::{EpochRecord, RunLog};
 
 pub use checkpointing::fits;
-pub use learner::{Engine, Graph, Learner};
+pub use learner::{Engine, Graph, Learner, Sums};
 pub use progress::Progress;
 
 /// A failure during the run (exit code 1).
@@ -261,16 +261,19 @@ impl<'a> Trainer<'a> {
             return;
         };
         let mut v: Vec<(String, f64)> = [
-            ("loss/train", r.train_loss),
-            ("loss/val", r.val_loss),
+            ("loss/train", Some(r.train_loss)),
+            ("loss/val", Some(r.val_loss)),
             ("accuracy/train", r.train_acc),
             ("accuracy/val", r.val_acc),
-            ("lr", r.lr),
-            ("batch_size", r.batch_size as f64),
-            ("samples_per_s", r.samples_per_s),
+            ("error/val_rmse", r.val_rmse),
+            ("error/val_mae", r.val_mae),
+            ("r2/val", r.val_r2),
+            ("lr", Some(r.lr)),
+            ("batch_size", Some(r.batch_size as f64)),
+            ("samples_per_s", Some(r.samples_per_s)),
         ]
         .iter()
-        .map(|(k, x)| (k.to_string(), *x))
+        .filter_map(|(k, x)| x.map(|x| (k.to_string(), x)))
         .collect();
         v.extend(r.policy.iter().map(|(k, x)| (format!("policy/{k}"), *x)));
         if let Err(e) = tb.scalars(r.epoch as u64 + 1, &v).and_then(|()| tb.flush()) {
@@ -680,13 +683,16 @@ impl<'a> Trainer<'a> {
             seen,
             train_time_s: train_time,
         } = self.partial.take().unwrap_or(before);
-        let (val_loss, val_acc) = self.validate()?;
+        let v = self.validate()?;
+        let val_loss = v.val_loss.unwrap_or(f64::NAN);
         let seen_f = seen.max(1) as f64;
+        let classify = self.data.targets.is_none();
+        let train_acc = classify.then_some(correct / seen_f);
         let m = &mut self.last_metrics;
         m.train_loss = Some(loss_sum / seen_f);
-        m.train_acc = Some(correct / seen_f);
-        m.val_loss = Some(val_loss);
-        m.val_acc = Some(val_acc);
+        m.train_acc = train_acc;
+        (m.val_loss, m.val_acc, m.val_rmse, m.val_mae, m.val_r2) =
+            (v.val_loss, v.val_acc, v.val_rmse, v.val_mae, v.val_r2);
         self.best = self.best.update(self.epoch, &self.last_metrics);
         let lr_used = self.settings.lr;
         let batch_used = self.settings.batch_size;
@@ -701,9 +707,12 @@ impl<'a> Trainer<'a> {
             batch_size: batch_used,
             accumulation: acc_used,
             train_loss: loss_sum / seen_f,
-            train_acc: correct / seen_f,
+            train_acc,
             val_loss,
-            val_acc,
+            val_acc: v.val_acc,
+            val_rmse: v.val_rmse,
+            val_mae: v.val_mae,
+            val_r2: v.val_r2,
             epoch_time_s: before.train_time_s + t0.elapsed().as_secs_f64(),
             samples_per_s: seen as f64 / train_time.max(1e-9),
             policy: std::mem::take(&mut self.policy_metrics),
@@ -741,16 +750,37 @@ impl<'a> Trainer<'a> {
         Ok(record)
     }
 
-    /// Mean validation loss and accuracy: each rank evaluates its shard, and the sums
-    /// are reduced.
-    fn validate(&mut self) -> Result<(f64, f64), TrainError> {
+    /// The validation metrics: each rank evaluates its shard, and the sums are
+    /// reduced. Classification has the accuracy; regression RMSE and MAE over all
+    /// targets and R^2 averaged over the targets, in the targets' units.
+    fn validate(&mut self) -> Result<EpochMetrics, TrainError> {
         let n = self.data.val.len();
         let (lo, hi) = crate::dist::shard(n, self.world.rank(), self.world.size());
-        let (loss_sum, correct) = self.learner.evaluate(&self.data.val, lo..hi)?;
-        let mut sums = [loss_sum, correct];
-        self.world.allreduce_f64(&mut sums);
-        let n = n.max(1) as f64;
-        Ok((sums[0] / n, sums[1] / n))
+        let mut sums = self.learner.evaluate(&self.data.val, lo..hi)?;
+        let k = self.data.targets.as_ref().map_or(0, |t| t.val_sst.len());
+        sums.sq_err.resize(k, 0.0);
+        let mut flat = sums.to_vec();
+        self.world.allreduce_f64(&mut flat);
+        let s = crate::train::Sums::from_slice(&flat);
+        let nf = n.max(1) as f64;
+        let mut m = EpochMetrics::default();
+        m.val_loss = Some(s.loss / nf);
+        match &self.data.targets {
+            None => m.val_acc = Some(s.correct / nf),
+            Some(t) => {
+                let cells = nf * k.max(1) as f64;
+                m.val_rmse = Some((s.sq_err.iter().sum::<f64>() / cells).sqrt());
+                m.val_mae = Some(s.abs_err / cells);
+                let r2: f64 = s
+                    .sq_err
+                    .iter()
+                    .zip(&t.val_sst)
+                    .map(|(se, sst)| if *sst > 0.0 { 1.0 - se / sst } else { 0.0 })
+                    .sum();
+                m.val_r2 = Some(r2 / k.max(1) as f64);
+            }
+        }
+        Ok(m)
     }
 
     /// The sweep's guard: a step loss that is not finite or above

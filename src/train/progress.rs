@@ -79,14 +79,25 @@ impl Progress {
             bar.finish_and_clear();
         }
         if !self.quiet {
+            // Classification's accuracies, or regression's errors.
+            let (train, val) = match (r.train_acc, r.val_acc, r.val_rmse) {
+                (Some(t), Some(v), _) => (format!(" acc {t:.4}"), format!(" acc {v:.4}")),
+                (_, _, Some(rmse)) => (
+                    String::new(),
+                    format!(
+                        " rmse {} r2 {:.4}",
+                        crate::runlog::fmt_num(rmse),
+                        r.val_r2.unwrap_or(f64::NAN)
+                    ),
+                ),
+                _ => (String::new(), String::new()),
+            };
             crate::runlog::say(&format!(
-                "epoch {:>3}/{}  train loss {:.4} acc {:.4}  val loss {:.4} acc {:.4}  lr {:.4e}  bs {}  {}  {:.1}s",
+                "epoch {:>3}/{}  train loss {:.4}{train}  val loss {:.4}{val}  lr {:.4e}  bs {}  {}  {:.1}s",
                 r.epoch + 1,
                 r.epochs,
                 r.train_loss,
-                r.train_acc,
                 r.val_loss,
-                r.val_acc,
                 r.lr,
                 r.batch_size,
                 rate_text(r.samples_per_s),

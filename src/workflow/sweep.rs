@@ -96,6 +96,8 @@ pub fn check(spec: &Spec) -> Result<(), AppError> {
 /// Runs the trials of `spec` for `cfg` (whose `out` is the sweep's folder) on `data`.
 pub fn run(cfg: &TrainConfig, spec: &Spec, data: &Data) -> Result<Outcome, AppError> {
     check(spec)?;
+    crate::runlog::check_task_metric(&spec.metric, cfg.task)
+        .map_err(|m| ConfigError(format!("--metric: {m}")))?;
     // Policies are checked once here, so a bad one is exit 2 before any trial.
     load_policies(
         &cfg.policy,
@@ -217,7 +219,16 @@ fn run_trial(cfg: &TrainConfig, m: f64, data: &Data, metric: &str) -> Result<Tri
         diverged: summary.diverged,
         epochs_run: summary.epochs_run,
         last: view.history.last().cloned().unwrap_or(Value::Null),
-        best: serde_json::json!({"val_loss": best("val_loss"), "val_acc": best("val_acc")}),
+        best: {
+            let (score, _) = report::score_key(&view.history);
+            let mut b = serde_json::Map::new();
+            b.insert("val_loss".into(), best("val_loss"));
+            b.insert(score.into(), best(score));
+            if metric != "val_loss" && metric != score {
+                b.insert(metric.into(), best(metric));
+            }
+            Value::Object(b)
+        },
         score: best_epoch(&view.history, metric).map(|(_, v)| v),
         run: report::RunView {
             name: format!(
@@ -255,6 +266,9 @@ fn write_outputs(dir: &Path, o: &Outcome) -> Result<(), AppError> {
 
 /// The table printed on stderr at the end of a sweep.
 pub fn table(o: &Outcome) -> String {
+    // Classification's accuracy, or a regression's RMSE.
+    let lines: Vec<Value> = o.trials.iter().map(|t| t.last.clone()).collect();
+    let (score, label) = report::score_key(&lines);
     let mut out = format!(
         "{:<10} {:>10} {:>14} {:>6} {:>14} {:>13}  {}\n",
         "trial",
@@ -262,7 +276,7 @@ pub fn table(o: &Outcome) -> String {
         format!("best {}", o.metric),
         "epoch",
         "final loss",
-        "final acc",
+        format!("final {label}"),
         "note"
     );
     for (i, t) in o.trials.iter().enumerate() {
@@ -286,7 +300,7 @@ pub fn table(o: &Outcome) -> String {
             t.score.map_or("-".into(), |v| format!("{v:.4}")),
             best_epoch,
             f("val_loss"),
-            f("val_acc"),
+            f(score),
             if o.winner == Some(i) {
                 "winner"
             } else if t.diverged {

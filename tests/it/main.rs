@@ -4,6 +4,7 @@
 mod cli;
 mod data;
 mod policies;
+mod regression;
 mod reload;
 mod resume;
 mod seam;

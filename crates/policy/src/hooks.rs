@@ -93,6 +93,11 @@ pub struct EpochMetrics {
     pub train_acc: Option<f64>,
     pub val_loss: Option<f64>,
     pub val_acc: Option<f64>,
+    /// Regression (rudder's `--task regression`): validation RMSE, MAE and R^2 in
+    /// the targets' units; `None` for classification.
+    pub val_rmse: Option<f64>,
+    pub val_mae: Option<f64>,
+    pub val_r2: Option<f64>,
 }
 
 impl EpochMetrics {
@@ -104,6 +109,9 @@ impl EpochMetrics {
             train_acc: metric(record, "train_acc"),
             val_loss: metric(record, "val_loss"),
             val_acc: metric(record, "val_acc"),
+            val_rmse: metric(record, "val_rmse"),
+            val_mae: metric(record, "val_mae"),
+            val_r2: metric(record, "val_r2"),
         }
     }
 }

@@ -40,6 +40,16 @@ pub fn ctx_map(c: &Ctx, params: &Dynamic, history: &Dynamic) -> Dynamic {
     m.insert("train_acc".into(), opt(c.metrics.train_acc));
     m.insert("val_loss".into(), opt(c.metrics.val_loss));
     m.insert("val_acc".into(), opt(c.metrics.val_acc));
+    // Regression's metrics, where the trainer has them.
+    for (k, v) in [
+        ("val_rmse", c.metrics.val_rmse),
+        ("val_mae", c.metrics.val_mae),
+        ("val_r2", c.metrics.val_r2),
+    ] {
+        if v.is_some() {
+            m.insert(k.into(), opt(v));
+        }
+    }
     let mut best = Map::new();
     best.insert("val_loss".into(), opt(c.best.val_loss));
     best.insert("val_acc".into(), opt(c.best.val_acc));
