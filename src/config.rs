@@ -27,12 +27,57 @@ pub use rudder_policy::limits::{MAX_ACCUMULATION, MAX_EPOCHS};
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
-/// `--model`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
+/// `--model`: a built-in model, or a model file (`*.json`, see `model::spec`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModelKind {
     Mlp,
     Cnn,
+    File(PathBuf),
+}
+
+impl std::str::FromStr for ModelKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<ModelKind, String> {
+        match s {
+            "mlp" => Ok(ModelKind::Mlp),
+            "cnn" => Ok(ModelKind::Cnn),
+            path if path.ends_with(".json") => Ok(ModelKind::File(PathBuf::from(path))),
+            other => Err(format!(
+                "expected mlp, cnn or a model file FILE.json, got {:?}",
+                crate::runlog::clip(other)
+            )),
+        }
+    }
+}
+
+impl ModelKind {
+    /// As the command line writes it.
+    pub fn name(&self) -> String {
+        match self {
+            ModelKind::Mlp => "mlp".into(),
+            ModelKind::Cnn => "cnn".into(),
+            ModelKind::File(p) => p.display().to_string(),
+        }
+    }
+}
+
+impl Serialize for ModelKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for ModelKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ModelKind, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// `--model`'s parser (clap lists mlp and cnn; a path ending in .json is a file).
+fn model_parser(s: &str) -> Result<ModelKind, String> {
+    s.parse()
 }
 
 /// `--task`: what the model predicts.
@@ -82,9 +127,12 @@ pub struct TrainOptions {
     /// Validation split for sets without one [default: 0.1]
     #[arg(long, value_name = "F", allow_negative_numbers = true)]
     pub val_fraction: Option<f64>,
-    /// [default: mlp]
-    #[arg(long, value_enum)]
+    /// mlp, cnn or a model file FILE.json [default: mlp]
+    #[arg(long, value_parser = model_parser, value_name = "mlp|cnn|FILE.json")]
     pub model: Option<ModelKind>,
+    /// Dropout after each hidden ReLU of the built-in MLP [default: 0]
+    #[arg(long, value_name = "P")]
+    pub dropout: Option<f64>,
     /// Hidden layer widths of the MLP [default: 256,128]
     #[arg(long, value_delimiter = ',', value_name = "N,N")]
     pub hidden: Option<Vec<usize>>,
@@ -209,7 +257,12 @@ pub struct Overrides {
 
 /// Options a resumed run cannot change: they decide the model's shape, the data or
 /// the optimizer's state.
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
+}
+
 pub const FIXED_ON_RESUME: &[&str] = &[
+    "dropout",
     "data",
     "val_fraction",
     "model",
@@ -242,6 +295,8 @@ pub struct TrainConfig {
     pub data_dir: Option<PathBuf>,
     pub val_fraction: f64,
     pub model: ModelKind,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub dropout: f64,
     pub hidden: Vec<usize>,
     pub channels: Vec<usize>,
     pub task: Task,
@@ -388,6 +443,7 @@ impl TrainOptions {
             data_dir,
             val_fraction,
             model,
+            dropout,
             hidden,
             channels,
             task,
@@ -435,6 +491,17 @@ impl TrainOptions {
             if let Some(Err(e)) = v.map(|x| rudder_policy::check_hyper(key, x)) {
                 return fail(key, e.message);
             }
+        }
+        if let Some(p) = self.dropout.filter(|p| !(0.0..1.0).contains(p)) {
+            return fail("dropout", format!("must be in [0, 1), got {p}"));
+        }
+        if self.dropout.is_some_and(|p| p > 0.0)
+            && self.model.as_ref().is_some_and(|m| *m != ModelKind::Mlp)
+        {
+            return fail(
+                "dropout",
+                "is for the built-in mlp; a model file has its own dropout layers".into(),
+            );
         }
         if let Some(d) = self.huber_delta.filter(|&d| !(d.is_finite() && d > 0.0)) {
             return fail(
@@ -547,8 +614,13 @@ impl TrainOptions {
                 task.name()
             )));
         }
-        if task == Task::Classification && self.targets.is_some() {
-            return Err(ConfigError("--targets: only for --task regression".into()));
+        if let Some(t) = self
+            .targets
+            .filter(|&t| t != 1 && task == Task::Classification)
+        {
+            return Err(ConfigError(format!(
+                "--targets {t}: only for --task regression"
+            )));
         }
         if let Some(m) = self.monitor.as_deref()
             && let Err(msg) = crate::runlog::check_task_metric(m, task)
@@ -559,7 +631,8 @@ impl TrainOptions {
             data,
             data_dir: self.data_dir,
             val_fraction: self.val_fraction.unwrap_or(0.1),
-            model: self.model.unwrap_or(ModelKind::Mlp),
+            dropout: self.dropout.unwrap_or(0.0),
+            model: self.model.clone().unwrap_or(ModelKind::Mlp),
             hidden: self.hidden.unwrap_or_else(|| vec![256, 128]),
             channels: self.channels.unwrap_or_else(|| vec![32, 64]),
             task,
@@ -589,7 +662,7 @@ impl TrainOptions {
             device: self.device.unwrap_or_else(|| "cpu".into()),
             // Measured best here (BENCHMARKS.md): the MLP's products are too small to
             // split, the CNN's are not.
-            threads: self.threads.unwrap_or(match self.model {
+            threads: self.threads.unwrap_or(match &self.model {
                 Some(ModelKind::Cnn) => 2,
                 _ => 1,
             }),
@@ -642,22 +715,43 @@ impl TrainConfig {
         }
     }
 
-    pub fn arch(&self) -> Arch {
-        match self.model {
+    /// The architecture to build: a built-in one, or a model file's, read here
+    /// (a file that spells out the built-in MLP or CNN is that model, so the CPU
+    /// engine trains it). `--dropout` makes the MLP a model of its own.
+    pub fn arch(&self) -> Result<Arch, ConfigError> {
+        Ok(match &self.model {
+            ModelKind::Mlp if self.dropout > 0.0 => Arch::File {
+                name: format!("mlp {:?} dropout {}", self.hidden, self.dropout),
+                spec: crate::model::spec::Spec::mlp(&self.hidden, self.dropout),
+            },
             ModelKind::Mlp => Arch::Mlp {
                 hidden: self.hidden.clone(),
             },
             ModelKind::Cnn => Arch::Cnn {
                 channels: self.channels.clone(),
             },
-        }
+            ModelKind::File(path) => {
+                let spec = crate::model::spec::Spec::read(path).map_err(ConfigError)?;
+                if let Some(hidden) = spec.as_mlp() {
+                    Arch::Mlp { hidden }
+                } else if let Some(channels) = spec.as_cnn() {
+                    Arch::Cnn { channels }
+                } else {
+                    Arch::File {
+                        name: path.display().to_string(),
+                        spec,
+                    }
+                }
+            }
+        })
     }
 
     /// One line describing the setup, for the report.
     pub fn headline(&self) -> String {
-        let model = match self.model {
+        let model = match &self.model {
             ModelKind::Mlp => format!("mlp {:?}", self.hidden),
             ModelKind::Cnn => format!("cnn {:?}", self.channels),
+            ModelKind::File(p) => format!("model {}", p.display()),
         };
         format!(
             "{model} on {} · {} loss · {} lr {} momentum {} weight decay {} · batch {} x {} · seed {}",

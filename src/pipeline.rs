@@ -356,15 +356,14 @@ pub fn build_learner(
         image: data.image,
         classes: data.classes,
     };
-    cfg.arch()
-        .check_size(io, cfg.batch_size)
-        .map_err(ConfigError)?;
-    let model = model::build(&cfg.arch(), io, cfg.seed, &device).map_err(ConfigError)?;
+    let arch = cfg.arch()?;
+    arch.check_size(io, cfg.batch_size).map_err(ConfigError)?;
+    let model = model::build(&arch, io, cfg.seed, &device).map_err(ConfigError)?;
     let param_count = model.param_count();
     // The engine's losses are classification's: a regression trains through candle's
     // autograd.
     let kernels = if device.is_cpu() && cfg.kernels == Kernels::Rudder && data.targets.is_none() {
-        Net::from_model(&cfg.arch(), io, &model, cfg.threads).ok()
+        Net::from_model(&arch, io, &model, cfg.threads).ok()
     } else {
         None
     };
@@ -476,10 +475,7 @@ pub fn train_on(
         };
         crate::runlog::say(&format!(
             "rudder: {} on {} ({} train / {} val, {} classes), {} parameters{ranks}, run dir {}",
-            match cfg.model {
-                crate::config::ModelKind::Mlp => "mlp",
-                crate::config::ModelKind::Cnn => "cnn",
-            },
+            cfg.model.name(),
             cfg.source().name(),
             data.train.len(),
             data.val.len(),

@@ -181,6 +181,9 @@ impl Net {
                 ops.push(Box::new(dense::Dense::new(width, io.classes, false)));
                 mappings.extend(plain("head", &["weight", "bias"]));
             }
+            Arch::File { .. } => {
+                return Err(Unsupported("a model file's layers".into()));
+            }
             Arch::Cnn { channels } => {
                 let Some((c0, mut h, mut w)) = io.image else {
                     return Err(Unsupported("a CNN without image input".into()));

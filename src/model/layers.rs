@@ -54,8 +54,8 @@ impl Layer for Linear {
         x.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)
     }
 
-    fn params(&self) -> Vec<(&'static str, &Var)> {
-        vec![("weight", &self.weight), ("bias", &self.bias)]
+    fn params(&self) -> Vec<(String, &Var)> {
+        vec![("weight".into(), &self.weight), ("bias".into(), &self.bias)]
     }
 }
 
@@ -77,8 +77,8 @@ impl Layer for Conv3x3 {
         x.conv2d(&self.weight, 1, 1, 1, 1)
     }
 
-    fn params(&self) -> Vec<(&'static str, &Var)> {
-        vec![("weight", &self.weight)]
+    fn params(&self) -> Vec<(String, &Var)> {
+        vec![("weight".into(), &self.weight)]
     }
 }
 
@@ -143,14 +143,14 @@ impl Layer for BatchNorm2d {
         y.reshape((c, n, h, w))?.transpose(0, 1)
     }
 
-    fn params(&self) -> Vec<(&'static str, &Var)> {
-        vec![("weight", &self.weight), ("bias", &self.bias)]
+    fn params(&self) -> Vec<(String, &Var)> {
+        vec![("weight".into(), &self.weight), ("bias".into(), &self.bias)]
     }
 
-    fn buffers(&self) -> Vec<(&'static str, &Var)> {
+    fn buffers(&self) -> Vec<(String, &Var)> {
         vec![
-            ("running_mean", &self.running_mean),
-            ("running_var", &self.running_var),
+            ("running_mean".into(), &self.running_mean),
+            ("running_var".into(), &self.running_var),
         ]
     }
 }

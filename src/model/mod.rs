@@ -2,8 +2,10 @@
 //! its buffers), so a later layer can bring its own backward kernel underneath.
 
 pub mod cnn;
+pub mod file;
 pub mod layers;
 pub mod mlp;
+pub mod spec;
 
 use candle_core::{Result, Tensor, Var};
 use rand::SeedableRng;
@@ -14,13 +16,16 @@ pub trait Layer: Send {
     /// Maps a batch to a batch; `train` selects batch statistics over running ones.
     fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor>;
     /// Trainable parameters with their local names (`weight`, `bias`).
-    fn params(&self) -> Vec<(&'static str, &Var)> {
+    fn params(&self) -> Vec<(String, &Var)> {
         Vec::new()
     }
     /// State that is not trained but must be checkpointed (running statistics).
-    fn buffers(&self) -> Vec<(&'static str, &Var)> {
+    fn buffers(&self) -> Vec<(String, &Var)> {
         Vec::new()
     }
+    /// The optimizer step (and micro-batch) the next training forward belongs to:
+    /// dropout draws its mask from it, so a resumed run draws the same masks.
+    fn set_step(&self, _step: u64) {}
 }
 
 /// A model: named layers applied in order.
@@ -54,7 +59,7 @@ impl Model {
 
     fn named<'a>(
         &'a self,
-        pick: impl Fn(&'a dyn Layer) -> Vec<(&'static str, &'a Var)>,
+        pick: impl Fn(&'a dyn Layer) -> Vec<(String, &'a Var)>,
     ) -> Vec<(String, Var)> {
         self.layers
             .iter()
@@ -66,6 +71,14 @@ impl Model {
             .collect()
     }
 
+    /// Tells every layer the step of the next training forward (see
+    /// [`Layer::set_step`]).
+    pub fn set_step(&self, step: u64) {
+        for (_, l) in &self.layers {
+            l.set_step(step);
+        }
+    }
+
     /// Number of trainable scalars.
     pub fn param_count(&self) -> usize {
         self.params().iter().map(|(_, v)| v.elem_count()).sum()
@@ -75,8 +88,17 @@ impl Model {
 /// Which architecture to build, with its sizes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Arch {
-    Mlp { hidden: Vec<usize> },
-    Cnn { channels: Vec<usize> },
+    Mlp {
+        hidden: Vec<usize>,
+    },
+    Cnn {
+        channels: Vec<usize>,
+    },
+    /// A model file's layers (`--model FILE.json`), or the MLP with `--dropout`.
+    File {
+        name: String,
+        spec: spec::Spec,
+    },
 }
 
 /// What the model is built for: the example shape and the number of classes.
@@ -98,11 +120,15 @@ impl Arch {
         match self {
             Arch::Mlp { hidden } => format!("--hidden {}", join(hidden)),
             Arch::Cnn { channels } => format!("--channels {}", join(channels)),
+            Arch::File { name, .. } => format!("--model {name}"),
         }
     }
 
     /// (parameters, floats of activations per example), computed without building.
     fn size(&self, io: Io) -> (u128, u128) {
+        if let Arch::File { spec, .. } = self {
+            return spec.size(io).unwrap_or((0, 0));
+        }
         let (mut params, mut acts) = (0u128, 0u128);
         let linear = |i: u128, o: u128, params: &mut u128, acts: &mut u128| {
             *params = params.saturating_add(i.saturating_mul(o).saturating_add(o));
@@ -132,6 +158,7 @@ impl Arch {
                 }
                 linear(c * h * w, io.classes as u128, &mut params, &mut acts);
             }
+            Arch::File { .. } => {}
         }
         (params, acts)
     }
@@ -140,6 +167,9 @@ impl Arch {
     /// training at `batch` would need more than [`MAX_BYTES`] (weights, gradients and
     /// two optimizer states; activations and their gradients).
     pub fn check_size(&self, io: Io, batch: usize) -> std::result::Result<(), String> {
+        if let Arch::File { name, spec } = self {
+            spec.check(io).map_err(|m| format!("--model {name}: {m}"))?;
+        }
         let (params, acts) = self.size(io);
         if params > MAX_PARAMS {
             return Err(format!(
@@ -181,8 +211,11 @@ pub fn build(
     match arch {
         Arch::Mlp { hidden } => mlp::build(hidden, io, init).map_err(|e| e.to_string()),
         Arch::Cnn { channels } => cnn::build(channels, io, init),
+        Arch::File { spec, .. } => file::build(spec, io, init, seed ^ DROPOUT_SALT),
     }
 }
 
 /// Mixed into the seed so initialisation and data order draw different streams.
 const INIT_SALT: u64 = 0x1417;
+/// And for dropout's masks.
+const DROPOUT_SALT: u64 = 0xd209_0417;

@@ -101,6 +101,9 @@ pub struct Graph {
     loss: Loss,
     grads: Vec<Option<Tensor>>,
     regression: Option<Regression>,
+    /// Micro-batches accumulated since the last update (dropout's masks differ per
+    /// micro-batch).
+    micro: u64,
 }
 
 /// Examples per evaluation batch.
@@ -119,6 +122,7 @@ impl Graph {
             opt,
             loss,
             regression: None,
+            micro: 0,
         }
     }
 
@@ -169,6 +173,12 @@ impl Learner for Graph {
             split.x.index_select(&idx, 0)?,
             split.y.index_select(&idx, 0)?,
         );
+        // Dropout's masks follow the optimizer step (restored on a resume), the
+        // micro-batch and the rank.
+        let rank = crate::dist::world().rank() as u64;
+        self.model
+            .set_step((self.opt.steps() << 24) ^ (rank << 12) ^ self.micro);
+        self.micro += 1;
         let logits = self.model.forward(&x, true)?;
         let (loss, correct) = self.loss_of(&logits, &y)?;
         let out = (loss.to_scalar::<f32>()? as f64, correct);
@@ -220,6 +230,7 @@ impl Learner for Graph {
             .zip(&self.params)
             .map(|(g, p)| g.take().map_or_else(|| p.zeros_like(), Ok))
             .collect::<candle_core::Result<Vec<_>>>()?;
+        self.micro = 0;
         self.opt.step(&grads)
     }
 

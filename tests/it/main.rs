@@ -3,6 +3,7 @@
 
 mod cli;
 mod data;
+mod models;
 mod policies;
 mod regression;
 mod reload;

@@ -197,7 +197,7 @@ fn the_wrong_task_is_named_with_the_way_out() {
         ),
         (
             &["train", "--targets", "2"][..],
-            "--targets: only for --task regression",
+            "--targets 2: only for --task regression",
         ),
     ] {
         let o = rudder(tmp.path(), args);
