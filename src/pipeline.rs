@@ -397,10 +397,11 @@ pub fn build_learner(
 fn follow(
     cfg: &TrainConfig,
     data: &data::Data,
+    learner: Box<dyn Learner>,
+    param_count: usize,
     controller: &mut dyn Controller,
 ) -> Result<Summary, AppError> {
     let world = crate::dist::world();
-    let (learner, param_count) = build_learner(cfg, data)?;
     let from: Option<std::path::PathBuf> = crate::dist::share(world, None)
         .map_err(TrainError::Rank)?
         .flatten();
@@ -423,11 +424,24 @@ pub fn train_on(
     data: &data::Data,
     controller: &mut dyn Controller,
 ) -> Result<Summary, AppError> {
+    let (learner, param_count) = build_learner(cfg, data)?;
+    train_learner(cfg, data, learner, param_count, controller)
+}
+
+/// Trains `learner` (its model has `param_count` parameters) as configured by `cfg`
+/// on `data`: the run folder, a resume, the trainer; what [`train_on`] and
+/// [`crate::fit`] share.
+pub fn train_learner(
+    cfg: &TrainConfig,
+    data: &data::Data,
+    learner: Box<dyn Learner>,
+    param_count: usize,
+    controller: &mut dyn Controller,
+) -> Result<Summary, AppError> {
     let world = crate::dist::world();
     if world.rank() != 0 {
-        return follow(cfg, data, controller);
+        return follow(cfg, data, learner, param_count, controller);
     }
-    let (learner, param_count) = build_learner(cfg, data)?;
     let out_fault = |e: std::io::Error| ConfigError(format!("--out {}: {e}", cfg.out.display()));
     let (log, resume) = match &cfg.resume {
         Some(dir) => {

@@ -389,7 +389,7 @@ const INTS: [&str; 7] = [
     "epochs",
     "dataset_size",
 ];
-const NUMS: [&str; 8] = [
+const NUMS: [&str; 11] = [
     "lr",
     "momentum",
     "weight_decay",
@@ -398,6 +398,9 @@ const NUMS: [&str; 8] = [
     "train_acc",
     "val_loss",
     "val_acc",
+    "val_rmse",
+    "val_mae",
+    "val_r2",
 ];
 
 fn read_kwargs(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Vec<Update>> {
@@ -469,6 +472,9 @@ impl Run {
             Update::Num("train_acc", x) => self.metrics.train_acc = x,
             Update::Num("val_loss", x) => self.metrics.val_loss = x,
             Update::Num("val_acc", x) => self.metrics.val_acc = x,
+            Update::Num("val_rmse", x) => self.metrics.val_rmse = x,
+            Update::Num("val_mae", x) => self.metrics.val_mae = x,
+            Update::Num("val_r2", x) => self.metrics.val_r2 = x,
             Update::Optimizer(ref t) => self.optimizer = t.clone(),
             Update::Resumed(b) => self.resumed = b,
             _ => {}
@@ -599,6 +605,7 @@ fn epoch_record(r: &Run, decision: &Value) -> Value {
         "batch_size": s.batch_size, "accumulation": s.accumulation,
         "train_loss": m.train_loss, "train_acc": m.train_acc,
         "val_loss": m.val_loss, "val_acc": m.val_acc,
+        "val_rmse": m.val_rmse, "val_mae": m.val_mae, "val_r2": m.val_r2,
         "policy": decision.get("metrics").cloned().unwrap_or(json!({})),
     })
 }

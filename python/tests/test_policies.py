@@ -114,3 +114,11 @@ def test_nan_metrics_reach_the_policy():
     p = rudder.Policies(["stop/terminate_on_nan"], watch=False)
     d = p.on_epoch_end(train_loss=float("nan"))
     assert d.get("stop") is True
+
+
+def test_regression_metrics_reach_the_policies():
+    p = rudder.Policies(["stop/early_stop"], params={"monitor": "val_rmse", "patience": 1}, watch=False)
+    p.on_train_start(lr=0.1, epochs=10, steps_per_epoch=5)
+    assert not p.on_epoch_end(val_rmse=60.0, val_mae=48.0, val_r2=0.4).get("stop")
+    d = p.on_epoch_end(val_rmse=61.5, val_r2=0.38)
+    assert d.get("stop") and "val_rmse did not improve" in d["reason"]

@@ -478,6 +478,50 @@ fn standardise_targets(train: &mut Raw, val: &mut Raw) -> Targets {
     Targets { mean, std, val_sst }
 }
 
+impl Data {
+    /// A classification set from tensors already built: `x` of any shape and
+    /// dtype the model takes (one example per row), `y` the class numbers as u32.
+    /// Its fingerprint is the SHA-256 of the tensors' bytes.
+    pub fn from_tensors(
+        train_x: Tensor,
+        train_y: Tensor,
+        val_x: Tensor,
+        val_y: Tensor,
+        classes: usize,
+    ) -> Result<Data, DataError> {
+        use sha2::Digest;
+        let mut sha = sha2::Sha256::new();
+        for t in [&train_x, &train_y, &val_x, &val_y] {
+            let bytes = t
+                .flatten_all()?
+                .to_dtype(candle_core::DType::F32)?
+                .to_vec1::<f32>()?;
+            for b in bytes {
+                sha.update(b.to_le_bytes());
+            }
+        }
+        let dims = train_x.dims().to_vec();
+        if train_y.dims1()? != dims[0] || val_y.dims1()? != val_x.dim(0)? {
+            return Err(DataError::Usage(
+                "Data::from_tensors: x and y differ in their number of examples".into(),
+            ));
+        }
+        let image = (dims.len() == 4).then(|| (dims[1], dims[2], dims[3]));
+        Ok(Data {
+            features: dims[1..].iter().product(),
+            image,
+            classes,
+            targets: None,
+            fingerprint: sha.finalize().iter().map(|b| format!("{b:02x}")).collect(),
+            train: Split {
+                x: train_x,
+                y: train_y,
+            },
+            val: Split { x: val_x, y: val_y },
+        })
+    }
+}
+
 impl Source {
     /// A short name for messages and the report.
     pub fn name(&self) -> String {

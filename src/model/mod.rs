@@ -34,7 +34,7 @@ pub struct Model {
 }
 
 impl Model {
-    pub(crate) fn new(layers: Vec<(String, Box<dyn Layer>)>) -> Model {
+    pub fn new(layers: Vec<(String, Box<dyn Layer>)>) -> Model {
         Model { layers }
     }
 

@@ -157,3 +157,47 @@ fn a_hand_written_loop_applies_every_key() {
     assert!(loss(6) > 1.0 && loss(7) < 0.25, "{out}");
     assert!(out.contains("rolled back to") && out.contains("finished after 9 epochs"));
 }
+
+/// `examples/own_model.rs`: a candle-nn model of the user's (next-character
+/// prediction on the README) trained through `rudder::fit::fit`, with rudder's run
+/// folder, policies and checkpoints.
+#[test]
+fn an_own_candle_model_trains_through_fit() {
+    let exe = std::env::current_exe().unwrap();
+    let example = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .unwrap()
+        .join("examples/own_model");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let o = std::process::Command::new(&example)
+        .arg(&out)
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", example.display()));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(stdout.contains("own_model: "), "{stdout}");
+    let metrics = super::jsonl(&out.join("metrics.jsonl"));
+    assert!(!metrics.is_empty());
+    // The policies steered it (cosine's decisions), and its weights are checkpointed
+    // under the model's own names.
+    let events = super::jsonl(&out.join("events.jsonl"));
+    assert!(
+        events
+            .iter()
+            .any(|e| e["kind"] == "decision" && e["policy"] == "lr/cosine")
+    );
+    let st = std::fs::read(out.join("checkpoints/best/model.safetensors")).unwrap();
+    let names = rudder::checkpoint::parse_tensors(&st, &out.join("model.safetensors")).unwrap();
+    assert!(
+        names.contains_key("model.embed.weight"),
+        "{:?}",
+        names.keys()
+    );
+    assert!(out.join("report.html").is_file());
+}
