@@ -341,12 +341,12 @@ fn errors_name_the_way_out() {
     };
     one_line(
         &["train", "--model", "resnet"],
-        &["[possible values: mlp, cnn]"],
+        &["expected mlp, cnn or a model file FILE.json, got \"resnet\""],
     );
     one_line(
         &["train", "--data", "mnistt"],
         &[
-            "not one of digits, mnist, fashion-mnist",
+            "not one of digits, diabetes, mnist, fashion-mnist",
             "did you mean mnist?",
         ],
     );
