@@ -214,7 +214,7 @@ pub struct TrainOptions {
     /// Periodic checkpoints kept, 0 for all [default: 3]
     #[arg(long, value_name = "N")]
     pub keep_last: Option<usize>,
-    /// Metric that picks the `best` checkpoint: train_loss, train_acc, val_loss, val_acc (min for losses, max for accuracies) [default: val_loss]
+    /// Metric that picks the `best` checkpoint: train_loss, train_acc, val_loss, val_acc; for a regression val_rmse, val_mae, val_r2 (min for losses and errors, max for accuracies and R^2) [default: val_loss]
     #[arg(long, value_name = "METRIC")]
     pub monitor: Option<String>,
     /// Continue the run in DIR from its last checkpoint, with its config.json (options given here override it)

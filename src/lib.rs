@@ -18,6 +18,7 @@ pub mod dist;
 pub mod engine;
 mod fault;
 pub mod fit;
+pub use fit::fit;
 pub mod interrupt;
 pub mod loss;
 pub mod model;

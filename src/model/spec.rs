@@ -150,7 +150,7 @@ impl Spec {
         }
         let mut de = serde_json::Deserializer::from_slice(&bytes);
         let spec: Spec = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let at = e.path().to_string();
+            let at = crate::runlog::clip(&e.path().to_string());
             let inner = e.into_inner();
             let msg = crate::runlog::clip_quoted(&inner.to_string());
             let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();

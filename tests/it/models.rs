@@ -205,6 +205,28 @@ fn a_bad_model_file_is_named_before_training() {
     )
     .unwrap();
     std::fs::write(d.join("head.json"), r#"[{"type":"linear","out":7}]"#).unwrap();
+    // Hostile files: a block nested 200 deep, 1,500 layers in one block, a layer of
+    // 10^12 outputs.
+    let mut deep = String::from(r#"{"type":"relu"}"#);
+    for _ in 0..200 {
+        deep = format!(r#"{{"type":"residual","layers":[{deep}]}}"#);
+    }
+    std::fs::write(
+        d.join("deep.json"),
+        format!(r#"[{deep},{{"type":"linear"}}]"#),
+    )
+    .unwrap();
+    let many = vec![r#"{"type":"relu"}"#; 1500].join(",");
+    std::fs::write(
+        d.join("many.json"),
+        format!(r#"[{{"type":"residual","layers":[{many}]}},{{"type":"linear"}}]"#),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("big.json"),
+        r#"[{"type":"linear","out":1000000000000},{"type":"linear"}]"#,
+    )
+    .unwrap();
     for (file, want) in [
         (
             "shape.json",
@@ -219,12 +241,22 @@ fn a_bad_model_file_is_named_before_training() {
             "--model head.json: the model gives 7 values per example; the data needs 10",
         ),
         ("none.json", "--model none.json: no such file"),
+        ("deep.json", "recursion limit exceeded"),
+        (
+            "many.json",
+            "--model many.json: layer 1.1000 (relu): more than 1000 layers",
+        ),
+        (
+            "big.json",
+            "--model big.json: the model would have 75000000000010 parameters",
+        ),
     ] {
         let o = rudder(d, &["train", "--model", file, "--out", "r"]);
         assert_eq!(o.status.code(), Some(2), "{file}: {}", stderr(&o));
         let err = stderr(&o);
         assert!(err.contains(want), "{file}: {err}");
         assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.len() < 300, "a short line: {err}");
         assert!(!d.join("r").exists(), "nothing written before the check");
     }
     let o = rudder(d, &["train", "--model", "cnn", "--dropout", "0.5"]);
