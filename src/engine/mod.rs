@@ -9,6 +9,7 @@ mod gemm;
 mod loss;
 pub mod norm;
 pub mod pool;
+pub mod vector;
 
 use candle_core::{Tensor, Var};
 
@@ -64,6 +65,8 @@ pub trait Op: Send {
     fn as_norm(&mut self) -> Option<&mut norm::BnRelu> {
         None
     }
+    /// The optimizer step of the next training forward (dropout's masks).
+    fn set_step(&mut self, _step: u64) {}
 }
 
 /// Runs `f(first_example, chunk)` over the first `n` examples of `data` (`per`
@@ -181,8 +184,63 @@ impl Net {
                 ops.push(Box::new(dense::Dense::new(width, io.classes, false)));
                 mappings.extend(plain("head", &["weight", "bias"]));
             }
-            Arch::File { .. } => {
-                return Err(Unsupported("a model file's layers".into()));
+            Arch::File { spec, .. } => {
+                // Images are vectors to a first `flatten` or `linear` (rows are in
+                // torch's (c, h, w) order already).
+                if io.image.is_some()
+                    && !matches!(
+                        spec.layers.first(),
+                        Some(
+                            crate::model::spec::LayerSpec::Flatten
+                                | crate::model::spec::LayerSpec::Linear { .. }
+                        )
+                    )
+                {
+                    return Err(Unsupported("a model file on images".into()));
+                }
+                let dropouts = model.dropouts();
+                let mut width = io.features;
+                for (i, l) in spec.layers.iter().enumerate() {
+                    use crate::model::spec::LayerSpec as L;
+                    let name = format!("{}_{}", i + 1, crate::model::spec::kind(l));
+                    let op: Box<dyn Op> = match l {
+                        L::Linear { out } => {
+                            let out = out.unwrap_or(io.classes);
+                            mappings.extend(plain(&name, &["weight", "bias"]));
+                            let op = dense::Dense::new(width, out, false);
+                            width = out;
+                            Box::new(op)
+                        }
+                        L::Relu => Box::new(vector::Act::new(vector::Kind::Relu, width)),
+                        L::Gelu => Box::new(vector::Act::new(vector::Kind::Gelu, width)),
+                        L::Tanh => Box::new(vector::Act::new(vector::Kind::Tanh, width)),
+                        L::Sigmoid => Box::new(vector::Act::new(vector::Kind::Sigmoid, width)),
+                        L::Dropout { .. } => {
+                            let Some(&(p, seed)) = dropouts.get(&name) else {
+                                return Err(Unsupported(format!(
+                                    "dropout {name} without its seed"
+                                )));
+                            };
+                            Box::new(vector::Dropout::new(p, seed, width))
+                        }
+                        L::Layernorm => {
+                            mappings.extend(plain(&name, &["weight", "bias"]));
+                            Box::new(vector::LayerNorm::new(width))
+                        }
+                        // Rows are already (c, h, w)-ordered as torch flattens them.
+                        L::Flatten => continue,
+                        other => {
+                            return Err(Unsupported(format!(
+                                "{} in a model file",
+                                crate::model::spec::kind(other)
+                            )));
+                        }
+                    };
+                    ops.push(op);
+                }
+                if ops.is_empty() {
+                    return Err(Unsupported("a model file without layers".into()));
+                }
             }
             Arch::Cnn { channels } => {
                 let Some((c0, mut h, mut w)) = io.image else {
@@ -428,6 +486,13 @@ impl Net {
         );
         self.grads[last] = scratch;
         out
+    }
+
+    /// Tells the layers the step of the next training forward (dropout's masks).
+    pub fn set_step(&mut self, step: u64) {
+        for op in self.ops.iter_mut() {
+            op.set_step(step);
+        }
     }
 
     /// Calls `f(index, param)` for every parameter, in the candle model's order.

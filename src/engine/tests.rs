@@ -417,3 +417,62 @@ fn cnn_gradients_match_pytorch() {
     );
     close(&bn.running_var, &[0.910_202_5, 0.906_040_6], "running_var");
 }
+
+/// A model file of vectors (every layer the engine has for them) trains on the
+/// engine with candle's numbers: logits, loss, every gradient, dropout's mask
+/// included.
+#[test]
+fn vector_model_files_match_candle_autograd() {
+    let spec: crate::model::spec::Spec = serde_json::from_str(
+        r#"[{"type":"linear","out":16},{"type":"gelu"},{"type":"layernorm"},
+            {"type":"dropout","p":0.3},{"type":"linear","out":8},{"type":"tanh"},
+            {"type":"linear","out":8},{"type":"sigmoid"},{"type":"linear","out":6},
+            {"type":"relu"},{"type":"flatten"},{"type":"linear"}]"#,
+    )
+    .unwrap();
+    let io = Io {
+        features: 12,
+        image: None,
+        classes: 4,
+    };
+    for loss in [Loss::CrossEntropy, Loss::Mse, Loss::Hinge] {
+        check_against_candle(
+            Arch::File {
+                name: "vector.json".into(),
+                spec: spec.clone(),
+            },
+            io,
+            loss,
+        );
+    }
+    // Images flattened first are vectors too; a convolution is candle's.
+    let image = Io {
+        features: 16,
+        image: Some((1, 4, 4)),
+        classes: 3,
+    };
+    let flat: crate::model::spec::Spec = serde_json::from_str(
+        r#"[{"type":"flatten"},{"type":"linear","out":5},{"type":"tanh"},{"type":"linear"}]"#,
+    )
+    .unwrap();
+    let arch = Arch::File {
+        name: "flat.json".into(),
+        spec: flat,
+    };
+    check_against_candle(arch, image, Loss::CrossEntropy);
+    // A first `linear` flattens as the built-in MLP does.
+    let arch = Arch::File {
+        name: "mlp-dropout".into(),
+        spec: crate::model::spec::Spec::mlp(&[6], 0.5),
+    };
+    check_against_candle(arch, image, Loss::CrossEntropy);
+    let conv: crate::model::spec::Spec =
+        serde_json::from_str(r#"[{"type":"conv2d","out":2},{"type":"flatten"},{"type":"linear"}]"#)
+            .unwrap();
+    let arch = Arch::File {
+        name: "conv.json".into(),
+        spec: conv,
+    };
+    let model = model::build(&arch, image, 3, &Device::Cpu).unwrap();
+    assert!(Net::from_model(&arch, image, &model, 1).is_err());
+}

@@ -4,11 +4,11 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use candle_core::{Result, Tensor, Var};
-use rand::{Rng, SeedableRng};
+use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::layers::{BatchNorm2d, Init, Linear, Relu};
-use super::spec::{LayerSpec, Shape, Spec, output};
+use super::spec::{LayerSpec, Shape, Spec, kind, output};
 use super::{Io, Layer, Model};
 
 /// Builds `spec` for `io` (checked first), drawing weights from `init` in layer
@@ -104,24 +104,6 @@ fn layers(
         x = y;
     }
     Ok(out)
-}
-
-fn kind(l: &LayerSpec) -> &'static str {
-    match l {
-        LayerSpec::Linear { .. } => "linear",
-        LayerSpec::Conv2d { .. } => "conv2d",
-        LayerSpec::Batchnorm => "batchnorm",
-        LayerSpec::Layernorm => "layernorm",
-        LayerSpec::Relu => "relu",
-        LayerSpec::Gelu => "gelu",
-        LayerSpec::Tanh => "tanh",
-        LayerSpec::Sigmoid => "sigmoid",
-        LayerSpec::Dropout { .. } => "dropout",
-        LayerSpec::Maxpool2d { .. } => "maxpool2d",
-        LayerSpec::Avgpool2d { .. } => "avgpool2d",
-        LayerSpec::Flatten => "flatten",
-        LayerSpec::Residual { .. } => "residual",
-    }
 }
 
 /// torch's `Conv2d`: weights and bias uniform in +-1/sqrt(fan_in).
@@ -244,6 +226,25 @@ impl Layer for Elementwise {
     }
 }
 
+/// Dropout's mask for `len` values at `step`: each value kept (as 1 / (1 - p))
+/// when a 32-bit draw of the stream of (`seed`, `step`) falls below (1 - p) x 2^32,
+/// else 0. The candle layer and the engine's both use it, so they drop the same
+/// values.
+pub fn dropout_mask(seed: u64, step: u64, p: f64, len: usize, out: &mut Vec<f32>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ step.wrapping_mul(0xd1b5_4a32_d192_ed03));
+    let keep = 1.0 - p;
+    let threshold = (keep * 4_294_967_296.0) as u64;
+    let scale = (1.0 / keep) as f32;
+    out.clear();
+    out.extend((0..len).map(|_| {
+        if u64::from(rng.next_u32()) < threshold {
+            scale
+        } else {
+            0.0
+        }
+    }));
+}
+
 /// Inverted dropout: in training each value is kept with probability 1 - p and
 /// scaled by 1 / (1 - p). The mask of a step is drawn from the run's seed and the
 /// step ([`Layer::set_step`]), so a resumed run draws the same masks.
@@ -269,25 +270,18 @@ impl Layer for Dropout {
             return Ok(x.clone());
         }
         let step = self.step.load(Ordering::Relaxed);
-        let mut rng =
-            ChaCha8Rng::seed_from_u64(self.seed ^ step.wrapping_mul(0xd1b5_4a32_d192_ed03));
-        let keep = 1.0 - self.p;
-        let scale = (1.0 / keep) as f32;
-        let mask: Vec<f32> = (0..x.elem_count())
-            .map(|_| {
-                if rng.random::<f64>() < keep {
-                    scale
-                } else {
-                    0.0
-                }
-            })
-            .collect();
+        let mut mask = Vec::new();
+        dropout_mask(self.seed, step, self.p, x.elem_count(), &mut mask);
         let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
         x * mask
     }
 
     fn set_step(&self, step: u64) {
         self.step.store(step, Ordering::Relaxed);
+    }
+
+    fn dropout(&self) -> Option<(f64, u64)> {
+        Some((self.p, self.seed))
     }
 }
 
@@ -373,6 +367,7 @@ impl Layer for Residual {
 mod tests {
     use super::*;
     use candle_core::Device;
+    use rand::Rng;
 
     /// f(x) = sum(model(x) * r) for a fixed r; autograd's gradient of f against
     /// central differences, for the input and every parameter.

@@ -26,6 +26,10 @@ pub trait Layer: Send {
     /// The optimizer step (and micro-batch) the next training forward belongs to:
     /// dropout draws its mask from it, so a resumed run draws the same masks.
     fn set_step(&self, _step: u64) {}
+    /// A dropout layer's probability and mask seed (the engine draws the same masks).
+    fn dropout(&self) -> Option<(f64, u64)> {
+        None
+    }
 }
 
 /// A model: named layers applied in order.
@@ -68,6 +72,14 @@ impl Model {
                     .into_iter()
                     .map(move |(n, v)| (format!("{lname}.{n}"), v.clone()))
             })
+            .collect()
+    }
+
+    /// The dropout layers' (probability, seed), by layer name.
+    pub fn dropouts(&self) -> std::collections::HashMap<String, (f64, u64)> {
+        self.layers
+            .iter()
+            .filter_map(|(n, l)| l.dropout().map(|d| (n.clone(), d)))
             .collect()
     }
 

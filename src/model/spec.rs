@@ -278,7 +278,8 @@ impl Spec {
     }
 }
 
-fn name(l: &LayerSpec) -> &'static str {
+/// The layer's type as files write it.
+pub fn kind(l: &LayerSpec) -> &'static str {
     match l {
         LayerSpec::Linear { .. } => "linear",
         LayerSpec::Conv2d { .. } => "conv2d",
@@ -368,7 +369,7 @@ fn walk(
     let mut shapes = Vec::new();
     for (i, l) in layers.iter().enumerate() {
         *count += 1;
-        let at = format!("layer {prefix}{} ({})", i + 1, name(l));
+        let at = format!("layer {prefix}{} ({})", i + 1, kind(l));
         if *count > MAX_LAYERS {
             return Err(format!("{at}: more than {MAX_LAYERS} layers"));
         }

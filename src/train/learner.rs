@@ -305,6 +305,8 @@ pub struct Engine {
     loss: Loss,
     /// The gradients end to end, for the sum across ranks.
     flat: Vec<f32>,
+    /// Micro-batches accumulated since the last update (as `Graph`'s).
+    micro: u64,
 }
 
 impl Engine {
@@ -315,6 +317,7 @@ impl Engine {
             opt,
             loss,
             flat: Vec::new(),
+            micro: 0,
         }
     }
 }
@@ -331,6 +334,11 @@ impl Learner for Engine {
         engine::with_host::<f32, _>(&split.x, |x| {
             engine::with_host::<u32, _>(&split.y, |y| net.gather(x, y, rows))
         })??;
+        // Dropout's masks: the same step numbers as `Graph` gives candle's layers.
+        let rank = crate::dist::world().rank() as u64;
+        self.net
+            .set_step((self.opt.steps() << 24) ^ (rank << 12) ^ self.micro);
+        self.micro += 1;
         let (loss, correct) = self.net.train_batch(self.loss, !first, scale as f32);
         Ok((loss, correct as f64))
     }
@@ -355,6 +363,7 @@ impl Learner for Engine {
     }
 
     fn step(&mut self) -> candle_core::Result<()> {
+        self.micro = 0;
         let consts = self.opt.begin();
         let opt = &mut self.opt;
         self.net

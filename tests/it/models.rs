@@ -188,6 +188,23 @@ fn dropout_on_the_built_in_mlp_resumes_bit_for_bit() {
         serde_json::from_str(&std::fs::read_to_string(d.join("whole/config.json")).unwrap())
             .unwrap();
     assert_eq!(config["dropout"], 0.3);
+    // The engine and candle's autograd drop the same values: the same run on both.
+    let a: Vec<&str> = base
+        .iter()
+        .copied()
+        .chain(["4", "--kernels", "candle", "--out", "candle"])
+        .collect();
+    ok(&rudder(d, &a));
+    let c = metrics(&d.join("candle"));
+    for (x, y) in metrics(&d.join("whole")).iter().zip(&c) {
+        for k in ["train_loss", "val_loss"] {
+            let (x, y) = (x[k].as_f64().unwrap(), y[k].as_f64().unwrap());
+            assert!(
+                (x - y).abs() <= 1e-4 * x.abs(),
+                "{k}: engine {x} candle {y}"
+            );
+        }
+    }
 }
 
 #[test]
