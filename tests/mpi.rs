@@ -98,6 +98,54 @@ fn rank_log(dir: &Path, rank: usize) -> Vec<Value> {
     jsonl(&dir.join(format!("ranks/rank-{rank}.jsonl")))
 }
 
+/// A 2-rank run that would go on for 100,000 epochs (batch 8) with `policy`, into
+/// `out`, once each rank has recorded 50 steps.
+fn endless(dir: &Path, policy: &str, out: &str) -> (std::process::Child, Instant) {
+    let args = [
+        "train",
+        "--quiet",
+        "--epochs",
+        "100000",
+        "--batch-size",
+        "8",
+        "--threads",
+        "1",
+        "--policy",
+        policy,
+        "--out",
+        out,
+    ];
+    let child = mpirun(dir, 2, &args, &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    let recorded = |r: usize| {
+        std::fs::read_to_string(dir.join(format!("ranks/rank-{r}.jsonl")))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    while recorded(0) < 50 || recorded(1) < 50 {
+        assert!(t.elapsed() < Duration::from_secs(120), "the job never ran");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (child, t)
+}
+
+/// Waits for `child` to end (300 s from `t`, else it is killed and `what` fails).
+fn wait_end(mut child: std::process::Child, t: Instant, what: &str) -> Output {
+    while child.try_wait().unwrap().is_none() {
+        if t.elapsed() > Duration::from_secs(300) {
+            let _ = child.kill();
+            panic!("{what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
 fn weights(path: &Path) -> HashMap<String, Vec<f32>> {
     let bytes = std::fs::read(path).unwrap();
     rudder::checkpoint::parse_tensors(&bytes, path)
@@ -273,50 +321,15 @@ fn an_edit_reaches_both_ranks_at_the_same_step() {
     let d = tmp.path();
     let policy = d.join("steer.rhai");
     std::fs::write(&policy, "fn on_step(ctx) { #{ lr: 0.01 } }\n").unwrap();
-    let args = [
-        "train",
-        "--quiet",
-        "--epochs",
-        "100000",
-        "--batch-size",
-        "8",
-        "--threads",
-        "1",
-        "--policy",
-        "./steer.rhai",
-        "--out",
-        "hot",
-    ];
-    let mut child = mpirun(d, 2, &args, &[])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let t = Instant::now();
-    let steps = |r| {
-        std::fs::read_to_string(d.join(format!("ranks/rank-{r}.jsonl")))
-            .unwrap_or_default()
-            .lines()
-            .count()
-    };
-    while steps(0) < 50 || steps(1) < 50 {
-        assert!(t.elapsed() < Duration::from_secs(120), "the job never ran");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (child, t) = endless(d, "./steer.rhai", "hot");
     // The new version: another LR, and a stop at the end of its epoch.
     std::fs::write(
         &policy,
         "fn on_step(ctx) { #{ lr: 0.02 } }\nfn on_epoch_end(ctx) { #{ stop: true } }\n",
     )
     .unwrap();
-    while child.try_wait().unwrap().is_none() {
-        if t.elapsed() > Duration::from_secs(300) {
-            let _ = child.kill();
-            panic!("the edited policy never stopped the job");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(child.wait().unwrap().success());
+    let out = wait_end(child, t, "the edited policy never stopped the job");
+    assert!(out.status.success());
     let (r0, r1) = (rank_log(d, 0), rank_log(d, 1));
     assert_eq!(r0, r1);
     let lrs: Vec<f64> = r0.iter().filter_map(|l| l["lr"].as_f64()).collect();
@@ -400,48 +413,12 @@ fn sweep_and_lr_find_refuse_to_run_once_per_rank() {
 fn ctrl_c_to_mpirun_ends_every_rank_as_one_interrupted_run() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    let args = [
-        "train",
-        "--quiet",
-        "--epochs",
-        "100000",
-        "--batch-size",
-        "8",
-        "--threads",
-        "1",
-        "--policy",
-        "lr/cosine",
-        "--out",
-        "int",
-    ];
-    let mut child = mpirun(d, 2, &args, &[])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let t = Instant::now();
-    let lines = |r| {
-        std::fs::read_to_string(d.join(format!("ranks/rank-{r}.jsonl")))
-            .unwrap_or_default()
-            .lines()
-            .count()
-    };
-    while lines(1) < 50 {
-        assert!(t.elapsed() < Duration::from_secs(120), "the job never ran");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (child, t) = endless(d, "lr/cosine", "int");
     // SAFETY: kill(2) on the child's pid.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGINT);
     }
-    while child.try_wait().unwrap().is_none() {
-        if t.elapsed() > Duration::from_secs(300) {
-            let _ = child.kill();
-            panic!("the interrupted job hung");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
+    let out = wait_end(child, t, "the interrupted job hung");
     assert!(!out.status.success());
     let events = jsonl(&d.join("int/events.jsonl"));
     let end = events.last().unwrap();

@@ -537,46 +537,26 @@ mod tests {
         );
     }
 
+    fn values(t: candle_core::Result<Tensor>) -> Vec<f32> {
+        t.unwrap().flatten_all().unwrap().to_vec1().unwrap()
+    }
+
     #[test]
     fn dropout_keeps_one_minus_p_scaled_in_training_and_nothing_in_evaluation() {
         let d = Dropout::new(0.25, 5);
         let x = Tensor::ones((100, 100), candle_core::DType::F32, &Device::Cpu).unwrap();
         d.set_step(9);
-        let y: Vec<f32> = d
-            .forward(&x, true)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
+        let y: Vec<f32> = values(d.forward(&x, true));
         let kept = y.iter().filter(|&&v| v != 0.0).count() as f64 / 1e4;
         assert!((kept - 0.75).abs() < 0.02, "kept {kept}");
         assert!(y.iter().all(|&v| v == 0.0 || (v - 1.0 / 0.75).abs() < 1e-6));
         // The same step draws the same mask; another step another.
-        let again: Vec<f32> = d
-            .forward(&x, true)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
+        let again: Vec<f32> = values(d.forward(&x, true));
         assert_eq!(y, again);
         d.set_step(10);
-        let other: Vec<f32> = d
-            .forward(&x, true)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
+        let other: Vec<f32> = values(d.forward(&x, true));
         assert_ne!(y, other);
-        let eval: Vec<f32> = d
-            .forward(&x, false)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
+        let eval: Vec<f32> = values(d.forward(&x, false));
         assert!(eval.iter().all(|&v| v == 1.0));
     }
 
@@ -585,13 +565,7 @@ mod tests {
         // torch: F.gelu(torch.tensor([-1.5, -0.2, 0.0, 0.7, 2.0]))
         //   -> [-0.10021086, -0.08414806, 0.0, 0.53062546, 1.95449972]
         let x = Tensor::new(&[[-1.5f32, -0.2, 0.0, 0.7, 2.0]], &Device::Cpu).unwrap();
-        let y: Vec<f32> = Elementwise::Gelu
-            .forward(&x, false)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
+        let y: Vec<f32> = values(Elementwise::Gelu.forward(&x, false));
         for (a, b) in y
             .iter()
             .zip([-0.100_210_86, -0.084_148_06, 0.0, 0.530_625_46, 1.954_499_7])
@@ -609,13 +583,7 @@ mod tests {
             )
             .unwrap(),
         };
-        let y: Vec<f32> = ln
-            .forward(&x, false)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
+        let y: Vec<f32> = values(ln.forward(&x, false));
         for (a, b) in y.iter().zip([
             -1.481_901_4,
             -0.348_682_6,
@@ -631,27 +599,21 @@ mod tests {
             .unwrap()
             .reshape((1, 1, 5, 5))
             .unwrap();
-        let avg: Vec<f32> = Pool {
-            kernel: 2,
-            max: false,
-        }
-        .forward(&img, false)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
+        let avg: Vec<f32> = values(
+            Pool {
+                kernel: 2,
+                max: false,
+            }
+            .forward(&img, false),
+        );
         assert_eq!(avg, [3.0, 5.0, 13.0, 15.0]);
-        let max: Vec<f32> = Pool {
-            kernel: 2,
-            max: true,
-        }
-        .forward(&img, false)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
+        let max: Vec<f32> = values(
+            Pool {
+                kernel: 2,
+                max: true,
+            }
+            .forward(&img, false),
+        );
         assert_eq!(max, [6.0, 8.0, 16.0, 18.0]);
     }
 }
