@@ -227,6 +227,12 @@ impl Net {
                             mappings.extend(plain(&name, &["weight", "bias"]));
                             Box::new(vector::LayerNorm::new(width))
                         }
+                        // BatchNorm1d: each feature a channel of a 1x1 image.
+                        L::Batchnorm => {
+                            norms.push((ops.len(), name.clone()));
+                            mappings.extend(plain(&name, &["weight", "bias"]));
+                            Box::new(norm::BnRelu::plain(width, width))
+                        }
                         // Rows are already (c, h, w)-ordered as torch flattens them.
                         L::Flatten => continue,
                         other => {

@@ -1,6 +1,9 @@
 //! Batch normalisation with a fused ReLU on channels-last data: statistics per
 //! channel over `n * h * w` rows, as torch's BatchNorm2d (momentum 0.1, eps 1e-5,
-//! biased variance to normalise, unbiased in the running estimate).
+//! biased variance to normalise, unbiased in the running estimate). Without the ReLU
+//! ([`BnRelu::plain`]) it is a model file's `batchnorm` (on vectors, BatchNorm1d).
+//! The ReLU is a floor: 0, or minus infinity for none, so both forms run the same
+//! instructions.
 
 use super::{Op, Param};
 
@@ -11,6 +14,8 @@ pub struct BnRelu {
     /// Elements per example (`h * w * channels`).
     len: usize,
     channels: usize,
+    /// The output's floor: 0 with the ReLU, minus infinity without.
+    floor: f32,
     pub gamma: Param,
     pub beta: Param,
     pub running_mean: Vec<f32>,
@@ -31,6 +36,7 @@ impl BnRelu {
         BnRelu {
             len,
             channels,
+            floor: 0.0,
             gamma: Param::filled(channels, 1.0),
             beta: Param::zeros(channels),
             running_mean: vec![0.0; channels],
@@ -46,6 +52,14 @@ impl BnRelu {
 }
 
 impl BnRelu {
+    /// Batch norm without the ReLU.
+    pub fn plain(len: usize, channels: usize) -> BnRelu {
+        BnRelu {
+            floor: f32::NEG_INFINITY,
+            ..BnRelu::new(len, channels)
+        }
+    }
+
     /// Per-chunk sums over rows of `x` (or of `(x - mean)^2` given `mean`), one block
     /// of `channels` per chunk of examples, in `self.part`.
     /// Returns how many chunks were used.
@@ -100,13 +114,13 @@ impl Op for BnRelu {
                 scale[ch] = inv * self.gamma.value[ch];
                 shift[ch] = self.beta.value[ch] - self.running_mean[ch] * scale[ch];
             }
-            let (scale, shift) = (&*scale, &*shift);
+            let (scale, shift, floor) = (&*scale, &*shift, self.floor);
             super::by_example(y, per, n, threads, |b0, ys| {
                 for (xr, yr) in x[b0 * per..].chunks_exact(c).zip(ys.chunks_exact_mut(c)) {
                     yr.iter_mut()
                         .zip(xr)
                         .zip(scale.iter().zip(shift))
-                        .for_each(|((o, &v), (&a, &b))| *o = (v * a + b).max(0.0));
+                        .for_each(|((o, &v), (&a, &b))| *o = (v * a + b).max(floor));
                 }
             });
             return;
@@ -141,6 +155,7 @@ impl Op for BnRelu {
             self.xhat.resize(total, 0.0);
         }
         let (inv, g, b) = (&self.inv_std, &self.gamma.value, &self.beta.value);
+        let floor = self.floor;
         super::by_example2(&mut self.xhat, per, y, per, n, threads, |b0, hs, ys| {
             for ((xr, hr), yr) in x[b0 * per..]
                 .chunks_exact(c)
@@ -150,7 +165,7 @@ impl Op for BnRelu {
                 for ch in 0..c {
                     let h = (xr[ch] - mean[ch]) * inv[ch];
                     hr[ch] = h;
-                    yr[ch] = (h * g[ch] + b[ch]).max(0.0);
+                    yr[ch] = (h * g[ch] + b[ch]).max(floor);
                 }
             }
         });
@@ -175,6 +190,7 @@ impl Op for BnRelu {
         self.part.resize(2 * c * chunks, 0.0);
         let each = n.div_ceil(chunks);
         let xhat = &self.xhat;
+        let floor = self.floor;
         let mask_and_sum = |b0: usize, g: &mut [f32], part: &mut [f32]| {
             let (s, s2) = part.split_at_mut(c);
             s.fill(0.0);
@@ -192,7 +208,7 @@ impl Op for BnRelu {
                     .zip(s.iter_mut())
                     .zip(s2.iter_mut())
                 {
-                    if o <= 0.0 {
+                    if o <= floor {
                         *g = 0.0;
                     }
                     *s += *g;

@@ -424,7 +424,7 @@ fn cnn_gradients_match_pytorch() {
 #[test]
 fn vector_model_files_match_candle_autograd() {
     let spec: crate::model::spec::Spec = serde_json::from_str(
-        r#"[{"type":"linear","out":16},{"type":"gelu"},{"type":"layernorm"},
+        r#"[{"type":"linear","out":16},{"type":"gelu"},{"type":"layernorm"},{"type":"batchnorm"},
             {"type":"dropout","p":0.3},{"type":"linear","out":8},{"type":"tanh"},
             {"type":"linear","out":8},{"type":"sigmoid"},{"type":"linear","out":6},
             {"type":"relu"},{"type":"flatten"},{"type":"linear"}]"#,

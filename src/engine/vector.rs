@@ -1,5 +1,6 @@
 //! The engine's layers for model files of vectors (SPEC section 12): activations
-//! (ReLU, GELU, tanh, sigmoid), dropout and layer norm, each with its backward pass,
+//! (ReLU, GELU, tanh, sigmoid), dropout and layer norm (batch norm is
+//! `norm::BnRelu::plain`), each with its backward pass,
 //! so a model file of `linear`, these and `flatten` trains on the CPU engine. They
 //! compute what `model::file`'s candle layers compute (tested against candle's
 //! autograd in `engine::tests`).
