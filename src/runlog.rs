@@ -371,15 +371,7 @@ impl RunLog {
 }
 
 /// The per-epoch metrics `--monitor` and `sweep --metric` may name.
-pub const METRICS: [&str; 7] = [
-    "train_loss",
-    "train_acc",
-    "val_loss",
-    "val_acc",
-    "val_rmse",
-    "val_mae",
-    "val_r2",
-];
+pub use rudder_policy::METRIC_NAMES as METRICS;
 
 /// `Err` for a metric that `task` does not have (accuracy for regression, the
 /// regression metrics for classification).

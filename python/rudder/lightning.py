@@ -35,7 +35,7 @@ import lightning.pytorch as pl
 import torch
 
 from . import policies_from
-from .torch import ResizableBatchSampler
+from .torch import ResizableBatchSampler, momentum_of, set_group
 
 __all__ = ["RudderCallback"]
 
@@ -94,8 +94,7 @@ class RudderCallback(pl.Callback):
     def _context(self, trainer):
         opt = trainer.optimizers[0]
         g = opt.param_groups[0]
-        momentum = g["betas"][0] if "betas" in g else g.get("momentum", 0.0)
-        ctx = dict(lr=g["lr"], momentum=momentum, weight_decay=g.get("weight_decay", 0.0),
+        ctx = dict(lr=g["lr"], momentum=momentum_of(g), weight_decay=g.get("weight_decay", 0.0),
                    accumulation=int(trainer.accumulate_grad_batches), optimizer=type(opt).__name__.lower())
         loader = getattr(trainer, "train_dataloader", None)
         batches = trainer.num_training_batches
@@ -179,18 +178,10 @@ class RudderCallback(pl.Callback):
         if "save" in d:
             tag = d["save"] if isinstance(d["save"], str) else f"step-{trainer.global_step}"
             self._last = self._save(trainer, tag)
-        for o, ratios in zip(trainer.optimizers, self._ratios or [[1.0]] * len(trainer.optimizers)):
-            for g, ratio in zip(o.param_groups, ratios):
-                if "lr" in d:
-                    g["lr"] = d["lr"] * ratio
-                if "weight_decay" in d:
-                    g["weight_decay"] = d["weight_decay"]
-                if "momentum" in d:
-                    if "betas" in g:
-                        g["betas"] = (d["momentum"], g["betas"][1])
-                    elif "momentum" in g:
-                        g["momentum"] = d["momentum"]
-        if "momentum" in d and not any("betas" in g or "momentum" in g for o in trainer.optimizers for g in o.param_groups):
+        applied = [set_group(g, d, ratio)
+                   for o, ratios in zip(trainer.optimizers, self._ratios or [[1.0]] * len(trainer.optimizers))
+                   for g, ratio in zip(o.param_groups, ratios)]
+        if not all(applied):
             self._unsupported("momentum", "the optimizer has no momentum")
         if "accumulation" in d:
             trainer.accumulate_grad_batches = int(d["accumulation"])

@@ -71,6 +71,30 @@ class ResizableBatchSampler(torch.utils.data.Sampler):
         return math.ceil(self.data_len / self.batch_size)
 
 
+def momentum_of(group):
+    """A param group's momentum: Adam's beta1, SGD's momentum, else 0."""
+    return group["betas"][0] if "betas" in group else group.get("momentum", 0.0)
+
+
+def set_group(group, decision, lr_ratio=1.0):
+    """Applies a decision's ``lr`` (times ``lr_ratio``), ``momentum`` (beta1 for
+    Adam-type optimizers) and ``weight_decay`` to one param group. False when the
+    decision sets a momentum the group does not have (the caller records it)."""
+    if "lr" in decision:
+        group["lr"] = decision["lr"] * lr_ratio
+    if "weight_decay" in decision:
+        group["weight_decay"] = decision["weight_decay"]
+    if "momentum" not in decision:
+        return True
+    if "betas" in group:
+        group["betas"] = (decision["momentum"], group["betas"][1])
+    elif "momentum" in group:
+        group["momentum"] = decision["momentum"]
+    else:
+        return False
+    return True
+
+
 def _optimizer_name(optimizer):
     return type(optimizer).__name__.lower()
 
@@ -116,8 +140,7 @@ class Steer:
 
     def _context(self):
         group = self.optimizer.param_groups[0]
-        momentum = group["betas"][0] if "betas" in group else group.get("momentum", 0.0)
-        ctx = dict(lr=group["lr"], momentum=momentum, weight_decay=group.get("weight_decay", 0.0),
+        ctx = dict(lr=group["lr"], momentum=momentum_of(group), weight_decay=group.get("weight_decay", 0.0),
                    batch_size=self.batch_size, accumulation=self.accumulation,
                    epochs=self.planned_epochs, steps_per_epoch=self.steps_per_epoch,
                    optimizer=_optimizer_name(self.optimizer))
@@ -213,23 +236,10 @@ class Steer:
         if "save" in decision:
             tag = decision["save"]
             self._save(tag if isinstance(tag, str) else f"step-{self.policies.state()['run']['step']}")
-        groups = self.optimizer.param_groups
-        if "lr" in decision:
-            for g, ratio in zip(groups, self._ratios):
-                g["lr"] = decision["lr"] * ratio
-        if "momentum" in decision:
-            m = decision["momentum"]
-            for g in groups:
-                if "betas" in g:
-                    g["betas"] = (m, g["betas"][1])
-                elif "momentum" in g:
-                    g["momentum"] = m
-                else:
-                    self._unsupported("momentum", f"{type(self.optimizer).__name__} has no momentum")
-                    break
-        if "weight_decay" in decision:
-            for g in groups:
-                g["weight_decay"] = decision["weight_decay"]
+        applied = [set_group(g, decision, ratio)
+                   for g, ratio in zip(self.optimizer.param_groups, self._ratios)]
+        if not all(applied):
+            self._unsupported("momentum", f"{type(self.optimizer).__name__} has no momentum")
         if "batch_size" in decision:
             if self.sampler is None:
                 self._unsupported("batch_size", "no ResizableBatchSampler was given to Steer")

@@ -34,6 +34,7 @@ import sys
 from transformers import TrainerCallback
 
 from . import policies_from
+from .torch import momentum_of, set_group
 
 __all__ = ["RudderCallback"]
 
@@ -66,8 +67,7 @@ class RudderCallback(TrainerCallback):
 
     def _context(self, args, state):
         g = self.optimizer.param_groups[0]
-        momentum = g["betas"][0] if "betas" in g else g.get("momentum", 0.0)
-        ctx = dict(lr=self.lr, momentum=momentum, weight_decay=g.get("weight_decay", 0.0),
+        ctx = dict(lr=self.lr, momentum=momentum_of(g), weight_decay=g.get("weight_decay", 0.0),
                    batch_size=self._batch_size, accumulation=args.gradient_accumulation_steps,
                    epochs=max(1, math.ceil(args.num_train_epochs)), steps_per_epoch=self._steps_per_epoch,
                    step=state.global_step, optimizer=type(self.optimizer).__name__.lower())
@@ -148,14 +148,10 @@ class RudderCallback(TrainerCallback):
         if "lr" in d:
             self.lr = d["lr"]
             self._set_lr()
-        for g in self.optimizer.param_groups:
-            if "weight_decay" in d:
-                g["weight_decay"] = d["weight_decay"]
-            if "momentum" in d:
-                if "betas" in g:
-                    g["betas"] = (d["momentum"], g["betas"][1])
-                elif "momentum" in g:
-                    g["momentum"] = d["momentum"]
+        # The LR goes through _set_lr (the scheduler's lambda); the rest per group.
+        rest = {k: v for k, v in d.items() if k != "lr"}
+        if not all([set_group(g, rest) for g in self.optimizer.param_groups]):
+            self._unsupported("momentum", "the optimizer has no momentum")
         for key, why in (("batch_size", "the Trainer's dataloader is built once"),
                          ("accumulation", "gradient_accumulation_steps is read once"),
                          ("epochs", "the Trainer plans its steps once"),

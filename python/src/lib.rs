@@ -389,19 +389,8 @@ const INTS: [&str; 7] = [
     "epochs",
     "dataset_size",
 ];
-const NUMS: [&str; 11] = [
-    "lr",
-    "momentum",
-    "weight_decay",
-    "base_lr",
-    "train_loss",
-    "train_acc",
-    "val_loss",
-    "val_acc",
-    "val_rmse",
-    "val_mae",
-    "val_r2",
-];
+/// The real-valued settings; the metrics (`rudder_policy::METRIC_NAMES`) are too.
+const NUMS: [&str; 4] = ["lr", "momentum", "weight_decay", "base_lr"];
 
 fn read_kwargs(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Vec<Update>> {
     let mut out = Vec::new();
@@ -420,7 +409,11 @@ fn read_kwargs(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Vec<Update>> {
         if let Some(k) = INTS.iter().find(|n| **n == key) {
             let n: u64 = v.extract().map_err(|_| bad("a whole number >= 0"))?;
             out.push(Update::Int(k, n));
-        } else if let Some(k) = NUMS.iter().find(|n| **n == key) {
+        } else if let Some(k) = NUMS
+            .iter()
+            .chain(&rudder_policy::METRIC_NAMES)
+            .find(|n| **n == key)
+        {
             let x: Option<f64> = if v.is_none() {
                 None
             } else {
@@ -438,9 +431,10 @@ fn read_kwargs(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Vec<Update>> {
             out.push(Update::Resumed(v.extract().map_err(|_| bad("a bool"))?));
         } else {
             return Err(PyTypeError::new_err(format!(
-                "unexpected keyword {key:?}: the context has {}, {}, base_batch_size, optimizer and resumed",
+                "unexpected keyword {key:?}: the context has {}, {}, {}, base_batch_size, optimizer and resumed",
                 INTS.join(", "),
-                NUMS.join(", ")
+                NUMS.join(", "),
+                rudder_policy::METRIC_NAMES.join(", ")
             )));
         }
     }
@@ -468,13 +462,7 @@ impl Run {
             Update::Num("momentum", Some(x)) => s.momentum = x,
             Update::Num("weight_decay", Some(x)) => s.weight_decay = x,
             Update::Num("base_lr", x) => self.base_lr = x,
-            Update::Num("train_loss", x) => self.metrics.train_loss = x,
-            Update::Num("train_acc", x) => self.metrics.train_acc = x,
-            Update::Num("val_loss", x) => self.metrics.val_loss = x,
-            Update::Num("val_acc", x) => self.metrics.val_acc = x,
-            Update::Num("val_rmse", x) => self.metrics.val_rmse = x,
-            Update::Num("val_mae", x) => self.metrics.val_mae = x,
-            Update::Num("val_r2", x) => self.metrics.val_r2 = x,
+            Update::Num(name, x) if self.metrics.set(name, x) => {}
             Update::Optimizer(ref t) => self.optimizer = t.clone(),
             Update::Resumed(b) => self.resumed = b,
             _ => {}

@@ -86,3 +86,13 @@ def test_a_key_it_cannot_apply_is_an_event(tmp_path):
     train(tmp_path, cb, epochs=2)
     keys = sorted(e["key"] for e in cb.policies.events if e["kind"] == "unsupported_decision")
     assert keys == ["batch_size", "epochs"]
+
+
+def test_a_momentum_the_optimizer_lacks_is_an_event(tmp_path):
+    # Adagrad has neither momentum nor betas: the decision cannot be applied.
+    policy = tmp_path / "momentum.rhai"
+    policy.write_text("fn on_epoch_start(ctx) { if ctx.epoch == 1 { #{ momentum: 0.9 } } }\n")
+    cb = RudderCallback([str(policy)], watch=False)
+    train(tmp_path, cb, epochs=2, optim="adagrad")
+    keys = [e["key"] for e in cb.policies.events if e["kind"] == "unsupported_decision"]
+    assert keys == ["momentum"]

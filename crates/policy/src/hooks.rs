@@ -85,6 +85,18 @@ impl Settings {
     }
 }
 
+/// The per-epoch metrics by the names `metrics.jsonl`, `ctx` and the trainer's
+/// `--monitor` use: classification's four, then regression's three.
+pub const METRIC_NAMES: [&str; 7] = [
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "val_rmse",
+    "val_mae",
+    "val_r2",
+];
+
 /// Metrics of the last finished epoch, `None` before the first one ends.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 #[non_exhaustive]
@@ -104,15 +116,29 @@ impl EpochMetrics {
     /// The metrics of a `metrics.jsonl` object (or a test case's `ctx`); `null` reads
     /// as NaN (a non-finite number is written as `null`), a missing key as `None`.
     pub fn from_json(record: &serde_json::Map<String, serde_json::Value>) -> EpochMetrics {
-        EpochMetrics {
-            train_loss: metric(record, "train_loss"),
-            train_acc: metric(record, "train_acc"),
-            val_loss: metric(record, "val_loss"),
-            val_acc: metric(record, "val_acc"),
-            val_rmse: metric(record, "val_rmse"),
-            val_mae: metric(record, "val_mae"),
-            val_r2: metric(record, "val_r2"),
+        let mut m = EpochMetrics::default();
+        for name in METRIC_NAMES {
+            m.set(name, metric(record, name));
         }
+        m
+    }
+
+    /// Sets the metric `name`; false when it is not one of [`METRIC_NAMES`].
+    pub fn set(&mut self, name: &str, value: Option<f64>) -> bool {
+        self.slot(name).map(|v| *v = value).is_some()
+    }
+
+    fn slot(&mut self, name: &str) -> Option<&mut Option<f64>> {
+        Some(match name {
+            "train_loss" => &mut self.train_loss,
+            "train_acc" => &mut self.train_acc,
+            "val_loss" => &mut self.val_loss,
+            "val_acc" => &mut self.val_acc,
+            "val_rmse" => &mut self.val_rmse,
+            "val_mae" => &mut self.val_mae,
+            "val_r2" => &mut self.val_r2,
+            _ => return None,
+        })
     }
 }
 

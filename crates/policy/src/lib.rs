@@ -62,7 +62,7 @@ pub use controller::{
 };
 pub use decision::{Decision, Invalid, Rescale, Save, Target, check_count, check_hyper};
 pub use errors::{LoadError, LoadErrorKind};
-pub use hooks::{Best, Ctx, EpochMetrics, Hook, Settings};
+pub use hooks::{Best, Ctx, EpochMetrics, Hook, METRIC_NAMES, Settings};
 pub use params::Param;
 pub use policies::{Builder, Messages, Policies, PolicyInfo};
 pub use script::find::{EMBEDDED, SearchPath};
