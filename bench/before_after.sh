@@ -3,7 +3,8 @@
 # MNIST MLP (one epoch) and the CNN on the MNIST 5k CSV (4,500 training images, one
 # epoch), each at its default --threads. For "before and after" figures in
 # BENCHMARKS.md. Usage: bench/before_after.sh BIN_A BIN_B [PAIRS]
-# MODELS (default "mlp cnn") picks the models; A_ARGS and B_ARGS add options to one
+# MODELS (default "mlp cnn"; also "resnet": bench/small_resnet.json, the README's
+# model file, on the 5k CSV) picks the models; A_ARGS and B_ARGS add options to one
 # side (the same binary twice compares two options: A_ARGS="--kernels candle").
 set -euo pipefail
 a=$1; b=$2; pairs=${3:-5}
@@ -20,6 +21,7 @@ for model in ${MODELS:-mlp cnn}; do
   case $model in
     mlp) args=(--data mnist --data-dir data/mnist --model mlp) ;;
     cnn) args=(--data data/mnist_5k.csv.gz --model cnn) ;;
+    resnet) args=(--data data/mnist_5k.csv.gz --model bench/small_resnet.json) ;;
   esac
   : > "$tmp/a"; : > "$tmp/b"
   for _ in $(seq "$pairs"); do

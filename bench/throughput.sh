@@ -10,6 +10,7 @@
 # epoch each. CNN: 4,500 MNIST images (the 5k CSV's training split for rudder, the
 # first 4,500 IDX images for PyTorch): the same model and batch, a shorter epoch.
 # THREADS (default 1) sets rudder's --threads, TORCH_THREADS (default 2) torch.set_num_threads.
+# MODELS (default "mlp cnn"; also "resnet", bench/small_resnet.json on the 5k images).
 set -euo pipefail
 runs=${1:-5}
 bin=${2:-target/release/rudder}
@@ -29,12 +30,15 @@ rudder_rate() { # args: rudder train options
 torch_rate() { # args: model [--limit N]
   "$py" "$here/torch_baseline.py" "$1" data/mnist --threads "$torch_threads" "${@:2}" | sed -E 's/.*samples_per_s ([0-9.]+).*/\1/'
 }
-for model in mlp cnn; do
+for model in ${MODELS:-mlp cnn}; do
   : > "$tmp/a"; : > "$tmp/b"
   for _ in $(seq "$runs"); do
     if [ "$model" = mlp ]; then
       rudder_rate --data mnist --model mlp >> "$tmp/a"
       torch_rate mlp >> "$tmp/b"
+    elif [ "$model" = resnet ]; then
+      rudder_rate --data data/mnist_5k.csv.gz --model "$here/small_resnet.json" >> "$tmp/a"
+      torch_rate resnet --limit 4500 >> "$tmp/b"
     else
       rudder_rate --data data/mnist_5k.csv.gz --model cnn >> "$tmp/a"
       torch_rate cnn --limit 4500 >> "$tmp/b"

@@ -1,6 +1,6 @@
 """PyTorch baseline for rudder's BENCHMARKS.md: the same models, SGD, batch 64.
 
-usage: python bench/torch_baseline.py {mlp,cnn} DATA_DIR [--epochs N] [--limit N] [--threads T] [--log-steps K] [--device cpu|cuda]
+usage: python bench/torch_baseline.py {mlp,cnn,resnet} DATA_DIR [--epochs N] [--limit N] [--threads T] [--log-steps K] [--device cpu|cuda]
 Prints one line per epoch: samples/s of the training phase, val accuracy.
 """
 import argparse, gzip, os, time
@@ -34,6 +34,16 @@ xtr = torch.from_numpy((xtr - m) / s).unsqueeze(1); xva = torch.from_numpy((xva 
 ytr = torch.from_numpy(ytr); yva = torch.from_numpy(yva)
 if a.model == "mlp":
     net = nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10))
+elif a.model == "resnet":  # bench/small_resnet.json, the README's model file
+    class Residual(nn.Module):
+        def __init__(self, *layers):
+            super().__init__(); self.block = nn.Sequential(*layers)
+        def forward(self, x): return x + self.block(x)
+    net = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+                        Residual(nn.Conv2d(16, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU()),
+                        nn.MaxPool2d(2), nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.GELU(),
+                        nn.AvgPool2d(2), nn.Flatten(), nn.LayerNorm(32 * 3 * 3), nn.Dropout(0.25),
+                        nn.Linear(32 * 3 * 3, 10))
 else:
     blk = lambda i, o: [nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(), nn.MaxPool2d(2)]
     net = nn.Sequential(*blk(1, 32), *blk(32, 64), nn.Flatten(), nn.Linear(64 * 7 * 7, 10))

@@ -6,10 +6,10 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use rudder::engine::Op;
-use rudder::engine::conv::Conv3x3;
+use rudder::engine::conv::{Conv, Geometry};
 use rudder::engine::dense::Dense;
 use rudder::engine::norm::BnRelu;
-use rudder::engine::pool::MaxPool2;
+use rudder::engine::pool::Pool;
 
 const N: usize = 64;
 
@@ -65,14 +65,14 @@ fn layers(c: &mut Criterion) {
     bench_op(
         c,
         "conv3x3 1->32 28x28",
-        Conv3x3::new(28, 28, 1, 32),
+        Conv::new(Geometry::same3x3(28, 28, 1, 32), false),
         784,
         false,
     );
     bench_op(
         c,
         "conv3x3 32->64 14x14",
-        Conv3x3::new(14, 14, 32, 64),
+        Conv::new(Geometry::same3x3(14, 14, 32, 64), false),
         14 * 14 * 32,
         true,
     );
@@ -86,7 +86,7 @@ fn layers(c: &mut Criterion) {
     bench_op(
         c,
         "maxpool2 32ch 28x28",
-        MaxPool2::new(28, 28, 32),
+        Pool::new(28, 28, 32, 2, true),
         28 * 28 * 32,
         true,
     );

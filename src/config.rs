@@ -202,7 +202,8 @@ pub struct TrainOptions {
     /// cpu | cuda[:N] [default: cpu]
     #[arg(long)]
     pub device: Option<String>,
-    /// CPU threads for the tensor kernels [default: 1 for mlp, 2 for cnn]
+    /// CPU threads for the tensor kernels [default: 2 for cnn and model files with
+    /// conv2d, else 1]
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
     /// Whose CPU kernels train: rudder's own or candle's autograd [default: rudder]
@@ -661,9 +662,14 @@ impl TrainOptions {
             seed: self.seed.unwrap_or(0),
             device: self.device.unwrap_or_else(|| "cpu".into()),
             // Measured best here (BENCHMARKS.md): the MLP's products are too small to
-            // split, the CNN's are not.
+            // split, the convolutions' are not.
             threads: self.threads.unwrap_or(match &self.model {
                 Some(ModelKind::Cnn) => 2,
+                Some(ModelKind::File(path))
+                    if crate::model::spec::Spec::read(path).is_ok_and(|s| s.convolves()) =>
+                {
+                    2
+                }
                 _ => 1,
             }),
             kernels: self.kernels.unwrap_or(Kernels::Rudder),

@@ -360,20 +360,24 @@ pub fn build_learner(
     arch.check_size(io, cfg.batch_size).map_err(ConfigError)?;
     let model = model::build(&arch, io, cfg.seed, &device).map_err(ConfigError)?;
     let param_count = model.param_count();
-    // The engine's losses are classification's: a regression trains through candle's
-    // autograd.
-    let kernels = if device.is_cpu() && cfg.kernels == Kernels::Rudder && data.targets.is_none() {
+    let kernels = if device.is_cpu() && cfg.kernels == Kernels::Rudder {
         Net::from_model(&arch, io, &model, cfg.threads).ok()
     } else {
         None
     };
     let learner: Box<dyn Learner> = match kernels {
-        Some(net) => Box::new(Engine::new(
-            model,
-            net,
-            optim::Flat::new(cfg.optimizer, cfg.hyper()),
-            cfg.loss,
-        )),
+        Some(net) => {
+            let engine = Engine::new(
+                model,
+                net,
+                optim::Flat::new(cfg.optimizer, cfg.hyper()),
+                cfg.loss,
+            );
+            match &data.targets {
+                Some(t) => Box::new(engine.regression(cfg.huber_delta, &t.std)),
+                None => Box::new(engine),
+            }
+        }
         None => {
             let opt = optim::build(cfg.optimizer, model.params(), cfg.hyper())
                 .map_err(TrainError::from)?;

@@ -1,5 +1,6 @@
 //! The losses fused with their gradient: one pass over the logits gives the batch
-//! mean loss, the number classified right, and d(mean loss)/d(logits).
+//! mean loss, the number classified right, and d(mean loss)/d(logits); for a
+//! regression, one pass over the predictions gives the mean loss and its gradient.
 
 use crate::loss::Loss;
 
@@ -23,8 +24,8 @@ pub fn loss_and_grad(
             correct += 1;
         }
         match loss {
-            // `pipeline::build_learner` never gives the engine a regression.
-            Loss::Mae | Loss::Huber => unreachable!("the engine trains classification only"),
+            // `Net` sends a regression to `regress_and_grad`.
+            Loss::Mae | Loss::Huber => unreachable!("a regression loss on class labels"),
             Loss::CrossEntropy => {
                 let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                 let mut sum = 0f32;
@@ -66,6 +67,45 @@ pub fn loss_and_grad(
         }
     }
     (total / n.max(1) as f64, correct)
+}
+
+/// A regression's loss on predictions against real targets (both `n x k`), the mean
+/// over all `n * k` values as torch's `MSELoss`, `L1Loss` and `HuberLoss(delta)`;
+/// writes `scale` times the gradient of the mean into `grad` and returns the mean.
+/// (The gradient of |d| at 0 is 0, as torch's sign.)
+pub fn regress_and_grad(
+    loss: Loss,
+    delta: f32,
+    pred: &[f32],
+    target: &[f32],
+    grad: &mut [f32],
+    scale: f32,
+) -> f64 {
+    let m = pred.len();
+    let s = scale / m.max(1) as f32;
+    let mut total = 0f64;
+    for ((g, &p), &t) in grad[..m].iter_mut().zip(pred).zip(&target[..m]) {
+        let d = p - t;
+        let (value, slope) = match loss {
+            Loss::Mae => (d.abs(), sign(d)),
+            Loss::Huber if d.abs() <= delta => (0.5 * d * d, d),
+            Loss::Huber => (delta * (d.abs() - 0.5 * delta), delta * sign(d)),
+            _ => (d * d, 2.0 * d),
+        };
+        total += value as f64;
+        *g = s * slope;
+    }
+    total / m.max(1) as f64
+}
+
+fn sign(d: f32) -> f32 {
+    if d > 0.0 {
+        1.0
+    } else if d < 0.0 {
+        -1.0
+    } else {
+        0.0
+    }
 }
 
 /// Index of the first largest value.

@@ -3,6 +3,7 @@
 //! It mirrors a candle [`Model`] parameter for parameter (import and export), so the
 //! autograd model stays the reference, the CUDA path and the checkpoint format.
 
+pub mod block;
 pub mod conv;
 pub mod dense;
 mod gemm;
@@ -14,10 +15,11 @@ pub mod vector;
 use candle_core::{Tensor, Var};
 
 use crate::loss::Loss;
+use crate::model::spec::{LayerSpec, Shape, kind};
 use crate::model::{Arch, Io, Model};
 
 pub use gemm::calls as gemm_calls;
-pub use loss::{argmax, loss_and_grad};
+pub use loss::{argmax, loss_and_grad, regress_and_grad};
 
 /// A trainable array and its gradient.
 pub struct Param {
@@ -64,6 +66,18 @@ pub trait Op: Send {
     /// The batch-norm layer, for its running statistics.
     fn as_norm(&mut self) -> Option<&mut norm::BnRelu> {
         None
+    }
+    /// Calls `f` on each parameter, in the candle model's order (a block's too).
+    fn each_param(&mut self, f: &mut dyn FnMut(&mut Param)) {
+        for p in self.params().into_iter().flatten() {
+            f(p)
+        }
+    }
+    /// Calls `f` on each batch-norm layer, in the candle model's order.
+    fn each_norm(&mut self, f: &mut dyn FnMut(&mut norm::BnRelu)) {
+        if let Some(n) = self.as_norm() {
+            f(n)
+        }
     }
     /// The optimizer step of the next training forward (dropout's masks).
     fn set_step(&mut self, _step: u64) {}
@@ -146,15 +160,29 @@ struct Mapping {
 pub struct Net {
     ops: Vec<Box<dyn Op>>,
     mappings: Vec<Mapping>,
-    /// Indices of the batch-norm layers (for running statistics), with their names.
-    norms: Vec<(usize, String)>,
+    /// The names of the batch-norm layers (for running statistics), in the order
+    /// [`Op::each_norm`] visits them.
+    norms: Vec<String>,
     input_len: usize,
     classes: usize,
     input: Vec<f32>,
+    /// The batch's class labels, or for a regression its `n x classes` targets.
     labels: Vec<u32>,
+    values: Vec<f32>,
+    /// Examples in the gathered batch.
+    n: usize,
+    /// A regression's Huber delta (its loss on `values`); `None`: classification.
+    regression: Option<f32>,
     acts: Vec<Vec<f32>>,
     grads: Vec<Vec<f32>>,
     threads: usize,
+}
+
+/// A batch's targets: class labels, or `classes` real values per example.
+#[derive(Clone, Copy)]
+enum Targets<'a> {
+    Labels(&'a [u32]),
+    Values(&'a [f32]),
 }
 
 /// Why the engine cannot run a configuration (the trainer then uses candle's autograd).
@@ -185,65 +213,20 @@ impl Net {
                 mappings.extend(plain("head", &["weight", "bias"]));
             }
             Arch::File { spec, .. } => {
-                // Images are vectors to a first `flatten` or `linear` (rows are in
-                // torch's (c, h, w) order already).
-                if io.image.is_some()
-                    && !matches!(
-                        spec.layers.first(),
-                        Some(
-                            crate::model::spec::LayerSpec::Flatten
-                                | crate::model::spec::LayerSpec::Linear { .. }
-                        )
-                    )
-                {
-                    return Err(Unsupported("a model file on images".into()));
-                }
-                let dropouts = model.dropouts();
-                let mut width = io.features;
-                for (i, l) in spec.layers.iter().enumerate() {
-                    use crate::model::spec::LayerSpec as L;
-                    let name = format!("{}_{}", i + 1, crate::model::spec::kind(l));
-                    let op: Box<dyn Op> = match l {
-                        L::Linear { out } => {
-                            let out = out.unwrap_or(io.classes);
-                            mappings.extend(plain(&name, &["weight", "bias"]));
-                            let op = dense::Dense::new(width, out, false);
-                            width = out;
-                            Box::new(op)
-                        }
-                        L::Relu => Box::new(vector::Act::new(vector::Kind::Relu, width)),
-                        L::Gelu => Box::new(vector::Act::new(vector::Kind::Gelu, width)),
-                        L::Tanh => Box::new(vector::Act::new(vector::Kind::Tanh, width)),
-                        L::Sigmoid => Box::new(vector::Act::new(vector::Kind::Sigmoid, width)),
-                        L::Dropout { .. } => {
-                            let Some(&(p, seed)) = dropouts.get(&name) else {
-                                return Err(Unsupported(format!(
-                                    "dropout {name} without its seed"
-                                )));
-                            };
-                            Box::new(vector::Dropout::new(p, seed, width))
-                        }
-                        L::Layernorm => {
-                            mappings.extend(plain(&name, &["weight", "bias"]));
-                            Box::new(vector::LayerNorm::new(width))
-                        }
-                        // BatchNorm1d: each feature a channel of a 1x1 image.
-                        L::Batchnorm => {
-                            norms.push((ops.len(), name.clone()));
-                            mappings.extend(plain(&name, &["weight", "bias"]));
-                            Box::new(norm::BnRelu::plain(width, width))
-                        }
-                        // Rows are already (c, h, w)-ordered as torch flattens them.
-                        L::Flatten => continue,
-                        other => {
-                            return Err(Unsupported(format!(
-                                "{} in a model file",
-                                crate::model::spec::kind(other)
-                            )));
-                        }
-                    };
-                    ops.push(op);
-                }
+                let input = match io.image {
+                    Some((c, h, w)) => Shape::Image(c, h, w),
+                    None => Shape::Vector(io.features),
+                };
+                let mut b = FileBuilder {
+                    classes: io.classes,
+                    dropouts: model.dropouts(),
+                    mappings: &mut mappings,
+                    norms: &mut norms,
+                };
+                // The input is in torch's order: channels-last already when it has
+                // one channel.
+                let torch_order = matches!(input, Shape::Image(c, h, w) if c > 1 && h * w > 1);
+                ops = b.ops(&spec.layers, input, torch_order, "")?;
                 if ops.is_empty() {
                     return Err(Unsupported("a model file without layers".into()));
                 }
@@ -258,19 +241,16 @@ impl Net {
                 let mut c = c0;
                 for (i, &out) in channels.iter().enumerate() {
                     let b = i + 1;
-                    let conv = conv::Conv3x3::new(h, w, c, out);
-                    let perm = (0..out * 9 * c)
-                        .map(|j| conv.torch_index(j / (9 * c), j % (9 * c)))
-                        .collect();
+                    let conv = conv::Conv::new(conv::Geometry::same3x3(h, w, c, out), false);
                     mappings.push(Mapping {
                         name: format!("conv{b}.weight"),
-                        perm: Some(perm),
+                        perm: Some(conv.torch_order()),
                     });
                     ops.push(Box::new(conv));
-                    norms.push((ops.len(), format!("bn{b}")));
+                    norms.push(format!("bn{b}"));
                     ops.push(Box::new(norm::BnRelu::new(h * w * out, out)));
                     mappings.extend(plain(&format!("bn{b}"), &["weight", "bias"]));
-                    ops.push(Box::new(pool::MaxPool2::new(h, w, out)));
+                    ops.push(Box::new(pool::Pool::new(h, w, out, 2, true)));
                     (c, h, w) = (out, h / 2, w / 2);
                 }
                 // The head reads (h, w, c)-ordered features; torch flattens (c, h, w).
@@ -299,6 +279,9 @@ impl Net {
             classes: io.classes,
             input: Vec::new(),
             labels: Vec::new(),
+            values: Vec::new(),
+            n: 0,
+            regression: None,
             acts: vec![Vec::new(); n_ops],
             grads: vec![Vec::new(); n_ops],
             threads,
@@ -317,8 +300,16 @@ impl Net {
             .collect()
     }
 
-    fn params_mut(&mut self) -> impl Iterator<Item = &mut Param> {
-        self.ops.iter_mut().flat_map(|op| op.params()).flatten()
+    /// Calls `f` on each batch-norm layer with its name.
+    fn each_norm(&mut self, f: &mut dyn FnMut(&str, &mut norm::BnRelu)) {
+        let mut i = 0;
+        let Net { ops, norms, .. } = self;
+        for op in ops.iter_mut() {
+            op.each_norm(&mut |bn| {
+                f(&norms[i], bn);
+                i += 1;
+            });
+        }
     }
 
     /// Copies the weights and running statistics of `model` into the engine.
@@ -339,22 +330,40 @@ impl Net {
             .map(|m| get(&m.name))
             .collect::<candle_core::Result<_>>()?;
         let perms: Vec<Option<Vec<usize>>> = self.mappings.iter().map(|m| m.perm.clone()).collect();
-        for ((p, src), perm) in self.params_mut().zip(&sources).zip(&perms) {
+        let mut fault = None;
+        self.visit(&mut |i, p| {
+            let src = &sources[i];
             if src.len() != p.value.len() {
-                candle_core::bail!("size {} where the engine has {}", src.len(), p.value.len());
+                fault = Some(format!(
+                    "size {} where the engine has {}",
+                    src.len(),
+                    p.value.len()
+                ));
+                return;
             }
-            from_candle_order(perm.as_deref(), src, &mut p.value);
-        }
-        for (i, name) in self.norms.clone() {
-            let (rm, rv) = (
+            from_candle_order(perms[i].as_deref(), src, &mut p.value);
+        });
+        let mut stats = Vec::new();
+        for name in &self.norms {
+            stats.push((
                 get(&format!("{name}.running_mean"))?,
                 get(&format!("{name}.running_var"))?,
-            );
-            let bn = self.norm_mut(i);
-            bn.running_mean.copy_from_slice(&rm);
-            bn.running_var.copy_from_slice(&rv);
+            ));
         }
-        Ok(())
+        let mut i = 0;
+        self.each_norm(&mut |_, bn| {
+            if stats[i].0.len() != bn.running_mean.len() {
+                fault = Some(format!("{} running statistics", stats[i].0.len()));
+            } else {
+                bn.running_mean.copy_from_slice(&stats[i].0);
+                bn.running_var.copy_from_slice(&stats[i].1);
+            }
+            i += 1;
+        });
+        match fault {
+            Some(m) => Err(candle_core::Error::Msg(m)),
+            None => Ok(()),
+        }
     }
 
     /// Writes the engine's weights and running statistics back into `model`.
@@ -366,15 +375,22 @@ impl Net {
             .iter()
             .map(|m| (m.name.clone(), m.perm.clone()))
             .collect();
-        let values: Vec<Vec<f32>> = self.params_mut().map(|p| p.value.clone()).collect();
+        let mut values: Vec<Vec<f32>> = Vec::new();
+        self.visit(&mut |_, p| values.push(p.value.clone()));
         for ((name, perm), value) in perms.iter().zip(values) {
             let var = &named[name];
             let out = to_candle_order(perm.as_deref(), &value);
             var.set(&Tensor::from_vec(out, var.shape(), var.device())?)?;
         }
-        for (i, name) in self.norms.clone() {
-            let bn = self.norm_mut(i);
-            let (rm, rv) = (bn.running_mean.clone(), bn.running_var.clone());
+        let mut stats = Vec::new();
+        self.each_norm(&mut |name, bn| {
+            stats.push((
+                name.to_string(),
+                bn.running_mean.clone(),
+                bn.running_var.clone(),
+            ))
+        });
+        for (name, rm, rv) in stats {
             for (suffix, v) in [("running_mean", rm), ("running_var", rv)] {
                 let var = &named[&format!("{name}.{suffix}")];
                 var.set(&Tensor::from_vec(v, var.shape(), var.device())?)?;
@@ -383,35 +399,73 @@ impl Net {
         Ok(())
     }
 
-    fn norm_mut(&mut self, i: usize) -> &mut norm::BnRelu {
-        self.ops[i]
-            .as_norm()
-            .expect("`norms` records batch-norm layers only")
+    /// Trains a regression from now on: its outputs are real targets, compared by a
+    /// regression loss (`huber` with `delta`) in [`Net::train_batch`].
+    pub fn regression(&mut self, delta: f32) {
+        self.regression = Some(delta);
     }
 
     /// Copies the examples `rows` of `(x, y)` into the input buffers.
     pub fn gather(&mut self, x: &[f32], y: &[u32], rows: &[u32]) {
-        let d = self.input_len;
-        self.input.resize(rows.len() * d, 0.0);
-        self.labels.clear();
-        for (dst, &r) in self.input.chunks_exact_mut(d).zip(rows) {
-            let r = r as usize;
-            dst.copy_from_slice(&x[r * d..(r + 1) * d]);
-            self.labels.push(y[r]);
-        }
+        self.fill(x, Targets::Labels(y), rows.iter().map(|&r| r as usize));
     }
 
     /// Copies `n` examples starting at `start`.
     pub fn gather_range(&mut self, x: &[f32], y: &[u32], start: usize, n: usize) {
-        let d = self.input_len;
+        self.fill(x, Targets::Labels(y), start..start + n);
+    }
+
+    /// [`Net::gather`] for a regression: `y` holds `classes` real targets per example.
+    pub fn gather_values(&mut self, x: &[f32], y: &[f32], rows: &[u32]) {
+        self.fill(x, Targets::Values(y), rows.iter().map(|&r| r as usize));
+    }
+
+    /// [`Net::gather_range`] for a regression.
+    pub fn gather_values_range(&mut self, x: &[f32], y: &[f32], start: usize, n: usize) {
+        self.fill(x, Targets::Values(y), start..start + n);
+    }
+
+    fn fill(&mut self, x: &[f32], y: Targets, rows: impl Iterator<Item = usize>) {
+        let (d, k) = (self.input_len, self.classes);
         self.input.clear();
-        self.input.extend_from_slice(&x[start * d..(start + n) * d]);
         self.labels.clear();
-        self.labels.extend_from_slice(&y[start..start + n]);
+        self.values.clear();
+        self.n = 0;
+        for r in rows {
+            self.input.extend_from_slice(&x[r * d..(r + 1) * d]);
+            match y {
+                Targets::Labels(y) => self.labels.push(y[r]),
+                Targets::Values(y) => self.values.extend_from_slice(&y[r * k..(r + 1) * k]),
+            }
+            self.n += 1;
+        }
+    }
+
+    /// The gathered batch's targets, if a regression's (`n x classes`).
+    pub fn targets(&self) -> &[f32] {
+        &self.values
+    }
+
+    /// The loss of the last forward pass and its gradient (times `scale`) into the
+    /// last layer's gradient buffer: (mean loss, examples right).
+    fn loss(&mut self, loss: Loss, scale: f32) -> (f64, usize) {
+        let (n, k, last) = (self.n, self.classes, self.ops.len() - 1);
+        if self.grads[last].len() < n * k {
+            self.grads[last].resize(n * k, 0.0);
+        }
+        let out = &self.acts[last][..n * k];
+        match self.regression {
+            Some(delta) => {
+                let l =
+                    regress_and_grad(loss, delta, out, &self.values, &mut self.grads[last], scale);
+                (l, 0)
+            }
+            None => loss_and_grad(loss, out, &self.labels, k, &mut self.grads[last], scale),
+        }
     }
 
     fn forward(&mut self, train: bool) {
-        let n = self.labels.len();
+        let n = self.n;
         let Net {
             ops,
             acts,
@@ -434,19 +488,8 @@ impl Net {
     /// added to when `acc`; `scale` multiplies them. Returns (mean loss, correct).
     pub fn train_batch(&mut self, loss: Loss, acc: bool, scale: f32) -> (f64, usize) {
         self.forward(true);
-        let n = self.labels.len();
-        let last = self.ops.len() - 1;
-        if self.grads[last].len() < n * self.classes {
-            self.grads[last].resize(n * self.classes, 0.0);
-        }
-        let out = loss_and_grad(
-            loss,
-            &self.acts[last][..n * self.classes],
-            &self.labels,
-            self.classes,
-            &mut self.grads[last],
-            scale,
-        );
+        let n = self.n;
+        let out = self.loss(loss, scale);
         let Net {
             ops,
             acts,
@@ -473,25 +516,11 @@ impl Net {
         out
     }
 
-    /// Loss and correct count on the gathered batch, in evaluation mode.
+    /// Loss and correct count on the gathered batch, in evaluation mode (the last
+    /// gradient buffer is scratch).
     pub fn eval_batch(&mut self, loss: Loss) -> (f64, usize) {
         self.forward(false);
-        let n = self.labels.len();
-        let last = self.ops.len() - 1;
-        let mut scratch = std::mem::take(&mut self.grads[last]);
-        if scratch.len() < n * self.classes {
-            scratch.resize(n * self.classes, 0.0);
-        }
-        let out = loss_and_grad(
-            loss,
-            &self.acts[last][..n * self.classes],
-            &self.labels,
-            self.classes,
-            &mut scratch,
-            1.0,
-        );
-        self.grads[last] = scratch;
-        out
+        self.loss(loss, 1.0)
     }
 
     /// Tells the layers the step of the next training forward (dropout's masks).
@@ -505,18 +534,166 @@ impl Net {
     pub fn visit(&mut self, f: &mut dyn FnMut(usize, &mut Param)) {
         let mut i = 0;
         for op in self.ops.iter_mut() {
-            for p in op.params().into_iter().flatten() {
+            op.each_param(&mut |p| {
                 f(i, p);
                 i += 1;
-            }
+            });
         }
     }
 
     /// The logits of the last forward pass (`n x classes`).
     pub fn logits(&self) -> &[f32] {
-        let n = self.labels.len();
+        let n = self.n;
         &self.acts[self.ops.len() - 1][..n * self.classes]
     }
+}
+
+/// Builds a model file's engine layers, recording each parameter's candle name and
+/// layout and each batch norm's name. Images are channels-last in the engine; the
+/// builder tracks whether the current buffer is in torch's `(c, h, w)` order
+/// instead (a several-channel input before its first image layer, or after a
+/// transpose for `flatten`).
+struct FileBuilder<'a> {
+    classes: usize,
+    dropouts: std::collections::HashMap<String, (f64, u64)>,
+    mappings: &'a mut Vec<Mapping>,
+    norms: &'a mut Vec<String>,
+}
+
+impl FileBuilder<'_> {
+    fn ops(
+        &mut self,
+        specs: &[LayerSpec],
+        input: Shape,
+        mut torch_order: bool,
+        prefix: &str,
+    ) -> Result<Vec<Box<dyn Op>>, Unsupported> {
+        let mut ops: Vec<Box<dyn Op>> = Vec::new();
+        let mut x = input;
+        for (i, l) in specs.iter().enumerate() {
+            let name = format!("{prefix}{}_{}", i + 1, kind(l));
+            let y = crate::model::spec::output(l, x, self.classes).map_err(Unsupported)?;
+            let len = x.len();
+            // Channels-last for an image layer; torch's order for one that flattens.
+            let image = match x {
+                Shape::Image(c, h, w) => Some((c, h * w)),
+                Shape::Vector(_) => None,
+            };
+            let mixed = image.filter(|&(c, hw)| c > 1 && hw > 1);
+            let flattens = matches!(l, LayerSpec::Flatten | LayerSpec::Linear { .. });
+            if let Some((c, hw)) = mixed {
+                if flattens && !torch_order {
+                    ops.push(Box::new(block::Transpose::to_torch(hw, c)));
+                    torch_order = true;
+                } else if !flattens && torch_order && !is_elementwise(l) {
+                    ops.push(Box::new(block::Transpose::from_torch(c, hw)));
+                    torch_order = false;
+                }
+            }
+            let plain_order = mixed.is_none() || torch_order;
+            let op: Box<dyn Op> = match l {
+                LayerSpec::Linear { .. } => {
+                    self.mappings.extend(plain(&name, &["weight", "bias"]));
+                    Box::new(dense::Dense::new(len, y.len(), false))
+                }
+                LayerSpec::Conv2d {
+                    kernel,
+                    stride,
+                    padding,
+                    bias,
+                    ..
+                } => {
+                    let (Shape::Image(cin, h, w), Shape::Image(cout, ..)) = (x, y) else {
+                        return Err(Unsupported("conv2d on vectors".into()));
+                    };
+                    let g = conv::Geometry {
+                        h,
+                        w,
+                        cin,
+                        cout,
+                        k: *kernel,
+                        stride: *stride,
+                        pad: padding.unwrap_or(kernel / 2),
+                    };
+                    let conv = conv::Conv::new(g, *bias);
+                    self.mappings.push(Mapping {
+                        name: format!("{name}.weight"),
+                        perm: Some(conv.torch_order()),
+                    });
+                    if *bias {
+                        self.mappings.extend(plain(&name, &["bias"]));
+                    }
+                    Box::new(conv)
+                }
+                LayerSpec::Batchnorm => {
+                    self.norms.push(name.clone());
+                    self.mappings.extend(plain(&name, &["weight", "bias"]));
+                    // Vectors: each feature a channel of a 1x1 image (BatchNorm1d).
+                    let channels = image.map_or(len, |(c, _)| c);
+                    Box::new(norm::BnRelu::plain(len, channels))
+                }
+                LayerSpec::Layernorm => {
+                    // A weight and bias per value, stored channels-last on images.
+                    let perm = match mixed {
+                        Some((c, hw)) if !plain_order => Some(block::torch_order(hw, c)),
+                        _ => None,
+                    };
+                    for p in ["weight", "bias"] {
+                        self.mappings.push(Mapping {
+                            name: format!("{name}.{p}"),
+                            perm: perm.clone(),
+                        });
+                    }
+                    Box::new(vector::LayerNorm::new(len))
+                }
+                LayerSpec::Relu => Box::new(vector::Act::new(vector::Kind::Relu, len)),
+                LayerSpec::Gelu => Box::new(vector::Act::new(vector::Kind::Gelu, len)),
+                LayerSpec::Tanh => Box::new(vector::Act::new(vector::Kind::Tanh, len)),
+                LayerSpec::Sigmoid => Box::new(vector::Act::new(vector::Kind::Sigmoid, len)),
+                LayerSpec::Dropout { .. } => {
+                    let Some(&(p, seed)) = self.dropouts.get(&name) else {
+                        return Err(Unsupported(format!("dropout {name} without its seed")));
+                    };
+                    match mixed {
+                        Some((c, hw)) if !plain_order => {
+                            Box::new(vector::Dropout::on_image(p, seed, hw, c))
+                        }
+                        _ => Box::new(vector::Dropout::new(p, seed, len)),
+                    }
+                }
+                LayerSpec::Maxpool2d { kernel } | LayerSpec::Avgpool2d { kernel } => {
+                    let Shape::Image(c, h, w) = x else {
+                        return Err(Unsupported("pooling vectors".into()));
+                    };
+                    if *kernel >= 16 {
+                        return Err(Unsupported(format!("{kernel}x{kernel} pools")));
+                    }
+                    let max = matches!(l, LayerSpec::Maxpool2d { .. });
+                    Box::new(pool::Pool::new(h, w, c, *kernel, max))
+                }
+                // Rows are in torch's order here: flattening moves nothing.
+                LayerSpec::Flatten => {
+                    x = y;
+                    continue;
+                }
+                LayerSpec::Residual { layers } => {
+                    let inner = self.ops(layers, x, torch_order, &format!("{name}."))?;
+                    Box::new(block::Residual::new(inner, len))
+                }
+            };
+            ops.push(op);
+            x = y;
+        }
+        Ok(ops)
+    }
+}
+
+/// A layer that acts on each value alone (so on either order of an image).
+fn is_elementwise(l: &LayerSpec) -> bool {
+    matches!(
+        l,
+        LayerSpec::Relu | LayerSpec::Gelu | LayerSpec::Tanh | LayerSpec::Sigmoid
+    )
 }
 
 fn plain(layer: &str, names: &[&str]) -> Vec<Mapping> {

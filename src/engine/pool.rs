@@ -1,45 +1,56 @@
-//! 2x2 max pooling, stride 2, on channels-last data (odd sizes round down); the
-//! backward pass routes each gradient to the input that won.
+//! Max or mean pooling over `k x k` windows, stride `k`, on channels-last data (a
+//! remainder of rows or columns is dropped, as torch does). The max's backward pass
+//! routes each gradient to the input that won (the first of equals, as torch); the
+//! mean's spreads it evenly. The built-in CNN's layer is the 2x2 max.
 
 use super::Op;
 
-pub struct MaxPool2 {
+pub struct Pool {
     h: usize,
     w: usize,
     c: usize,
-    /// Which of the four inputs won, per output element (0..4).
+    k: usize,
+    max: bool,
+    /// Which input of its window won, per output element (`ky * k + kx`).
     arg: Vec<u8>,
 }
 
-impl MaxPool2 {
-    pub fn new(h: usize, w: usize, c: usize) -> MaxPool2 {
-        MaxPool2 {
+impl Pool {
+    /// `k x k` windows over `h x w x c` (`k` at most 15, so a tap fits a byte).
+    pub fn new(h: usize, w: usize, c: usize, k: usize, max: bool) -> Pool {
+        assert!((1..16).contains(&k), "pool windows are 1x1 to 15x15");
+        Pool {
             h,
             w,
             c,
+            k,
+            max,
             arg: Vec::new(),
         }
     }
 
     fn out_hw(&self) -> (usize, usize) {
-        (self.h / 2, self.w / 2)
+        (self.h / self.k, self.w / self.k)
     }
 }
 
-impl Op for MaxPool2 {
+impl Op for Pool {
     fn out_len(&self) -> usize {
         let (oh, ow) = self.out_hw();
         oh * ow * self.c
     }
 
     fn forward(&mut self, x: &[f32], n: usize, y: &mut [f32], _train: bool, threads: usize) {
-        let (h, w, c) = (self.h, self.w, self.c);
+        let (h, w, c, k, max) = (self.h, self.w, self.c, self.k, self.max);
         let (oh, ow) = self.out_hw();
         let per = self.out_len();
+        // (The mean leaves its taps unused: one buffer keeps the split simple.)
         if self.arg.len() < n * per {
             self.arg.resize(n * per, 0);
         }
+        let scale = 1.0 / (k * k) as f32;
         super::by_example2(y, per, &mut self.arg, per, n, threads, |b0, ys, args| {
+            let mut taps = [0usize; 225];
             for (i, (y, arg)) in ys
                 .chunks_exact_mut(per)
                 .zip(args.chunks_exact_mut(per))
@@ -49,19 +60,23 @@ impl Op for MaxPool2 {
                 for oy in 0..oh {
                     for ox in 0..ow {
                         let o = (oy * ow + ox) * c;
-                        let at =
-                            |dy: usize, dx: usize| ((b * h + 2 * oy + dy) * w + 2 * ox + dx) * c;
-                        let taps = [at(0, 0), at(0, 1), at(1, 0), at(1, 1)];
-                        for ch in 0..c {
-                            let (mut best, mut which) = (x[taps[0] + ch], 0u8);
-                            for (t, &s) in taps.iter().enumerate().skip(1) {
-                                let v = x[s + ch];
-                                if v > best || v.is_nan() {
-                                    (best, which) = (v, t as u8);
-                                }
+                        let taps = window(&mut taps, k, |dy, dx| {
+                            ((b * h + k * oy + dy) * w + k * ox + dx) * c
+                        });
+                        if max {
+                            let (y, arg) = (&mut y[o..o + c], &mut arg[o..o + c]);
+                            // The window's size known to the compiler where it is
+                            // common (the CNN's 2x2), so the taps unroll.
+                            match taps.len() {
+                                4 => max_of(x, &<[usize; 4]>::try_from(taps).unwrap(), y, arg),
+                                9 => max_of(x, &<[usize; 9]>::try_from(taps).unwrap(), y, arg),
+                                _ => max_of(x, taps, y, arg),
                             }
-                            y[o + ch] = best;
-                            arg[o + ch] = which;
+                        } else {
+                            for ch in 0..c {
+                                let sum: f32 = taps.iter().map(|&s| x[s + ch]).sum();
+                                y[o + ch] = sum * scale;
+                            }
                         }
                     }
                 }
@@ -80,25 +95,64 @@ impl Op for MaxPool2 {
         threads: usize,
     ) {
         let Some(dx) = dx else { return };
-        let (h, w, c) = (self.h, self.w, self.c);
+        let (h, w, c, k, max) = (self.h, self.w, self.c, self.k, self.max);
         let (oh, ow) = self.out_hw();
         let per = self.out_len();
+        let scale = 1.0 / (k * k) as f32;
         let (dy, arg) = (&*dy, &self.arg);
         super::by_example(dx, h * w * c, n, threads, |b0, dx| {
             dx.fill(0.0);
+            let mut taps = [0usize; 225];
             for b in 0..dx.len() / (h * w * c) {
                 let o0 = (b0 + b) * per;
                 for oy in 0..oh {
                     for ox in 0..ow {
                         let o = o0 + (oy * ow + ox) * c;
-                        for ch in 0..c {
-                            let t = arg[o + ch] as usize;
-                            let s = ((b * h + 2 * oy + t / 2) * w + 2 * ox + t % 2) * c + ch;
-                            dx[s] = dy[o + ch];
+                        let taps = window(&mut taps, k, |dy, dx| {
+                            ((b * h + k * oy + dy) * w + k * ox + dx) * c
+                        });
+                        if max {
+                            for ch in 0..c {
+                                dx[taps[arg[o + ch] as usize] + ch] = dy[o + ch];
+                            }
+                        } else {
+                            for &s in taps.iter() {
+                                dx[s..s + c]
+                                    .iter_mut()
+                                    .zip(&dy[o..o + c])
+                                    .for_each(|(d, &g)| *d = g * scale);
+                            }
                         }
                     }
                 }
             }
         });
+    }
+}
+
+/// The offsets of a `k x k` window's taps (`ky * k + kx` order) into `buf`.
+#[inline]
+fn window(buf: &mut [usize; 225], k: usize, at: impl Fn(usize, usize) -> usize) -> &[usize] {
+    for ky in 0..k {
+        for kx in 0..k {
+            buf[ky * k + kx] = at(ky, kx);
+        }
+    }
+    &buf[..k * k]
+}
+
+/// Each channel's largest value over the taps, and which tap gave it (the first of
+/// equals; a NaN wins). Inlined into callers that know the window's size.
+#[inline(always)]
+fn max_of(x: &[f32], taps: &[usize], y: &mut [f32], arg: &mut [u8]) {
+    for (ch, (y, arg)) in y.iter_mut().zip(arg.iter_mut()).enumerate() {
+        let (mut best, mut which) = (x[taps[0] + ch], 0u8);
+        for (t, &s) in taps.iter().enumerate().skip(1) {
+            let v = x[s + ch];
+            if v > best || v.is_nan() {
+                (best, which) = (v, t as u8);
+            }
+        }
+        (*y, *arg) = (best, which);
     }
 }

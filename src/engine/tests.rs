@@ -25,7 +25,8 @@ fn engine_grads(net: &mut Net) -> Vec<(String, Vec<f32>)> {
         .iter()
         .map(|m| (m.name.clone(), m.perm.clone()))
         .collect();
-    let grads: Vec<Vec<f32>> = net.params_mut().map(|p| p.grad.clone()).collect();
+    let mut grads: Vec<Vec<f32>> = Vec::new();
+    net.visit(&mut |_, p| grads.push(p.grad.clone()));
     maps.into_iter()
         .zip(grads)
         .map(|((name, perm), g)| match perm {
@@ -409,13 +410,14 @@ fn cnn_gradients_match_pytorch() {
         close(g, w, name);
     }
     // bn.running_mean / running_var after the step, as torch.
-    let bn = net.norm_mut(1);
-    close(
-        &bn.running_mean,
-        &[-0.005_145_834, -0.001_75],
-        "running_mean",
-    );
-    close(&bn.running_var, &[0.910_202_5, 0.906_040_6], "running_var");
+    net.each_norm(&mut |_, bn| {
+        close(
+            &bn.running_mean,
+            &[-0.005_145_834, -0.001_75],
+            "running_mean",
+        );
+        close(&bn.running_var, &[0.910_202_5, 0.906_040_6], "running_var");
+    });
 }
 
 /// A model file of vectors (every layer the engine has for them) trains on the
@@ -466,13 +468,245 @@ fn vector_model_files_match_candle_autograd() {
         spec: crate::model::spec::Spec::mlp(&[6], 0.5),
     };
     check_against_candle(arch, image, Loss::CrossEntropy);
-    let conv: crate::model::spec::Spec =
-        serde_json::from_str(r#"[{"type":"conv2d","out":2},{"type":"flatten"},{"type":"linear"}]"#)
-            .unwrap();
-    let arch = Arch::File {
-        name: "conv.json".into(),
-        spec: conv,
+}
+
+fn file(json: &str) -> Arch {
+    Arch::File {
+        name: "file.json".into(),
+        spec: serde_json::from_str(json).unwrap(),
+    }
+}
+
+/// A model file of images with every image layer (convolutions of each kernel size
+/// with stride, padding and bias; batch norm, layer norm and dropout on images;
+/// max and mean pools of 2 and 3; a residual block holding a convolution, a batch
+/// norm and a dropout; both ways to flatten) trains on the engine with candle's
+/// numbers, at 1 and 3 threads, on one- and three-channel input.
+#[test]
+fn image_model_files_match_candle_autograd() {
+    let arch = file(
+        r#"[{"type":"conv2d","out":4,"kernel":5,"padding":1},{"type":"batchnorm"},{"type":"relu"},
+            {"type":"residual","layers":[
+                {"type":"conv2d","out":4,"kernel":3,"bias":false},{"type":"batchnorm"},
+                {"type":"gelu"},{"type":"dropout","p":0.3}]},
+            {"type":"maxpool2d","kernel":3},
+            {"type":"conv2d","out":6,"kernel":1,"stride":2,"padding":0},
+            {"type":"layernorm"},{"type":"dropout","p":0.2},{"type":"tanh"},
+            {"type":"conv2d","out":5,"kernel":3,"stride":2,"padding":2},{"type":"sigmoid"},
+            {"type":"avgpool2d","kernel":2},
+            {"type":"flatten"},{"type":"linear","out":7},{"type":"relu"},{"type":"linear"}]"#,
+    );
+    for (c, threads) in [(1, 1), (1, 3), (3, 1), (3, 2)] {
+        let io = Io {
+            features: c * 11 * 11,
+            image: Some((c, 11, 11)),
+            classes: 3,
+        };
+        check_against_candle_threads(arch.clone(), io, Loss::CrossEntropy, threads);
+    }
+    // A linear straight on several channels flattens them in torch's order; an
+    // average pool of 3 drops the remainder; a block of nothing doubles its input.
+    let arch = file(
+        r#"[{"type":"conv2d","out":3,"kernel":3},{"type":"avgpool2d","kernel":3},
+            {"type":"residual","layers":[]},{"type":"maxpool2d","kernel":2},
+            {"type":"linear"}]"#,
+    );
+    let io = Io {
+        features: 2 * 8 * 8,
+        image: Some((2, 8, 8)),
+        classes: 4,
     };
-    let model = model::build(&arch, image, 3, &Device::Cpu).unwrap();
-    assert!(Net::from_model(&arch, image, &model, 1).is_err());
+    for loss in [Loss::CrossEntropy, Loss::Mse, Loss::Hinge] {
+        check_against_candle(arch.clone(), io, loss);
+    }
+}
+
+/// Every parameter of an image model file (through a residual block, both pools,
+/// layer norm and a strided, padded convolution) by central differences.
+#[test]
+fn image_model_file_gradients_match_finite_differences() {
+    let arch = file(
+        r#"[{"type":"conv2d","out":3,"kernel":3},{"type":"batchnorm"},{"type":"tanh"},
+            {"type":"residual","layers":[{"type":"conv2d","out":3,"kernel":1},{"type":"gelu"}]},
+            {"type":"maxpool2d","kernel":2},{"type":"layernorm"},
+            {"type":"conv2d","out":2,"kernel":5,"stride":2,"padding":2},
+            {"type":"avgpool2d","kernel":2},{"type":"linear"}]"#,
+    );
+    let io = Io {
+        features: 2 * 8 * 8,
+        image: Some((2, 8, 8)),
+        classes: 3,
+    };
+    let model = model::build(&arch, io, 5, &Device::Cpu).unwrap();
+    let mut net = Net::from_model(&arch, io, &model, 1).unwrap();
+    let (x, y) = batch(4, io.features, 3, 2);
+    let loss_at = |net: &mut Net| {
+        net.gather_range(&x, &y, 0, 4);
+        net.train_batch(Loss::CrossEntropy, false, 1.0).0
+    };
+    loss_at(&mut net);
+    let mut analytic: Vec<Vec<f32>> = Vec::new();
+    net.visit(&mut |_, p| analytic.push(p.grad.clone()));
+    assert_eq!(analytic.len(), 12, "every parameter visited");
+    let h = 1e-3f32;
+    for (k, grad) in analytic.iter().enumerate() {
+        for j in [0, grad.len() / 2, grad.len() - 1] {
+            let mut at = |delta: f32| {
+                net.visit(&mut |i, p| {
+                    if i == k {
+                        p.value[j] += delta
+                    }
+                });
+                let l = loss_at(&mut net);
+                net.visit(&mut |i, p| {
+                    if i == k {
+                        p.value[j] -= delta
+                    }
+                });
+                l
+            };
+            let numeric = (at(h) - at(-h)) / (2.0 * h as f64);
+            assert!(
+                (numeric - grad[j] as f64).abs() < 2e-3 + 0.02 * numeric.abs(),
+                "parameter {k}[{j}]: numeric {numeric} vs analytic {}",
+                grad[j]
+            );
+        }
+    }
+}
+
+/// A strided, padded convolution with bias, batch norm, a residual block of a 1x1
+/// convolution and layer norm on images, an average pool and the head, on
+/// two-channel input, against torch on the same weights (each parameter's element
+/// `i` of the `k`-th is `0.5 sin(1.3 i + 0.7 k + 0.1)`, input element `i` is
+/// `cos(0.37 i)`): the loss, each gradient's L1 norm and first elements, and the
+/// running statistics (the script's numbers are in the comments).
+#[test]
+fn image_model_file_matches_pytorch() {
+    let arch = file(
+        r#"[{"type":"conv2d","out":3,"kernel":3,"stride":2,"padding":2},{"type":"batchnorm"},
+            {"type":"relu"},
+            {"type":"residual","layers":[{"type":"conv2d","out":3,"kernel":1},{"type":"layernorm"}]},
+            {"type":"avgpool2d","kernel":2},{"type":"flatten"},{"type":"linear"}]"#,
+    );
+    let io = Io {
+        features: 2 * 7 * 7,
+        image: Some((2, 7, 7)),
+        classes: 3,
+    };
+    let model = model::build(&arch, io, 1, &Device::Cpu).unwrap();
+    for (k, (_, var)) in model.params().iter().enumerate() {
+        let v: Vec<f32> = (0..var.elem_count())
+            .map(|i| 0.5 * (1.3 * i as f32 + 0.7 * k as f32 + 0.1).sin())
+            .collect();
+        var.set(&Tensor::from_vec(v, var.shape(), &Device::Cpu).unwrap())
+            .unwrap();
+    }
+    let mut net = Net::from_model(&arch, io, &model, 2).unwrap();
+    let x: Vec<f32> = (0..2 * 98).map(|i| (0.37 * i as f32).cos()).collect();
+    net.gather_range(&x, &[2, 0], 0, 2);
+    let (loss, _) = net.train_batch(Loss::CrossEntropy, false, 1.0);
+    // torch: cross_entropy -> 1.359053611755371
+    assert!((loss - 1.359_053_6).abs() < 1e-5, "loss {loss}");
+    // torch, per parameter: |grad|_1 and grad[:3] (the first bias's gradient is ~0:
+    // batch norm follows it).
+    let want: [(f32, [f32; 3]); 10] = [
+        (1.333_196_6, [-0.061_955_05, -0.102_018_6, -0.109_956_2]),
+        (0.0, [0.0, 0.0, 0.0]),
+        (0.885_597_6, [-0.184_633_27, 0.333_400_6, -0.367_563_7]),
+        (0.955_484_5, [-0.496_299_15, 0.283_437_7, 0.175_747_6]),
+        (1.771_954_8, [-1.007_274_9, -0.006_694_239, -0.088_999_99]),
+        (2.000_715_3, [-1.000_357_6, 0.287_110_18, 0.713_247_4]),
+        (2.996_567_7, [0.044_626_71, 0.054_694_95, -0.052_875_56]),
+        (3.583_251_2, [0.074_587_87, 0.074_587_87, -0.067_209_73]),
+        (5.243_674_3, [0.094_048_05, -0.322_485_63, 0.021_942_278]),
+        (0.940_686_2, [-0.242_194_06, 0.470_343_1, -0.228_149_06]),
+    ];
+    let got = engine_grads(&mut net);
+    assert_eq!(got.len(), want.len());
+    for ((name, g), (l1, first)) in got.iter().zip(want) {
+        let sum: f32 = g.iter().map(|v| v.abs()).sum();
+        assert!(
+            (sum - l1).abs() < 1e-4 * l1.max(1.0),
+            "{name}: |g|_1 {sum} vs {l1}"
+        );
+        close(&g[..3], &first, name);
+    }
+    // torch: running_mean, running_var
+    net.each_norm(&mut |_, bn| {
+        close(
+            &bn.running_mean,
+            &[0.032_557_37, 0.050_421_92, -0.011_808_264],
+            "running_mean",
+        );
+        close(
+            &bn.running_var,
+            &[1.035_621_4, 0.966_850_76, 1.035_403_6],
+            "running_var",
+        );
+    });
+}
+
+/// A regression on the engine (the MLP, and a model file with layer norm and
+/// dropout) with candle's numbers for each regression loss: predictions, loss and
+/// every gradient.
+#[test]
+fn regression_matches_candle_autograd_for_every_loss() {
+    let io = Io {
+        features: 5,
+        image: None,
+        classes: 2,
+    };
+    let archs = [
+        Arch::Mlp { hidden: vec![8, 6] },
+        file(
+            r#"[{"type":"linear","out":8},{"type":"layernorm"},{"type":"gelu"},
+                {"type":"dropout","p":0.25},{"type":"linear"}]"#,
+        ),
+    ];
+    let n = 9;
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let x: Vec<f32> = (0..n * 5).map(|_| rng.random_range(-1.5f32..1.5)).collect();
+    let t: Vec<f32> = (0..n * 2).map(|_| rng.random_range(-2f32..2.0)).collect();
+    let xt = Tensor::from_vec(x.clone(), (n, 5), &Device::Cpu).unwrap();
+    let tt = Tensor::from_vec(t.clone(), (n, 2), &Device::Cpu).unwrap();
+    for arch in archs {
+        for (loss, delta) in [(Loss::Mse, 1.0), (Loss::Mae, 1.0), (Loss::Huber, 0.4)] {
+            let model = model::build(&arch, io, 3, &Device::Cpu).unwrap();
+            let mut net = Net::from_model(&arch, io, &model, 1).unwrap();
+            net.regression(delta as f32);
+            let pred = model.forward(&xt, true).unwrap();
+            let l = loss.regress(&pred, &tt, delta).unwrap();
+            let grads = l.backward().unwrap();
+            net.gather_values_range(&x, &t, 0, n);
+            let (engine_loss, correct) = net.train_batch(loss, false, 1.0);
+            assert_eq!(correct, 0);
+            close(
+                net.logits(),
+                &pred.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                "predictions",
+            );
+            let want = l.to_scalar::<f32>().unwrap() as f64;
+            assert!(
+                (engine_loss - want).abs() < 1e-5 * want.max(1.0),
+                "{loss:?} loss"
+            );
+            let named: std::collections::HashMap<String, candle_core::Var> =
+                model.params().into_iter().collect();
+            for (name, g) in engine_grads(&mut net) {
+                let want = grads.get(named[&name].as_tensor()).unwrap();
+                let want = want.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                close(&g, &want, &format!("{arch:?} {loss:?} grad {name}"));
+            }
+            // Evaluation gives the same loss without dropout's masks.
+            let eval = loss.regress(&model.forward(&xt, false).unwrap(), &tt, delta);
+            let want = eval.unwrap().to_scalar::<f32>().unwrap() as f64;
+            net.gather_values_range(&x, &t, 0, n);
+            let (engine_eval, _) = net.eval_batch(loss);
+            assert!(
+                (engine_eval - want).abs() < 1e-5 * want.max(1.0),
+                "{loss:?} eval"
+            );
+        }
+    }
 }

@@ -1,7 +1,7 @@
-//! The engine's layers for model files of vectors (SPEC section 12): activations
+//! The engine's element-wise layers for model files (SPEC section 12): activations
 //! (ReLU, GELU, tanh, sigmoid), dropout and layer norm (batch norm is
-//! `norm::BnRelu::plain`), each with its backward pass,
-//! so a model file of `linear`, these and `flatten` trains on the CPU engine. They
+//! `norm::BnRelu::plain`), each with its backward pass, on vectors or on
+//! channels-last images. They
 //! compute what `model::file`'s candle layers compute (tested against candle's
 //! autograd in `engine::tests`).
 
@@ -92,12 +92,17 @@ impl Op for Act {
 
 /// Inverted dropout with `model::file::Dropout`'s masks: the same seed, step and
 /// draw order, so the engine and candle drop the same values.
+/// On channels-last images the mask is drawn in torch's `(c, h, w)` order and read
+/// through [`Dropout::on_image`]'s permutation, so it drops the values candle drops.
 pub struct Dropout {
     p: f64,
     seed: u64,
     step: u64,
     len: usize,
     mask: Vec<f32>,
+    /// For each engine element of an example, its torch index (images only).
+    order: Option<Vec<usize>>,
+    drawn: Vec<f32>,
 }
 
 impl Dropout {
@@ -108,6 +113,16 @@ impl Dropout {
             step: 0,
             len,
             mask: Vec::new(),
+            order: None,
+            drawn: Vec::new(),
+        }
+    }
+
+    /// Dropout on channels-last `hw x c` images.
+    pub fn on_image(p: f64, seed: u64, hw: usize, c: usize) -> Dropout {
+        Dropout {
+            order: (c > 1 && hw > 1).then(|| super::block::torch_order(hw, c)),
+            ..Dropout::new(p, seed, hw * c)
         }
     }
 }
@@ -125,7 +140,27 @@ impl Op for Dropout {
             self.mask.clear();
             return;
         }
-        crate::model::file::dropout_mask(self.seed, self.step, self.p, total, &mut self.mask);
+        match &self.order {
+            None => crate::model::file::dropout_mask(
+                self.seed,
+                self.step,
+                self.p,
+                total,
+                &mut self.mask,
+            ),
+            Some(order) => {
+                let (d, seed, step, p) = (self.len, self.seed, self.step, self.p);
+                crate::model::file::dropout_mask(seed, step, p, total, &mut self.drawn);
+                self.mask.resize(total, 0.0);
+                for (m, t) in self
+                    .mask
+                    .chunks_exact_mut(d)
+                    .zip(self.drawn.chunks_exact(d))
+                {
+                    m.iter_mut().zip(order).for_each(|(m, &j)| *m = t[j]);
+                }
+            }
+        }
         y.iter_mut()
             .zip(x)
             .zip(&self.mask)

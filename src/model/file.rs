@@ -280,8 +280,8 @@ impl Layer for Dropout {
         self.step.store(step, Ordering::Relaxed);
     }
 
-    fn dropout(&self) -> Option<(f64, u64)> {
-        Some((self.p, self.seed))
+    fn dropouts(&self) -> Vec<(String, (f64, u64))> {
+        vec![(String::new(), (self.p, self.seed))]
     }
 }
 
@@ -360,6 +360,20 @@ impl Layer for Residual {
         for (_, l) in &self.block {
             l.set_step(step);
         }
+    }
+
+    fn dropouts(&self) -> Vec<(String, (f64, u64))> {
+        self.block
+            .iter()
+            .flat_map(|(n, l)| {
+                l.dropouts()
+                    .into_iter()
+                    .map(move |(sub, d)| match sub.is_empty() {
+                        true => (n.clone(), d),
+                        false => (format!("{n}.{sub}"), d),
+                    })
+            })
+            .collect()
     }
 }
 

@@ -26,9 +26,11 @@ pub trait Layer: Send {
     /// The optimizer step (and micro-batch) the next training forward belongs to:
     /// dropout draws its mask from it, so a resumed run draws the same masks.
     fn set_step(&self, _step: u64) {}
-    /// A dropout layer's probability and mask seed (the engine draws the same masks).
-    fn dropout(&self) -> Option<(f64, u64)> {
-        None
+    /// The dropout layers in this one (itself: the name `""`; a block's: their names
+    /// within it), with their probability and mask seed (the engine draws the same
+    /// masks).
+    fn dropouts(&self) -> Vec<(String, (f64, u64))> {
+        Vec::new()
     }
 }
 
@@ -75,11 +77,19 @@ impl Model {
             .collect()
     }
 
-    /// The dropout layers' (probability, seed), by layer name.
+    /// The dropout layers' (probability, seed), by layer name (`3_residual.2_dropout`
+    /// inside a block).
     pub fn dropouts(&self) -> std::collections::HashMap<String, (f64, u64)> {
         self.layers
             .iter()
-            .filter_map(|(n, l)| l.dropout().map(|d| (n.clone(), d)))
+            .flat_map(|(n, l)| {
+                l.dropouts()
+                    .into_iter()
+                    .map(move |(sub, d)| match sub.is_empty() {
+                        true => (n.clone(), d),
+                        false => (format!("{n}.{sub}"), d),
+                    })
+            })
             .collect()
     }
 

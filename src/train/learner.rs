@@ -15,6 +15,9 @@ use crate::optim::{Flat, Hyper, Optimizer, State};
 
 /// Gradient of a step's batches, then one update.
 pub trait Learner {
+    /// Whose kernels compute the steps: `rudder` (the CPU engine) or `candle`
+    /// (autograd), as `--kernels` spells them (in the `run_start` event).
+    fn kernels(&self) -> &'static str;
     /// Forward and backward on the examples `rows` of `split`; the gradient is written
     /// (`first`) or added, scaled by `scale`. Returns (mean loss, correct).
     fn accumulate(
@@ -161,6 +164,10 @@ fn count_correct(logits: &Tensor, y: &Tensor) -> candle_core::Result<f64> {
 }
 
 impl Learner for Graph {
+    fn kernels(&self) -> &'static str {
+        "candle"
+    }
+
     fn accumulate(
         &mut self,
         split: &Split,
@@ -307,6 +314,8 @@ pub struct Engine {
     flat: Vec<f32>,
     /// Micro-batches accumulated since the last update (as `Graph`'s).
     micro: u64,
+    /// A regression's target deviations (errors in the targets' units).
+    std: Option<Vec<f64>>,
 }
 
 impl Engine {
@@ -318,11 +327,48 @@ impl Engine {
             loss,
             flat: Vec::new(),
             micro: 0,
+            std: None,
         }
+    }
+
+    /// Trains a regression, as [`Graph::regression`]: `loss` (huber with `delta`) on
+    /// standardised targets whose deviations are `std`.
+    pub fn regression(mut self, delta: f64, std: &[f64]) -> Engine {
+        self.net.regression(delta as f32);
+        self.std = Some(std.to_vec());
+        self
+    }
+
+    /// Copies the examples `rows` (or the range `range`) of `split` into the engine.
+    fn gather(
+        &mut self,
+        split: &Split,
+        rows: Option<&[u32]>,
+        range: std::ops::Range<usize>,
+    ) -> candle_core::Result<()> {
+        let (net, real) = (&mut self.net, self.std.is_some());
+        engine::with_host::<f32, _>(&split.x, |x| match (real, rows) {
+            (true, Some(rows)) => {
+                engine::with_host::<f32, _>(&split.y, |y| net.gather_values(x, y, rows))
+            }
+            (true, None) => engine::with_host::<f32, _>(&split.y, |y| {
+                net.gather_values_range(x, y, range.start, range.len())
+            }),
+            (false, Some(rows)) => {
+                engine::with_host::<u32, _>(&split.y, |y| net.gather(x, y, rows))
+            }
+            (false, None) => engine::with_host::<u32, _>(&split.y, |y| {
+                net.gather_range(x, y, range.start, range.len())
+            }),
+        })?
     }
 }
 
 impl Learner for Engine {
+    fn kernels(&self) -> &'static str {
+        "rudder"
+    }
+
     fn accumulate(
         &mut self,
         split: &Split,
@@ -330,10 +376,7 @@ impl Learner for Engine {
         first: bool,
         scale: f64,
     ) -> candle_core::Result<(f64, f64)> {
-        let net = &mut self.net;
-        engine::with_host::<f32, _>(&split.x, |x| {
-            engine::with_host::<u32, _>(&split.y, |y| net.gather(x, y, rows))
-        })??;
+        self.gather(split, Some(rows), 0..0)?;
         // Dropout's masks: the same step numbers as `Graph` gives candle's layers.
         let rank = crate::dist::world().rank() as u64;
         self.net
@@ -376,22 +419,34 @@ impl Learner for Engine {
         split: &Split,
         rows: std::ops::Range<usize>,
     ) -> candle_core::Result<Sums> {
-        let (mut loss_sum, mut correct) = (0f64, 0usize);
+        let mut sums = Sums::default();
+        if let Some(std) = &self.std {
+            sums.sq_err = vec![0.0; std.len()];
+        }
         for start in rows.clone().step_by(ENGINE_EVAL_BATCH) {
             let len = ENGINE_EVAL_BATCH.min(rows.end - start);
-            let net = &mut self.net;
-            engine::with_host::<f32, _>(&split.x, |x| {
-                engine::with_host::<u32, _>(&split.y, |y| net.gather_range(x, y, start, len))
-            })??;
+            self.gather(split, None, start..start + len)?;
             let (l, c) = self.net.eval_batch(self.loss);
-            loss_sum += l * len as f64;
-            correct += c;
+            sums.loss += l * len as f64;
+            sums.correct += c as f64;
+            if let Some(std) = &self.std {
+                // Errors in the targets' units, summed per target (as `Graph`).
+                let k = std.len();
+                for (p, t) in self
+                    .net
+                    .logits()
+                    .chunks_exact(k)
+                    .zip(self.net.targets().chunks_exact(k))
+                {
+                    for j in 0..k {
+                        let e = (p[j] - t[j]) as f64 * std[j];
+                        sums.abs_err += e.abs();
+                        sums.sq_err[j] += e * e;
+                    }
+                }
+            }
         }
-        Ok(Sums {
-            loss: loss_sum,
-            correct: correct as f64,
-            ..Sums::default()
-        })
+        Ok(sums)
     }
 
     fn hyper(&self) -> Hyper {

@@ -495,6 +495,7 @@ impl<'a> Trainer<'a> {
                     "message".into(),
                     json!(format!("{} parameters", self.param_count)),
                 );
+                f.insert("kernels".into(), json!(self.learner.kernels()));
                 f.insert("world_size".into(), json!(self.world.size()));
                 f.insert("rank".into(), json!(self.world.rank()));
                 if self.world.size() > 1 {

@@ -280,3 +280,54 @@ fn a_bad_model_file_is_named_before_training() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--dropout: is for the built-in mlp"));
 }
+
+/// A model file of images with convolutions, batch norm, a residual block, both
+/// pools, layer norm and dropout trains on the CPU engine (the `run_start` event
+/// says so), learns the 8x8 digits, and gives candle's autograd's numbers.
+#[test]
+fn an_image_model_file_trains_on_the_engine_with_candles_numbers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::write(
+        d.join("net.json"),
+        r#"[{"type":"conv2d","out":8,"kernel":3},{"type":"batchnorm"},{"type":"relu"},
+            {"type":"residual","layers":[
+                {"type":"conv2d","out":8,"kernel":5,"bias":false},{"type":"batchnorm"},
+                {"type":"gelu"}]},
+            {"type":"maxpool2d"},{"type":"dropout","p":0.1},
+            {"type":"conv2d","out":12,"kernel":1},{"type":"layernorm"},{"type":"tanh"},
+            {"type":"avgpool2d","kernel":2},{"type":"flatten"},{"type":"linear"}]"#,
+    )
+    .unwrap();
+    let mut runs = Vec::new();
+    for kernels in ["rudder", "candle"] {
+        let args = [
+            "train",
+            "--model",
+            "net.json",
+            "--epochs",
+            "5",
+            "--kernels",
+            kernels,
+            "--out",
+            kernels,
+            "--quiet",
+        ];
+        ok(&rudder(d, &args));
+        let events = jsonl(&d.join(kernels).join("events.jsonl"));
+        let start = events.iter().find(|e| e["kind"] == "run_start").unwrap();
+        assert_eq!(start["kernels"], kernels);
+        runs.push(metrics(&d.join(kernels)));
+    }
+    let acc = runs[0].last().unwrap()["val_acc"].as_f64().unwrap();
+    assert!(acc >= 0.9, "val_acc {acc}");
+    for (a, b) in runs[0].iter().zip(&runs[1]) {
+        for k in ["train_loss", "val_loss", "val_acc"] {
+            let (x, y) = (a[k].as_f64().unwrap(), b[k].as_f64().unwrap());
+            assert!(
+                (x - y).abs() <= 1e-3 * x.abs().max(1.0),
+                "{k}: engine {x} candle {y}"
+            );
+        }
+    }
+}

@@ -254,3 +254,54 @@ fn sweep_lr_find_and_reports_speak_regression() {
     ok(&o);
     assert!(tmp.path().join("f/lr_find.json").is_file());
 }
+
+/// The value of field `key` in the run's `run_start` event.
+fn run_start(dir: &Path, key: &str) -> serde_json::Value {
+    let events = jsonl(&dir.join("events.jsonl"));
+    let start = events.iter().find(|e| e["kind"] == "run_start").unwrap();
+    start[key].clone()
+}
+
+/// A regression trains on the CPU engine (the `run_start` event says whose kernels
+/// ran), with candle's autograd's numbers: every metric of every epoch, for each
+/// loss.
+#[test]
+fn a_regression_trains_on_the_engine_with_candles_numbers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    for loss in ["mse", "mae", "huber"] {
+        let mut runs = Vec::new();
+        for kernels in ["rudder", "candle"] {
+            let out = format!("{loss}-{kernels}");
+            let args = [
+                "train",
+                "--data",
+                "diabetes",
+                "--loss",
+                loss,
+                "--huber-delta",
+                "0.5",
+                "--epochs",
+                "4",
+                "--kernels",
+                kernels,
+                "--out",
+                &out,
+                "--quiet",
+            ];
+            ok(&rudder(d, &args));
+            assert_eq!(run_start(&d.join(&out), "kernels"), kernels);
+            runs.push(jsonl(&d.join(&out).join("metrics.jsonl")));
+        }
+        assert_eq!(runs[0].len(), 4);
+        for (a, b) in runs[0].iter().zip(&runs[1]) {
+            for k in ["train_loss", "val_loss", "val_rmse", "val_mae", "val_r2"] {
+                let (x, y) = (a[k].as_f64().unwrap(), b[k].as_f64().unwrap());
+                assert!(
+                    (x - y).abs() <= 1e-4 * x.abs().max(1.0),
+                    "{loss} {k}: engine {x} candle {y}"
+                );
+            }
+        }
+    }
+}
