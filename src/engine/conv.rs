@@ -102,6 +102,8 @@ fn im2col(g: &Geometry, k: usize, x: &[f32], b0: usize, cols: &mut [f32]) {
             for kx in 0..k {
                 let d = &mut dst[(ky * k + kx) * c..(ky * k + kx + 1) * c];
                 match source(g, oy, ox, ky, kx) {
+                    // One channel (a first layer): a store, not a copy call.
+                    Some((iy, ix)) if c == 1 => d[0] = x[(b * h + iy) * w + ix],
                     Some((iy, ix)) => {
                         let s = ((b * h + iy) * w + ix) * c;
                         d.copy_from_slice(&x[s..s + c]);

@@ -4,6 +4,13 @@
 //! ([`BnRelu::plain`]) it is a model file's `batchnorm` (on vectors, BatchNorm1d).
 //! The ReLU is a floor: 0, or minus infinity for none, so both forms run the same
 //! instructions.
+//!
+//! Memory traffic is the cost here, so each direction reads its input as few times
+//! as it can: the forward pass one read for both statistics (sums in f64, shifted by
+//! the batch's first row) and one read and write to apply them; nothing else is kept
+//! for the backward pass, which recomputes the normalised input and the ReLU's mask
+//! from the layer's input (the same arithmetic as the forward pass, so the same mask)
+//! in one pass for the sums and one for the input gradient.
 
 use super::{Op, Param};
 
@@ -20,38 +27,46 @@ pub struct BnRelu {
     pub beta: Param,
     pub running_mean: Vec<f32>,
     pub running_var: Vec<f32>,
-    /// Normalised input of the last training batch, for the backward pass.
-    xhat: Vec<f32>,
+    /// The last training batch's mean and 1 / std per channel.
+    mean: Vec<f32>,
     inv_std: Vec<f32>,
-    /// Per-channel scratch: sums, then coefficients.
-    sum: Vec<f32>,
-    /// Partial sums of each chunk of examples (threads x 2 x channels).
+    /// `y = max(x scale + shift, floor)`, per channel, as the last forward applied it.
+    scale: Vec<f32>,
+    shift: Vec<f32>,
+    /// Per chunk of examples, the statistics' partial sums (threads x 2 x channels).
+    stats: Vec<f64>,
+    /// Per chunk of examples, the gradient's partial sums.
     part: Vec<f32>,
-    coef: Vec<f32>,
+    /// Per channel: the sums of the gradient and of the gradient times the normalised
+    /// input, then the input gradient's coefficients.
+    sum: Vec<f32>,
     sum2: Vec<f32>,
+    coef: Vec<f32>,
 }
 
 impl BnRelu {
     pub fn new(len: usize, channels: usize) -> BnRelu {
+        let zeros = || vec![0.0; channels];
         BnRelu {
             len,
             channels,
             floor: 0.0,
             gamma: Param::filled(channels, 1.0),
             beta: Param::zeros(channels),
-            running_mean: vec![0.0; channels],
+            running_mean: zeros(),
             running_var: vec![1.0; channels],
-            xhat: Vec::new(),
-            inv_std: vec![0.0; channels],
-            sum: vec![0.0; channels],
+            mean: zeros(),
+            inv_std: zeros(),
+            scale: zeros(),
+            shift: zeros(),
+            stats: Vec::new(),
             part: Vec::new(),
-            coef: vec![0.0; channels],
-            sum2: vec![0.0; channels],
+            sum: zeros(),
+            sum2: zeros(),
+            coef: zeros(),
         }
     }
-}
 
-impl BnRelu {
     /// Batch norm without the ReLU.
     pub fn plain(len: usize, channels: usize) -> BnRelu {
         BnRelu {
@@ -60,39 +75,39 @@ impl BnRelu {
         }
     }
 
-    /// Per-chunk sums over rows of `x` (or of `(x - mean)^2` given `mean`), one block
-    /// of `channels` per chunk of examples, in `self.part`.
-    /// Returns how many chunks were used.
-    fn partial_sums(&mut self, x: &[f32], n: usize, threads: usize, mean: Option<&[f32]>) -> usize {
-        let (c, per) = (self.channels, self.len);
-        let chunks = threads.clamp(1, n.max(1));
-        let each = n.div_ceil(chunks);
-        let used = n.div_ceil(each);
-        self.part.resize(2 * c * chunks, 0.0);
-        let sum_rows = |rows: &[f32], out: &mut [f32]| {
-            out.fill(0.0);
-            match mean {
-                None => rows
-                    .chunks_exact(c)
-                    .for_each(|r| out.iter_mut().zip(r).for_each(|(s, &v)| *s += v)),
-                Some(m) => rows.chunks_exact(c).for_each(|r| {
-                    out.iter_mut()
-                        .zip(r)
-                        .zip(m)
-                        .for_each(|((s, &v), &m)| *s += (v - m) * (v - m))
-                }),
+    /// How the first `n` examples split into chunks: (examples per chunk, chunks).
+    fn chunks(n: usize, threads: usize) -> (usize, usize) {
+        let each = n.div_ceil(threads.clamp(1, n.max(1))).max(1);
+        (each, n.div_ceil(each).max(1))
+    }
+
+    /// `y = max(x scale + shift, floor)` over the first `n` examples.
+    fn apply(&self, x: &[f32], n: usize, y: &mut [f32], threads: usize) {
+        let (c, per, floor) = (self.channels, self.len, self.floor);
+        let (scale, shift) = (&self.scale[..], &self.shift[..]);
+        super::by_example(y, per, n, threads, |b0, ys| {
+            for (xr, yr) in x[b0 * per..].chunks_exact(c).zip(ys.chunks_exact_mut(c)) {
+                for (((o, &v), &a), &b) in yr.iter_mut().zip(xr).zip(scale).zip(shift) {
+                    *o = (v * a + b).max(floor);
+                }
             }
-        };
-        let x = &x[..n * per];
-        if used == 1 {
-            sum_rows(x, &mut self.part[..c]);
-        } else {
-            use rayon::prelude::*;
-            x.par_chunks(each * per)
-                .zip(self.part.par_chunks_mut(c))
-                .for_each(|(rows, out)| sum_rows(rows, out));
+        });
+    }
+}
+
+/// Sums of `x - k` and `(x - k)^2` per channel over `rows` (f64, so a batch of
+/// thousands of rows loses nothing).
+fn shifted_sums(rows: &[f32], k: &[f32], out: &mut [f64]) {
+    let c = k.len();
+    let (s1, s2) = out.split_at_mut(c);
+    s1.fill(0.0);
+    s2.fill(0.0);
+    for r in rows.chunks_exact(c) {
+        for (((a, b), &v), &k) in s1.iter_mut().zip(s2.iter_mut()).zip(r).zip(k) {
+            let d = (v - k) as f64;
+            *a += d;
+            *b += d * d;
         }
-        used
     }
 }
 
@@ -102,134 +117,114 @@ impl Op for BnRelu {
     }
 
     fn forward(&mut self, x: &[f32], n: usize, y: &mut [f32], train: bool, threads: usize) {
-        let c = self.channels;
-        let per = self.len;
+        let (c, per) = (self.channels, self.len);
         let total = n * per;
-        let (x, y) = (&x[..total], &mut y[..total]);
-        let rows = (total / c) as f32;
+        let x = &x[..total];
         if !train {
-            let (scale, shift) = (&mut self.sum, &mut self.sum2);
             for ch in 0..c {
                 let inv = 1.0 / (self.running_var[ch] + EPS).sqrt();
-                scale[ch] = inv * self.gamma.value[ch];
-                shift[ch] = self.beta.value[ch] - self.running_mean[ch] * scale[ch];
+                self.scale[ch] = inv * self.gamma.value[ch];
+                self.shift[ch] = self.beta.value[ch] - self.running_mean[ch] * self.scale[ch];
             }
-            let (scale, shift, floor) = (&*scale, &*shift, self.floor);
-            super::by_example(y, per, n, threads, |b0, ys| {
-                for (xr, yr) in x[b0 * per..].chunks_exact(c).zip(ys.chunks_exact_mut(c)) {
-                    yr.iter_mut()
-                        .zip(xr)
-                        .zip(scale.iter().zip(shift))
-                        .for_each(|((o, &v), (&a, &b))| *o = (v * a + b).max(floor));
-                }
-            });
+            return self.apply(x, n, y, threads);
+        }
+        if n == 0 {
             return;
         }
-        // Mean, then variance, each from per-chunk partial sums combined in order.
-        let used = self.partial_sums(x, n, threads, None);
-        let mean = &mut self.sum;
-        mean.fill(0.0);
-        for p in self.part[..used * c].chunks_exact(c) {
-            mean.iter_mut().zip(p).for_each(|(m, &v)| *m += v);
+        // One read for both statistics: per chunk, sums shifted by the first row
+        // (against cancellation), combined in order.
+        let rows = total / c;
+        let (each, used) = BnRelu::chunks(n, threads);
+        self.stats.resize(2 * c * used, 0.0);
+        let k = &x[..c];
+        if used == 1 {
+            shifted_sums(x, k, &mut self.stats);
+        } else {
+            use rayon::prelude::*;
+            x.par_chunks(each * per)
+                .zip(self.stats.par_chunks_mut(2 * c))
+                .for_each(|(rows, out)| shifted_sums(rows, k, out));
         }
-        mean.iter_mut().for_each(|m| *m /= rows);
-        let mean_copy = std::mem::take(&mut self.sum);
-        let used = self.partial_sums(x, n, threads, Some(&mean_copy));
-        let var = &mut self.sum2;
-        var.fill(0.0);
-        for p in self.part[..used * c].chunks_exact(c) {
-            var.iter_mut().zip(p).for_each(|(m, &v)| *m += v);
-        }
-        self.sum = mean_copy;
-        let mean = &self.sum;
-        let stats = mean.iter().zip(&self.sum2).zip(&mut self.inv_std);
-        for (((&m, &sq), inv), (rm, rv)) in
-            stats.zip(self.running_mean.iter_mut().zip(&mut self.running_var))
-        {
-            let v = sq / rows;
-            *inv = 1.0 / (v + EPS).sqrt();
-            *rm = (1.0 - MOMENTUM) * *rm + MOMENTUM * m;
-            *rv = (1.0 - MOMENTUM) * *rv + MOMENTUM * v * rows / (rows - 1.0).max(1.0);
-        }
-        if self.xhat.len() < total {
-            self.xhat.resize(total, 0.0);
-        }
-        let (inv, g, b) = (&self.inv_std, &self.gamma.value, &self.beta.value);
-        let floor = self.floor;
-        super::by_example2(&mut self.xhat, per, y, per, n, threads, |b0, hs, ys| {
-            for ((xr, hr), yr) in x[b0 * per..]
-                .chunks_exact(c)
-                .zip(hs.chunks_exact_mut(c))
-                .zip(ys.chunks_exact_mut(c))
-            {
-                for ch in 0..c {
-                    let h = (xr[ch] - mean[ch]) * inv[ch];
-                    hr[ch] = h;
-                    yr[ch] = (h * g[ch] + b[ch]).max(floor);
-                }
+        let nr = rows as f64;
+        for ch in 0..c {
+            let (mut s1, mut s2) = (0f64, 0f64);
+            for p in self.stats.chunks_exact(2 * c) {
+                (s1, s2) = (s1 + p[ch], s2 + p[c + ch]);
             }
-        });
+            let d = s1 / nr;
+            let var = (s2 / nr - d * d).max(0.0);
+            let mean = k[ch] as f64 + d;
+            let (mean, var) = (mean as f32, var as f32);
+            self.mean[ch] = mean;
+            self.inv_std[ch] = 1.0 / (var + EPS).sqrt();
+            self.scale[ch] = self.inv_std[ch] * self.gamma.value[ch];
+            self.shift[ch] = self.beta.value[ch] - mean * self.scale[ch];
+            let rm = &mut self.running_mean[ch];
+            *rm = (1.0 - MOMENTUM) * *rm + MOMENTUM * mean;
+            let rv = &mut self.running_var[ch];
+            let unbiased = var * rows as f32 / (rows as f32 - 1.0).max(1.0);
+            *rv = (1.0 - MOMENTUM) * *rv + MOMENTUM * unbiased;
+        }
+        self.apply(x, n, y, threads);
     }
 
     fn backward(
         &mut self,
-        _x: &[f32],
-        y: &[f32],
+        x: &[f32],
+        _y: &[f32],
         n: usize,
         dy: &mut [f32],
         dx: Option<&mut [f32]>,
         acc: bool,
         threads: usize,
     ) {
-        let c = self.channels;
-        let per = self.len;
+        let (c, per, floor) = (self.channels, self.len, self.floor);
         let total = n * per;
         let rows = (total / c) as f32;
-        // Through the ReLU (in place), and per chunk the sums of dy and dy * xhat.
-        let chunks = threads.clamp(1, n.max(1));
-        self.part.resize(2 * c * chunks, 0.0);
-        let each = n.div_ceil(chunks);
-        let xhat = &self.xhat;
-        let floor = self.floor;
-        let mask_and_sum = |b0: usize, g: &mut [f32], part: &mut [f32]| {
+        let (x, dy) = (&x[..total], &dy[..total]);
+        let (mean, inv) = (&self.mean[..], &self.inv_std[..]);
+        let (scale, shift) = (&self.scale[..], &self.shift[..]);
+        // Per chunk, the sums of the gradient through the ReLU (its mask recomputed
+        // as the forward pass computed the output) and of it times the normalised
+        // input.
+        let (each, used) = BnRelu::chunks(n, threads);
+        self.part.resize(2 * c * used, 0.0);
+        let sums = |b0: usize, part: &mut [f32]| {
             let (s, s2) = part.split_at_mut(c);
             s.fill(0.0);
             s2.fill(0.0);
-            let start = b0 * per;
-            for ((gr, hr), yr) in g
-                .chunks_exact_mut(c)
-                .zip(xhat[start..].chunks_exact(c))
-                .zip(y[start..].chunks_exact(c))
+            let end = ((b0 + each).min(n)) * per;
+            for (xr, gr) in x[b0 * per..end]
+                .chunks_exact(c)
+                .zip(dy[b0 * per..end].chunks_exact(c))
             {
-                for ((((g, &h), &o), s), s2) in gr
+                for (((((s, s2), &v), &g), (&m, &i)), (&a, &b)) in s
                     .iter_mut()
-                    .zip(hr)
-                    .zip(yr)
-                    .zip(s.iter_mut())
                     .zip(s2.iter_mut())
+                    .zip(xr)
+                    .zip(gr)
+                    .zip(mean.iter().zip(inv))
+                    .zip(scale.iter().zip(shift))
                 {
-                    if o <= floor {
-                        *g = 0.0;
-                    }
-                    *s += *g;
-                    *s2 += *g * h;
+                    let g = if v * a + b > floor { g } else { 0.0 };
+                    *s += g;
+                    *s2 += g * ((v - m) * i);
                 }
             }
         };
-        if chunks == 1 {
-            mask_and_sum(0, &mut dy[..total], &mut self.part);
+        if used == 1 {
+            sums(0, &mut self.part);
         } else {
             use rayon::prelude::*;
-            dy[..total]
-                .par_chunks_mut(each * per)
-                .zip(self.part.par_chunks_mut(2 * c))
+            self.part
+                .par_chunks_mut(2 * c)
                 .enumerate()
-                .for_each(|(i, (g, part))| mask_and_sum(i * each, g, part));
+                .for_each(|(i, part)| sums(i * each, part));
         }
         let (sum, sum2) = (&mut self.sum, &mut self.sum2);
         sum.fill(0.0);
         sum2.fill(0.0);
-        for p in self.part.chunks_exact(2 * c).take(n.div_ceil(each)) {
+        for p in self.part.chunks_exact(2 * c) {
             sum.iter_mut().zip(&p[..c]).for_each(|(s, &v)| *s += v);
             sum2.iter_mut().zip(&p[c..]).for_each(|(s, &v)| *s += v);
         }
@@ -242,27 +237,33 @@ impl Op for BnRelu {
             self.gamma.grad[ch] += sum2[ch];
         }
         let Some(dx) = dx else { return };
-        // dx = k (rows dy - sum - xhat sum2), k = gamma inv_std / rows; folded per
-        // channel into dx = a dy + b xhat + c0.
-        let a = &mut self.coef;
+        // dx = k (rows g - sum - xhat sum2), k = gamma inv_std / rows; folded per
+        // channel into dx = a g + b xhat + c0.
+        let (coef_a, coef_b, coef_c) = (&mut self.coef, &mut *sum2, &mut *sum);
         for ch in 0..c {
-            let k = self.gamma.value[ch] * self.inv_std[ch] / rows;
-            sum[ch] *= -k;
-            sum2[ch] *= -k;
-            a[ch] = k * rows;
+            let k = self.gamma.value[ch] * inv[ch] / rows;
+            coef_c[ch] *= -k;
+            coef_b[ch] *= -k;
+            coef_a[ch] = k * rows;
         }
-        let (a, b, c0, dy) = (&*a, &*sum2, &*sum, &*dy);
+        let (ca, cb, cc) = (&*coef_a, &*coef_b, &*coef_c);
         super::by_example(dx, per, n, threads, |b0, dxs| {
             let start = b0 * per;
-            for ((dr, gr), hr) in dxs
+            for ((dr, gr), xr) in dxs
                 .chunks_exact_mut(c)
                 .zip(dy[start..].chunks_exact(c))
-                .zip(xhat[start..].chunks_exact(c))
+                .zip(x[start..].chunks_exact(c))
             {
-                for (((((d, &g), &h), &a), &b), &c0) in
-                    dr.iter_mut().zip(gr).zip(hr).zip(a).zip(b).zip(c0)
+                for (((d, &g), &v), (((&a, &b), &c0), ((&sa, &sb), (&m, &i)))) in
+                    dr.iter_mut().zip(gr).zip(xr).zip(
+                        ca.iter()
+                            .zip(cb)
+                            .zip(cc)
+                            .zip(scale.iter().zip(shift).zip(mean.iter().zip(inv))),
+                    )
                 {
-                    *d = a * g + b * h + c0;
+                    let g = if v * sa + sb > floor { g } else { 0.0 };
+                    *d = a * g + b * ((v - m) * i) + c0;
                 }
             }
         });

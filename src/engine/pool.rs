@@ -100,8 +100,13 @@ impl Op for Pool {
         let per = self.out_len();
         let scale = 1.0 / (k * k) as f32;
         let (dy, arg) = (&*dy, &self.arg);
+        // Every input inside a window is written below; only a remainder of rows or
+        // columns outside all windows needs zeroing first.
+        let whole = h % k == 0 && w % k == 0;
         super::by_example(dx, h * w * c, n, threads, |b0, dx| {
-            dx.fill(0.0);
+            if !whole {
+                dx.fill(0.0);
+            }
             let mut taps = [0usize; 225];
             for b in 0..dx.len() / (h * w * c) {
                 let o0 = (b0 + b) * per;
@@ -112,8 +117,12 @@ impl Op for Pool {
                             ((b * h + k * oy + dy) * w + k * ox + dx) * c
                         });
                         if max {
-                            for ch in 0..c {
-                                dx[taps[arg[o + ch] as usize] + ch] = dy[o + ch];
+                            let (arg, dy) = (&arg[o..o + c], &dy[o..o + c]);
+                            for (t, &s) in taps.iter().enumerate() {
+                                let t = t as u8;
+                                for ((d, &a), &g) in dx[s..s + c].iter_mut().zip(arg).zip(dy) {
+                                    *d = if a == t { g } else { 0.0 };
+                                }
                             }
                         } else {
                             for &s in taps.iter() {
@@ -142,7 +151,8 @@ fn window(buf: &mut [usize; 225], k: usize, at: impl Fn(usize, usize) -> usize) 
 }
 
 /// Each channel's largest value over the taps, and which tap gave it (the first of
-/// equals; a NaN wins). Inlined into callers that know the window's size.
+/// equals; a NaN wins). Inlined into callers that know the window's size, so the
+/// taps unroll (measured faster than a tap-by-tap pass across the channels).
 #[inline(always)]
 fn max_of(x: &[f32], taps: &[usize], y: &mut [f32], arg: &mut [u8]) {
     for (ch, (y, arg)) in y.iter_mut().zip(arg.iter_mut()).enumerate() {
