@@ -370,7 +370,7 @@ pub fn build_learner(
             let engine = Engine::new(
                 model,
                 net,
-                optim::Flat::new(cfg.optimizer, cfg.hyper()),
+                optim::Flat::new(cfg.optimizer, cfg.hyper()).with_threads(cfg.threads),
                 cfg.loss,
             );
             match &data.targets {

@@ -49,39 +49,117 @@ impl<'a> View<'a> {
 }
 
 /// `dst (m x n, row-major) = a @ b`, or `dst += a @ b` when `accumulate`.
-/// `threads > 1` lets gemm split large products over rayon's pool.
+/// With `threads > 1` a product big enough to pay is split into one block per
+/// thread on rayon's pool, each block one single-threaded gemm: by columns of `dst`
+/// and `b` when `dst` is wider than tall (each thread then packs only its share of
+/// `b`, the weights in a dense layer's products), else by rows of `dst` and `a`. No
+/// reduction: each element is computed by one thread in the same order whatever the
+/// split.
 pub fn matmul(dst: &mut [f32], a: View, b: View, accumulate: bool, threads: usize) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "inner dimensions");
     assert!(dst.len() >= m * n, "destination too small");
     let span = |v: &View| (v.rows as isize - 1) * v.rs + (v.cols as isize - 1) * v.cs;
     assert!(
+        a.rs >= 0 && a.cs >= 0 && b.rs >= 0 && b.cs >= 0,
+        "non-negative strides"
+    );
+    assert!(
         a.data.len() as isize > span(&a) && b.data.len() as isize > span(&b),
         "view out of bounds"
     );
     CALLS.fetch_add(1, Ordering::Relaxed);
-    // Measured here: splitting products under ~32M multiply-adds (all of the MLP's, the
-    // CNN's first convolution) over two threads costs more than it saves.
-    let par = if threads > 1 && m * n * k >= 1 << 25 {
-        Parallelism::Rayon(threads)
+    let by_columns = n > m;
+    let long = if by_columns { n } else { m };
+    // Measured here (BENCHMARKS.md): below ~128K multiply-adds, or with fewer than
+    // 8 rows or columns a thread, waking a second thread costs more than it saves.
+    let parts = if threads > 1 && m * n * k >= MIN_SPLIT {
+        threads.min(long / MIN_SPAN).max(1)
     } else {
-        Parallelism::None
+        1
     };
-    // SAFETY: the asserts above keep every index the strides reach inside the slices,
-    // and `dst` does not alias the inputs (it is borrowed mutably).
+    let each = long.div_ceil(parts);
+    let out = Out(dst.as_mut_ptr());
+    let block = |i: usize| {
+        let start = i * each;
+        let len = each.min(long - start);
+        // SAFETY: the asserts above keep every index the strides reach inside the
+        // slices (a block starts inside its operand and keeps its non-negative
+        // strides); blocks of `dst` are disjoint rows or columns, so no two threads
+        // write one element; `dst` does not alias the inputs (borrowed mutably).
+        unsafe {
+            if by_columns {
+                let b_at = b.data.as_ptr().offset(start as isize * b.cs);
+                let d = out.ptr().add(start);
+                product(m, len, k, d, n, a, a.data.as_ptr(), b, b_at, accumulate);
+            } else {
+                let a_at = a.data.as_ptr().offset(start as isize * a.rs);
+                let d = out.ptr().add(start * n);
+                product(len, n, k, d, n, a, a_at, b, b.data.as_ptr(), accumulate);
+            }
+        }
+    };
+    if parts == 1 {
+        block(0);
+    } else {
+        use rayon::prelude::*;
+        (0..parts).into_par_iter().for_each(block);
+    }
+}
+
+/// Rows of a product below this many multiply-adds stay on one thread.
+const MIN_SPLIT: usize = 1 << 17;
+/// The fewest rows or columns a thread takes.
+const MIN_SPAN: usize = 8;
+
+/// `dst`'s base pointer, shared by the threads that write its disjoint blocks.
+#[derive(Clone, Copy)]
+struct Out(*mut f32);
+impl Out {
+    /// The pointer (a method, so closures capture the whole `Out`).
+    fn ptr(self) -> *mut f32 {
+        self.0
+    }
+}
+
+// SAFETY: the blocks written through it are disjoint (see `matmul`).
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
+/// One single-threaded gemm call: the `m x n` block at `dst` (row stride `dst_rs`)
+/// `= a @ b`, or `+=` when `accumulate`; `a_at` and `b_at` are where the blocks of
+/// `a` and `b` start, with their views' strides.
+///
+/// # Safety
+/// Every element the strides reach from `a_at`, `b_at` and `dst` must be in bounds,
+/// and no other thread may touch the block of `dst`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn product(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    dst_rs: usize,
+    a: View,
+    a_at: *const f32,
+    b: View,
+    b_at: *const f32,
+    accumulate: bool,
+) {
+    // SAFETY: as the caller promises.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst,
             1,
-            n as isize,
+            dst_rs as isize,
             accumulate,
-            a.data.as_ptr(),
+            a_at,
             a.cs,
             a.rs,
-            b.data.as_ptr(),
+            b_at,
             b.cs,
             b.rs,
             1.0,
@@ -89,7 +167,7 @@ pub fn matmul(dst: &mut [f32], a: View, b: View, accumulate: bool, threads: usiz
             false,
             false,
             false,
-            par,
+            Parallelism::None,
         );
     }
 }

@@ -248,9 +248,8 @@ impl Net {
                     });
                     ops.push(Box::new(conv));
                     norms.push(format!("bn{b}"));
-                    ops.push(Box::new(norm::BnRelu::new(h * w * out, out)));
+                    ops.push(Box::new(norm::BnReluPool::new(h, w, out)));
                     mappings.extend(plain(&format!("bn{b}"), &["weight", "bias"]));
-                    ops.push(Box::new(pool::Pool::new(h, w, out, 2, true)));
                     (c, h, w) = (out, h / 2, w / 2);
                 }
                 // The head reads (h, w, c)-ordered features; torch flattens (c, h, w).

@@ -81,6 +81,89 @@ impl BnRelu {
         (each, n.div_ceil(each).max(1))
     }
 
+    /// `scale` and `shift` for a forward pass: from the running statistics in
+    /// evaluation; in training from the batch's statistics (one read of `x`), which
+    /// also move the running ones.
+    fn coefficients(&mut self, x: &[f32], n: usize, train: bool, threads: usize) {
+        let (c, per) = (self.channels, self.len);
+        let total = n * per;
+        let x = &x[..total];
+        if !train {
+            for ch in 0..c {
+                let inv = 1.0 / (self.running_var[ch] + EPS).sqrt();
+                self.scale[ch] = inv * self.gamma.value[ch];
+                self.shift[ch] = self.beta.value[ch] - self.running_mean[ch] * self.scale[ch];
+            }
+            return;
+        }
+        if n == 0 {
+            return;
+        }
+
+        // One read for both statistics: per chunk, sums shifted by the first row
+        // (against cancellation), combined in order.
+        let rows = total / c;
+        let (each, used) = BnRelu::chunks(n, threads);
+        self.stats.resize(2 * c * used, 0.0);
+        let k = &x[..c];
+        if used == 1 {
+            shifted_sums(x, k, &mut self.stats);
+        } else {
+            use rayon::prelude::*;
+            x.par_chunks(each * per)
+                .zip(self.stats.par_chunks_mut(2 * c))
+                .for_each(|(rows, out)| shifted_sums(rows, k, out));
+        }
+        let nr = rows as f64;
+        for ch in 0..c {
+            let (mut s1, mut s2) = (0f64, 0f64);
+            for p in self.stats.chunks_exact(2 * c) {
+                (s1, s2) = (s1 + p[ch], s2 + p[c + ch]);
+            }
+            let d = s1 / nr;
+            let var = (s2 / nr - d * d).max(0.0);
+            let mean = k[ch] as f64 + d;
+            let (mean, var) = (mean as f32, var as f32);
+            self.mean[ch] = mean;
+            self.inv_std[ch] = 1.0 / (var + EPS).sqrt();
+            self.scale[ch] = self.inv_std[ch] * self.gamma.value[ch];
+            self.shift[ch] = self.beta.value[ch] - mean * self.scale[ch];
+            let rm = &mut self.running_mean[ch];
+            *rm = (1.0 - MOMENTUM) * *rm + MOMENTUM * mean;
+            let rv = &mut self.running_var[ch];
+            let unbiased = var * rows as f32 / (rows as f32 - 1.0).max(1.0);
+            *rv = (1.0 - MOMENTUM) * *rv + MOMENTUM * unbiased;
+        }
+    }
+
+    /// From the per-chunk partial sums in `part` (of the gradient through the ReLU,
+    /// and of it times the normalised input, over `rows` rows): gamma's and beta's
+    /// gradients (written, or added to when `acc`), then the input gradient's
+    /// coefficients, `dx = coef g + sum2 xhat + sum` per channel.
+    fn gradients(&mut self, rows: f32, acc: bool) {
+        let c = self.channels;
+        let (sum, sum2) = (&mut self.sum, &mut self.sum2);
+        sum.fill(0.0);
+        sum2.fill(0.0);
+        for p in self.part.chunks_exact(2 * c) {
+            sum.iter_mut().zip(&p[..c]).for_each(|(s, &v)| *s += v);
+            sum2.iter_mut().zip(&p[c..]).for_each(|(s, &v)| *s += v);
+        }
+        if !acc {
+            self.gamma.grad.fill(0.0);
+            self.beta.grad.fill(0.0);
+        }
+        for ch in 0..c {
+            self.beta.grad[ch] += sum[ch];
+            self.gamma.grad[ch] += sum2[ch];
+            // dx = k (rows g - sum - xhat sum2), k = gamma inv_std / rows.
+            let k = self.gamma.value[ch] * self.inv_std[ch] / rows;
+            sum[ch] *= -k;
+            sum2[ch] *= -k;
+            self.coef[ch] = k * rows;
+        }
+    }
+
     /// `y = max(x scale + shift, floor)` over the first `n` examples.
     fn apply(&self, x: &[f32], n: usize, y: &mut [f32], threads: usize) {
         let (c, per, floor) = (self.channels, self.len, self.floor);
@@ -117,55 +200,8 @@ impl Op for BnRelu {
     }
 
     fn forward(&mut self, x: &[f32], n: usize, y: &mut [f32], train: bool, threads: usize) {
-        let (c, per) = (self.channels, self.len);
-        let total = n * per;
-        let x = &x[..total];
-        if !train {
-            for ch in 0..c {
-                let inv = 1.0 / (self.running_var[ch] + EPS).sqrt();
-                self.scale[ch] = inv * self.gamma.value[ch];
-                self.shift[ch] = self.beta.value[ch] - self.running_mean[ch] * self.scale[ch];
-            }
-            return self.apply(x, n, y, threads);
-        }
-        if n == 0 {
-            return;
-        }
-        // One read for both statistics: per chunk, sums shifted by the first row
-        // (against cancellation), combined in order.
-        let rows = total / c;
-        let (each, used) = BnRelu::chunks(n, threads);
-        self.stats.resize(2 * c * used, 0.0);
-        let k = &x[..c];
-        if used == 1 {
-            shifted_sums(x, k, &mut self.stats);
-        } else {
-            use rayon::prelude::*;
-            x.par_chunks(each * per)
-                .zip(self.stats.par_chunks_mut(2 * c))
-                .for_each(|(rows, out)| shifted_sums(rows, k, out));
-        }
-        let nr = rows as f64;
-        for ch in 0..c {
-            let (mut s1, mut s2) = (0f64, 0f64);
-            for p in self.stats.chunks_exact(2 * c) {
-                (s1, s2) = (s1 + p[ch], s2 + p[c + ch]);
-            }
-            let d = s1 / nr;
-            let var = (s2 / nr - d * d).max(0.0);
-            let mean = k[ch] as f64 + d;
-            let (mean, var) = (mean as f32, var as f32);
-            self.mean[ch] = mean;
-            self.inv_std[ch] = 1.0 / (var + EPS).sqrt();
-            self.scale[ch] = self.inv_std[ch] * self.gamma.value[ch];
-            self.shift[ch] = self.beta.value[ch] - mean * self.scale[ch];
-            let rm = &mut self.running_mean[ch];
-            *rm = (1.0 - MOMENTUM) * *rm + MOMENTUM * mean;
-            let rv = &mut self.running_var[ch];
-            let unbiased = var * rows as f32 / (rows as f32 - 1.0).max(1.0);
-            *rv = (1.0 - MOMENTUM) * *rv + MOMENTUM * unbiased;
-        }
-        self.apply(x, n, y, threads);
+        self.coefficients(x, n, train, threads);
+        self.apply(&x[..n * self.len], n, y, threads);
     }
 
     fn backward(
@@ -221,32 +257,11 @@ impl Op for BnRelu {
                 .enumerate()
                 .for_each(|(i, part)| sums(i * each, part));
         }
-        let (sum, sum2) = (&mut self.sum, &mut self.sum2);
-        sum.fill(0.0);
-        sum2.fill(0.0);
-        for p in self.part.chunks_exact(2 * c) {
-            sum.iter_mut().zip(&p[..c]).for_each(|(s, &v)| *s += v);
-            sum2.iter_mut().zip(&p[c..]).for_each(|(s, &v)| *s += v);
-        }
-        if !acc {
-            self.gamma.grad.fill(0.0);
-            self.beta.grad.fill(0.0);
-        }
-        for ch in 0..c {
-            self.beta.grad[ch] += sum[ch];
-            self.gamma.grad[ch] += sum2[ch];
-        }
+        self.gradients(rows, acc);
         let Some(dx) = dx else { return };
-        // dx = k (rows g - sum - xhat sum2), k = gamma inv_std / rows; folded per
-        // channel into dx = a g + b xhat + c0.
-        let (coef_a, coef_b, coef_c) = (&mut self.coef, &mut *sum2, &mut *sum);
-        for ch in 0..c {
-            let k = self.gamma.value[ch] * inv[ch] / rows;
-            coef_c[ch] *= -k;
-            coef_b[ch] *= -k;
-            coef_a[ch] = k * rows;
-        }
-        let (ca, cb, cc) = (&*coef_a, &*coef_b, &*coef_c);
+        let (mean, inv) = (&self.mean[..], &self.inv_std[..]);
+        let (scale, shift) = (&self.scale[..], &self.shift[..]);
+        let (ca, cb, cc) = (&self.coef[..], &self.sum2[..], &self.sum[..]);
         super::by_example(dx, per, n, threads, |b0, dxs| {
             let start = b0 * per;
             for ((dr, gr), xr) in dxs
@@ -275,5 +290,208 @@ impl Op for BnRelu {
 
     fn as_norm(&mut self) -> Option<&mut BnRelu> {
         Some(self)
+    }
+}
+
+/// The built-in CNN's batch norm, ReLU and 2x2 max pool as one layer, so the
+/// full-size activation between them is never written or read: the forward pass
+/// reads the convolution's output once for the statistics and once to normalise,
+/// rectify and pool it, writing only the pooled output and which input won; the
+/// backward pass reads the pooled gradient and the winners instead of a full-size
+/// gradient. Same arithmetic as [`BnRelu`] then `pool::Pool` (the same outputs and
+/// winners; the gradient sums add the same terms in another order).
+pub struct BnReluPool {
+    bn: BnRelu,
+    h: usize,
+    w: usize,
+    /// Which of its window's four inputs won, per output element.
+    arg: Vec<u8>,
+}
+
+impl BnReluPool {
+    pub fn new(h: usize, w: usize, channels: usize) -> BnReluPool {
+        BnReluPool {
+            bn: BnRelu::new(h * w * channels, channels),
+            h,
+            w,
+            arg: Vec::new(),
+        }
+    }
+
+    /// The input offsets (within an example) of output `(oy, ox)`'s window.
+    #[inline(always)]
+    fn taps(&self, oy: usize, ox: usize) -> [usize; 4] {
+        let (w, c) = (self.w, self.bn.channels);
+        let at = |dy: usize, dx: usize| ((2 * oy + dy) * w + 2 * ox + dx) * c;
+        [at(0, 0), at(0, 1), at(1, 0), at(1, 1)]
+    }
+}
+
+impl Op for BnReluPool {
+    fn out_len(&self) -> usize {
+        (self.h / 2) * (self.w / 2) * self.bn.channels
+    }
+
+    fn forward(&mut self, x: &[f32], n: usize, y: &mut [f32], train: bool, threads: usize) {
+        self.bn.coefficients(x, n, train, threads);
+        let (per_in, per, c) = (self.bn.len, self.out_len(), self.bn.channels);
+        let (ow, oh) = (self.w / 2, self.h / 2);
+        if self.arg.len() < n * per {
+            self.arg.resize(n * per, 0);
+        }
+        let mut arg = std::mem::take(&mut self.arg);
+        let this = &*self;
+        let (scale, shift) = (&this.bn.scale[..], &this.bn.shift[..]);
+        super::by_example2(y, per, &mut arg, per, n, threads, |b0, ys, args| {
+            for (i, (y, arg)) in ys
+                .chunks_exact_mut(per)
+                .zip(args.chunks_exact_mut(per))
+                .enumerate()
+            {
+                let x = &x[(b0 + i) * per_in..][..per_in];
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let o = (oy * ow + ox) * c;
+                        let taps = this.taps(oy, ox);
+                        for ch in 0..c {
+                            let (a, b) = (scale[ch], shift[ch]);
+                            let (mut best, mut which) = ((x[taps[0] + ch] * a + b).max(0.0), 0u8);
+                            for (t, &s) in taps.iter().enumerate().skip(1) {
+                                let v = (x[s + ch] * a + b).max(0.0);
+                                let take = (v > best) | v.is_nan();
+                                best = if take { v } else { best };
+                                which = if take { t as u8 } else { which };
+                            }
+                            y[o + ch] = best;
+                            arg[o + ch] = which;
+                        }
+                    }
+                }
+            }
+        });
+        self.arg = arg;
+    }
+
+    fn backward(
+        &mut self,
+        x: &[f32],
+        _y: &[f32],
+        n: usize,
+        dy: &mut [f32],
+        dx: Option<&mut [f32]>,
+        acc: bool,
+        threads: usize,
+    ) {
+        let (per_in, per, c) = (self.bn.len, self.out_len(), self.bn.channels);
+        let (h, w, ow, oh) = (self.h, self.w, self.w / 2, self.h / 2);
+        let rows = (n * per_in / c) as f32;
+        // Per chunk, the sums over the winners whose ReLU passed (every other input's
+        // gradient is 0).
+        let (each, used) = BnRelu::chunks(n, threads);
+        let mut part = std::mem::take(&mut self.bn.part);
+        part.resize(2 * c * used, 0.0);
+        {
+            let this = &*self;
+            let bn = &this.bn;
+            let (mean, inv, scale, shift) = (&bn.mean, &bn.inv_std, &bn.scale, &bn.shift);
+            let (dy, arg) = (&dy[..n * per], &this.arg);
+            let sums = |b0: usize, part: &mut [f32]| {
+                let (s, s2) = part.split_at_mut(c);
+                s.fill(0.0);
+                s2.fill(0.0);
+                for b in b0..(b0 + each).min(n) {
+                    let x = &x[b * per_in..][..per_in];
+                    for oy in 0..oh {
+                        for ox in 0..ow {
+                            let o = b * per + (oy * ow + ox) * c;
+                            let (arg, dy) = (&arg[o..o + c], &dy[o..o + c]);
+                            // Tap by tap across the channels (selects, so they
+                            // vectorise): only the winner whose ReLU passed adds.
+                            for (t, &at) in this.taps(oy, ox).iter().enumerate() {
+                                let t = t as u8;
+                                for (((((s, s2), &v), (&a, &g)), (&m, &i)), (&sa, &sb)) in s
+                                    .iter_mut()
+                                    .zip(s2.iter_mut())
+                                    .zip(&x[at..at + c])
+                                    .zip(arg.iter().zip(dy))
+                                    .zip(mean.iter().zip(inv.iter()))
+                                    .zip(scale.iter().zip(shift.iter()))
+                                {
+                                    let pass = (a == t) & (v * sa + sb > 0.0);
+                                    let g = if pass { g } else { 0.0 };
+                                    *s += g;
+                                    *s2 += g * ((v - m) * i);
+                                }
+                            }
+                        }
+                    }
+                }
+            };
+            if used == 1 {
+                sums(0, &mut part);
+            } else {
+                use rayon::prelude::*;
+                part.par_chunks_mut(2 * c)
+                    .enumerate()
+                    .for_each(|(i, p)| sums(i * each, p));
+            }
+        }
+        self.bn.part = part;
+        self.bn.gradients(rows, acc);
+        let Some(dx) = dx else { return };
+        let this = &*self;
+        let bn = &this.bn;
+        let (mean, inv, scale, shift) = (&bn.mean, &bn.inv_std, &bn.scale, &bn.shift);
+        let (ca, cb, cc) = (&bn.coef, &bn.sum2, &bn.sum);
+        let (dy, arg) = (&dy[..n * per], &this.arg);
+        super::by_example(dx, per_in, n, threads, |b0, dxs| {
+            for (i, dxe) in dxs.chunks_exact_mut(per_in).enumerate() {
+                let b = b0 + i;
+                let x = &x[b * per_in..][..per_in];
+                // Inputs outside every window (odd sizes): no gradient through the
+                // pool, only through the statistics.
+                if h % 2 == 1 || w % 2 == 1 {
+                    for (d, (&v, ch)) in dxe.iter_mut().zip(x.iter().zip((0..c).cycle())) {
+                        *d = cb[ch] * ((v - mean[ch]) * inv[ch]) + cc[ch];
+                    }
+                }
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let o = b * per + (oy * ow + ox) * c;
+                        let (arg, dy) = (&arg[o..o + c], &dy[o..o + c]);
+                        for (t, &at) in this.taps(oy, ox).iter().enumerate() {
+                            let t = t as u8;
+                            for (
+                                ((d, &v), (&a, &g)),
+                                (((&ka, &kb), &kc), ((&m, &i), (&sa, &sb))),
+                            ) in dxe[at..at + c]
+                                .iter_mut()
+                                .zip(&x[at..at + c])
+                                .zip(arg.iter().zip(dy))
+                                .zip(
+                                    ca.iter().zip(cb.iter()).zip(cc.iter()).zip(
+                                        mean.iter()
+                                            .zip(inv.iter())
+                                            .zip(scale.iter().zip(shift.iter())),
+                                    ),
+                                )
+                            {
+                                let pass = (a == t) & (v * sa + sb > 0.0);
+                                let g = if pass { g } else { 0.0 };
+                                *d = ka * g + kb * ((v - m) * i) + kc;
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    fn params(&mut self) -> [Option<&mut Param>; 2] {
+        self.bn.params()
+    }
+
+    fn as_norm(&mut self) -> Option<&mut BnRelu> {
+        Some(&mut self.bn)
     }
 }

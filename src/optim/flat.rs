@@ -13,6 +13,9 @@ pub struct Flat {
     first: Vec<Vec<f32>>,
     /// AdamW second moments.
     second: Vec<Vec<f32>>,
+    /// Threads an update may use (each element's arithmetic is its own, so the
+    /// split does not change the numbers).
+    threads: usize,
 }
 
 /// The per-step constants of one update.
@@ -40,7 +43,14 @@ impl Flat {
             steps: 0,
             first: Vec::new(),
             second: Vec::new(),
+            threads: 1,
         }
+    }
+
+    /// Lets a big parameter's update run on `threads` threads of rayon's pool.
+    pub fn with_threads(mut self, threads: usize) -> Flat {
+        self.threads = threads.max(1);
+        self
     }
 
     pub fn hyper(&self) -> Hyper {
@@ -85,23 +95,38 @@ impl Flat {
                 v[i] = vec![0.0; p.len()];
             }
         };
-        match self.kind {
+        let kind = self.kind;
+        match kind {
+            Kind::Sgd if c.mu == 0.0 => {}
+            Kind::Sgd => grow(&mut self.first),
+            Kind::Adamw => {
+                grow(&mut self.first);
+                grow(&mut self.second);
+            }
+        }
+        let (mut none_a, mut none_b): (Vec<f32>, Vec<f32>) = (Vec::new(), Vec::new());
+        let a = self
+            .first
+            .get_mut(i)
+            .map_or(&mut none_a[..], |v| &mut v[..]);
+        let b = self
+            .second
+            .get_mut(i)
+            .map_or(&mut none_b[..], |v| &mut v[..]);
+        let c = *c;
+        split(p, g, a, b, self.threads, &|p, g, a, b| match kind {
             Kind::Sgd if c.mu == 0.0 => {
                 for (p, &g) in p.iter_mut().zip(g) {
                     *p -= c.lr * (g + c.wd * *p);
                 }
             }
             Kind::Sgd => {
-                grow(&mut self.first);
-                for ((p, &g), b) in p.iter_mut().zip(g).zip(self.first[i].iter_mut()) {
+                for ((p, &g), b) in p.iter_mut().zip(g).zip(a.iter_mut()) {
                     sgd_momentum_elem(p, g, b, c.lr, c.wd, c.mu, c.nesterov);
                 }
             }
             Kind::Adamw => {
-                grow(&mut self.first);
-                grow(&mut self.second);
-                let (m, v) = (&mut self.first[i], &mut self.second[i]);
-                for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                for (((p, &g), m), v) in p.iter_mut().zip(g).zip(a.iter_mut()).zip(b.iter_mut()) {
                     adamw_step_elem(
                         p,
                         g,
@@ -117,7 +142,7 @@ impl Flat {
                     );
                 }
             }
-        }
+        });
     }
 
     pub fn kind(&self) -> Kind {
@@ -134,4 +159,32 @@ impl Flat {
     pub fn set_buffers(&mut self, first: Vec<Vec<f32>>, second: Vec<Vec<f32>>, steps: u64) {
         (self.first, self.second, self.steps) = (first, second, steps);
     }
+}
+
+/// The fewest elements worth a second thread in an update.
+const MIN_SPLIT: usize = 1 << 15;
+
+/// Runs `f` on matching halves of `p`, `g` and the state slices `a` and `b` (empty
+/// when the optimizer keeps none) on up to `threads` threads of rayon's pool.
+fn split(
+    p: &mut [f32],
+    g: &[f32],
+    a: &mut [f32],
+    b: &mut [f32],
+    threads: usize,
+    f: &(dyn Fn(&mut [f32], &[f32], &mut [f32], &mut [f32]) + Sync),
+) {
+    if threads <= 1 || p.len() < MIN_SPLIT {
+        return f(p, g, a, b);
+    }
+    let mid = p.len() / 2;
+    let (p0, p1) = p.split_at_mut(mid);
+    let (g0, g1) = g.split_at(mid);
+    let (a0, a1) = a.split_at_mut(mid.min(a.len()));
+    let (b0, b1) = b.split_at_mut(mid.min(b.len()));
+    let (t0, t1) = (threads / 2, threads - threads / 2);
+    rayon::join(
+        || split(p0, g0, a0, b0, t1, f),
+        || split(p1, g1, a1, b1, t0, f),
+    );
 }
