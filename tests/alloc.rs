@@ -1,8 +1,10 @@
 //! Steady-state training steps of the CPU engine allocate nothing of their own: a
 //! counting global allocator around warmed-up steps of the MLP and the CNN (both
-//! optimizers). The `gemm` crate allocates its packing buffers inside every product
-//! (`gemm-common`'s `did_pack_lhs` flags and, when it packs, a `MemBuffer`); those are
-//! the only allocations left, at most two per product.
+//! optimizers, 1, 2 and 3 threads) counts apart the allocations made inside a
+//! `gemm` call (`rudder::engine::in_product`) and every other. The `gemm` crate
+//! allocates its packing buffers inside every product (`gemm-common`'s
+//! `did_pack_lhs` flags and, when it packs, a `MemBuffer`): at most two per product.
+//! Everything else (our layers, the optimizer, the thread splits) must be zero.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,11 +19,21 @@ use rudder::train::{Engine, Learner};
 
 struct Counting;
 
+/// Allocations outside any `gemm` call, and inside one.
 static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+static GEMM_ALLOCS: AtomicUsize = AtomicUsize::new(0);
+
+fn count() {
+    if rudder::engine::in_product() {
+        GEMM_ALLOCS.fetch_add(1, Ordering::Relaxed);
+    } else {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+    }
+}
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        count();
         unsafe { System.alloc(layout) }
     }
 
@@ -30,7 +42,7 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        count();
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
@@ -38,8 +50,17 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-/// (allocations, matrix products) per step.
-fn allocations_per_step(arch: Arch, io: Io, kind: Kind, threads: usize) -> (usize, usize) {
+/// Per step: allocations outside `gemm`, inside it, and matrix products, the steps
+/// run on a rayon pool of `threads` (as a run's).
+fn allocations_per_step(arch: Arch, io: Io, kind: Kind, threads: usize) -> (f64, f64, usize) {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
+    pool.install(|| steps(arch, io, kind, threads))
+}
+
+fn steps(arch: Arch, io: Io, kind: Kind, threads: usize) -> (f64, f64, usize) {
     let n = 256;
     let x: Vec<f32> = (0..n * io.features)
         .map(|i| ((i * 7919) % 255) as f32 / 255.0)
@@ -63,7 +84,8 @@ fn allocations_per_step(arch: Arch, io: Io, kind: Kind, threads: usize) -> (usiz
         beta2: 0.999,
         eps: 1e-8,
     };
-    let mut learner = Engine::new(model, net, Flat::new(kind, h), Loss::CrossEntropy);
+    let opt = Flat::new(kind, h).with_threads(threads);
+    let mut learner = Engine::new(model, net, opt, Loss::CrossEntropy);
     let rows: Vec<Vec<u32>> = (0..4)
         .map(|s| ((s * 64) as u32..(s * 64 + 64) as u32).rev().collect())
         .collect();
@@ -77,18 +99,23 @@ fn allocations_per_step(arch: Arch, io: Io, kind: Kind, threads: usize) -> (usiz
     for s in 0..3 {
         step(s);
     }
-    let (before, calls) = (ALLOCS.load(Ordering::Relaxed), rudder::engine::gemm_calls());
+    let (before, in_gemm, calls) = (
+        ALLOCS.load(Ordering::Relaxed),
+        GEMM_ALLOCS.load(Ordering::Relaxed),
+        rudder::engine::gemm_calls(),
+    );
     for s in 0..10 {
         step(s);
     }
     (
-        (ALLOCS.load(Ordering::Relaxed) - before) / 10,
+        (ALLOCS.load(Ordering::Relaxed) - before) as f64 / 10.0,
+        (GEMM_ALLOCS.load(Ordering::Relaxed) - in_gemm) as f64 / 10.0,
         (rudder::engine::gemm_calls() - calls) / 10,
     )
 }
 
 #[test]
-fn steady_state_steps_allocate_only_inside_gemm() {
+fn steady_state_steps_allocate_nothing_outside_gemm() {
     let mlp = Io {
         features: 784,
         image: None,
@@ -116,16 +143,21 @@ fn steady_state_steps_allocate_only_inside_gemm() {
                 cnn,
             ),
         ] {
-            let (allocs, products) = allocations_per_step(arch.clone(), io, kind, 1);
-            eprintln!("{name} {kind:?}: {allocs} allocations per step, {products} matrix products");
-            // With two threads rayon's work splitting allocates too; recorded, not bounded.
-            let (allocs2, _) = allocations_per_step(arch, io, kind, 2);
-            eprintln!("{name} {kind:?}, 2 threads: {allocs2} allocations per step");
-            // Two micro-batches: 3 forward + 5 backward products each for the MLP.
-            assert!(
-                products > 0 && allocs <= 2 * products,
-                "{name} {kind:?}: {allocs} allocations for {products} products"
-            );
+            for threads in [1, 2, 3] {
+                let (ours, gemm, products) = allocations_per_step(arch.clone(), io, kind, threads);
+                eprintln!(
+                    "{name} {kind:?} {threads} threads: {ours} allocations per step outside gemm, {gemm} inside it, {products} gemm calls"
+                );
+                assert_eq!(
+                    ours, 0.0,
+                    "{name} {kind:?} {threads} threads: our own code allocates"
+                );
+                // Two micro-batches: 3 forward + 5 backward products each for the MLP.
+                assert!(
+                    products > 0 && gemm <= 2.0 * products as f64,
+                    "{name} {kind:?}: {gemm} allocations inside gemm for {products} calls"
+                );
+            }
         }
     }
 }

@@ -7,8 +7,9 @@ use gemm::Parallelism;
 
 static CALLS: AtomicUsize = AtomicUsize::new(0);
 
-/// Matrix products run so far (the `gemm` crate allocates its packing buffers in
-/// each call, so allocation counts are stated per product).
+/// Calls into the `gemm` crate so far (a product split over threads is one call
+/// per block; the crate allocates its packing buffers in each call, so allocation
+/// counts are stated per call).
 pub fn calls() -> usize {
     CALLS.load(Ordering::Relaxed)
 }
@@ -68,11 +69,10 @@ pub fn matmul(dst: &mut [f32], a: View, b: View, accumulate: bool, threads: usiz
         a.data.len() as isize > span(&a) && b.data.len() as isize > span(&b),
         "view out of bounds"
     );
-    CALLS.fetch_add(1, Ordering::Relaxed);
     let by_columns = n > m;
     let long = if by_columns { n } else { m };
-    // Measured here (BENCHMARKS.md): below ~128K multiply-adds, or with fewer than
-    // 8 rows or columns a thread, waking a second thread costs more than it saves.
+    // Small products (the MLP's head, 82K multiply-adds) stay on one thread: waking
+    // a second costs more than it saves; so does a block under 8 rows or columns.
     let parts = if threads > 1 && m * n * k >= MIN_SPLIT {
         threads.min(long / MIN_SPAN).max(1)
     } else {
@@ -105,6 +105,17 @@ pub fn matmul(dst: &mut [f32], a: View, b: View, accumulate: bool, threads: usiz
         use rayon::prelude::*;
         (0..parts).into_par_iter().for_each(block);
     }
+}
+
+thread_local! {
+    static IN_PRODUCT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread is inside a `gemm` call now: an allocator can tell the
+/// `gemm` crate's allocations (its packing buffers) from everyone else's
+/// (`tests/alloc.rs`).
+pub fn in_product() -> bool {
+    IN_PRODUCT.try_with(|f| f.get()).unwrap_or(false)
 }
 
 /// Rows of a product below this many multiply-adds stay on one thread.
@@ -146,6 +157,8 @@ unsafe fn product(
     b_at: *const f32,
     accumulate: bool,
 ) {
+    CALLS.fetch_add(1, Ordering::Relaxed);
+    IN_PRODUCT.with(|f| f.set(true));
     // SAFETY: as the caller promises.
     unsafe {
         gemm::gemm(
@@ -170,6 +183,7 @@ unsafe fn product(
             Parallelism::None,
         );
     }
+    IN_PRODUCT.with(|f| f.set(false));
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use crate::loss::Loss;
 use crate::model::spec::{LayerSpec, Shape, kind};
 use crate::model::{Arch, Io, Model};
 
-pub use gemm::calls as gemm_calls;
+pub use gemm::{calls as gemm_calls, in_product};
 pub use loss::{argmax, loss_and_grad, regress_and_grad};
 
 /// A trainable array and its gradient.

@@ -164,16 +164,12 @@ impl Flat {
 /// The fewest elements worth a second thread in an update.
 const MIN_SPLIT: usize = 1 << 15;
 
+/// An update over matching pieces of a parameter, its gradient and its state.
+type Piece<'a> = dyn Fn(&mut [f32], &[f32], &mut [f32], &mut [f32]) + Sync + 'a;
+
 /// Runs `f` on matching halves of `p`, `g` and the state slices `a` and `b` (empty
 /// when the optimizer keeps none) on up to `threads` threads of rayon's pool.
-fn split(
-    p: &mut [f32],
-    g: &[f32],
-    a: &mut [f32],
-    b: &mut [f32],
-    threads: usize,
-    f: &(dyn Fn(&mut [f32], &[f32], &mut [f32], &mut [f32]) + Sync),
-) {
+fn split(p: &mut [f32], g: &[f32], a: &mut [f32], b: &mut [f32], threads: usize, f: &Piece<'_>) {
     if threads <= 1 || p.len() < MIN_SPLIT {
         return f(p, g, a, b);
     }
