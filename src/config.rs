@@ -202,8 +202,7 @@ pub struct TrainOptions {
     /// cpu | cuda[:N] [default: cpu]
     #[arg(long)]
     pub device: Option<String>,
-    /// CPU threads for the tensor kernels [default: 2 for cnn and model files with
-    /// conv2d, else 1]
+    /// CPU threads for the tensor kernels [default: 2; 1 under mpirun]
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
     /// Whose CPU kernels train: rudder's own or candle's autograd [default: rudder]
@@ -661,17 +660,12 @@ impl TrainOptions {
             out: self.out.unwrap_or_else(crate::runlog::default_run_dir),
             seed: self.seed.unwrap_or(0),
             device: self.device.unwrap_or_else(|| "cpu".into()),
-            // Measured best here (BENCHMARKS.md): the MLP's products are too small to
-            // split, the convolutions' are not.
-            threads: self.threads.unwrap_or(match &self.model {
-                Some(ModelKind::Cnn) => 2,
-                Some(ModelKind::File(path))
-                    if crate::model::spec::Spec::read(path).is_ok_and(|s| s.convolves()) =>
-                {
-                    2
-                }
-                _ => 1,
-            }),
+            // Measured best here (BENCHMARKS.md): 2 for the MLP, the CNN and a model
+            // file with a convolution; 1 for each rank under an MPI launcher, whose
+            // ranks share the cores.
+            threads: self
+                .threads
+                .unwrap_or(if crate::dist::under_launcher() { 1 } else { 2 }),
             kernels: self.kernels.unwrap_or(Kernels::Rudder),
             log_steps: self.log_steps.unwrap_or(false),
             tensorboard: self.tensorboard,

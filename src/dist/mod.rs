@@ -10,6 +10,20 @@
 
 #[cfg(feature = "mpi")]
 pub mod mpi;
+
+/// Whether an MPI launcher started this process (OpenMPI, PMIx, Slurm's PMI, MPICH's
+/// Hydra), in any build: several ranks then share the machine's cores.
+pub fn under_launcher() -> bool {
+    [
+        "OMPI_COMM_WORLD_SIZE",
+        "PMIX_RANK",
+        "PMI_RANK",
+        "PMI_SIZE",
+        "MPI_LOCALNRANKS",
+    ]
+    .iter()
+    .any(|k| std::env::var_os(k).is_some())
+}
 #[cfg(feature = "nccl")]
 pub mod nccl;
 pub mod ranklog;

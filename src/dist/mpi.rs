@@ -35,15 +35,7 @@ struct Comm {
 /// Whether an MPI launcher started this process (OpenMPI, PMIx, Slurm's PMI, MPICH's
 /// Hydra). A plain `rudder train` never initialises MPI.
 pub fn launched() -> bool {
-    [
-        "OMPI_COMM_WORLD_SIZE",
-        "PMIX_RANK",
-        "PMI_RANK",
-        "PMI_SIZE",
-        "MPI_LOCALNRANKS",
-    ]
-    .iter()
-    .any(|k| std::env::var_os(k).is_some())
+    super::under_launcher()
 }
 
 /// Initialises MPI when a launcher started this process and makes it the world.

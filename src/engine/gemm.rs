@@ -51,7 +51,7 @@ impl<'a> View<'a> {
 
 /// `dst (m x n, row-major) = a @ b`, or `dst += a @ b` when `accumulate`.
 /// With `threads > 1` a product big enough to pay is split into one block per
-/// thread on rayon's pool, each block one single-threaded gemm: by columns of `dst`
+/// thread on the engine's team, each block one single-threaded gemm: by columns of `dst`
 /// and `b` when `dst` is wider than tall (each thread then packs only its share of
 /// `b`, the weights in a dense layer's products), else by rows of `dst` and `a`. No
 /// reduction: each element is computed by one thread in the same order whatever the
@@ -99,12 +99,7 @@ pub fn matmul(dst: &mut [f32], a: View, b: View, accumulate: bool, threads: usiz
             }
         }
     };
-    if parts == 1 {
-        block(0);
-    } else {
-        use rayon::prelude::*;
-        (0..parts).into_par_iter().for_each(block);
-    }
+    super::team::run(parts, &block);
 }
 
 thread_local! {

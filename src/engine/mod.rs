@@ -10,6 +10,7 @@ mod gemm;
 mod loss;
 pub mod norm;
 pub mod pool;
+pub mod team;
 pub mod vector;
 
 use candle_core::{Tensor, Var};
@@ -84,9 +85,9 @@ pub trait Op: Send {
 }
 
 /// Runs `f(first_example, chunk)` over the first `n` examples of `data` (`per`
-/// elements each), split into `threads` contiguous runs of whole examples on rayon's
-/// pool; on the calling thread alone when `threads` is 1. Each element is written by
-/// exactly one run, so results do not depend on the split.
+/// elements each), split into `threads` contiguous runs of whole examples on the
+/// engine's team of threads; on the calling thread alone when `threads` is 1. Each
+/// element is written by exactly one run, so results do not depend on the split.
 pub(crate) fn by_example<T: Send>(
     data: &mut [T],
     per: usize,
@@ -95,14 +96,11 @@ pub(crate) fn by_example<T: Send>(
     f: impl Fn(usize, &mut [T]) + Sync,
 ) {
     let data = &mut data[..n * per];
-    if threads <= 1 || n < 2 {
+    if threads <= 1 || n < 2 || per == 0 {
         return f(0, data);
     }
-    use rayon::prelude::*;
     let each = n.div_ceil(threads);
-    data.par_chunks_mut(each * per)
-        .enumerate()
-        .for_each(|(i, chunk)| f(i * each, chunk));
+    team::chunks_mut(data, each * per, |i, chunk| f(i * each, chunk));
 }
 
 /// [`by_example`] over two buffers split alike (`pa` and `pb` elements per example).
@@ -120,12 +118,20 @@ pub(crate) fn by_example2<A: Send, B: Send>(
     if threads <= 1 || n < 2 {
         return f(0, a, b);
     }
-    use rayon::prelude::*;
     let each = n.div_ceil(threads);
-    a.par_chunks_mut(each * pa)
-        .zip(b.par_chunks_mut(each * pb))
-        .enumerate()
-        .for_each(|(i, (ca, cb))| f(i * each, ca, cb));
+    let (sa, sb) = (team::Shared::new(a), team::Shared::new(b));
+    team::run(n.div_ceil(each), &|i| {
+        let (first, count) = (i * each, each.min(n - i * each));
+        // SAFETY: part `i` alone takes examples `first..first + count` of each
+        // buffer; both outlive `run`.
+        let (ca, cb) = unsafe {
+            (
+                sa.piece(first * pa, count * pa),
+                sb.piece(first * pb, count * pb),
+            )
+        };
+        f(first, ca, cb)
+    });
 }
 
 /// `v` (in the engine's order) in the candle model's order: element `i` goes to

@@ -109,10 +109,10 @@ impl BnRelu {
         if used == 1 {
             shifted_sums(x, k, &mut self.stats);
         } else {
-            use rayon::prelude::*;
-            x.par_chunks(each * per)
-                .zip(self.stats.par_chunks_mut(2 * c))
-                .for_each(|(rows, out)| shifted_sums(rows, k, out));
+            super::team::chunks_mut(&mut self.stats, 2 * c, |i, out| {
+                let start = i * each * per;
+                shifted_sums(&x[start..(start + each * per).min(total)], k, out)
+            });
         }
         let nr = rows as f64;
         for ch in 0..c {
@@ -251,11 +251,7 @@ impl Op for BnRelu {
         if used == 1 {
             sums(0, &mut self.part);
         } else {
-            use rayon::prelude::*;
-            self.part
-                .par_chunks_mut(2 * c)
-                .enumerate()
-                .for_each(|(i, part)| sums(i * each, part));
+            super::team::chunks_mut(&mut self.part, 2 * c, |i, part| sums(i * each, part));
         }
         self.gradients(rows, acc);
         let Some(dx) = dx else { return };
@@ -430,10 +426,7 @@ impl Op for BnReluPool {
             if used == 1 {
                 sums(0, &mut part);
             } else {
-                use rayon::prelude::*;
-                part.par_chunks_mut(2 * c)
-                    .enumerate()
-                    .for_each(|(i, p)| sums(i * each, p));
+                super::team::chunks_mut(&mut part, 2 * c, |i, p| sums(i * each, p));
             }
         }
         self.bn.part = part;

@@ -201,19 +201,6 @@ impl Spec {
         Spec { layers }
     }
 
-    /// Whether a `conv2d` is anywhere in the file (blocks included): such a model's
-    /// products are big enough to split over threads.
-    pub fn convolves(&self) -> bool {
-        fn any(layers: &[LayerSpec]) -> bool {
-            layers.iter().any(|l| match l {
-                LayerSpec::Conv2d { .. } => true,
-                LayerSpec::Residual { layers } => any(layers),
-                _ => false,
-            })
-        }
-        any(&self.layers)
-    }
-
     /// The hidden widths when this is the built-in MLP's pattern (so the CPU engine
     /// trains it), else `None`.
     pub fn as_mlp(&self) -> Option<Vec<usize>> {

@@ -4,6 +4,7 @@
 
 use super::kernels::{adamw_step_elem, sgd_momentum_elem};
 use super::{Hyper, Kind};
+use crate::engine::team::Shared;
 
 pub struct Flat {
     kind: Kind,
@@ -47,7 +48,7 @@ impl Flat {
         }
     }
 
-    /// Lets a big parameter's update run on `threads` threads of rayon's pool.
+    /// Lets a big parameter's update run on `threads` threads of the engine's team.
     pub fn with_threads(mut self, threads: usize) -> Flat {
         self.threads = threads.max(1);
         self
@@ -167,20 +168,23 @@ const MIN_SPLIT: usize = 1 << 15;
 /// An update over matching pieces of a parameter, its gradient and its state.
 type Piece<'a> = dyn Fn(&mut [f32], &[f32], &mut [f32], &mut [f32]) + Sync + 'a;
 
-/// Runs `f` on matching halves of `p`, `g` and the state slices `a` and `b` (empty
-/// when the optimizer keeps none) on up to `threads` threads of rayon's pool.
+/// Runs `f` on matching pieces of `p`, `g` and the state slices `a` and `b` (empty
+/// when the optimizer keeps none), one per thread of the engine's team.
 fn split(p: &mut [f32], g: &[f32], a: &mut [f32], b: &mut [f32], threads: usize, f: &Piece<'_>) {
     if threads <= 1 || p.len() < MIN_SPLIT {
         return f(p, g, a, b);
     }
-    let mid = p.len() / 2;
-    let (p0, p1) = p.split_at_mut(mid);
-    let (g0, g1) = g.split_at(mid);
-    let (a0, a1) = a.split_at_mut(mid.min(a.len()));
-    let (b0, b1) = b.split_at_mut(mid.min(b.len()));
-    let (t0, t1) = (threads / 2, threads - threads / 2);
-    rayon::join(
-        || split(p0, g0, a0, b0, t1, f),
-        || split(p1, g1, a1, b1, t0, f),
-    );
+    let (len, each) = (p.len(), p.len().div_ceil(threads));
+    let (a_len, b_len) = (a.len(), b.len());
+    let (sp, sa, sb) = (Shared::new(p), Shared::new(a), Shared::new(b));
+    crate::engine::team::run(len.div_ceil(each), &|i| {
+        let (start, n) = (i * each, each.min(len - i * each));
+        // A state slice is the parameter's length or empty.
+        let (at, an) = if a_len == 0 { (0, 0) } else { (start, n) };
+        let (bt, bn) = if b_len == 0 { (0, 0) } else { (start, n) };
+        // SAFETY: part `i` alone takes elements `start..start + n` of each slice
+        // (nothing of an empty one); they outlive `run`.
+        let (pp, pa, pb) = unsafe { (sp.piece(start, n), sa.piece(at, an), sb.piece(bt, bn)) };
+        f(pp, &g[start..start + n], pa, pb)
+    });
 }
