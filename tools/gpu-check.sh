@@ -73,6 +73,26 @@ run() {
   tail -1 "$out/cnn/metrics.jsonl"
   python3 bench/torch_baseline.py cnn "$B/mnist" --epochs 2 --device cuda | tee "$out/torch.txt"
 
+  echo "== a model file (every image layer) and a regression on cuda against candle on the CPU"
+  for task in file regression; do
+    case $task in
+      file) args=(train --model bench/small_resnet.json --data "$B/mnist_5k.csv.gz" --epochs 2 --quiet --watch off) ;;
+      regression) args=(train --data diabetes --epochs 5 --quiet --watch off) ;;
+    esac
+    rm -rf "$out/$task-cuda" "$out/$task-cpu"
+    "$B/rudder" "${args[@]}" --device cuda --out "$out/$task-cuda"
+    "$B/rudder" "${args[@]}" --kernels candle --out "$out/$task-cpu"
+    python3 - "$out" "$task" <<'PY' | tee "$out/$task-check.txt"
+import json, sys
+o, t = sys.argv[1], sys.argv[2]
+a = [json.loads(l) for l in open(f"{o}/{t}-cuda/metrics.jsonl")]
+b = [json.loads(l) for l in open(f"{o}/{t}-cpu/metrics.jsonl")]
+keys = [k for k in ("train_loss", "val_loss", "val_acc", "val_rmse") if k in a[-1]]
+worst = max(abs(x[k] - y[k]) / max(abs(y[k]), 1e-12) for x, y in zip(a, b) for k in keys)
+print(f"{t} on cuda vs candle on the CPU: last {a[-1]}; worst relative metric difference {worst:.2e} ({'ok' if worst <= 1e-2 else 'FAILED'})")
+PY
+  done
+
   echo "== NCCL: 2 ranks on 2 GPUs against 1 process (needs mpirun, libnccl and 2 GPUs)"
   ngpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | wc -l)
   if [ -f "$B/rudder-nccl" ] && [ "$ngpu" -ge 2 ] && command -v mpirun >/dev/null; then
@@ -97,6 +117,7 @@ PY
 
   echo "== summary ($gpu, peak ${peak} GB/s)"
   grep -E "test result|worst|skipped" "$out/tests.txt" || true
+  grep -h "worst" "$out"/*.txt 2>/dev/null || true
   python3 - "$out" "$peak" <<'PY'
 import json, re, sys
 out, peak = sys.argv[1], float(sys.argv[2])

@@ -79,6 +79,9 @@ pub fn matmul(dst: &mut [f32], a: View, b: View, accumulate: bool, threads: usiz
         1
     };
     let each = long.div_ceil(parts);
+    // Blocks of `each`: as many as cover `long` (fewer than `parts` when it does not
+    // divide evenly, so no block starts past the end).
+    let parts = long.div_ceil(each.max(1)).max(1);
     let out = Out(dst.as_mut_ptr());
     let block = |i: usize| {
         let start = i * each;
@@ -204,5 +207,64 @@ mod tests {
         assert_eq!(e, [17.0, 22.0, 27.0, 22.0, 29.0, 36.0, 27.0, 36.0, 45.0]);
         matmul(&mut d, View::new(&a, 2, 3), View::new(&b, 3, 2), true, 1);
         assert_eq!(d, [8.0, 10.0, 20.0, 22.0]);
+    }
+
+    /// Split over many threads, every shape gives the one-thread product: blocks
+    /// by rows and by columns, sizes that do not divide evenly (89 and 97 over 11
+    /// and 12 threads once made the last block start past the end).
+    #[test]
+    fn split_products_equal_the_one_thread_product() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(4)
+            .build()
+            .unwrap();
+        for (m, k, n) in [
+            (64, 784, 97),
+            (64, 600, 89),
+            (97, 300, 64),
+            (89, 700, 16),
+            (9, 2000, 130),
+        ] {
+            let a: Vec<f32> = (0..m * k).map(|i| ((i * 7) % 13) as f32 - 6.0).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| ((i * 5) % 11) as f32 - 5.0).collect();
+            let mut want = vec![0f32; m * n];
+            matmul(
+                &mut want,
+                View::new(&a, m, k),
+                View::new(&b, k, n),
+                false,
+                1,
+            );
+            for threads in [2, 3, 11, 12, 16, 64] {
+                // One element past the product: it must stay untouched.
+                let mut got = vec![7f32; m * n + 1];
+                pool.install(|| {
+                    matmul(
+                        &mut got,
+                        View::new(&a, m, k),
+                        View::new(&b, k, n),
+                        false,
+                        threads,
+                    )
+                });
+                assert_eq!(&got[..m * n], &want[..], "{m}x{k}x{n} at {threads} threads");
+                assert_eq!(
+                    got[m * n],
+                    7.0,
+                    "{m}x{k}x{n} at {threads} threads wrote past the end"
+                );
+                // Transposed operands split alike.
+                let mut t = vec![0f32; m * n];
+                let bt: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
+                matmul(
+                    &mut t,
+                    View::new(&a, m, k),
+                    View::new(&bt, n, k).t(),
+                    false,
+                    threads,
+                );
+                assert_eq!(t, want, "{m}x{k}x{n} b transposed at {threads} threads");
+            }
+        }
     }
 }

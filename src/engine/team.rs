@@ -57,7 +57,7 @@ fn team() -> &'static Team {
     })
 }
 
-fn spawn(index: usize) -> Helper {
+fn spawn(index: usize) -> Option<Helper> {
     let slot = Arc::new(Slot {
         seq: AtomicU64::new(0),
         done: AtomicU64::new(0),
@@ -69,11 +69,11 @@ fn spawn(index: usize) -> Helper {
     let handle = std::thread::Builder::new()
         .name(format!("rudder-team-{index}"))
         .spawn(move || serve(&mine))
-        .expect("spawn an engine helper thread");
-    Helper {
+        .ok()?;
+    Some(Helper {
         slot,
         thread: handle.thread().clone(),
-    }
+    })
 }
 
 /// A helper's life: wait for a job (spinning, then parked), run its part, report.
@@ -122,7 +122,16 @@ pub fn run(parts: usize, f: &(dyn Fn(usize) + Sync)) {
     };
     while helpers.len() < parts - 1 {
         let index = helpers.len() + 1;
-        helpers.push(spawn(index));
+        match spawn(index) {
+            Some(h) => helpers.push(h),
+            // No thread to be had: this job (and the next that needs as many)
+            // runs on rayon's pool.
+            None => {
+                drop(helpers);
+                use rayon::prelude::*;
+                return (0..parts).into_par_iter().for_each(f);
+            }
+        }
     }
     // SAFETY (lifetime): the job is only run until every helper reports `done`
     // below, before this function returns and `f`'s borrow ends.
