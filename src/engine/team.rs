@@ -16,7 +16,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// How long a helper spins for the next job before it parks.
+/// How long a helper spins for the next job before it parks (one within the
+/// machine's cores; the others park at once).
 const SPIN: Duration = Duration::from_micros(200);
 
 /// A job: the parts' function, its lifetime erased (see [`run`]).
@@ -66,9 +67,13 @@ fn spawn(index: usize) -> Option<Helper> {
         job: UnsafeCell::new((None, 0)),
     });
     let mine = Arc::clone(&slot);
+    // Helpers beyond the cores (`--threads` above them) park at once: spinning there
+    // would take time slices from the threads doing the work.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let spin = if index < cores { SPIN } else { Duration::ZERO };
     let handle = std::thread::Builder::new()
         .name(format!("rudder-team-{index}"))
-        .spawn(move || serve(&mine))
+        .spawn(move || serve(&mine, spin))
         .ok()?;
     Some(Helper {
         slot,
@@ -76,15 +81,16 @@ fn spawn(index: usize) -> Option<Helper> {
     })
 }
 
-/// A helper's life: wait for a job (spinning, then parked), run its part, report.
-fn serve(slot: &Slot) {
+/// A helper's life: wait for a job (spinning for `spin`, then parked), run its part,
+/// report.
+fn serve(slot: &Slot, spin: Duration) {
     let mut seen = 0u64;
     loop {
         let start = Instant::now();
         let mut spins = 0u32;
         while slot.seq.load(Ordering::Acquire) == seen {
             spins += 1;
-            if spins.is_multiple_of(64) && start.elapsed() > SPIN {
+            if spins.is_multiple_of(64) && start.elapsed() >= spin {
                 slot.parked.store(true, Ordering::SeqCst);
                 if slot.seq.load(Ordering::SeqCst) == seen {
                     std::thread::park();
