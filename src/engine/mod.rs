@@ -1,5 +1,6 @@
-//! The CPU engine: our own forward and backward passes for the MLP and the CNN, on
-//! preallocated buffers, with gemm (AVX-512 where the CPU has it) for every product.
+//! The CPU engine: our own forward and backward passes for the built-in MLP and CNN
+//! and every layer of a model file, on preallocated buffers, with gemm (AVX-512
+//! where the CPU has it) for every product.
 //! It mirrors a candle [`Model`] parameter for parameter (import and export), so the
 //! autograd model stays the reference, the CUDA path and the checkpoint format.
 
