@@ -69,13 +69,98 @@ pub fn torch_order(hw: usize, c: usize) -> Vec<usize> {
     (0..hw * c).map(|e| (e % c) * hw + e / c).collect()
 }
 
-/// `y = x + block(x)`: the block's layers run on buffers of their own; the backward
-/// pass sends `dy` through the block and adds it to the skip's.
+/// Layers in order with their activation and gradient buffers: a `Net`'s body, and
+/// a residual block's.
+pub struct Chain {
+    pub ops: Vec<Box<dyn Op>>,
+    /// Each layer's output, and the gradient at it.
+    pub acts: Vec<Vec<f32>>,
+    pub grads: Vec<Vec<f32>>,
+}
+
+impl Chain {
+    pub fn new(ops: Vec<Box<dyn Op>>) -> Chain {
+        let n = ops.len();
+        Chain {
+            ops,
+            acts: vec![Vec::new(); n],
+            grads: vec![Vec::new(); n],
+        }
+    }
+
+    /// Runs every layer on the `n` examples of `x`; the last one's output is
+    /// [`Chain::output`].
+    pub fn forward(&mut self, x: &[f32], n: usize, train: bool, threads: usize) {
+        let Chain { ops, acts, .. } = self;
+        for i in 0..ops.len() {
+            let need = n * ops[i].out_len();
+            if acts[i].len() < need {
+                acts[i].resize(need, 0.0);
+            }
+            let (before, after) = acts.split_at_mut(i);
+            let input: &[f32] = if i == 0 { x } else { &before[i - 1] };
+            ops[i].forward(input, n, &mut after[0], train, threads);
+        }
+    }
+
+    /// The last layer's output buffer and its gradient buffer (at least `len` long),
+    /// for a loss or a block's skip to fill; `None` without layers.
+    pub fn last(&mut self, len: usize) -> Option<(&[f32], &mut Vec<f32>)> {
+        let (out, grad) = (self.acts.last()?, self.grads.last_mut()?);
+        if grad.len() < len {
+            grad.resize(len, 0.0);
+        }
+        Some((&out[..], grad))
+    }
+
+    /// From the gradient at the last layer's output back through every layer: the
+    /// parameters' gradients (written, or added to when `acc`) and, when `dx` is
+    /// given, the gradient at `x`.
+    pub fn backward(
+        &mut self,
+        x: &[f32],
+        n: usize,
+        dx: Option<&mut [f32]>,
+        acc: bool,
+        threads: usize,
+    ) {
+        let Chain { ops, acts, grads } = self;
+        let mut dx = dx;
+        for i in (0..ops.len()).rev() {
+            let input: &[f32] = if i == 0 { x } else { &acts[i - 1] };
+            let (gb, ga) = grads.split_at_mut(i);
+            let d_input = match gb.last_mut() {
+                Some(g) => {
+                    let need = n * ops[i - 1].out_len();
+                    if g.len() < need {
+                        g.resize(need, 0.0);
+                    }
+                    Some(&mut g[..])
+                }
+                None => dx.take(),
+            };
+            ops[i].backward(input, &acts[i], n, &mut ga[0], d_input, acc, threads);
+        }
+    }
+
+    pub fn each_param(&mut self, f: &mut dyn FnMut(&mut Param)) {
+        self.ops.iter_mut().for_each(|op| op.each_param(f));
+    }
+
+    pub fn each_norm(&mut self, f: &mut dyn FnMut(&mut BnRelu)) {
+        self.ops.iter_mut().for_each(|op| op.each_norm(f));
+    }
+
+    pub fn set_step(&mut self, step: u64) {
+        self.ops.iter_mut().for_each(|op| op.set_step(step));
+    }
+}
+
+/// `y = x + block(x)`: the block's layers run on a [`Chain`] of their own; the
+/// backward pass sends `dy` through the block and adds it to the skip's.
 pub struct Residual {
-    ops: Vec<Box<dyn Op>>,
+    block: Chain,
     len: usize,
-    acts: Vec<Vec<f32>>,
-    grads: Vec<Vec<f32>>,
     /// The gradient at the block's input, through the block.
     inner_dx: Vec<f32>,
 }
@@ -83,12 +168,9 @@ pub struct Residual {
 impl Residual {
     /// The block `ops` on examples of `len` values (the block must keep that length).
     pub fn new(ops: Vec<Box<dyn Op>>, len: usize) -> Residual {
-        let n = ops.len();
         Residual {
-            ops,
+            block: Chain::new(ops),
             len,
-            acts: vec![Vec::new(); n],
-            grads: vec![Vec::new(); n],
             inner_dx: Vec::new(),
         }
     }
@@ -101,17 +183,8 @@ impl Op for Residual {
 
     fn forward(&mut self, x: &[f32], n: usize, y: &mut [f32], train: bool, threads: usize) {
         let total = n * self.len;
-        let Residual { ops, acts, .. } = self;
-        for i in 0..ops.len() {
-            let need = n * ops[i].out_len();
-            if acts[i].len() < need {
-                acts[i].resize(need, 0.0);
-            }
-            let (before, after) = acts.split_at_mut(i);
-            let input: &[f32] = if i == 0 { x } else { &before[i - 1] };
-            ops[i].forward(input, n, &mut after[0], train, threads);
-        }
-        let inner: &[f32] = acts.last().map_or(x, |a| &a[..]);
+        self.block.forward(x, n, train, threads);
+        let inner: &[f32] = self.block.acts.last().map_or(x, |a| &a[..]);
         y[..total]
             .iter_mut()
             .zip(&x[..total])
@@ -130,15 +203,8 @@ impl Op for Residual {
         threads: usize,
     ) {
         let total = n * self.len;
-        let Residual {
-            ops,
-            acts,
-            grads,
-            inner_dx,
-            ..
-        } = self;
-        if ops.is_empty() {
-            // x + x.
+        let Some((_, grad)) = self.block.last(total) else {
+            // A block of nothing: x + x.
             if let Some(dx) = dx {
                 dx[..total]
                     .iter_mut()
@@ -146,48 +212,32 @@ impl Op for Residual {
                     .for_each(|(d, &g)| *d = 2.0 * g);
             }
             return;
+        };
+        grad[..total].copy_from_slice(&dy[..total]);
+        let Some(dx) = dx else {
+            return self.block.backward(x, n, None, acc, threads);
+        };
+        if self.inner_dx.len() < total {
+            self.inner_dx.resize(total, 0.0);
         }
-        let last = ops.len() - 1;
-        grads[last].clear();
-        grads[last].extend_from_slice(&dy[..total]);
-        let want_dx = dx.is_some();
-        if want_dx && inner_dx.len() < total {
-            inner_dx.resize(total, 0.0);
-        }
-        for i in (0..ops.len()).rev() {
-            let input: &[f32] = if i == 0 { x } else { &acts[i - 1] };
-            let (gb, ga) = grads.split_at_mut(i);
-            let d_input = match gb.last_mut() {
-                Some(g) => {
-                    let need = n * ops[i - 1].out_len();
-                    if g.len() < need {
-                        g.resize(need, 0.0);
-                    }
-                    Some(&mut g[..])
-                }
-                None if want_dx => Some(&mut inner_dx[..]),
-                None => None,
-            };
-            ops[i].backward(input, &acts[i], n, &mut ga[0], d_input, acc, threads);
-        }
-        if let Some(dx) = dx {
-            dx[..total]
-                .iter_mut()
-                .zip(&dy[..total])
-                .zip(&inner_dx[..total])
-                .for_each(|((d, &g), &h)| *d = g + h);
-        }
+        self.block
+            .backward(x, n, Some(&mut self.inner_dx[..total]), acc, threads);
+        dx[..total]
+            .iter_mut()
+            .zip(&dy[..total])
+            .zip(&self.inner_dx[..total])
+            .for_each(|((d, &g), &h)| *d = g + h);
     }
 
     fn each_param(&mut self, f: &mut dyn FnMut(&mut Param)) {
-        self.ops.iter_mut().for_each(|op| op.each_param(f));
+        self.block.each_param(f);
     }
 
     fn each_norm(&mut self, f: &mut dyn FnMut(&mut BnRelu)) {
-        self.ops.iter_mut().for_each(|op| op.each_norm(f));
+        self.block.each_norm(f);
     }
 
     fn set_step(&mut self, step: u64) {
-        self.ops.iter_mut().for_each(|op| op.set_step(step));
+        self.block.set_step(step);
     }
 }

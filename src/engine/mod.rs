@@ -165,7 +165,8 @@ struct Mapping {
 
 /// A model as engine layers, with its activation and gradient buffers.
 pub struct Net {
-    ops: Vec<Box<dyn Op>>,
+    /// The layers and their buffers.
+    body: block::Chain,
     mappings: Vec<Mapping>,
     /// The names of the batch-norm layers (for running statistics), in the order
     /// [`Op::each_norm`] visits them.
@@ -176,12 +177,8 @@ pub struct Net {
     /// The batch's class labels, or for a regression its `n x classes` targets.
     labels: Vec<u32>,
     values: Vec<f32>,
-    /// Examples in the gathered batch.
-    n: usize,
     /// A regression's Huber delta (its loss on `values`); `None`: classification.
     regression: Option<f32>,
-    acts: Vec<Vec<f32>>,
-    grads: Vec<Vec<f32>>,
     threads: usize,
 }
 
@@ -276,9 +273,8 @@ impl Net {
                 mappings.extend(plain("head", &["bias"]));
             }
         }
-        let n_ops = ops.len();
         let mut net = Net {
-            ops,
+            body: block::Chain::new(ops),
             mappings,
             norms,
             input_len: io.features,
@@ -286,10 +282,7 @@ impl Net {
             input: Vec::new(),
             labels: Vec::new(),
             values: Vec::new(),
-            n: 0,
             regression: None,
-            acts: vec![Vec::new(); n_ops],
-            grads: vec![Vec::new(); n_ops],
             threads,
         };
         net.import(model)
@@ -309,13 +302,11 @@ impl Net {
     /// Calls `f` on each batch-norm layer with its name.
     fn each_norm(&mut self, f: &mut dyn FnMut(&str, &mut norm::BnRelu)) {
         let mut i = 0;
-        let Net { ops, norms, .. } = self;
-        for op in ops.iter_mut() {
-            op.each_norm(&mut |bn| {
-                f(&norms[i], bn);
-                i += 1;
-            });
-        }
+        let Net { body, norms, .. } = self;
+        body.each_norm(&mut |bn| {
+            f(&norms[i], bn);
+            i += 1;
+        });
     }
 
     /// Copies the weights and running statistics of `model` into the engine.
@@ -405,6 +396,11 @@ impl Net {
         Ok(())
     }
 
+    /// Examples in the gathered batch.
+    fn n(&self) -> usize {
+        self.input.len() / self.input_len.max(1)
+    }
+
     /// Trains a regression from now on: its outputs are real targets, compared by a
     /// regression loss (`huber` with `delta`) in [`Net::train_batch`].
     pub fn regression(&mut self, delta: f32) {
@@ -436,14 +432,12 @@ impl Net {
         self.input.clear();
         self.labels.clear();
         self.values.clear();
-        self.n = 0;
         for r in rows {
             self.input.extend_from_slice(&x[r * d..(r + 1) * d]);
             match y {
                 Targets::Labels(y) => self.labels.push(y[r]),
                 Targets::Values(y) => self.values.extend_from_slice(&y[r * k..(r + 1) * k]),
             }
-            self.n += 1;
         }
     }
 
@@ -455,70 +449,33 @@ impl Net {
     /// The loss of the last forward pass and its gradient (times `scale`) into the
     /// last layer's gradient buffer: (mean loss, examples right).
     fn loss(&mut self, loss: Loss, scale: f32) -> (f64, usize) {
-        let (n, k, last) = (self.n, self.classes, self.ops.len() - 1);
-        if self.grads[last].len() < n * k {
-            self.grads[last].resize(n * k, 0.0);
-        }
-        let out = &self.acts[last][..n * k];
+        let (n, k) = (self.n(), self.classes);
+        let (out, grad) = self
+            .body
+            .last(n * k)
+            .expect("`from_model` refuses a model without layers");
+        let out = &out[..n * k];
         match self.regression {
-            Some(delta) => {
-                let l =
-                    regress_and_grad(loss, delta, out, &self.values, &mut self.grads[last], scale);
-                (l, 0)
-            }
-            None => loss_and_grad(loss, out, &self.labels, k, &mut self.grads[last], scale),
+            Some(delta) => (
+                regress_and_grad(loss, delta, out, &self.values, grad, scale),
+                0,
+            ),
+            None => loss_and_grad(loss, out, &self.labels, k, grad, scale),
         }
     }
 
     fn forward(&mut self, train: bool) {
-        let n = self.n;
-        let Net {
-            ops,
-            acts,
-            input,
-            threads,
-            ..
-        } = self;
-        for i in 0..ops.len() {
-            let need = n * ops[i].out_len();
-            if acts[i].len() < need {
-                acts[i].resize(need, 0.0);
-            }
-            let (before, after) = acts.split_at_mut(i);
-            let x: &[f32] = if i == 0 { input } else { &before[i - 1] };
-            ops[i].forward(x, n, &mut after[0], train, *threads);
-        }
+        self.body
+            .forward(&self.input, self.n(), train, self.threads);
     }
 
     /// Forward, loss and backward on the gathered batch; gradients are written, or
     /// added to when `acc`; `scale` multiplies them. Returns (mean loss, correct).
     pub fn train_batch(&mut self, loss: Loss, acc: bool, scale: f32) -> (f64, usize) {
         self.forward(true);
-        let n = self.n;
         let out = self.loss(loss, scale);
-        let Net {
-            ops,
-            acts,
-            grads,
-            input,
-            threads,
-            ..
-        } = self;
-        for i in (0..ops.len()).rev() {
-            let x: &[f32] = if i == 0 { input } else { &acts[i - 1] };
-            let (gb, ga) = grads.split_at_mut(i);
-            let dx = match gb.last_mut() {
-                Some(g) => {
-                    let need = n * ops[i - 1].out_len();
-                    if g.len() < need {
-                        g.resize(need, 0.0);
-                    }
-                    Some(&mut g[..])
-                }
-                None => None,
-            };
-            ops[i].backward(x, &acts[i], n, &mut ga[0], dx, acc, *threads);
-        }
+        self.body
+            .backward(&self.input, self.n(), None, acc, self.threads);
         out
     }
 
@@ -531,26 +488,22 @@ impl Net {
 
     /// Tells the layers the step of the next training forward (dropout's masks).
     pub fn set_step(&mut self, step: u64) {
-        for op in self.ops.iter_mut() {
-            op.set_step(step);
-        }
+        self.body.set_step(step);
     }
 
     /// Calls `f(index, param)` for every parameter, in the candle model's order.
     pub fn visit(&mut self, f: &mut dyn FnMut(usize, &mut Param)) {
         let mut i = 0;
-        for op in self.ops.iter_mut() {
-            op.each_param(&mut |p| {
-                f(i, p);
-                i += 1;
-            });
-        }
+        self.body.each_param(&mut |p| {
+            f(i, p);
+            i += 1;
+        });
     }
 
     /// The logits of the last forward pass (`n x classes`).
     pub fn logits(&self) -> &[f32] {
-        let n = self.n;
-        &self.acts[self.ops.len() - 1][..n * self.classes]
+        let n = self.n();
+        &self.body.acts.last().expect("a model has layers")[..n * self.classes]
     }
 }
 
@@ -619,7 +572,7 @@ impl FileBuilder<'_> {
                         cout,
                         k: *kernel,
                         stride: *stride,
-                        pad: padding.unwrap_or(kernel / 2),
+                        pad: crate::model::spec::padding(*kernel, *padding),
                     };
                     let conv = conv::Conv::new(g, *bias);
                     self.mappings.push(Mapping {

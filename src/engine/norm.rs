@@ -337,7 +337,7 @@ impl Op for BnReluPool {
         }
         let mut arg = std::mem::take(&mut self.arg);
         let this = &*self;
-        let (scale, shift) = (&this.bn.scale[..], &this.bn.shift[..]);
+        let (scale, shift, floor) = (&this.bn.scale[..], &this.bn.shift[..], this.bn.floor);
         super::by_example2(y, per, &mut arg, per, n, threads, |b0, ys, args| {
             for (i, (y, arg)) in ys
                 .chunks_exact_mut(per)
@@ -351,9 +351,9 @@ impl Op for BnReluPool {
                         let taps = this.taps(oy, ox);
                         for ch in 0..c {
                             let (a, b) = (scale[ch], shift[ch]);
-                            let (mut best, mut which) = ((x[taps[0] + ch] * a + b).max(0.0), 0u8);
+                            let (mut best, mut which) = ((x[taps[0] + ch] * a + b).max(floor), 0u8);
                             for (t, &s) in taps.iter().enumerate().skip(1) {
-                                let v = (x[s + ch] * a + b).max(0.0);
+                                let v = (x[s + ch] * a + b).max(floor);
                                 let take = (v > best) | v.is_nan();
                                 best = if take { v } else { best };
                                 which = if take { t as u8 } else { which };
@@ -390,6 +390,7 @@ impl Op for BnReluPool {
             let this = &*self;
             let bn = &this.bn;
             let (mean, inv, scale, shift) = (&bn.mean, &bn.inv_std, &bn.scale, &bn.shift);
+            let floor = bn.floor;
             let (dy, arg) = (&dy[..n * per], &this.arg);
             let sums = |b0: usize, part: &mut [f32]| {
                 let (s, s2) = part.split_at_mut(c);
@@ -413,7 +414,7 @@ impl Op for BnReluPool {
                                     .zip(mean.iter().zip(inv.iter()))
                                     .zip(scale.iter().zip(shift.iter()))
                                 {
-                                    let pass = (a == t) & (v * sa + sb > 0.0);
+                                    let pass = (a == t) & (v * sa + sb > floor);
                                     let g = if pass { g } else { 0.0 };
                                     *s += g;
                                     *s2 += g * ((v - m) * i);
@@ -435,6 +436,7 @@ impl Op for BnReluPool {
         let this = &*self;
         let bn = &this.bn;
         let (mean, inv, scale, shift) = (&bn.mean, &bn.inv_std, &bn.scale, &bn.shift);
+        let floor = bn.floor;
         let (ca, cb, cc) = (&bn.coef, &bn.sum2, &bn.sum);
         let (dy, arg) = (&dy[..n * per], &this.arg);
         super::by_example(dx, per_in, n, threads, |b0, dxs| {
@@ -469,7 +471,7 @@ impl Op for BnReluPool {
                                     ),
                                 )
                             {
-                                let pass = (a == t) & (v * sa + sb > 0.0);
+                                let pass = (a == t) & (v * sa + sb > floor);
                                 let g = if pass { g } else { 0.0 };
                                 *d = ka * g + kb * ((v - m) * i) + kc;
                             }

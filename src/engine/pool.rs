@@ -151,30 +151,11 @@ fn window(buf: &mut [usize; 225], k: usize, at: impl Fn(usize, usize) -> usize) 
 }
 
 /// Each channel's largest value over the taps, and which tap gave it (the first of
-/// equals; a NaN wins). Sixteen channels at a time in fixed-size lanes with selects,
-/// so there is no branch to mispredict and the lanes vectorise; inlined into callers
-/// that know the window's size, so the taps unroll.
+/// equals; a NaN wins). Inlined into callers that know the window's size, so the
+/// taps unroll.
 #[inline(always)]
 fn max_of(x: &[f32], taps: &[usize], y: &mut [f32], arg: &mut [u8]) {
-    const L: usize = 16;
-    let c = y.len();
-    let mut ch = 0;
-    while ch + L <= c {
-        let mut best: [f32; L] = x[taps[0] + ch..][..L].try_into().unwrap();
-        let mut which = [0u8; L];
-        for (t, &s) in taps.iter().enumerate().skip(1) {
-            let v: &[f32; L] = x[s + ch..][..L].try_into().unwrap();
-            for l in 0..L {
-                let take = (v[l] > best[l]) | v[l].is_nan();
-                best[l] = if take { v[l] } else { best[l] };
-                which[l] = if take { t as u8 } else { which[l] };
-            }
-        }
-        y[ch..ch + L].copy_from_slice(&best);
-        arg[ch..ch + L].copy_from_slice(&which);
-        ch += L;
-    }
-    for ch in ch..c {
+    for (ch, (y, arg)) in y.iter_mut().zip(arg.iter_mut()).enumerate() {
         let (mut best, mut which) = (x[taps[0] + ch], 0u8);
         for (t, &s) in taps.iter().enumerate().skip(1) {
             let v = x[s + ch];
@@ -182,6 +163,6 @@ fn max_of(x: &[f32], taps: &[usize], y: &mut [f32], arg: &mut [u8]) {
                 (best, which) = (v, t as u8);
             }
         }
-        (y[ch], arg[ch]) = (best, which);
+        (*y, *arg) = (best, which);
     }
 }

@@ -142,8 +142,6 @@ pub fn run(parts: usize, f: &(dyn Fn(usize) + Sync)) {
     // SAFETY (lifetime): the job is only run until every helper reports `done`
     // below, before this function returns and `f`'s borrow ends.
     let job: Job = unsafe { std::mem::transmute::<&(dyn Fn(usize) + Sync), Job>(f) };
-    let mut seqs = Vec::new();
-    let mut waiting = [0u64; 64];
     let used = &helpers[..parts - 1];
     for (i, h) in used.iter().enumerate() {
         let next = h.slot.seq.load(Ordering::Relaxed) + 1;
@@ -153,20 +151,12 @@ pub fn run(parts: usize, f: &(dyn Fn(usize) + Sync)) {
         if h.slot.parked.load(Ordering::SeqCst) {
             h.thread.unpark();
         }
-        if i < waiting.len() {
-            waiting[i] = next;
-        } else {
-            seqs.push(next);
-        }
     }
     let mine = catch_unwind(AssertUnwindSafe(|| f(0)));
     let mut panicked = false;
-    for (i, h) in used.iter().enumerate() {
-        let want = if i < waiting.len() {
-            waiting[i]
-        } else {
-            seqs[i - waiting.len()]
-        };
+    for h in used {
+        // Only this caller (holding the lock) bumps `seq`: it is the job just sent.
+        let want = h.slot.seq.load(Ordering::Relaxed);
         let mut spins = 0u32;
         while h.slot.done.load(Ordering::Acquire) != want {
             // A helper that lost its core needs this one back.

@@ -238,26 +238,51 @@ fn input_gradients_match_finite_differences() {
     let model = model::build(&arch, io, 5, &Device::Cpu).unwrap();
     let mut net = Net::from_model(&arch, io, &model, 1).unwrap();
     let (x, y) = batch(4, 16, 3, 2);
+    finite_differences(&mut net, &x, &y, 1e-2, &|k, _| match k {
+        0 => vec![0, 5, 11, 17],
+        _ => vec![],
+    });
+}
+
+/// Central differences (step `h`) of the loss on `(x, y)` (4 examples) against the
+/// engine's gradient, for the elements `pick(k, len)` of each parameter `k`.
+fn finite_differences(
+    net: &mut Net,
+    x: &[f32],
+    y: &[u32],
+    h: f32,
+    pick: &dyn Fn(usize, usize) -> Vec<usize>,
+) {
     let loss_at = |net: &mut Net| {
-        net.gather_range(&x, &y, 0, 4);
+        net.gather_range(x, y, 0, 4);
         net.train_batch(Loss::CrossEntropy, false, 1.0).0
     };
-    loss_at(&mut net);
-    let analytic = net.ops[0].params()[0].as_ref().unwrap().grad.clone();
-    let h = 1e-2f32;
-    for j in [0, 5, 11, 17] {
-        let at = |delta: f32, net: &mut Net| {
-            net.ops[0].params()[0].as_mut().unwrap().value[j] += delta;
-            let l = loss_at(net);
-            net.ops[0].params()[0].as_mut().unwrap().value[j] -= delta;
-            l
-        };
-        let numeric = (at(h, &mut net) - at(-h, &mut net)) / (2.0 * h as f64);
-        assert!(
-            (numeric - analytic[j] as f64).abs() < 2e-3 + 0.02 * numeric.abs(),
-            "weight {j}: numeric {numeric} vs analytic {}",
-            analytic[j]
-        );
+    loss_at(net);
+    let mut analytic: Vec<Vec<f32>> = Vec::new();
+    net.visit(&mut |_, p| analytic.push(p.grad.clone()));
+    for (k, grad) in analytic.iter().enumerate() {
+        for j in pick(k, grad.len()) {
+            let mut at = |delta: f32| {
+                net.visit(&mut |i, p| {
+                    if i == k {
+                        p.value[j] += delta
+                    }
+                });
+                let l = loss_at(net);
+                net.visit(&mut |i, p| {
+                    if i == k {
+                        p.value[j] -= delta
+                    }
+                });
+                l
+            };
+            let numeric = (at(h) - at(-h)) / (2.0 * h as f64);
+            assert!(
+                (numeric - grad[j] as f64).abs() < 2e-3 + 0.02 * numeric.abs(),
+                "parameter {k}[{j}]: numeric {numeric} vs analytic {}",
+                grad[j]
+            );
+        }
     }
 }
 
@@ -540,39 +565,10 @@ fn image_model_file_gradients_match_finite_differences() {
     let model = model::build(&arch, io, 5, &Device::Cpu).unwrap();
     let mut net = Net::from_model(&arch, io, &model, 1).unwrap();
     let (x, y) = batch(4, io.features, 3, 2);
-    let loss_at = |net: &mut Net| {
-        net.gather_range(&x, &y, 0, 4);
-        net.train_batch(Loss::CrossEntropy, false, 1.0).0
-    };
-    loss_at(&mut net);
-    let mut analytic: Vec<Vec<f32>> = Vec::new();
-    net.visit(&mut |_, p| analytic.push(p.grad.clone()));
-    assert_eq!(analytic.len(), 12, "every parameter visited");
-    let h = 1e-3f32;
-    for (k, grad) in analytic.iter().enumerate() {
-        for j in [0, grad.len() / 2, grad.len() - 1] {
-            let mut at = |delta: f32| {
-                net.visit(&mut |i, p| {
-                    if i == k {
-                        p.value[j] += delta
-                    }
-                });
-                let l = loss_at(&mut net);
-                net.visit(&mut |i, p| {
-                    if i == k {
-                        p.value[j] -= delta
-                    }
-                });
-                l
-            };
-            let numeric = (at(h) - at(-h)) / (2.0 * h as f64);
-            assert!(
-                (numeric - grad[j] as f64).abs() < 2e-3 + 0.02 * numeric.abs(),
-                "parameter {k}[{j}]: numeric {numeric} vs analytic {}",
-                grad[j]
-            );
-        }
-    }
+    let mut count = 0;
+    net.visit(&mut |_, _| count += 1);
+    assert_eq!(count, 12, "every parameter visited");
+    finite_differences(&mut net, &x, &y, 1e-3, &|_, len| vec![0, len / 2, len - 1]);
 }
 
 /// A strided, padded convolution with bias, batch norm, a residual block of a 1x1

@@ -62,7 +62,7 @@ fn layers(
                     co,
                     *kernel,
                     *stride,
-                    padding.unwrap_or(kernel / 2),
+                    super::spec::padding(*kernel, *padding),
                     *bias,
                 )?)
             }
@@ -363,17 +363,7 @@ impl Layer for Residual {
     }
 
     fn dropouts(&self) -> Vec<(String, (f64, u64))> {
-        self.block
-            .iter()
-            .flat_map(|(n, l)| {
-                l.dropouts()
-                    .into_iter()
-                    .map(move |(sub, d)| match sub.is_empty() {
-                        true => (n.clone(), d),
-                        false => (format!("{n}.{sub}"), d),
-                    })
-            })
-            .collect()
+        super::dropouts_of(&self.block).collect()
     }
 }
 

@@ -34,6 +34,21 @@ pub trait Layer: Send {
     }
 }
 
+/// The dropout layers among `layers` and inside them, each named by its path
+/// (`3_residual.2_dropout`), with its probability and mask seed.
+pub(crate) fn dropouts_of(
+    layers: &[(String, Box<dyn Layer>)],
+) -> impl Iterator<Item = (String, (f64, u64))> + '_ {
+    layers.iter().flat_map(|(n, l)| {
+        l.dropouts()
+            .into_iter()
+            .map(move |(sub, d)| match sub.is_empty() {
+                true => (n.clone(), d),
+                false => (format!("{n}.{sub}"), d),
+            })
+    })
+}
+
 /// A model: named layers applied in order.
 pub struct Model {
     layers: Vec<(String, Box<dyn Layer>)>,
@@ -80,17 +95,7 @@ impl Model {
     /// The dropout layers' (probability, seed), by layer name (`3_residual.2_dropout`
     /// inside a block).
     pub fn dropouts(&self) -> std::collections::HashMap<String, (f64, u64)> {
-        self.layers
-            .iter()
-            .flat_map(|(n, l)| {
-                l.dropouts()
-                    .into_iter()
-                    .map(move |(sub, d)| match sub.is_empty() {
-                        true => (n.clone(), d),
-                        false => (format!("{n}.{sub}"), d),
-                    })
-            })
-            .collect()
+        dropouts_of(&self.layers).collect()
     }
 
     /// Tells every layer the step of the next training forward (see

@@ -297,6 +297,11 @@ pub fn kind(l: &LayerSpec) -> &'static str {
     }
 }
 
+/// A convolution's padding: as given, else `kernel / 2` (the size kept at stride 1).
+pub fn padding(kernel: usize, padding: Option<usize>) -> usize {
+    padding.unwrap_or(kernel / 2)
+}
+
 /// The output shape of `l` on `x`.
 pub fn output(l: &LayerSpec, x: Shape, classes: usize) -> Result<Shape, String> {
     let image = || match x {
@@ -325,7 +330,7 @@ pub fn output(l: &LayerSpec, x: Shape, classes: usize) -> Result<Shape, String> 
             if *out == 0 || *stride == 0 {
                 return Err("out and stride must be at least 1".into());
             }
-            let p = padding.unwrap_or(kernel / 2);
+            let p = self::padding(*kernel, *padding);
             let (hp, wp) = (h + 2 * p, w + 2 * p);
             if hp < *kernel || wp < *kernel {
                 return Err(format!(
