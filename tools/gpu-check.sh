@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU path's checks, in two halves (our build machines have no GPU; the GPU
-# machine has no Rust): see README "CUDA".
+# machine has no Rust): see the book's "GPU" chapter (docs/src/guide/gpu.md).
 #
 #   tools/gpu-check.sh build   here: builds the CUDA binaries into gpu-bundle/
 #                              (git-ignored; the `device` tool carries it)
@@ -18,8 +18,9 @@ build() {
     eval "$(bash "$setup" | tail -1)"
   fi
   export CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-90} CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target/cuda}
-  cargo build --release --features cuda --bin rudder --example gpu_bench
-  tests=$(cargo test --release --features cuda --test gpu --no-run --message-format=json \
+  cargo build --release -p rudder-cli --features cuda --bin rudder
+  cargo build --release -p rudder-train --features cuda --example gpu_bench
+  tests=$(cargo test --release -p rudder-cli --features cuda --test gpu --no-run --message-format=json \
     | python3 -c 'import json,sys
 for l in sys.stdin:
     m = json.loads(l)
@@ -29,7 +30,7 @@ for l in sys.stdin:
   cp "$CARGO_TARGET_DIR/release/rudder" "$B/rudder"
   # The many-GPU binary (feature nccl: MPI + NCCL), when OpenMPI is here to link.
   if dpkg -s libopenmpi-dev >/dev/null 2>&1; then
-    cargo build --release --features nccl --bin rudder
+    cargo build --release -p rudder-cli --features nccl --bin rudder
     cp "$CARGO_TARGET_DIR/release/rudder" "$B/rudder-nccl"
     strip "$B/rudder-nccl"; xz -6 -T2 "$B/rudder-nccl"
   fi

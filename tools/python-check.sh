@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 venv=${1:-.venv}
 rm -rf target/wheels
 "$venv/bin/maturin" build --release --quiet -m python/Cargo.toml -o target/wheels
-wheel=$(ls target/wheels/rudder-*.whl)
+wheel=$(ls target/wheels/rudder_policy-*.whl)
 echo "built $wheel"
 
 fresh=$(mktemp -d)
@@ -18,7 +18,7 @@ trap 'rm -rf "$fresh"' EXIT
 python3 -m venv "$fresh/venv"
 "$fresh/venv/bin/pip" install --quiet --disable-pip-version-check "$wheel"
 "$fresh/venv/bin/python" -c "import rudder; print('import rudder:', rudder.Policies(['lr/cosine'], watch=False))"
-"$fresh/venv/bin/python" -m rudder policy test | tail -1
+(cd crates/policy && "$fresh/venv/bin/python" -m rudder policy test | tail -1)
 
 "$venv/bin/pip" install --quiet --disable-pip-version-check --force-reinstall --no-deps "$wheel"
 "$venv/bin/python" -m pytest -q python/tests

@@ -35,7 +35,7 @@ import lightning.pytorch as pl
 import torch
 
 from . import policies_from
-from .torch import ResizableBatchSampler, momentum_of, set_group
+from .torch import ResizableBatchSampler, momentum_of, set_group, unsupported
 
 __all__ = ["RudderCallback"]
 
@@ -168,10 +168,6 @@ class RudderCallback(pl.Callback):
 
     # -- decisions -----------------------------------------------------------------
 
-    def _unsupported(self, key, why):
-        self.policies.record_event("unsupported_decision", key=key, message=why)
-        print(f"rudder: decision {key} not applied: {why}", file=sys.stderr)
-
     def _apply(self, trainer, pl_module, d):
         if "rollback" in d:
             self._rollback(trainer, pl_module, d["rollback"])
@@ -182,7 +178,7 @@ class RudderCallback(pl.Callback):
                    for o, ratios in zip(trainer.optimizers, self._ratios or [[1.0]] * len(trainer.optimizers))
                    for g, ratio in zip(o.param_groups, ratios)]
         if not all(applied):
-            self._unsupported("momentum", "the optimizer has no momentum")
+            unsupported(self.policies, "momentum", "the optimizer has no momentum")
         if "accumulation" in d:
             trainer.accumulate_grad_batches = int(d["accumulation"])
         if "epochs" in d:
@@ -190,7 +186,7 @@ class RudderCallback(pl.Callback):
         if "batch_size" in d:
             sampler = self._sampler(trainer)
             if sampler is None:
-                self._unsupported("batch_size", "the train dataloader has no rudder.torch.ResizableBatchSampler")
+                unsupported(self.policies, "batch_size", "the train dataloader has no rudder.torch.ResizableBatchSampler")
             else:
                 sampler.batch_size = int(d["batch_size"])
         if d.get("stop"):
@@ -215,7 +211,7 @@ class RudderCallback(pl.Callback):
         else:
             path = self._last
         if not path or not os.path.exists(path):
-            self._unsupported("rollback", f"no {target} checkpoint yet")
+            unsupported(self.policies, "rollback", f"no {target} checkpoint yet")
             return
         saved = torch.load(path, map_location=pl_module.device, weights_only=False)
         keep = [[{k: g[k] for k in ("lr", "momentum", "betas", "weight_decay") if k in g} for g in o.param_groups]

@@ -71,6 +71,14 @@ class ResizableBatchSampler(torch.utils.data.Sampler):
         return math.ceil(self.data_len / self.batch_size)
 
 
+def unsupported(policies, key, why):
+    """Records that decision key ``key`` could not be applied (``why``) as an
+    ``unsupported_decision`` event of ``policies``, and says so on stderr: how every
+    adapter reports a decision its framework cannot take."""
+    policies.record_event("unsupported_decision", key=key, message=why)
+    print(f"rudder: decision {key} not applied: {why}", file=sys.stderr)
+
+
 def momentum_of(group):
     """A param group's momentum: Adam's beta1, SGD's momentum, else 0."""
     return group["betas"][0] if "betas" in group else group.get("momentum", 0.0)
@@ -224,10 +232,6 @@ class Steer:
 
     # -- applying decisions --------------------------------------------------------
 
-    def _unsupported(self, key, why):
-        self.policies.record_event("unsupported_decision", key=key, message=why)
-        print(f"rudder: decision {key} not applied: {why}", file=sys.stderr)
-
     def apply(self, decision):
         """Applies a decision dict (what a hook returned) and returns it. A rollback
         first: the decision's other values apply to the restored state."""
@@ -239,10 +243,10 @@ class Steer:
         applied = [set_group(g, decision, ratio)
                    for g, ratio in zip(self.optimizer.param_groups, self._ratios)]
         if not all(applied):
-            self._unsupported("momentum", f"{type(self.optimizer).__name__} has no momentum")
+            unsupported(self.policies, "momentum", f"{type(self.optimizer).__name__} has no momentum")
         if "batch_size" in decision:
             if self.sampler is None:
-                self._unsupported("batch_size", "no ResizableBatchSampler was given to Steer")
+                unsupported(self.policies, "batch_size", "no ResizableBatchSampler was given to Steer")
             else:
                 self.batch_size = self.sampler.batch_size = int(decision["batch_size"])
         if "accumulation" in decision:
@@ -260,7 +264,7 @@ class Steer:
 
     def _save(self, name):
         if self.model is None or self.checkpoint_dir is None:
-            self._unsupported("save", "Steer needs model= and checkpoint_dir= to save")
+            unsupported(self.policies, "save", "Steer needs model= and checkpoint_dir= to save")
             return
         folder = os.path.join(self.checkpoint_dir, name)
         os.makedirs(folder, exist_ok=True)
@@ -276,12 +280,12 @@ class Steer:
 
     def _rollback(self, target):
         if self.model is None or self.checkpoint_dir is None:
-            self._unsupported("rollback", "Steer needs model= and checkpoint_dir= to roll back")
+            unsupported(self.policies, "rollback", "Steer needs model= and checkpoint_dir= to roll back")
             return
         path = (os.path.join(self.checkpoint_dir, "best", "checkpoint.pt") if target == "best"
                 else self._last_checkpoint)
         if path is None or not os.path.exists(path):
-            self._unsupported("rollback", f"no {target} checkpoint yet")
+            unsupported(self.policies, "rollback", f"no {target} checkpoint yet")
             return
         saved = torch.load(path, weights_only=False)
         settings = [{k: g[k] for k in ("lr", "momentum", "betas", "weight_decay") if k in g}

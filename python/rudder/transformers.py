@@ -34,7 +34,7 @@ import sys
 from transformers import TrainerCallback
 
 from . import policies_from
-from .torch import momentum_of, set_group
+from .torch import momentum_of, set_group, unsupported
 
 __all__ = ["RudderCallback"]
 
@@ -140,10 +140,6 @@ class RudderCallback(TrainerCallback):
         for g, ratio in zip(self.optimizer.param_groups, self._ratios):
             g["lr"] = self.lr * ratio
 
-    def _unsupported(self, key, why):
-        self.policies.record_event("unsupported_decision", key=key, message=why)
-        print(f"rudder: decision {key} not applied: {why}", file=sys.stderr)
-
     def _apply(self, control, d):
         if "lr" in d:
             self.lr = d["lr"]
@@ -151,13 +147,13 @@ class RudderCallback(TrainerCallback):
         # The LR goes through _set_lr (the scheduler's lambda); the rest per group.
         rest = {k: v for k, v in d.items() if k != "lr"}
         if not all([set_group(g, rest) for g in self.optimizer.param_groups]):
-            self._unsupported("momentum", "the optimizer has no momentum")
+            unsupported(self.policies, "momentum", "the optimizer has no momentum")
         for key, why in (("batch_size", "the Trainer's dataloader is built once"),
                          ("accumulation", "gradient_accumulation_steps is read once"),
                          ("epochs", "the Trainer plans its steps once"),
                          ("rollback", "the Trainer has no rollback; resume from a checkpoint instead")):
             if key in d:
-                self._unsupported(key, why)
+                unsupported(self.policies, key, why)
         if "save" in d:
             control.should_save = True
             if isinstance(d["save"], str):

@@ -9,8 +9,14 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def root():
-    """The repository root (scripts/, plugins/)."""
+    """The repository root (plugins/)."""
     return ROOT
+
+
+@pytest.fixture
+def library():
+    """The policy runtime's crate: its scripts/ is the standard library, with its tests."""
+    return ROOT / "crates" / "policy"
 
 
 def write(path, text):

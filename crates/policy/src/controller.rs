@@ -39,35 +39,7 @@ impl Reply {
     }
 }
 
-/// What happened, as `events.jsonl` records it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum EventKind {
-    /// A policy's accepted decision (a schedule's per-step LR is not one).
-    Decision,
-    /// A decision rejected whole; `key` names the key at fault.
-    InvalidDecision,
-    /// A script error or a budget overrun; its place in `file:line:col`.
-    PolicyError,
-    /// A new version of a policy swapped in; `message` is `v2`, `v3`, ...
-    Reload,
-    /// A new version that did not load; the old one runs on.
-    ReloadFailed,
-}
-
-impl EventKind {
-    /// The name `events.jsonl` writes (`invalid_decision`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::Decision => "decision",
-            EventKind::InvalidDecision => "invalid_decision",
-            EventKind::PolicyError => "policy_error",
-            EventKind::Reload => "reload",
-            EventKind::ReloadFailed => "reload_failed",
-        }
-    }
-}
+pub use rudder_core::EventKind;
 
 /// A place in a policy's files.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

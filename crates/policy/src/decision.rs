@@ -3,60 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use crate::limits::{MAX_ACCUMULATION, MAX_EPOCHS};
-
 use serde::{Deserialize, Serialize};
 
 use crate::{Ctx, Settings};
-
-/// How the LR follows a batch-size change: linear (x new/old, SGD's rule), square
-/// root (x sqrt(new/old), Adam-type optimizers' rule) or not at all.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum Rescale {
-    Linear,
-    Sqrt,
-    None,
-}
-
-impl Rescale {
-    /// `"linear"`, `"sqrt"` or `"none"`, as scripts and the command line write it.
-    pub fn from_name(name: &str) -> Result<Rescale, String> {
-        match name {
-            "linear" => Ok(Rescale::Linear),
-            "sqrt" => Ok(Rescale::Sqrt),
-            "none" => Ok(Rescale::None),
-            other => Err(format!(
-                "must be \"linear\", \"sqrt\" or \"none\", got {other:?}"
-            )),
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Rescale::Linear => "linear",
-            Rescale::Sqrt => "sqrt",
-            Rescale::None => "none",
-        }
-    }
-
-    /// The LR for a batch-size change from `old` to `new`.
-    ///
-    /// ```
-    /// use rudder_policy::Rescale;
-    /// // A paper's batch 1024 at LR 16, carried to batch 64:
-    /// assert_eq!(Rescale::Linear.lr(16.0, 1024.0, 64.0), 1.0);
-    /// assert_eq!(Rescale::Sqrt.lr(16.0, 1024.0, 64.0), 4.0);
-    /// ```
-    pub fn lr(self, lr: f64, old: f64, new: f64) -> f64 {
-        match self {
-            Rescale::Linear => lr * new / old,
-            Rescale::Sqrt => lr * (new / old).sqrt(),
-            Rescale::None => lr,
-        }
-    }
-}
+use rudder_core::MAX_EPOCHS;
+pub use rudder_core::{Invalid, Rescale, UnknownName, check_count, check_hyper};
 
 /// A map of decisions; every key is optional.
 ///
@@ -123,11 +74,11 @@ pub enum Target {
 
 impl Target {
     /// `"best"` or `"last"`.
-    pub fn from_name(name: &str) -> Result<Target, String> {
+    pub fn from_name(name: &str) -> Result<Target, UnknownName> {
         match name {
             "best" => Ok(Target::Best),
             "last" => Ok(Target::Last),
-            other => Err(format!("must be \"best\" or \"last\", got {other:?}")),
+            other => Err(UnknownName::new("must be \"best\" or \"last\"", other)),
         }
     }
 
@@ -154,59 +105,6 @@ fn tag_ok(tag: &str) -> bool {
         && tag != "best"
         && !reserved("epoch-")
         && !reserved("step-")
-}
-
-/// The range of `lr`, `momentum` and `weight_decay`, checked the same wherever one
-/// is set (a decision, a trainer's options): finite and >= 0, momentum < 1.
-pub fn check_hyper(key: &str, x: f64) -> Result<(), Invalid> {
-    if !x.is_finite() || x < 0.0 {
-        return Err(Invalid::new(
-            key,
-            format!("must be a finite number >= 0, got {x}"),
-        ));
-    }
-    if key == "momentum" && x >= 1.0 {
-        return Err(Invalid::new(key, format!("must be < 1, got {x}")));
-    }
-    Ok(())
-}
-
-/// The range of a count: at least 1, and for `accumulation` and `epochs` at most
-/// [`MAX_ACCUMULATION`] and [`MAX_EPOCHS`].
-pub fn check_count(key: &str, n: usize) -> Result<(), Invalid> {
-    let most = match key {
-        "accumulation" => MAX_ACCUMULATION,
-        "epochs" => MAX_EPOCHS,
-        _ => usize::MAX,
-    };
-    if n == 0 {
-        return Err(Invalid::new(key, "must be at least 1, got 0"));
-    }
-    if n > most {
-        return Err(Invalid::new(
-            key,
-            format!("must be at most {most}, got {n}"),
-        ));
-    }
-    Ok(())
-}
-
-/// A rejected decision: the key at fault and why.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{key}: {message}")]
-#[non_exhaustive]
-pub struct Invalid {
-    pub key: String,
-    pub message: String,
-}
-
-impl Invalid {
-    pub fn new(key: &str, message: impl Into<String>) -> Invalid {
-        Invalid {
-            key: key.to_string(),
-            message: message.into(),
-        }
-    }
 }
 
 impl Decision {

@@ -1,6 +1,7 @@
 //! The hooks of a run and the read-only context a hook sees. Built by the training
 //! loop; nothing here knows a script engine.
 
+use rudder_core::metric::Metric;
 use serde::Serialize;
 
 /// When a hook is called; serialised as its function name (`on_step`).
@@ -85,17 +86,7 @@ impl Settings {
     }
 }
 
-/// The per-epoch metrics by the names `metrics.jsonl`, `ctx` and the trainer's
-/// `--monitor` use: classification's four, then regression's three.
-pub const METRIC_NAMES: [&str; 7] = [
-    "train_loss",
-    "train_acc",
-    "val_loss",
-    "val_acc",
-    "val_rmse",
-    "val_mae",
-    "val_r2",
-];
+pub use rudder_core::metric::METRIC_NAMES;
 
 /// Metrics of the last finished epoch, `None` before the first one ends.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
@@ -166,7 +157,7 @@ impl Best {
     /// first finite one always is); how a run, a replay and a report keep the best.
     pub fn update(self, epoch: usize, m: &EpochMetrics) -> Best {
         match m.val_loss {
-            Some(v) if v.is_finite() && self.val_loss.is_none_or(|b| v < b) => Best {
+            Some(v) if Metric::ValLoss.improves(v, self.val_loss) => Best {
                 val_loss: Some(v),
                 val_acc: m.val_acc,
                 epoch: Some(epoch),

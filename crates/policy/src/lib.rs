@@ -40,12 +40,15 @@
 //! [`meter::Metered`] as its global allocator (see its docs); the other limits
 //! (operations, time, sizes) hold everywhere.
 
+pub mod catalog;
+mod contain;
 mod controller;
 mod decision;
 mod errors;
 mod hooks;
 mod params;
 mod policies;
+mod run_state;
 mod script;
 
 pub mod library;
@@ -54,7 +57,6 @@ pub mod meter;
 pub mod plugin;
 pub mod simulate;
 pub mod testing;
-pub mod text;
 pub mod watch;
 
 pub use controller::{
@@ -65,5 +67,8 @@ pub use errors::{LoadError, LoadErrorKind};
 pub use hooks::{Best, Ctx, EpochMetrics, Hook, METRIC_NAMES, Settings};
 pub use params::Param;
 pub use policies::{Builder, Messages, Policies, PolicyInfo};
+pub use rudder_core::text;
+pub use rudder_core::{ParamError, UnknownName};
+pub use run_state::RunState;
 pub use script::find::{EMBEDDED, SearchPath};
 pub use watch::WatchMode;

@@ -1,73 +1,14 @@
-//! What is on the search path: `rudder policy list` (name, one-line doc, file),
-//! `rudder policy doc` (doc comment, hooks, parameters with defaults and docs) and
-//! `rudder policy defs` (Rhai definitions for editor completion).
+//! The policy commands: `rudder policy list` (name, one-line doc, file, from
+//! [`crate::catalog`]), `rudder policy doc` (doc comment, hooks, parameters with
+//! defaults and docs), `policy check`, and `rudder policy defs` (Rhai definitions for
+//! editor completion).
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-
-use crate::script::find::{EMBEDDED, SearchPath};
+use crate::catalog::{hint, list, module_doc};
+use crate::script::find::SearchPath;
 use crate::script::policy::Policy;
 use crate::{LoadError, Messages, Param, Policies};
 
-/// One policy as `policy list` shows it: where its name resolves, and what shadows
-/// what (other sources of the name whose text differs).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Entry {
-    pub name: String,
-    pub summary: String,
-    pub file: String,
-    /// `shadows FILE`, or `"SHORT" finds FILE instead`.
-    pub shadows: Vec<String>,
-}
-
-/// The first sentence of `doc` (its first paragraph joined), cut at a word to at most
-/// `width` characters with `...`.
-pub fn headline(doc: &str, width: usize) -> String {
-    let text = doc.split_whitespace().collect::<Vec<_>>().join(" ");
-    // A sentence ends at ". " unless the word before is an abbreviation ("et al.").
-    let end = text.match_indices(". ").map(|(i, _)| i).find(|&i| {
-        let word = text[..i].rsplit([' ', '(']).next().unwrap_or("");
-        word.chars().count() > 1 && !["al", "vs", "e.g", "i.e", "etc", "cf"].contains(&word)
-    });
-    let sentence = match end {
-        Some(i) => &text[..=i],
-        None => text.as_str(),
-    };
-    if sentence.chars().count() <= width {
-        return sentence.to_string();
-    }
-    let mut out = String::new();
-    for word in sentence.split(' ') {
-        if out.chars().count() + word.chars().count() + 1 > width - 3 {
-            break;
-        }
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        out.push_str(word);
-    }
-    out.push_str("...");
-    out
-}
-
-/// The first paragraph of a script's `//!` doc, joined into one line.
-fn first_paragraph(source: &str) -> String {
-    module_doc(source)
-        .into_iter()
-        .take_while(|l| !l.trim().is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// The `//!` lines at the top of a script, without the markers.
-pub fn module_doc(source: &str) -> Vec<String> {
-    source
-        .lines()
-        .take_while(|l| l.trim_start().starts_with("//!") || l.trim().is_empty())
-        .filter_map(|l| l.trim_start().strip_prefix("//!"))
-        .map(|l| l.strip_prefix(' ').unwrap_or(l).to_string())
-        .collect()
-}
+pub use crate::catalog::{Entry, headline};
 
 /// The `///` lines right above `fn params()`.
 fn params_doc(source: &str) -> Vec<String> {
@@ -86,123 +27,6 @@ fn params_doc(source: &str) -> Vec<String> {
         .collect();
     doc.reverse();
     doc
-}
-
-fn scripts_in(dir: &Path, base: &Path, out: &mut Vec<(String, PathBuf)>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
-    paths.sort();
-    for p in paths {
-        if p.is_dir() {
-            // A plugin's scripts are listed through its manifest.
-            if p.file_name().is_some_and(|n| n != "tests") && !p.join("plugin.json").is_file() {
-                scripts_in(&p, base, out);
-            }
-        } else if p.extension().is_some_and(|e| e == "rhai") {
-            let name = p
-                .strip_prefix(base)
-                .unwrap_or(&p)
-                .with_extension("")
-                .display()
-                .to_string();
-            out.push((name, p));
-        }
-    }
-}
-
-/// Every name on `search` and in the standard library, with the file it resolves to
-/// (as `--policy NAME` finds it) and what it shadows; by name.
-pub fn list(search: &SearchPath) -> Vec<Entry> {
-    // Every source of every name, in search order: (name, file, text).
-    let mut found: Vec<(String, String, String)> = Vec::new();
-    let mut broken: BTreeMap<String, Entry> = BTreeMap::new();
-    for dir in search.dirs() {
-        let mut files = Vec::new();
-        scripts_in(dir, dir, &mut files);
-        for home in crate::plugin::folders(dir) {
-            let plugin = home
-                .file_name()
-                .map_or(String::new(), |n| n.to_string_lossy().into_owned());
-            match crate::plugin::read(&home) {
-                Ok(m) => files.extend(
-                    m.policies
-                        .iter()
-                        .map(|(p, f)| (format!("{plugin}/{p}"), home.join(f))),
-                ),
-                Err(e) => {
-                    broken.entry(format!("{plugin}/")).or_insert(Entry {
-                        name: format!("{plugin}/"),
-                        summary: format!("invalid plugin: {e}"),
-                        file: home.display().to_string(),
-                        shadows: Vec::new(),
-                    });
-                }
-            }
-        }
-        for (name, path) in files {
-            let text = std::fs::read_to_string(&path).unwrap_or_default();
-            found.push((name, path.display().to_string(), text));
-        }
-    }
-    for (name, source) in EMBEDDED {
-        found.push((
-            name.to_string(),
-            format!("<embedded>/{name}.rhai"),
-            source.to_string(),
-        ));
-    }
-    let names: std::collections::BTreeSet<String> = found.iter().map(|f| f.0.clone()).collect();
-    let mut out = broken;
-    for name in names {
-        let Ok(at) = crate::script::find::locate(&name, search) else {
-            continue;
-        };
-        let file = at.file.display().to_string();
-        // The same name elsewhere, and (for a library name) the short name's hits.
-        let short = name.rsplit('/').next().unwrap_or(&name);
-        let mut shadows: Vec<String> = found
-            .iter()
-            .filter(|(n, f, t)| *n == name && *f != file && *t != at.source)
-            .map(|(_, f, _)| format!("shadows {f}"))
-            .collect();
-        // A plugin's policies have no short name.
-        if short != name
-            && at.manifest.is_none()
-            && let Ok(s) = crate::script::find::locate(short, search)
-            && s.source != at.source
-        {
-            shadows.push(format!("{short:?} finds {} instead", s.file.display()));
-        }
-        out.insert(
-            name.clone(),
-            Entry {
-                name,
-                summary: first_paragraph(&at.source),
-                file,
-                shadows,
-            },
-        );
-    }
-    out.into_values().collect()
-}
-
-/// What a "no policy" message ends with: the nearest name on `search` and in the
-/// library (by edit distance, of the whole name or its last part), or where to see
-/// them all; nothing when the message already names a file to give instead.
-pub(crate) fn hint(spec: &str, message: &str, search: &SearchPath) -> String {
-    if message.contains("there is a file") {
-        return message.to_string();
-    }
-    let names: Vec<String> = list(search).into_iter().map(|e| e.name).collect();
-    let short = names.iter().map(|n| n.rsplit('/').next().unwrap_or(n));
-    match crate::text::nearest(spec, names.iter().map(String::as_str))
-        .or_else(|| crate::text::nearest(spec, short))
-    {
-        Some(n) => format!("{message}; did you mean {n}? (rudder policy list shows them all)"),
-        None => format!("{message}; rudder policy list shows the names there are"),
-    }
 }
 
 /// `policy doc NAME`: the doc comment, the hooks, and the parameters with their

@@ -32,8 +32,4 @@ pub const MAX_STRING: usize = 64 * 1024;
 pub const MAX_THIS_DEPTH: usize = 32;
 /// The most `this` may take as compact JSON.
 pub const MAX_THIS_BYTES: usize = 1 << 20;
-/// The most epochs a run may plan (an epoch index beyond it overflows policies'
-/// integer arithmetic long before).
-pub const MAX_EPOCHS: usize = 1_000_000_000;
-/// The most micro-batches per optimizer step.
-pub const MAX_ACCUMULATION: usize = 1 << 20;
+pub use rudder_core::{MAX_ACCUMULATION, MAX_EPOCHS};

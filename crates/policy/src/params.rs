@@ -4,75 +4,11 @@
 use rhai::Dynamic;
 use serde_json::Value;
 
+pub use rudder_core::Param;
+
 use crate::errors::LoadError;
 use crate::script::convert;
 use crate::script::policy::Policy;
-
-/// One `--param [POLICY.]KEY=VALUE`, VALUE as JSON. A VALUE that is not JSON is kept
-/// as a string with `bare` set: it is taken only where the declared default is a
-/// string (`--param mode=max`).
-///
-/// ```
-/// use rudder_policy::Param;
-/// let p: Param = "lr/cosine.eta_min=0.001".parse().unwrap();
-/// assert_eq!(p, Param::new("eta_min", 0.001).of("lr/cosine"));
-/// ```
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct Param {
-    /// The policy it is for (its name, the last part of its name, or its file's
-    /// stem); `None`: every policy that declares `key`.
-    pub policy: Option<String>,
-    pub key: String,
-    pub value: Value,
-    /// VALUE was not JSON and is taken as a bare string.
-    pub bare: bool,
-}
-
-impl Param {
-    /// `key` = `value` for every policy that declares `key`.
-    pub fn new(key: &str, value: impl Into<Value>) -> Param {
-        Param {
-            policy: None,
-            key: key.to_string(),
-            value: value.into(),
-            bare: false,
-        }
-    }
-
-    /// The same, for policy `policy` only.
-    pub fn of(mut self, policy: &str) -> Param {
-        self.policy = Some(policy.to_string());
-        self
-    }
-}
-
-impl std::str::FromStr for Param {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Param, String> {
-        let (lhs, value) = s
-            .split_once('=')
-            .ok_or_else(|| format!("{s:?}: expected [POLICY.]KEY=VALUE"))?;
-        let (value, bare) = match serde_json::from_str(value) {
-            Ok(v) => (v, false),
-            Err(_) => (Value::String(value.to_string()), true),
-        };
-        let (policy, key) = match lhs.rsplit_once('.') {
-            Some((p, k)) => (Some(p.to_string()), k.to_string()),
-            None => (None, lhs.to_string()),
-        };
-        if key.is_empty() {
-            return Err(format!("{s:?}: empty key"));
-        }
-        Ok(Param {
-            policy,
-            key,
-            value,
-            bare,
-        })
-    }
-}
 
 /// Merges `--param` values into the policies' `params()` defaults.
 pub(crate) fn apply_params(policies: &mut [Policy], params: &[Param]) -> Result<(), LoadError> {
@@ -115,16 +51,6 @@ pub(crate) fn apply_params(policies: &mut [Policy], params: &[Param]) -> Result<
         }
     }
     Ok(())
-}
-
-impl Param {
-    /// VALUE as the user wrote it.
-    fn value_text(&self) -> String {
-        match &self.value {
-            Value::String(s) if self.bare => s.clone(),
-            v => v.to_string(),
-        }
-    }
 }
 
 /// `--param`'s value as a script value of its declared default's type: a number

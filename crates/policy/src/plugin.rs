@@ -7,6 +7,29 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::contain::{Escape, real_inside};
+
+/// A plugin whose manifest cannot be read or is wrong, or one `plugin new` cannot
+/// make: `at` names the file (with a line and column for a JSON fault) or the
+/// command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{at}: {message}")]
+pub struct PluginError {
+    /// The file, or `plugin new NAME`.
+    pub at: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl PluginError {
+    fn new(at: impl std::fmt::Display, message: impl std::fmt::Display) -> PluginError {
+        PluginError {
+            at: at.to_string(),
+            message: message.to_string(),
+        }
+    }
+}
+
 /// The manifest API this rudder reads.
 pub const API: u32 = 1;
 
@@ -26,25 +49,23 @@ pub struct Manifest {
 
 /// Reads and checks `dir/plugin.json`; errors name the file (with line and column
 /// for JSON faults) and what is wrong.
-pub fn read(dir: &Path) -> Result<Manifest, String> {
+pub fn read(dir: &Path) -> Result<Manifest, PluginError> {
     let path = dir.join("plugin.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(&path).map_err(|e| PluginError::new(path.display(), e))?;
     parse(&text, dir)
 }
 
 /// Parses and checks the text of `dir/plugin.json` (the policy files it names must
 /// exist in `dir`).
-pub fn parse(text: &str, dir: &Path) -> Result<Manifest, String> {
+pub fn parse(text: &str, dir: &Path) -> Result<Manifest, PluginError> {
     let path = dir.join("plugin.json");
+    let fault = |message: String| PluginError::new(path.display(), message);
     let m: Manifest = serde_json::from_str(text).map_err(|e| {
         let msg = e.to_string();
         let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
-        format!(
-            "{}:{}:{}: {}",
-            path.display(),
-            e.line(),
-            e.column(),
-            crate::text::one_line(&msg)
+        PluginError::new(
+            format!("{}:{}:{}", path.display(), e.line(), e.column()),
+            crate::text::one_line(&msg),
         )
     })?;
     let semver = m.version.split('.').collect::<Vec<_>>();
@@ -53,21 +74,19 @@ pub fn parse(text: &str, dir: &Path) -> Result<Manifest, String> {
             .iter()
             .any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
     {
-        return Err(format!(
-            "{}: version must be MAJOR.MINOR.PATCH, got {:?}",
-            path.display(),
+        return Err(fault(format!(
+            "version must be MAJOR.MINOR.PATCH, got {:?}",
             m.version
-        ));
+        )));
     }
     if m.api != API {
-        return Err(format!(
-            "{}: api {} is not supported (this rudder reads api {API})",
-            path.display(),
+        return Err(fault(format!(
+            "api {} is not supported (this rudder reads api {API})",
             m.api
-        ));
+        )));
     }
     if m.policies.is_empty() {
-        return Err(format!("{}: policies is empty", path.display()));
+        return Err(fault("policies is empty".into()));
     }
     for (name, file) in &m.policies {
         let f = Path::new(file);
@@ -75,24 +94,23 @@ pub fn parse(text: &str, dir: &Path) -> Result<Manifest, String> {
             || f.components()
                 .any(|c| matches!(c, std::path::Component::ParentDir))
         {
-            return Err(format!(
-                "{}: policy {name}: file {file:?} must stay inside the plugin",
-                path.display()
-            ));
+            return Err(fault(format!(
+                "policy {name}: file {file:?} must stay inside the plugin"
+            )));
         }
         if !dir.join(f).is_file() {
-            return Err(format!(
-                "{}: policy {name}: file {file} is missing",
-                path.display()
-            ));
+            return Err(fault(format!("policy {name}: file {file} is missing")));
         }
-        if let (Ok(root), Ok(real)) = (dir.canonicalize(), dir.join(f).canonicalize())
-            && !real.starts_with(root)
-        {
-            return Err(format!(
-                "{}: policy {name}: file {file} leads outside the plugin through a symlink",
-                path.display()
-            ));
+        match real_inside(dir, &dir.join(f)) {
+            Ok(_) => {}
+            Err(Escape::Outside) => {
+                return Err(fault(format!(
+                    "policy {name}: file {file} leads outside the plugin through a symlink"
+                )));
+            }
+            Err(Escape::Broken) => {
+                return Err(fault(format!("policy {name}: file {file} is missing")));
+            }
         }
     }
     Ok(m)
@@ -113,28 +131,29 @@ pub fn folders(dir: &Path) -> Vec<PathBuf> {
 
 /// `rudder plugin new NAME`: a manifest, one policy, one test and a README in
 /// `parent/NAME`. Returns the folder.
-pub fn scaffold(parent: &Path, name: &str) -> Result<PathBuf, String> {
+pub fn scaffold(parent: &Path, name: &str) -> Result<PathBuf, PluginError> {
     if name.is_empty()
         || !name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
     {
-        return Err(format!(
-            "plugin new {name:?}: use lowercase letters, digits, '-' and '_'"
+        return Err(PluginError::new(
+            format!("plugin new {name:?}"),
+            "use lowercase letters, digits, '-' and '_'",
         ));
     }
     let dir = parent.join(name);
     if dir.exists() {
-        return Err(format!(
-            "plugin new {name}: {} already exists",
-            dir.display()
+        return Err(PluginError::new(
+            format!("plugin new {name}"),
+            format!("{} already exists", dir.display()),
         ));
     }
-    let write = |rel: &str, text: String| -> Result<(), String> {
+    let write = |rel: &str, text: String| -> Result<(), PluginError> {
         let p = dir.join(rel);
-        std::fs::create_dir_all(p.parent().expect("a file in the plugin"))
-            .map_err(|e| format!("{}: {e}", p.display()))?;
-        std::fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))
+        std::fs::create_dir_all(p.parent().unwrap_or(&dir))
+            .map_err(|e| PluginError::new(p.display(), e))?;
+        std::fs::write(&p, text).map_err(|e| PluginError::new(p.display(), e))
     };
     let manifest = Manifest {
         name: name.to_string(),

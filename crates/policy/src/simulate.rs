@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::{Best, Controller, Ctx, EpochMetrics, EventKind, Hook, Rescale, Settings};
+use crate::{Controller, EpochMetrics, EventKind, Hook, Rescale, RunState, Settings};
 
 /// The run being simulated.
 #[derive(Debug, Clone)]
@@ -53,13 +53,8 @@ enum Moment {
 struct Sim<'c> {
     controller: &'c mut dyn Controller,
     setup: Setup,
-    s: Settings,
-    epoch: usize,
-    step: u64,
-    metrics: EpochMetrics,
-    best: Best,
-    history: Vec<Value>,
-    stop: bool,
+    /// The simulated run, as a training loop keeps it.
+    run: RunState,
     /// Decisions of the current epoch (not per-step LR schedules), as JSON.
     decisions: Vec<Value>,
 }
@@ -69,16 +64,7 @@ impl Sim<'_> {
         if !self.controller.defines(hook) {
             return;
         }
-        let mut ctx = Ctx::new(self.setup.settings, self.setup.dataset_size);
-        ctx.epoch = self.epoch;
-        ctx.step = self.step;
-        ctx.steps_per_epoch = self.setup.steps_per_epoch;
-        ctx.settings = self.s;
-        ctx.optimizer = &self.setup.optimizer;
-        ctx.metrics = self.metrics;
-        ctx.history = &self.history;
-        ctx.best = self.best;
-        let reply = self.controller.call(hook, &ctx);
+        let reply = self.controller.call(hook, &self.run.ctx());
         // The controller's `decision` events: per policy, schedules' per-step LRs left out.
         for e in reply
             .events
@@ -88,61 +74,57 @@ impl Sim<'_> {
             self.decisions
                 .push(json!({"hook": hook, "policy": e.policy, "decision": e.decision}));
         }
-        let d = reply.decision;
-        self.s = d.apply(self.s, self.setup.rule);
-        self.stop |= d.stop;
+        self.run.apply(&reply.decision, self.setup.rule);
     }
 
     /// The hooks in a run's order: `on_train_start`, then per epoch `on_epoch_start`,
     /// `on_step` before each step (at least one), `on_epoch_end` (for a schedule,
     /// unless a step stopped the run); `on_train_end` last. `emit` hears each moment.
-    fn run<'r>(
+    fn drive<'r>(
         &mut self,
         mut next: impl FnMut(&Sim) -> Option<Epoch<'r>>,
         emit: &mut dyn FnMut(&Sim, Moment),
     ) {
         self.hook(Hook::TrainStart);
-        while !self.stop {
+        while !self.run.stopped {
             let Some(e) = next(self) else { break };
-            self.epoch = e.epoch;
+            self.run.epoch = e.epoch;
             self.decisions.clear();
             self.hook(Hook::EpochStart);
             emit(self, Moment::Started);
-            let first = self.step;
-            while !self.stop && (self.step < e.end_step || self.step == first) {
+            let first = self.run.step;
+            while !self.run.stopped && (self.run.step < e.end_step || self.run.step == first) {
                 self.hook(Hook::Step);
-                emit(self, Moment::Stepped(self.step - first));
-                self.step += 1;
+                emit(self, Moment::Stepped(self.run.step - first));
+                self.run.step += 1;
             }
             if let Some(r) = e.record.and_then(Value::as_object) {
-                self.metrics = EpochMetrics::from_json(r);
-                self.best = self.best.update(self.epoch, &self.metrics);
+                self.run.end_epoch(EpochMetrics::from_json(r));
             }
             emit(self, Moment::Ending);
-            if e.record.is_some() || !self.stop {
+            if e.record.is_some() || !self.run.stopped {
                 self.hook(Hook::EpochEnd);
             }
             emit(self, Moment::Ended);
             if let Some(r) = e.record {
-                self.history.push(r.clone());
+                self.run.history.push(r.clone());
             }
-            self.epoch += 1;
+            self.run.epoch += 1;
         }
         self.hook(Hook::TrainEnd);
     }
 }
 
 fn sim(controller: &mut dyn Controller, setup: Setup) -> Sim<'_> {
+    let mut run = RunState::new(setup.settings);
+    run.steps_per_epoch = Some(setup.steps_per_epoch);
+    run.dataset_size = Some(setup.dataset_size);
+    run.optimizer = setup.optimizer.clone();
+    run.fix_bases();
     Sim {
         controller,
-        s: setup.settings,
         setup,
-        epoch: 0,
-        step: 0,
-        metrics: EpochMetrics::default(),
-        best: Best::default(),
-        history: Vec::new(),
-        stop: false,
+        run,
         decisions: Vec::new(),
     }
 }
@@ -157,17 +139,18 @@ pub fn schedule(
 ) {
     let mut sim = sim(controller, setup);
     let next = |s: &Sim| {
-        (s.epoch < s.s.epochs).then(|| Epoch {
-            epoch: s.epoch,
-            end_step: s.step + s.setup.steps_per_epoch as u64,
+        (s.run.epoch < s.run.settings.epochs).then(|| Epoch {
+            epoch: s.run.epoch,
+            end_step: s.run.step + s.setup.steps_per_epoch as u64,
             record: None,
         })
     };
-    sim.run(next, &mut |s, m| {
+    sim.drive(next, &mut |s, m| {
         if let Moment::Stepped(k) = m
             && (!per_epoch || k == 0)
         {
-            emit(json!({"epoch": s.epoch, "step": s.step, "lr": s.s.lr, "batch_size": s.s.batch_size}));
+            let r = &s.run;
+            emit(json!({"epoch": r.epoch, "step": r.step, "lr": r.settings.lr, "batch_size": r.settings.batch_size}));
         }
     });
 }
@@ -189,25 +172,25 @@ pub fn replay(
             epoch: r
                 .get("epoch")
                 .and_then(Value::as_u64)
-                .map_or(s.epoch, |e| e as usize),
+                .map_or(s.run.epoch, |e| e as usize),
             end_step: r
                 .get("step")
                 .and_then(Value::as_u64)
-                .unwrap_or(s.step + s.setup.steps_per_epoch as u64),
+                .unwrap_or(s.run.step + s.setup.steps_per_epoch as u64),
             record: Some(r),
         })
     };
     // The LR the epoch's last step used, and the batch size before its end hook.
-    let (mut lr_used, mut batch) = (sim.s.lr, sim.s.batch_size);
-    sim.run(next, &mut |s, m| match m {
-        Moment::Started | Moment::Stepped(_) => lr_used = s.s.lr,
-        Moment::Ending => batch = s.s.batch_size,
+    let (mut lr_used, mut batch) = (sim.run.settings.lr, sim.run.settings.batch_size);
+    sim.drive(next, &mut |s, m| match m {
+        Moment::Started | Moment::Stepped(_) => lr_used = s.run.settings.lr,
+        Moment::Ending => batch = s.run.settings.batch_size,
         Moment::Ended => emit(json!({
-            "epoch": s.epoch,
+            "epoch": s.run.epoch,
             "lr": lr_used,
             "batch_size": batch,
-            "epochs": s.s.epochs,
-            "stop": s.stop,
+            "epochs": s.run.settings.epochs,
+            "stop": s.run.stopped,
             "decisions": s.decisions,
         })),
     });

@@ -199,10 +199,30 @@ fn run_case(set: &mut Policies, case: &Case) -> Result<(), String> {
     ))
 }
 
+/// Why `policy test` could not run its cases.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TestError {
+    /// A policy named without a test file.
+    #[error("policy test {policy}: no test file for it in scripts/tests or plugins/*/tests")]
+    NoTests {
+        /// The policy, clipped.
+        policy: String,
+    },
+    /// A test file that cannot be read or is not a test file.
+    #[error("{at}: {message}")]
+    File {
+        /// The file (and line and column).
+        at: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
 /// `policy test [WHICH...]` under `root`: every test file, or those of the named
 /// policies (by their `policy` key) and the `.json` files named. An error names a
 /// policy without tests or a file that is not a test file.
-pub fn run(root: &Path, which: &[String], search: &SearchPath) -> Result<Outcome, String> {
+pub fn run(root: &Path, which: &[String], search: &SearchPath) -> Result<Outcome, TestError> {
     let all = discover(root);
     let mut files = Vec::new();
     for w in which {
@@ -218,10 +238,9 @@ pub fn run(root: &Path, which: &[String], search: &SearchPath) -> Result<Outcome
             }
         }
         if files.len() == before {
-            return Err(format!(
-                "policy test {}: no test file for it in scripts/tests or plugins/*/tests",
-                crate::text::clip(w)
-            ));
+            return Err(TestError::NoTests {
+                policy: crate::text::clip(w),
+            });
         }
     }
     if which.is_empty() {
@@ -229,9 +248,13 @@ pub fn run(root: &Path, which: &[String], search: &SearchPath) -> Result<Outcome
     }
     let mut out = Outcome::default();
     for f in &files {
-        let text = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
-        let file: TestFile = serde_json::from_str(&text).map_err(|e| {
-            crate::text::one_line(&format!("{}:{}:{}: {e}", f.display(), e.line(), e.column()))
+        let text = std::fs::read_to_string(f).map_err(|e| TestError::File {
+            at: f.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let file: TestFile = serde_json::from_str(&text).map_err(|e| TestError::File {
+            at: crate::text::one_line(&format!("{}:{}:{}", f.display(), e.line(), e.column())),
+            message: crate::text::one_line(&e.to_string()),
         })?;
         run_file(&file, &f.display().to_string(), search, &mut out);
     }

@@ -14,19 +14,7 @@ use notify::{RecommendedWatcher, RecursiveMode};
 use notify_debouncer_full::{
     DebounceEventResult, Debouncer, RecommendedCache, new_debouncer, new_debouncer_opt,
 };
-
-/// How to watch: `auto`, `poll` or `off`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum WatchMode {
-    /// Native file events, falling back to polling where they fail.
-    Auto,
-    /// Poll the folders (network and unusual file systems, exhausted inotify limits).
-    Poll,
-    /// No hot reload.
-    Off,
-}
+pub use rudder_core::WatchMode;
 
 /// Debounce window: bursts of saves within it become one reload.
 const DEBOUNCE: Duration = Duration::from_millis(150);
@@ -38,29 +26,34 @@ enum Inner {
     Poll(#[allow(dead_code)] Debouncer<notify::PollWatcher, RecommendedCache>),
 }
 
-impl WatchMode {
-    pub fn name(self) -> &'static str {
-        match self {
-            WatchMode::Auto => "auto",
-            WatchMode::Poll => "poll",
-            WatchMode::Off => "off",
-        }
-    }
+/// A watcher that could not start (native events and polling both failed, or a
+/// folder could not be watched).
+#[derive(Debug, thiserror::Error)]
+#[error("{}{source}", folder.as_ref().map_or(String::new(), |f| format!("{}: ", f.display())))]
+pub struct WatchError {
+    /// The folder that could not be watched, if it was one.
+    pub folder: Option<PathBuf>,
+    /// notify's error.
+    pub source: notify::Error,
 }
 
-impl std::str::FromStr for WatchMode {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<WatchMode, String> {
-        match s {
-            "auto" => Ok(WatchMode::Auto),
-            "poll" => Ok(WatchMode::Poll),
-            "off" => Ok(WatchMode::Off),
-            other => Err(format!(
-                "must be \"auto\", \"poll\" or \"off\", got {other:?}"
-            )),
-        }
+/// A debouncer that started, watching each of `folders`.
+fn watch_all<W: notify::Watcher>(
+    started: Result<Debouncer<W, RecommendedCache>, notify::Error>,
+    folders: &HashSet<PathBuf>,
+) -> Result<Debouncer<W, RecommendedCache>, WatchError> {
+    let mut d = started.map_err(|source| WatchError {
+        folder: None,
+        source,
+    })?;
+    for f in folders {
+        d.watch(f, RecursiveMode::NonRecursive)
+            .map_err(|source| WatchError {
+                folder: Some(f.clone()),
+                source,
+            })?;
     }
+    Ok(d)
 }
 
 /// A running watcher. Dropping it stops the thread.
@@ -79,7 +72,7 @@ impl Watcher {
         files: &[PathBuf],
         mode: WatchMode,
         say: &dyn Fn(&str),
-    ) -> Result<Option<Watcher>, String> {
+    ) -> Result<Option<Watcher>, WatchError> {
         if mode == WatchMode::Off || files.is_empty() {
             return Ok(None);
         }
@@ -121,16 +114,7 @@ impl Watcher {
             }
         };
         if mode == WatchMode::Auto {
-            let native = new_debouncer(DEBOUNCE, None, handler.clone())
-                .map_err(|e| e.to_string())
-                .and_then(|mut d| {
-                    for f in &folders {
-                        d.watch(f, RecursiveMode::NonRecursive)
-                            .map_err(|e| format!("{}: {e}", f.display()))?;
-                    }
-                    Ok(d)
-                });
-            match native {
+            match watch_all(new_debouncer(DEBOUNCE, None, handler.clone()), &folders) {
                 Ok(d) => {
                     return Ok(Some(Watcher {
                         _inner: Inner::Native(d),
@@ -147,20 +131,15 @@ impl Watcher {
         let config = notify::Config::default()
             .with_poll_interval(POLL)
             .with_compare_contents(true);
-        let mut d = new_debouncer_opt::<_, notify::PollWatcher, RecommendedCache>(
+        let poll = new_debouncer_opt::<_, notify::PollWatcher, RecommendedCache>(
             DEBOUNCE,
             None,
             handler,
             RecommendedCache::new(),
             config,
-        )
-        .map_err(|e| e.to_string())?;
-        for f in &folders {
-            d.watch(f, RecursiveMode::NonRecursive)
-                .map_err(|e| format!("{}: {e}", f.display()))?;
-        }
+        );
         Ok(Some(Watcher {
-            _inner: Inner::Poll(d),
+            _inner: Inner::Poll(watch_all(poll, &folders)?),
             pending,
             mode: "poll",
         }))

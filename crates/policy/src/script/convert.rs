@@ -137,7 +137,7 @@ pub fn decision(v: &Dynamic) -> Result<Decision, Invalid> {
             "rescale" => {
                 d.rescale = Some(
                     Rescale::from_name(&text("rescale", v)?)
-                        .map_err(|m| Invalid::new("rescale", m))?,
+                        .map_err(|m| Invalid::new("rescale", m.to_string()))?,
                 )
             }
             "stop" => {
@@ -175,7 +175,7 @@ pub fn decision(v: &Dynamic) -> Result<Decision, Invalid> {
             "rollback" => {
                 d.rollback = Some(
                     Target::from_name(&text("rollback", v)?)
-                        .map_err(|m| Invalid::new("rollback", m))?,
+                        .map_err(|m| Invalid::new("rollback", m.to_string()))?,
                 )
             }
             other => {

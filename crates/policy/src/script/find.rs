@@ -4,10 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::contain::{Escape, real_inside};
+
 /// `(name, source)` for each name, the source read from `scripts/NAME.rhai` at build time.
 macro_rules! library {
     ($($name:literal),* $(,)?) => {
-        &[$(($name, include_str!(concat!("../../../../scripts/", $name, ".rhai")))),*]
+        &[$(($name, include_str!(concat!("../../scripts/", $name, ".rhai")))),*]
     };
 }
 
@@ -76,7 +78,7 @@ pub struct Located {
 }
 
 fn read(name: String, file: PathBuf) -> Result<Located, String> {
-    let source = super::resolver::read_source(&file, &file)?;
+    let source = super::source::read_source(&file, &file)?;
     // The folder of `x.rhai` is the working folder.
     let home = file.parent().map(|p| {
         if p.as_os_str().is_empty() {
@@ -104,13 +106,14 @@ fn in_plugin(dir: &Path, file: &Path) -> bool {
 
 /// Refuses a file found in search folder `dir` whose real path leads outside it.
 fn within(dir: &Path, file: &Path) -> Result<(), String> {
-    match (dir.canonicalize(), file.canonicalize()) {
-        (Ok(root), Ok(real)) if !real.starts_with(&root) => Err(format!(
+    match real_inside(dir, file) {
+        Ok(_) => Ok(()),
+        Err(Escape::Outside) => Err(format!(
             "{} leads outside {} through a symlink",
             file.display(),
             dir.display()
         )),
-        _ => Ok(()),
+        Err(Escape::Broken) => Err(format!("{} is a broken link", file.display())),
     }
 }
 
@@ -119,59 +122,102 @@ fn within(dir: &Path, file: &Path) -> Result<(), String> {
 /// as `DIR/NAME.rhai`, then (a bare name) one folder down in each search folder,
 /// except in plugin folders: a plugin's files are reached only as `PLUGIN/POLICY`
 /// through its manifest.
-pub fn locate(spec: &str, search: &SearchPath) -> Result<Located, String> {
+pub(crate) fn locate(spec: &str, search: &SearchPath) -> Result<Located, String> {
     let as_path = Path::new(spec);
-    let stem = as_path
-        .file_stem()
-        .map_or(spec.to_string(), |s| s.to_string_lossy().into_owned());
     if spec.ends_with(".rhai") {
+        let stem = as_path
+            .file_stem()
+            .map_or(spec.to_string(), |s| s.to_string_lossy().into_owned());
         return read(stem, as_path.to_path_buf());
     }
+    if let Some(found) = in_plugin_manifest(spec, search)? {
+        return Ok(found);
+    }
     let file = format!("{spec}.rhai");
-    if let Some((plugin, policy)) = spec.split_once('/') {
-        for dir in search.dirs() {
-            let home = dir.join(plugin);
-            if !home.join("plugin.json").is_file() {
-                continue;
-            }
-            let manifest = crate::plugin::read(&home)?;
-            let Some(rel) = manifest.policies.get(policy) else {
-                let names: Vec<&str> = manifest.policies.keys().map(String::as_str).collect();
-                return Err(format!(
-                    "plugin {plugin} has no policy {policy:?} (it has {})",
-                    names.join(", ")
-                ));
-            };
-            // plugin::read checked that the file stays inside the plugin.
-            let mut found = read(spec.to_string(), home.join(rel))?;
-            found.home = Some(home.clone());
-            found.manifest = Some(home.join("plugin.json"));
+    for dir in search.dirs() {
+        if let Some(found) = in_folder(spec, &file, dir)? {
             return Ok(found);
         }
     }
+    embedded(spec).ok_or_else(|| {
+        let dirs: Vec<String> = search
+            .dirs()
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect();
+        // The way out: a file of that name here (the nearest name there is, the
+        // caller adds: `catalog::hint`).
+        let hint = if Path::new(&file).is_file() {
+            format!("; there is a file {file} here: --policy ./{file}")
+        } else {
+            String::new()
+        };
+        format!(
+            "no policy {spec:?} (looked for {file} in {} and the standard library){hint}",
+            dirs.join(", ")
+        )
+    })
+}
+
+/// `PLUGIN/POLICY` through the manifest of a plugin folder on `search`.
+fn in_plugin_manifest(spec: &str, search: &SearchPath) -> Result<Option<Located>, String> {
+    let Some((plugin, policy)) = spec.split_once('/') else {
+        return Ok(None);
+    };
     for dir in search.dirs() {
-        let direct = dir.join(&file);
-        if direct.is_file() && !in_plugin(dir, &direct) {
-            within(dir, &direct)?;
-            return read(spec.to_string(), direct);
+        let home = dir.join(plugin);
+        if !home.join("plugin.json").is_file() {
+            continue;
         }
-        if !spec.contains('/') {
-            let mut subs: Vec<PathBuf> = std::fs::read_dir(dir)
-                .into_iter()
-                .flatten()
-                .flatten()
-                .map(|e| e.path())
-                .filter(|d| !d.join("plugin.json").exists())
-                .map(|d| d.join(&file))
-                .filter(|p| p.is_file())
-                .collect();
-            subs.sort();
-            if let Some(p) = subs.into_iter().next() {
-                within(dir, &p)?;
-                return read(spec.to_string(), p);
-            }
-        }
+        let manifest = crate::plugin::read(&home).map_err(|e| e.to_string())?;
+        let Some(rel) = manifest.policies.get(policy) else {
+            let names: Vec<&str> = manifest.policies.keys().map(String::as_str).collect();
+            return Err(format!(
+                "plugin {plugin} has no policy {policy:?} (it has {})",
+                names.join(", ")
+            ));
+        };
+        // plugin::read checked that the file stays inside the plugin.
+        let mut found = read(spec.to_string(), home.join(rel))?;
+        found.home = Some(home.clone());
+        found.manifest = Some(home.join("plugin.json"));
+        return Ok(Some(found));
     }
+    Ok(None)
+}
+
+/// `DIR/NAME.rhai` in search folder `dir`, or for a bare name one folder down (not
+/// in a plugin's folder).
+fn in_folder(spec: &str, file: &str, dir: &Path) -> Result<Option<Located>, String> {
+    let direct = dir.join(file);
+    if direct.is_file() && !in_plugin(dir, &direct) {
+        within(dir, &direct)?;
+        return read(spec.to_string(), direct).map(Some);
+    }
+    if spec.contains('/') {
+        return Ok(None);
+    }
+    let mut subs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|d| !d.join("plugin.json").exists())
+        .map(|d| d.join(file))
+        .filter(|p| p.is_file())
+        .collect();
+    subs.sort();
+    match subs.into_iter().next() {
+        Some(p) => {
+            within(dir, &p)?;
+            read(spec.to_string(), p).map(Some)
+        }
+        None => Ok(None),
+    }
+}
+
+/// The standard library's copy of `spec` (its whole name, or its last part).
+fn embedded(spec: &str) -> Option<Located> {
     EMBEDDED
         .iter()
         .find(|(n, _)| *n == spec || n.rsplit('/').next() == Some(spec))
@@ -181,23 +227,5 @@ pub fn locate(spec: &str, search: &SearchPath) -> Result<Located, String> {
             home: None,
             source: src.to_string(),
             manifest: None,
-        })
-        .ok_or_else(|| {
-            let dirs: Vec<String> = search
-                .dirs()
-                .iter()
-                .map(|d| d.display().to_string())
-                .collect();
-            // The way out: a file of that name here (the nearest name there is, the
-            // caller adds: `library::hint`).
-            let hint = if Path::new(&file).is_file() {
-                format!("; there is a file {file} here: --policy ./{file}")
-            } else {
-                String::new()
-            };
-            format!(
-                "no policy {spec:?} (looked for {file} in {} and the standard library){hint}",
-                dirs.join(", ")
-            )
         })
 }

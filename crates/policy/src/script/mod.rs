@@ -9,4 +9,5 @@ pub(crate) mod host;
 pub(crate) mod policy;
 mod resolver;
 mod safe;
+mod source;
 pub(crate) mod state;

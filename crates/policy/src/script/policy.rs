@@ -68,6 +68,45 @@ pub fn content_hash(parts: &[&[u8]]) -> String {
     format!("{:012x}", h & 0xffff_ffff_ffff)
 }
 
+/// Whether `ast` has an `import` statement (a hook may import at run time).
+fn imports_at_run_time(ast: &AST) -> bool {
+    let mut may_import = false;
+    ast.walk(&mut |path: &[rhai::ASTNode]| {
+        may_import |= matches!(
+            path.last(),
+            Some(rhai::ASTNode::Stmt(rhai::Stmt::Import(..)))
+        );
+        !may_import
+    });
+    may_import
+}
+
+/// Which hooks `ast` defines (in [`HOOKS`]' order), each with its one parameter
+/// (`ctx`), and whether it has `fn params()`.
+fn hooks_of(ast: &AST, file: &std::path::Path) -> Result<([bool; 6], bool), ScriptError> {
+    let mut defined = [false; 6];
+    let mut has_params = false;
+    for f in ast.iter_functions() {
+        if let Some(i) = HOOKS.iter().position(|h| h.function() == f.name) {
+            if f.params.len() != 1 {
+                return Err(ScriptError {
+                    file: file.to_path_buf(),
+                    line: 0,
+                    column: 0,
+                    message: format!(
+                        "{} must take one parameter (ctx), it takes {}",
+                        f.name,
+                        f.params.len()
+                    ),
+                });
+            }
+            defined[i] = true;
+        }
+        has_params |= f.name == "params" && f.params.is_empty();
+    }
+    Ok((defined, has_params))
+}
+
 impl Policy {
     /// Compiles `src` (resolving its imports) and reads its `params()`.
     pub fn compile(src: Located, search: &SearchPath) -> Result<Policy, ScriptError> {
@@ -99,26 +138,7 @@ impl Policy {
                 .unwrap_or_else(|| "import".into());
             err.or_place(&src.source, &needle)
         })?;
-        let mut defined = [false; 6];
-        let mut has_params = false;
-        for f in ast.iter_functions() {
-            if let Some(i) = HOOKS.iter().position(|h| h.function() == f.name) {
-                if f.params.len() != 1 {
-                    return Err(ScriptError {
-                        file: src.file.clone(),
-                        line: 0,
-                        column: 0,
-                        message: format!(
-                            "{} must take one parameter (ctx), it takes {}",
-                            f.name,
-                            f.params.len()
-                        ),
-                    });
-                }
-                defined[i] = true;
-            }
-            has_params |= f.name == "params" && f.params.is_empty();
-        }
+        let (defined, has_params) = hooks_of(&ast, &src.file)?;
         let mut files = vec![src.file.clone()];
         files.extend(imported.lock().expect("resolver lock").iter().cloned());
         let eval_top = files.len() > 1;
@@ -134,14 +154,7 @@ impl Policy {
             )
             .collect();
         let version = content_hash(&sources.iter().map(Vec::as_slice).collect::<Vec<_>>());
-        let mut may_import = false;
-        ast.walk(&mut |path: &[rhai::ASTNode]| {
-            may_import |= matches!(
-                path.last(),
-                Some(rhai::ASTNode::Stmt(rhai::Stmt::Import(..)))
-            );
-            !may_import
-        });
+        let may_import = imports_at_run_time(&ast);
         let uses_history = sources
             .iter()
             .any(|t| t.windows(7).any(|w| w == b"history"));
@@ -165,16 +178,21 @@ impl Policy {
             may_import,
         };
         if has_params {
-            let v = policy.call_raw("params", ())?;
-            policy.params = v.try_cast::<Map>().ok_or_else(|| ScriptError {
-                file: policy.file.clone(),
-                line: 0,
-                column: 0,
-                message: "fn params() must return a map of parameters with their defaults".into(),
-            })?;
+            policy.params = policy.declared_params()?;
         }
         policy.set_params(policy.params.clone());
         Ok(policy)
+    }
+
+    /// What `fn params()` returns: a map of parameters with their defaults.
+    fn declared_params(&mut self) -> Result<Map, ScriptError> {
+        let v = self.call_raw("params", ())?;
+        v.try_cast::<Map>().ok_or_else(|| ScriptError {
+            file: self.file.clone(),
+            line: 0,
+            column: 0,
+            message: "fn params() must return a map of parameters with their defaults".into(),
+        })
     }
 
     /// The text `file` (this policy's script or one of its modules) was compiled from.

@@ -10,7 +10,6 @@
 //! read is recorded, so a reload can watch it.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -20,34 +19,8 @@ use rhai::{
 };
 
 use super::find::SearchPath;
-use crate::limits::MAX_SOURCE;
-
-/// Reads a policy or module source: a regular file of at most `MAX_SOURCE` bytes, in
-/// UTF-8. Errors name `shown` (the path as the user knows it).
-pub fn read_source(path: &Path, shown: &Path) -> Result<String, String> {
-    let at = shown.display();
-    let meta = std::fs::metadata(path).map_err(|e| format!("{at}: {e}"))?;
-    if !meta.is_file() {
-        return Err(format!("{at}: not a regular file"));
-    }
-    if meta.len() > MAX_SOURCE {
-        return Err(format!(
-            "{at}: {} bytes, more than the {} KiB a policy file may have",
-            meta.len(),
-            MAX_SOURCE >> 10
-        ));
-    }
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_SOURCE + 1).read_to_end(&mut bytes))
-        .map_err(|e| format!("{at}: {e}"))?;
-    String::from_utf8(bytes).map_err(|e| {
-        format!(
-            "{at}: not UTF-8 text (invalid byte at offset {})",
-            e.utf8_error().valid_up_to()
-        )
-    })
-}
+use super::source::read_source;
+use crate::contain::{Escape, real_inside};
 
 /// The policy's import graph while it loads or runs a call.
 #[derive(Default)]
@@ -211,19 +184,22 @@ impl Resolver {
             if std::fs::symlink_metadata(&found).is_err() {
                 continue;
             }
-            let (Ok(root), Ok(real)) = (dir.canonicalize(), found.canonicalize()) else {
-                return Err(format!(
-                    "import {path:?}: {} is a broken link",
-                    found.display()
-                ));
+            let real = match real_inside(dir, &found) {
+                Ok(real) => real,
+                Err(Escape::Broken) => {
+                    return Err(format!(
+                        "import {path:?}: {} is a broken link",
+                        found.display()
+                    ));
+                }
+                Err(Escape::Outside) => {
+                    return Err(format!(
+                        "import {path:?}: {} leads outside {} through a symlink",
+                        found.display(),
+                        dir.display()
+                    ));
+                }
             };
-            if !real.starts_with(&root) {
-                return Err(format!(
-                    "import {path:?}: {} leads outside {} through a symlink",
-                    found.display(),
-                    dir.display()
-                ));
-            }
             // `./x.rhai` is shown as `x.rhai`.
             let found = found
                 .strip_prefix(".")

@@ -11,7 +11,7 @@ use crate::limits::{MAX_THIS_BYTES as MAX_JSON_BYTES, MAX_THIS_DEPTH as MAX_DEPT
 pub const FLOAT_TAG: &str = "$float";
 
 /// Why `this` cannot be kept, naming the key path (`this.history[3].t: ...`).
-pub fn check(this: &Dynamic) -> Result<(), String> {
+pub(crate) fn check(this: &Dynamic) -> Result<(), String> {
     let mut size = 0usize;
     walk(this, 0, &mut size).map_err(|f| f.at("this"))?;
     if size > MAX_JSON_BYTES {

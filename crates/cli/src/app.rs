@@ -1,0 +1,45 @@
+//! Runs a parsed command: each in `commands`, a workflow that trains refused under
+//! `mpirun`.
+
+use rudder_core::config::ConfigError;
+
+use crate::cli::{Cli, Command, PluginCommand};
+use crate::commands;
+use crate::error::AppError;
+
+/// Runs `cli`'s command.
+pub(crate) fn run(cli: Cli) -> Result<(), AppError> {
+    match cli.command {
+        Command::Train(args) => commands::train::command(args.options()).map(|_| ()),
+        Command::Sweep(o) => {
+            single_process("sweep")?;
+            commands::sweep::command(*o)
+        }
+        Command::LrFind(o) => {
+            single_process("lr-find")?;
+            commands::lr_find::command(*o)
+        }
+        Command::Rescale(o) => commands::rescale::command(o),
+        Command::Report(o) => commands::report::command(o),
+        Command::Policy(cmd) => commands::policy::command(cmd),
+        Command::Plugin(PluginCommand::New { name, dir }) => {
+            commands::policy::new_plugin(&dir, &name)
+        }
+    }
+}
+
+/// `sweep` and `lr-find` run their trials in one process (`--jobs` threads); under
+/// `mpirun` they are refused rather than run once per rank.
+fn single_process(command: &str) -> Result<(), AppError> {
+    let size = rudder_train::dist::world().size();
+    if size == 1 {
+        return Ok(());
+    }
+    Err(ConfigError::refused(
+        command,
+        format!(
+            "runs in one process (its trials share it with --jobs); it was started as {size} MPI ranks: run it without mpirun, or start one `rudder train` per trial under mpirun"
+        ),
+    )
+    .into())
+}

@@ -1,0 +1,277 @@
+//! The command line: clap definitions, and turning clap's errors into the one-line
+//! messages (exit code 2) the rest of rudder uses.
+
+use clap::{Parser, Subcommand};
+
+use rudder_core::OptimizerKind;
+
+use crate::args::{TrainArgs, kind, rescale_parser};
+
+/// rudder: a native trainer steered by hot-reloading Rhai policies.
+#[derive(Debug, Parser)]
+#[command(
+    name = "rudder",
+    version,
+    about,
+    propagate_version = true,
+    after_help = "Examples:
+  rudder train                                   the MLP on the embedded digits
+  rudder train --data mnist --model cnn --epochs 10 --out runs/cnn
+  rudder train --resume runs/cnn --epochs 15     continue a run, planning 15 epochs
+  rudder train --policy lr/cosine --policy stop/early_stop --param patience=5
+  rudder lr-find --data mnist --optimizer adamw  suggest a learning rate
+  rudder sweep --data mnist --epochs 3           one trial per LR multiplier
+  rudder rescale --lr 16 --batch-size 1024 --to-batch-size 64
+  rudder report runs/a runs/b --out compare.html
+  rudder policy list                             every policy on the search path"
+)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Train a model and write a run directory.
+    #[command(after_help = "Examples:
+  rudder train                                          the MLP on the embedded digits, 20 epochs
+  rudder train --data mnist --model cnn --epochs 10 --out runs/cnn
+  rudder train --data my.csv --hidden 64,32 --lr 0.05   a CSV, label in the last column
+  rudder train --policy lr/onecycle --param max_lr=0.4 --optimizer sgd --momentum 0.9
+  rudder train --resume runs/cnn --epochs 15            continue, planning 15 epochs
+  rudder train --config run.json --lr 0.2               a JSON file of these options; flags win")]
+    Train(Box<TrainArgs>),
+    /// One training run per LR multiplier (same seed and data order); picks the best.
+    Sweep(Box<SweepOptions>),
+    /// LR range test: an exponential LR ramp, one step each; suggests an LR.
+    LrFind(Box<LrFindOptions>),
+    /// Carry an LR to another batch size (linear or sqrt rule).
+    Rescale(RescaleOptions),
+    /// One HTML page overlaying runs: loss, accuracy, LR, batch size, policy events.
+    Report(ReportOptions),
+    /// Work with policies without training.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Work with plugins (shared policy libraries).
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PluginCommand {
+    /// Scaffold plugins/NAME: a manifest, one policy, one test and a README.
+    New {
+        name: String,
+        /// The folder to create it in
+        #[arg(long, default_value = "plugins")]
+        dir: std::path::PathBuf,
+    },
+}
+
+/// `rudder sweep`.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct SweepOptions {
+    #[command(flatten)]
+    pub(crate) train: TrainArgs,
+    /// Multipliers of the base --lr, one trial each
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1,2,4,0.5,0.25",
+        value_name = "M,M"
+    )]
+    pub(crate) multipliers: Vec<f64>,
+    /// What picks the winner, at its best epoch: train_loss, train_acc, val_loss, val_acc
+    #[arg(long, default_value = "val_loss")]
+    pub(crate) metric: String,
+    /// Trials run at once; --threads is split between them
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub(crate) jobs: usize,
+}
+
+/// `rudder lr-find`.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct LrFindOptions {
+    #[command(flatten)]
+    pub(crate) train: TrainArgs,
+    /// First LR of the ramp
+    #[arg(long, default_value_t = 1e-7, value_name = "X")]
+    pub(crate) start_lr: f64,
+    /// Last LR of the ramp
+    #[arg(long, default_value_t = 10.0, value_name = "X")]
+    pub(crate) end_lr: f64,
+    /// Steps (one LR each)
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub(crate) steps: usize,
+}
+
+/// `rudder rescale`.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct RescaleOptions {
+    /// The reference LR
+    #[arg(long, value_name = "X")]
+    pub(crate) lr: f64,
+    /// The reference batch size
+    #[arg(long, value_name = "N")]
+    pub(crate) batch_size: usize,
+    /// The batch size to carry it to
+    #[arg(long, value_name = "N")]
+    pub(crate) to_batch_size: usize,
+    #[arg(long, value_parser = rescale_parser(), default_value = "linear")]
+    pub(crate) rule: rudder_core::Rescale,
+    /// Training examples: also print steps per epoch and updates, before and after
+    #[arg(long, value_name = "N")]
+    pub(crate) dataset_size: Option<usize>,
+    /// Epochs, for the total updates
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub(crate) epochs: usize,
+    /// One JSON object instead of lines
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `rudder report`.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ReportOptions {
+    /// Run directories to overlay
+    #[arg(required = true, value_name = "RUN_DIR")]
+    pub(crate) runs: Vec<std::path::PathBuf>,
+    /// The page to write [default: compare.html beside the first run]
+    #[arg(long, value_name = "FILE")]
+    pub(crate) out: Option<std::path::PathBuf>,
+}
+
+/// Options shared by the commands that run hooks without training.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct SimOptions {
+    /// Policy names or paths, run in the order given
+    #[arg(required = true, value_name = "POLICY")]
+    pub(crate) policies: Vec<String>,
+    /// The run's base learning rate
+    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
+    pub(crate) lr: f64,
+    /// The run's base batch size
+    #[arg(long, default_value_t = 64)]
+    pub(crate) batch_size: usize,
+    /// [POLICY.]KEY=VALUE, VALUE as JSON, repeatable
+    #[arg(long = "param", value_name = "[POLICY.]KEY=VALUE")]
+    pub(crate) param: Vec<String>,
+    /// sgd | adamw (what ctx.optimizer says)
+    #[arg(long, value_parser = optimizer(), default_value = "sgd")]
+    pub(crate) optimizer: OptimizerKind,
+    /// Rule when a policy changes the batch size without setting lr [default: linear for sgd, sqrt for adamw]
+    #[arg(long, value_parser = rescale_parser())]
+    pub(crate) lr_scaling: Option<rudder_core::Rescale>,
+    /// Training examples (ctx.dataset_size) [default: steps per epoch x batch size]
+    #[arg(long)]
+    pub(crate) dataset_size: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PolicyCommand {
+    /// Compile and validate policies; exit 2 with file:line:col on a fault.
+    Check {
+        #[arg(required = true, value_name = "NAME|PATH")]
+        policies: Vec<String>,
+        /// [POLICY.]KEY=VALUE, checked against the policies' params()
+        #[arg(long = "param", value_name = "[POLICY.]KEY=VALUE")]
+        param: Vec<String>,
+    },
+    /// Print the LR each optimizer step would use, as JSON lines, with no training.
+    Schedule {
+        #[command(flatten)]
+        sim: SimOptions,
+        /// Planned epochs
+        #[arg(long)]
+        epochs: usize,
+        /// Optimizer steps per epoch
+        #[arg(long, default_value_t = 1)]
+        steps_per_epoch: usize,
+        /// One line per epoch (its first step) instead of one per step
+        #[arg(long)]
+        per_epoch: bool,
+    },
+    /// Every policy on the search path: name, one-line doc, file.
+    List,
+    /// A policy's doc comment, hooks, and parameters with defaults and docs.
+    Doc {
+        #[arg(value_name = "NAME|PATH")]
+        policy: String,
+    },
+    /// Write Rhai definitions (the functions scripts can call) for editor completion.
+    Defs {
+        #[arg(long, value_name = "FILE")]
+        out: std::path::PathBuf,
+    },
+    /// Run policy test files (scripts/tests, plugins/*/tests); ends with "N passed, N failed".
+    Test {
+        /// Test files, or policy names whose tests to run [default: all]
+        #[arg(value_name = "NAME|PATH")]
+        which: Vec<String>,
+    },
+    /// Feed recorded per-epoch metrics to the hooks; one JSON line per epoch.
+    Replay {
+        #[command(flatten)]
+        sim: SimOptions,
+        /// A metrics.jsonl (epoch and the metrics are enough)
+        #[arg(long, value_name = "FILE")]
+        metrics: std::path::PathBuf,
+    },
+}
+
+/// What parsing the command line gave: a command, or text to print and an exit code.
+pub(crate) enum Parsed {
+    Run(Cli),
+    Exit { text: String, code: u8 },
+}
+
+/// Parses `args`; a usage error becomes one line naming the flag (plus clap's tip).
+pub(crate) fn parse<I, T>(args: I) -> Parsed
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    match Cli::try_parse_from(args) {
+        Ok(cli) => Parsed::Run(cli),
+        Err(e) => {
+            use clap::error::ErrorKind;
+            let rendered = e.render().to_string();
+            match e.kind() {
+                ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => Parsed::Exit {
+                    text: rendered,
+                    code: if e.exit_code() == 0 { 0 } else { 2 },
+                },
+                _ => {
+                    let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
+                    let mut text = lines.next().unwrap_or("error: bad usage").to_string();
+                    for line in lines {
+                        if let Some(tip) = line.strip_prefix("tip:") {
+                            text.push_str(&format!(" ({})", tip.trim()));
+                        } else if line.starts_with("[possible values:") {
+                            text.push_str(&format!(" {line}"));
+                        }
+                    }
+                    text.push('\n');
+                    Parsed::Exit { text, code: 2 }
+                }
+            }
+        }
+    }
+}
+
+/// One JSON line on stdout; a closed pipe (`| head`) is not an error.
+pub(crate) fn print_json(v: serde_json::Value) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{v}");
+}
+
+/// `--optimizer`'s parser for the commands that do not train.
+fn optimizer() -> impl clap::builder::TypedValueParser<Value = OptimizerKind> {
+    kind(
+        OptimizerKind::ALL,
+        OptimizerKind::name,
+        OptimizerKind::about,
+    )
+}

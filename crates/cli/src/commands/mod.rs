@@ -1,0 +1,12 @@
+//! The commands: `train`, the LR workflow of the founding notes (`sweep`, a trial per
+//! LR multiplier; `lr-find`, the range test; `rescale`, a reference setup carried to
+//! another batch size), `report`, and the policy runtime's own (`policy ...`,
+//! `plugin new`). Each turns its options into a library call, and its result into
+//! files and lines.
+
+pub(crate) mod lr_find;
+pub(crate) mod policy;
+pub(crate) mod report;
+pub(crate) mod rescale;
+pub(crate) mod sweep;
+pub(crate) mod train;

@@ -1,0 +1,384 @@
+//! `rudder sweep`: one full run per LR multiplier, same seed, data order, epochs and
+//! batch size, sharing the loaded data set; trials that diverge are stopped and
+//! marked; the winner is picked by a metric; one report overlays every trial.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use rudder_core::config::{ConfigError, TrainConfig};
+use rudder_core::metric::Metric;
+use rudder_nn::data::Data;
+use rudder_run::report;
+use rudder_train::{load_policies, train_on};
+
+use crate::cli::{SweepOptions, print_json};
+use crate::error::AppError;
+
+/// `rudder sweep`.
+pub(crate) fn command(o: SweepOptions) -> Result<(), AppError> {
+    let mut opts = o.train.options();
+    if opts.resume.is_some() {
+        return Err(
+            ConfigError::refused("--resume", "a sweep cannot be resumed; run it again").into(),
+        );
+    }
+    if opts.out.is_none() {
+        opts.out = Some(rudder_core::time::default_run_dir().with_extension("sweep"));
+    }
+    let cfg = rudder_train::resolve(opts)?;
+    let jobs = o.jobs.max(1);
+    check(&o.multipliers)?;
+    let metric = Metric::from_name(&o.metric)
+        .map_err(|e| ConfigError::invalid("--metric", e.to_string()))?;
+    let spec = Spec {
+        multipliers: o.multipliers,
+        metric,
+        jobs,
+    };
+    let device = rudder_train::device(&cfg)?;
+    let data = rudder_train::load_data(&cfg, &device)?;
+    rudder_core::term::say(&format!(
+        "rudder sweep: {} trials of {} epochs (lr {} x {:?}), {} at a time, in {}",
+        spec.multipliers.len(),
+        cfg.epochs,
+        cfg.lr,
+        spec.multipliers,
+        jobs.min(spec.multipliers.len()),
+        cfg.out.display()
+    ));
+    let outcome = run(&cfg, &spec, &data)?;
+    rudder_core::term::say_text(&table(&outcome));
+    match outcome.winner {
+        Some(w) => {
+            let t = &outcome.trials[w];
+            rudder_core::term::say(&format!(
+                "winner: {} (lr {}) by {}; report: {}",
+                t.dir,
+                t.lr,
+                outcome.metric,
+                cfg.out.join("report.html").display()
+            ));
+            print_json(
+                serde_json::json!({"multiplier": t.multiplier, "lr": t.lr, "dir": cfg.out.join(&t.dir), "metric": outcome.metric, "score": t.score}),
+            );
+        }
+        None => rudder_core::term::say("no winner: every trial diverged"),
+    }
+    Ok(())
+}
+
+/// What the sweep varies and how it picks.
+#[derive(Debug, Clone)]
+pub(crate) struct Spec {
+    /// Multipliers of the base LR, one trial each.
+    pub(crate) multipliers: Vec<f64>,
+    /// The metric that picks the winner: its best epoch (min for losses, max for
+    /// accuracies).
+    pub(crate) metric: Metric,
+    /// Trials run at once.
+    pub(crate) jobs: usize,
+}
+
+/// One trial in `sweep.json`.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Trial {
+    pub(crate) multiplier: f64,
+    pub(crate) lr: f64,
+    /// The run directory, relative to the sweep's.
+    pub(crate) dir: String,
+    pub(crate) diverged: bool,
+    pub(crate) epochs_run: usize,
+    /// The last epoch's metrics line.
+    #[serde(rename = "final")]
+    pub(crate) last: Value,
+    /// Best val_loss and val_acc over the epochs, with their epochs.
+    pub(crate) best: Value,
+    /// The best value of the sweep's metric (`null` if none was finite).
+    pub(crate) score: Option<f64>,
+    /// The run as read back, for the sweep's report.
+    #[serde(skip)]
+    pub(crate) run: report::RunView,
+}
+
+/// `sweep.json`.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Outcome {
+    pub(crate) metric: Metric,
+    pub(crate) base_lr: f64,
+    pub(crate) epochs: usize,
+    pub(crate) batch_size: usize,
+    pub(crate) seed: u64,
+    pub(crate) trials: Vec<Trial>,
+    /// Index into `trials` of the best trial that did not diverge.
+    pub(crate) winner: Option<usize>,
+}
+
+/// `x1`, `x0.5`: a trial's folder name.
+pub(crate) fn trial_name(m: f64) -> String {
+    // Short whatever the multiplier: very small or large ones in exponent form.
+    if (1e-4..1e6).contains(&m) {
+        format!("x{m}")
+    } else {
+        format!("x{m:e}")
+    }
+}
+
+/// The sweep's multipliers: finite, > 0, each once.
+fn check(multipliers: &[f64]) -> Result<(), AppError> {
+    if multipliers.is_empty() || multipliers.iter().any(|m| !m.is_finite() || *m <= 0.0) {
+        return Err(ConfigError::invalid(
+            "--multipliers",
+            format!("need finite numbers > 0, got {multipliers:?}"),
+        )
+        .into());
+    }
+    // Each trial has a folder of its own: two multipliers that are the same number
+    // would share one.
+    let mut names: Vec<String> = multipliers.iter().map(|&m| trial_name(m)).collect();
+    names.sort();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        return Err(ConfigError::invalid(
+            "--multipliers",
+            format!("{} is given twice", w[0].trim_start_matches('x')),
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// Runs the trials of `spec` for `cfg` (whose `out` is the sweep's folder) on `data`.
+fn run(cfg: &TrainConfig, spec: &Spec, data: &Data) -> Result<Outcome, AppError> {
+    check(&spec.multipliers)?;
+    spec.metric
+        .check_task(cfg.task)
+        .map_err(|e| ConfigError::invalid("--metric", e.to_string()))?;
+    // Policies are checked once here, so a bad one is exit 2 before any trial.
+    load_policies(
+        &cfg.policy,
+        &cfg.param,
+        cfg.lr_scaling,
+        rudder_policy::WatchMode::Off,
+    )?;
+    // The sweep's own folder: absent or empty, and ours while the trials run.
+    let _lock = rudder_run::lock::claim(&cfg.out, "--out").map_err(rudder_train::Error::from)?;
+    let results = run_trials(cfg, spec, data);
+    if rudder_core::interrupt::requested() {
+        return Err(AppError::Interrupted(format!(
+            "interrupted; each trial in {} that ran checkpointed where it stopped (a sweep is not resumed: run it again)",
+            cfg.out.display()
+        )));
+    }
+    let mut trials = Vec::new();
+    for r in results.into_inner().expect("no trial panics") {
+        trials.push(r.expect("every trial ran")?);
+    }
+    let winner = spec
+        .metric
+        .best_of(
+            trials
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| !t.diverged)
+                .filter_map(|(i, t)| Some((i, t.score?))),
+        )
+        .map(|(i, _)| i);
+    let outcome = Outcome {
+        metric: spec.metric,
+        base_lr: cfg.lr,
+        epochs: cfg.epochs,
+        batch_size: cfg.batch_size,
+        seed: cfg.seed,
+        trials,
+        winner,
+    };
+    write_outputs(&cfg.out, &outcome)?;
+    Ok(outcome)
+}
+
+/// Every trial of `spec`, `spec.jobs` at a time on threads of their own, each
+/// trial's result in its multiplier's place (`None`: not started, after Ctrl-C).
+fn run_trials(
+    cfg: &TrainConfig,
+    spec: &Spec,
+    data: &Data,
+) -> Mutex<Vec<Option<Result<Trial, AppError>>>> {
+    let jobs = spec.jobs.clamp(1, spec.multipliers.len());
+    let trial_cfg = |m: f64| {
+        let mut c = cfg.clone();
+        c.lr = cfg.lr * m;
+        c.out = cfg.out.join(trial_name(m));
+        // TensorBoard: a folder per sweep, a run per trial in it.
+        c.tensorboard = cfg
+            .tensorboard
+            .as_ref()
+            .map(|d| d.join(cfg.out.file_name().unwrap_or_default()));
+        c.quiet = true;
+        c.watch = rudder_policy::WatchMode::Off;
+        c.threads = (cfg.threads / jobs).max(1);
+        c.stop_on_divergence = true;
+        c
+    };
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Result<Trial, AppError>>>> =
+        Mutex::new((0..spec.multipliers.len()).map(|_| None).collect());
+    let work = || {
+        loop {
+            // After Ctrl-C no trial starts; the running ones checkpoint.
+            if rudder_core::interrupt::requested() {
+                break;
+            }
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(&m) = spec.multipliers.get(i) else {
+                break;
+            };
+            let c = trial_cfg(m);
+            let r = run_trial(&c, m, data, spec.metric);
+            if let Ok(t) = &r {
+                rudder_core::term::say(&format!(
+                    "rudder sweep: {} (lr {}) done: {} epochs, best {} {}{}",
+                    t.dir,
+                    report::fmt_num(t.lr),
+                    t.epochs_run,
+                    spec.metric,
+                    t.score.map_or("-".into(), |v| format!("{v:.4}")),
+                    if t.diverged { ", diverged" } else { "" }
+                ));
+            }
+            results.lock().expect("no trial panics")[i] = Some(r);
+        }
+    };
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            // Policies run on the trial's thread: it gets their stack.
+            let started = std::thread::Builder::new()
+                .name("rudder-trial".into())
+                .stack_size(rudder_policy::limits::POLICY_STACK)
+                .spawn_scoped(s, work);
+            if started.is_err() {
+                work();
+            }
+        }
+    });
+    results
+}
+
+fn run_trial(cfg: &TrainConfig, m: f64, data: &Data, metric: Metric) -> Result<Trial, AppError> {
+    let mut policies = load_policies(
+        &cfg.policy,
+        &cfg.param,
+        cfg.lr_scaling,
+        rudder_policy::WatchMode::Off,
+    )?;
+    let summary = rudder_train::with_threads(cfg.threads, || train_on(cfg, data, &mut policies))?;
+    let view = report::load_run(&cfg.out)
+        .map_err(|e| ConfigError::file(format!("--out {}", cfg.out.display()), e))?;
+    let best = |k: Metric| {
+        k.best_epoch(&view.history).map_or(
+            Value::Null,
+            |(e, v)| serde_json::json!({"epoch": e, "value": v}),
+        )
+    };
+    Ok(Trial {
+        multiplier: m,
+        lr: cfg.lr,
+        dir: trial_name(m),
+        diverged: summary.diverged,
+        epochs_run: summary.epochs_run,
+        last: view.history.last().cloned().unwrap_or(Value::Null),
+        best: {
+            let (score, _) = report::score_key(&view.history);
+            let mut b = serde_json::Map::new();
+            b.insert("val_loss".into(), best(Metric::ValLoss));
+            b.insert(score.name().into(), best(score));
+            if metric != Metric::ValLoss && metric != score {
+                b.insert(metric.name().into(), best(metric));
+            }
+            Value::Object(b)
+        },
+        score: metric.best_epoch(&view.history).map(|(_, v)| v),
+        run: report::RunView {
+            name: format!(
+                "{} lr {}{}",
+                trial_name(m),
+                report::fmt_num(cfg.lr),
+                if summary.diverged { " (diverged)" } else { "" }
+            ),
+            ..view
+        },
+    })
+}
+
+/// `sweep.json` and `report.html` in the sweep's folder.
+fn write_outputs(dir: &Path, o: &Outcome) -> Result<(), AppError> {
+    let io = |p: PathBuf| move |e: std::io::Error| ConfigError::file(p.display().to_string(), e);
+    let mut text = serde_json::to_string_pretty(o).expect("a sweep serialises");
+    text.push('\n');
+    rudder_run::files::write_atomic(&dir.join("sweep.json"), text.as_bytes())
+        .map_err(io(dir.join("sweep.json")))?;
+    let runs: Vec<report::RunView> = o.trials.iter().map(|t| t.run.clone()).collect();
+    let title = format!(
+        "rudder sweep: {} epochs, batch {}, base lr {}, winner by {}: {}",
+        o.epochs,
+        o.batch_size,
+        report::fmt_num(o.base_lr),
+        o.metric,
+        o.winner
+            .map_or("none (all diverged)".into(), |w| o.trials[w].dir.clone())
+    );
+    report::write_page(&dir.join("report.html"), &report::compare(&title, &runs))
+        .map_err(io(dir.join("report.html")))?;
+    Ok(())
+}
+
+/// The table printed on stderr at the end of a sweep.
+fn table(o: &Outcome) -> String {
+    // Classification's accuracy, or a regression's RMSE.
+    let lines: Vec<Value> = o.trials.iter().map(|t| t.last.clone()).collect();
+    let (score, label) = report::score_key(&lines);
+    let mut out = format!(
+        "{:<10} {:>10} {:>14} {:>6} {:>14} {:>13}  {}\n",
+        "trial",
+        "lr",
+        format!("best {}", o.metric),
+        "epoch",
+        "final loss",
+        format!("final {label}"),
+        "note"
+    );
+    for (i, t) in o.trials.iter().enumerate() {
+        let best_epoch = t
+            .best
+            .get(o.metric.name())
+            .and_then(|b| b.get("epoch"))
+            .and_then(Value::as_u64)
+            // 1-based, as people count epochs (sweep.json keeps the 0-based index).
+            .map_or("-".into(), |e| (e + 1).to_string());
+        let f = |k: &str| {
+            t.last
+                .get(k)
+                .and_then(Value::as_f64)
+                .map_or("-".into(), |v| format!("{v:.4}"))
+        };
+        out.push_str(&format!(
+            "{:<10} {:>10} {:>14} {:>6} {:>14} {:>13}  {}\n",
+            t.dir,
+            report::fmt_num(t.lr),
+            t.score.map_or("-".into(), |v| format!("{v:.4}")),
+            best_epoch,
+            f("val_loss"),
+            f(score.name()),
+            if o.winner == Some(i) {
+                "winner"
+            } else if t.diverged {
+                "diverged"
+            } else {
+                ""
+            }
+        ));
+    }
+    out
+}

@@ -1,0 +1,82 @@
+//! Every failure of a command, and the exit code it ends with: 2 for what the
+//! command was given (usage, options, files, data, a model, a checkpoint, a policy),
+//! 1 for a failure during a run or failed policy tests, 130 for an interrupt.
+
+use rudder_core::config::ConfigError;
+use rudder_run::files::JsonlError;
+use rudder_run::report::LoadRunError;
+
+/// The exit code of an interrupted run (128 + SIGINT, as shells report it).
+pub(crate) const INTERRUPTED: u8 = 130;
+
+/// Any failure of a command.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum AppError {
+    /// A bad option of a command.
+    #[error(transparent)]
+    Usage(#[from] ConfigError),
+    /// A training run (or its setup) failed.
+    #[error(transparent)]
+    Run(#[from] rudder_train::Error),
+    /// `rudder report` was given a folder it cannot draw.
+    #[error(transparent)]
+    Report(#[from] LoadRunError),
+    /// A JSONL file an option names cannot be read.
+    #[error("{flag} {source}")]
+    Read {
+        /// The option (`--metrics`).
+        flag: &'static str,
+        /// Why.
+        source: JsonlError,
+    },
+    /// A policy a command names cannot be found (`policy doc NAME`).
+    #[error("{at} {source}")]
+    Policy {
+        /// The command.
+        at: &'static str,
+        /// Why.
+        source: rudder_policy::LoadError,
+    },
+    /// A plugin that `plugin new` cannot make.
+    #[error(transparent)]
+    Plugin(#[from] rudder_policy::plugin::PluginError),
+    /// `rudder policy test` could not run its cases.
+    #[error(transparent)]
+    Tests(#[from] rudder_policy::testing::TestError),
+    /// `rudder policy test` ran and some cases failed.
+    #[error("{0} policy test case(s) failed")]
+    TestsFailed(usize),
+    /// SIGINT or SIGTERM: the message says where and how to go on.
+    #[error("{0}")]
+    Interrupted(String),
+}
+
+impl AppError {
+    /// 2 for bad usage, configuration, data, model, checkpoint or policy; 1 for a
+    /// failure during the run; 130 for an interrupt.
+    pub(crate) fn exit_code(&self) -> u8 {
+        match self {
+            AppError::Usage(_)
+            | AppError::Report(_)
+            | AppError::Read { .. }
+            | AppError::Policy { .. }
+            | AppError::Plugin(_)
+            | AppError::Tests(_) => 2,
+            AppError::Run(e) if e.is_input() => 2,
+            AppError::Run(_) | AppError::TestsFailed(_) => 1,
+            AppError::Interrupted(_) => INTERRUPTED,
+        }
+    }
+}
+
+impl From<rudder_run::lock::LockError> for AppError {
+    fn from(e: rudder_run::lock::LockError) -> AppError {
+        AppError::Run(e.into())
+    }
+}
+
+impl From<rudder_policy::LoadError> for AppError {
+    fn from(e: rudder_policy::LoadError) -> AppError {
+        AppError::Run(e.into())
+    }
+}

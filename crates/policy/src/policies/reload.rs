@@ -1,0 +1,148 @@
+//! A reload: which policies changed on disk (content hashes), each recompiled in a
+//! fresh engine and dry-run on a copy of its `this` before it is swapped in.
+
+use rhai::Dynamic;
+
+use crate::params::{Param, apply_params, names_match};
+use crate::script::convert;
+use crate::script::error::ScriptError;
+use crate::script::find::{self};
+use crate::script::policy::{Policy, content_hash};
+use crate::{Ctx, EventKind, Hook, PolicyEvent};
+
+use super::Policies;
+use super::calls::{event, location};
+
+impl Policies {
+    /// The content hash of policy `i`'s files now; `None` while one is missing or
+    /// empty (a delete-then-create save, or a write in progress, keeps the old version
+    /// until the file is back). A file that cannot be read for another reason (its
+    /// permissions), or is too large, is a version of its own, which then fails to
+    /// load with the reason.
+    pub(super) fn current_version(&self, i: usize) -> Option<String> {
+        let p = &self.policies[i];
+        let mut parts = Vec::with_capacity(p.files.len());
+        for f in &p.files {
+            let bytes = read_version(f)?;
+            // An empty file is a save in progress (truncated, not yet written): wait.
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                return None;
+            }
+            parts.push(bytes);
+        }
+        Some(content_hash(
+            &parts.iter().map(Vec::as_slice).collect::<Vec<_>>(),
+        ))
+    }
+
+    /// Compiles policy `i` anew (a fresh engine and resolver), re-merges its params and
+    /// dry-runs its hooks on a copy of `this`.
+    pub(super) fn recompile(
+        &self,
+        i: usize,
+        ctx: &Ctx,
+        history: &Dynamic,
+    ) -> Result<Policy, ScriptError> {
+        let file = &self.policies[i].file;
+        let at_file = |message: String| ScriptError {
+            file: file.clone(),
+            line: 0,
+            column: 0,
+            message,
+        };
+        let src = find::locate(&self.specs[i], &self.search).map_err(at_file)?;
+        let mut fresh = Policy::compile(src, &self.search)?;
+        // The parameters this policy took at load (a new version may drop a key).
+        let mine: Vec<Param> = self
+            .params
+            .iter()
+            .filter(|p| {
+                p.policy.as_deref().is_none_or(|n| names_match(n, &fresh))
+                    && fresh.params.contains_key(p.key.as_str())
+            })
+            .cloned()
+            .collect();
+        apply_params(std::slice::from_mut(&mut fresh), &mine)
+            .map_err(|e| at_file(e.to_string()))?;
+        // Dry run on a copy of `this`; the caller moves the real one in.
+        fresh.this = self.policies[i].this.clone();
+        for hook in [Hook::EpochStart, Hook::Step, Hook::EpochEnd] {
+            if fresh.defines(hook) {
+                let h = if fresh.uses_history {
+                    history.clone()
+                } else {
+                    Dynamic::UNIT
+                };
+                let _dry_run = fresh.call(hook, convert::ctx_map(ctx, fresh.params_value(), &h))?;
+            }
+        }
+        Ok(fresh)
+    }
+
+    /// Reloads policy `i` if its files changed: the event, and whether it was swapped.
+    pub(super) fn reload_one(
+        &mut self,
+        i: usize,
+        ctx: &Ctx,
+        history: &Dynamic,
+    ) -> Option<(PolicyEvent, bool)> {
+        let now = self.current_version(i)?;
+        if now == self.policies[i].version || self.failed[i].as_deref() == Some(now.as_str()) {
+            return None;
+        }
+        let name = self.policies[i].name.clone();
+        match self.recompile(i, ctx, history) {
+            Ok(mut fresh) => {
+                fresh.this = std::mem::replace(&mut self.policies[i].this, Dynamic::UNIT);
+                self.policies[i] = fresh;
+                self.generation[i] += 1;
+                self.failed[i] = None;
+                let v = format!("v{}", self.generation[i]);
+                self.messages.say(&crate::text::one_line(&format!(
+                    "policy {name} reloaded ({v}, {})",
+                    &now[..6]
+                )));
+                let mut ev = event(EventKind::Reload, &self.policies[i], Hook::Reload);
+                ev.message = Some(v);
+                Some((ev, true))
+            }
+            Err(e) => {
+                self.messages.say(&crate::text::one_line(&format!(
+                    "policy {name}: reload failed at {e} (still running v{})",
+                    self.generation[i]
+                )));
+                let mut ev = event(EventKind::ReloadFailed, &self.policies[i], Hook::Reload);
+                ev.message = Some(e.message.clone());
+                ev.at = Some(location(&e));
+                ev.version = now.clone();
+                self.failed[i] = Some(now);
+                Some((ev, false))
+            }
+        }
+    }
+}
+
+/// A file's bytes for its version: only a regular file is read, and no further than
+/// a policy may be (a FIFO would block, /dev/zero never end); anything else is a
+/// version of its own, which then fails to load, saying why. `None` while it is
+/// missing.
+fn read_version(f: &std::path::Path) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let max = crate::limits::MAX_SOURCE;
+    Some(match std::fs::metadata(f) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => format!("unreadable:{e}").into_bytes(),
+        Ok(m) if !m.is_file() => b"not a regular file".to_vec(),
+        Ok(m) if m.len() > max => format!("large:{}", m.len()).into_bytes(),
+        Ok(_) => {
+            let mut b = Vec::new();
+            let read =
+                std::fs::File::open(f).and_then(|file| file.take(max + 1).read_to_end(&mut b));
+            match read {
+                Ok(_) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+                Err(e) => format!("unreadable:{e}").into_bytes(),
+            }
+        }
+    })
+}

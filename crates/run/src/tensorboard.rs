@@ -1,0 +1,280 @@
+//! TensorBoard event files (`--tensorboard DIR`): the per-epoch scalars and the
+//! policy events of a run, written as TensorBoard's own `Event` protocol buffers in
+//! its record framing, so an existing TensorBoard shows rudder runs beside others.
+//!
+//! A file is `events.out.tfevents.<secs>.<host>.rudder`: records of a little-endian
+//! u64 length, its masked CRC-32C, the bytes, their masked CRC-32C. The first event
+//! names the format (`brain.Event:2`); a resumed run starts a new file with a
+//! `SessionLog` START at the step it continues from, which TensorBoard takes as the
+//! order to drop what an earlier file wrote from that step on (the epochs a resume
+//! replays). Scalars are `simple_value`s; events are text summaries (plugin `text`,
+//! a string tensor). The step is the epoch number (1-based), as the report's axis.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use prost::Message;
+
+use crate::log::EpochRecord;
+use crate::sink::Sink;
+
+/// `tensorflow.Event` (the fields rudder writes).
+#[derive(Clone, PartialEq, prost::Message)]
+struct Event {
+    #[prost(double, tag = "1")]
+    wall_time: f64,
+    #[prost(int64, tag = "2")]
+    step: i64,
+    #[prost(string, optional, tag = "3")]
+    file_version: Option<String>,
+    #[prost(message, optional, tag = "5")]
+    summary: Option<Summary>,
+    #[prost(message, optional, tag = "7")]
+    session_log: Option<SessionLog>,
+}
+
+/// `tensorflow.Summary`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Summary {
+    #[prost(message, repeated, tag = "1")]
+    value: Vec<Value>,
+}
+
+/// `tensorflow.Summary.Value`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Value {
+    #[prost(string, tag = "1")]
+    tag: String,
+    #[prost(float, optional, tag = "2")]
+    simple_value: Option<f32>,
+    #[prost(message, optional, tag = "8")]
+    tensor: Option<TensorProto>,
+    #[prost(message, optional, tag = "9")]
+    metadata: Option<SummaryMetadata>,
+}
+
+/// `tensorflow.SummaryMetadata`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct SummaryMetadata {
+    #[prost(message, optional, tag = "1")]
+    plugin_data: Option<PluginData>,
+}
+
+/// `tensorflow.SummaryMetadata.PluginData`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct PluginData {
+    #[prost(string, tag = "1")]
+    plugin_name: String,
+}
+
+/// `tensorflow.TensorProto` (a string scalar).
+#[derive(Clone, PartialEq, prost::Message)]
+struct TensorProto {
+    #[prost(int32, tag = "1")]
+    dtype: i32,
+    #[prost(message, optional, tag = "2")]
+    tensor_shape: Option<TensorShape>,
+    #[prost(bytes = "vec", repeated, tag = "8")]
+    string_val: Vec<Vec<u8>>,
+}
+
+/// `tensorflow.TensorShapeProto` (no dimensions: a scalar).
+#[derive(Clone, PartialEq, prost::Message)]
+struct TensorShape {}
+
+/// `tensorflow.SessionLog`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct SessionLog {
+    #[prost(int32, tag = "1")]
+    status: i32,
+}
+
+const DT_STRING: i32 = 7;
+const SESSION_START: i32 = 1;
+
+/// The CRC TensorBoard's records carry: CRC-32C, rotated and offset.
+fn masked_crc(bytes: &[u8]) -> u32 {
+    let crc = crc32c::crc32c(bytes);
+    crc.rotate_right(15).wrapping_add(0xa282_ead8)
+}
+
+fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// One run's event file, open for appending.
+pub struct Writer {
+    out: BufWriter<File>,
+    path: PathBuf,
+    /// How a note names the files when they fail (`--tensorboard DIR`).
+    shown: String,
+}
+
+impl Writer {
+    /// A new event file in `dir` (created); `resumed_at` (an epoch number) starts it
+    /// with the order to drop what earlier files hold from that step on.
+    pub fn create(dir: &Path, resumed_at: Option<u64>) -> std::io::Result<Writer> {
+        std::fs::create_dir_all(dir)?;
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "localhost".into());
+        let secs = now() as u64;
+        // Two files in one second (a quick resume) must not share a name.
+        let mut path = dir.join(format!("events.out.tfevents.{secs}.{host}.rudder"));
+        let mut n = 1;
+        while path.exists() {
+            path = dir.join(format!("events.out.tfevents.{secs}.{host}.rudder.{n}"));
+            n += 1;
+        }
+        let mut w = Writer {
+            out: BufWriter::new(File::create(&path)?),
+            shown: format!("--tensorboard {}", dir.display()),
+            path,
+        };
+        w.write(&Event {
+            wall_time: now(),
+            step: 0,
+            file_version: Some("brain.Event:2".into()),
+            ..Default::default()
+        })?;
+        if let Some(step) = resumed_at {
+            w.write(&Event {
+                wall_time: now(),
+                step: step as i64,
+                session_log: Some(SessionLog {
+                    status: SESSION_START,
+                }),
+                ..Default::default()
+            })?;
+        }
+        w.out.flush()?;
+        Ok(w)
+    }
+
+    /// The event file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Names the files as `shown` in the note a failure gives (`--tensorboard DIR`).
+    pub fn shown_as(mut self, shown: String) -> Writer {
+        self.shown = shown;
+        self
+    }
+
+    fn write(&mut self, e: &Event) -> std::io::Result<()> {
+        let data = e.encode_to_vec();
+        let len = (data.len() as u64).to_le_bytes();
+        self.out.write_all(&len)?;
+        self.out.write_all(&masked_crc(&len).to_le_bytes())?;
+        self.out.write_all(&data)?;
+        self.out.write_all(&masked_crc(&data).to_le_bytes())
+    }
+
+    /// Scalars at `step`, one event.
+    pub fn scalars(&mut self, step: u64, values: &[(String, f64)]) -> std::io::Result<()> {
+        let value = values
+            .iter()
+            .filter(|(_, v)| v.is_finite())
+            .map(|(tag, v)| Value {
+                tag: tag.clone(),
+                simple_value: Some(*v as f32),
+                ..Default::default()
+            })
+            .collect();
+        self.write(&Event {
+            wall_time: now(),
+            step: step as i64,
+            summary: Some(Summary { value }),
+            ..Default::default()
+        })
+    }
+
+    /// A text summary (TensorBoard's Text tab) at `step`.
+    pub fn text(&mut self, step: u64, tag: &str, text: &str) -> std::io::Result<()> {
+        self.write(&Event {
+            wall_time: now(),
+            step: step as i64,
+            summary: Some(Summary {
+                value: vec![Value {
+                    tag: tag.into(),
+                    tensor: Some(TensorProto {
+                        dtype: DT_STRING,
+                        tensor_shape: Some(TensorShape {}),
+                        string_val: vec![text.as_bytes().to_vec()],
+                    }),
+                    metadata: Some(SummaryMetadata {
+                        plugin_data: Some(PluginData {
+                            plugin_name: "text".into(),
+                        }),
+                    }),
+                    ..Default::default()
+                }],
+            }),
+            ..Default::default()
+        })
+    }
+
+    /// Makes what was written visible to a TensorBoard reading the file.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// A run's scalars per epoch (1-based steps), and its events worth a marker as
+/// text (`events/KIND`). A failure stops the TensorBoard files, not the run.
+impl Sink for Writer {
+    fn event(
+        &mut self,
+        _event: &crate::sink::Event,
+        line: &serde_json::Value,
+    ) -> std::io::Result<()> {
+        match crate::report::markers::from_event(line, None) {
+            Some(m) => self.text(m.epoch as u64 + 1, &format!("events/{}", m.kind), &m.label),
+            None => Ok(()),
+        }
+    }
+
+    fn epoch(&mut self, r: &EpochRecord, _history: &[serde_json::Value]) -> std::io::Result<()> {
+        let mut v: Vec<(String, f64)> = [
+            ("loss/train", Some(r.train_loss)),
+            ("loss/val", Some(r.val_loss)),
+            ("accuracy/train", r.train_acc),
+            ("accuracy/val", r.val_acc),
+            ("error/val_rmse", r.val_rmse),
+            ("error/val_mae", r.val_mae),
+            ("r2/val", r.val_r2),
+            ("lr", Some(r.lr)),
+            ("batch_size", Some(r.batch_size as f64)),
+            ("samples_per_s", Some(r.samples_per_s)),
+        ]
+        .iter()
+        .filter_map(|(k, x)| x.map(|x| (k.to_string(), x)))
+        .collect();
+        v.extend(r.policy.iter().map(|(k, x)| (format!("policy/{k}"), *x)));
+        self.scalars(r.epoch as u64 + 1, &v)?;
+        self.flush()
+    }
+
+    fn dropped(&self, e: &std::io::Error) -> Option<String> {
+        Some(format!(
+            "rudder: {}: {e}; no more TensorBoard events for this run",
+            self.shown
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_framed_with_masked_crcs() {
+        // The masked CRC of 8 zero bytes, as TensorFlow's own writer computes it
+        // (tensorboard.compat.tensorflow_stub: masked_crc32c(b"\0" * 8)).
+        assert_eq!(masked_crc(&[0u8; 8]), 0x0798_0329);
+    }
+}

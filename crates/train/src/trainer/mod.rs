@@ -1,0 +1,272 @@
+//! The training loop: the only code that mutates the model, the optimizer and the
+//! batcher. Hooks are called at one place each; the decisions they return are applied
+//! between optimizer steps, never inside a (micro-)batch.
+
+mod checkpointing;
+mod epoch;
+mod hooks;
+mod learner;
+mod progress;
+pub mod range;
+mod run;
+mod sinks;
+
+use std::path::PathBuf;
+
+use rudder_core::config::TrainConfig;
+use rudder_nn::data::{Batcher, Data};
+use rudder_policy::{Best, Decision, RunState, Save, Settings};
+use rudder_run::checkpoint::{Monitored, Partial};
+use rudder_run::log::{EpochRecord, RunLog};
+use serde_json::Value;
+
+use crate::dist::Collective;
+use sinks::Sinks;
+
+pub use checkpointing::fits;
+pub use learner::{CandleLearner, EngineLearner, Learner, Sums};
+pub use progress::Progress;
+
+/// A failure during the run (the binary's exit code 1).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrainError {
+    /// A tensor operation failed (out of memory, a device error).
+    #[error("tensor operation failed: {0}")]
+    Tensor(#[from] candle_core::Error),
+    /// Writing the run folder failed.
+    #[error("writing the run directory: {0}")]
+    Io(#[from] std::io::Error),
+    /// Ranks that disagree (a message that does not parse, a step that is not theirs).
+    #[error("many processes: {0}")]
+    Rank(#[from] crate::dist::DistError),
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    /// Epochs finished.
+    pub epochs_run: usize,
+    /// Optimizer steps done.
+    pub steps: u64,
+    /// The last epoch's metrics line.
+    pub last: Option<EpochRecord>,
+    /// The best epoch by validation loss.
+    pub best: Best,
+    /// Why the run stopped before its planned epochs, if it did.
+    pub stop_reason: Option<String>,
+    /// Stopped by the sweep's divergence guard.
+    pub diverged: bool,
+    /// Stopped by SIGINT or SIGTERM, after a checkpoint of where it was.
+    pub interrupted: bool,
+    /// The newest checkpoint when the run ended (the interrupted one when its write
+    /// succeeded).
+    pub last_checkpoint: Option<PathBuf>,
+    /// When the run ended on weights restored from a checkpoint (a rollback after the
+    /// last epoch, as `restore_best_weights` does): that epoch's index and metrics
+    /// line, the numbers the final weights have.
+    pub restored: Option<(usize, Value)>,
+}
+
+/// How far above the first step's loss a sweep trial counts as diverged.
+pub const DIVERGENCE_FACTOR: f64 = 10.0;
+
+/// Mixed into the seed for the shuffle stream.
+const SHUFFLE_SALT: u64 = 0x5407_f1e5;
+
+/// Everything one run owns and changes.
+pub struct Trainer<'a> {
+    cfg: &'a TrainConfig,
+    data: &'a Data,
+    learner: Box<dyn Learner>,
+    param_count: usize,
+    batcher: Batcher,
+    /// The run as its policies see it: settings, counters, metrics, history, best.
+    state: RunState,
+    /// Scalars policies asked to record for the current epoch.
+    policy_metrics: std::collections::BTreeMap<String, f64>,
+    stop: Option<String>,
+    /// Where events and epochs go: the run log, the progress lines, the report,
+    /// TensorBoard.
+    sinks: Sinks,
+    ckpt: Checkpoints,
+    /// The sums of the epoch in progress; `None` between epochs.
+    partial: Option<Partial>,
+    /// The `resume` event to write when the run starts: the checkpoint and notes.
+    resume_note: Option<(Option<PathBuf>, Vec<String>)>,
+    /// The first step's mean loss, for the divergence guard.
+    first_loss: Option<f64>,
+    /// The finished epoch whose weights a rollback since the last epoch brought back.
+    restored: Option<usize>,
+    diverged: bool,
+    /// The ranks training together (one process: `dist::Single`).
+    world: &'static dyn Collective,
+    /// The checkpoint a rollback decision reads, as rank 0 resolved it (followers).
+    rollback_from: Option<PathBuf>,
+    /// Time spent in the per-step collectives (the gradient and loss sums, waiting for
+    /// the slowest rank included), this session.
+    comm_s: f64,
+}
+
+/// What rank 0 broadcasts at a hook: the validated decision, and the checkpoint its
+/// rollback reads.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Shared {
+    decision: Decision,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    rollback_from: Option<PathBuf>,
+}
+
+/// Where checkpoints go, when, and what the trainer knows of them.
+struct Checkpoints {
+    root: PathBuf,
+    every: usize,
+    keep: usize,
+    monitored: Monitored,
+    /// The monitored metric improved in the epoch just finished.
+    improved: bool,
+    /// The newest checkpoint written or resumed from (`rollback: "last"`).
+    last: Option<PathBuf>,
+    /// A `save` decision waiting for the next boundary.
+    pending: Option<Save>,
+    /// A rollback happened since the last epoch-end boundary: the weights are not the
+    /// ones the monitored metric was measured on.
+    rolled_back: bool,
+}
+
+impl<'a> Trainer<'a> {
+    /// A run of `cfg` on `data` through `learner` (its model has `param_count`
+    /// parameters), logging to `log`: at epoch 0, or continued by
+    /// [`Trainer::resume_from`].
+    pub fn new(
+        cfg: &'a TrainConfig,
+        data: &'a Data,
+        learner: Box<dyn Learner>,
+        param_count: usize,
+        log: RunLog,
+    ) -> Trainer<'a> {
+        let h = learner.hyper();
+        let mut settings = Settings::new(h.lr, cfg.batch_size.min(data.train.len()));
+        settings.accumulation = cfg.accumulation;
+        settings.epochs = cfg.epochs;
+        settings.momentum = h.momentum;
+        settings.weight_decay = h.weight_decay;
+        let mut state = RunState::new(settings);
+        state.dataset_size = Some(data.train.len());
+        state.base_lr = Some(cfg.lr);
+        state.base_batch_size = Some(cfg.batch_size);
+        state.optimizer = cfg.optimizer.name().into();
+        let world = crate::dist::world();
+        let root = world.rank() == 0;
+        let mut sinks = Sinks::new(log, Progress::new(cfg.quiet || !root));
+        if root {
+            sinks.add(Box::new(rudder_run::report::Live::open(
+                &cfg.out,
+                cfg.headline(),
+            )));
+        }
+        Trainer {
+            cfg,
+            data,
+            learner,
+            param_count,
+            batcher: Batcher::new(data.train.len(), cfg.seed ^ SHUFFLE_SALT),
+            state,
+            policy_metrics: Default::default(),
+            stop: None,
+            sinks,
+            ckpt: Checkpoints {
+                root: cfg.out.join("checkpoints"),
+                every: cfg.checkpoint_every,
+                keep: cfg.keep_last,
+                monitored: Monitored {
+                    metric: cfg.monitor,
+                    value: None,
+                    epoch: None,
+                },
+                improved: false,
+                last: None,
+                pending: None,
+                rolled_back: false,
+            },
+            partial: None,
+            resume_note: None,
+            first_loss: None,
+            restored: None,
+            diverged: false,
+            world,
+            rollback_from: None,
+            comm_s: 0.0,
+        }
+    }
+
+    /// Rank 0 of a job: the one that calls the policies and writes the run directory
+    /// (always, in one process).
+    pub fn is_root(&self) -> bool {
+        self.world.rank() == 0
+    }
+
+    /// Trains as one of the ranks of `world` instead of the process's world.
+    pub fn in_world(mut self, world: &'static dyn Collective) -> Self {
+        self.world = world;
+        if !self.is_root() {
+            self.sinks.follower();
+        }
+        self
+    }
+
+    /// Writes TensorBoard event files into `dir` too (a run resumed at epoch `e`
+    /// tells TensorBoard to drop what an earlier file holds from there on).
+    pub fn with_tensorboard(mut self, dir: &std::path::Path) -> Self {
+        let resumed_at = self.state.resumed.then_some(self.state.epoch as u64 + 1);
+        let shown = self
+            .cfg
+            .tensorboard
+            .as_deref()
+            .map_or(String::new(), |d| d.display().to_string());
+        match rudder_run::tensorboard::Writer::create(dir, resumed_at) {
+            Ok(w) => self
+                .sinks
+                .add(Box::new(w.shown_as(format!("--tensorboard {shown}")))),
+            Err(e) => self.sinks.progress.note(&format!(
+                "rudder: --tensorboard {shown}: {e}; no more TensorBoard events for this run"
+            )),
+        }
+        self
+    }
+
+    /// Rank 0's decision on every rank (`None`: nothing to apply). One process: as is.
+    fn share(&mut self, d: Option<Decision>) -> Result<Option<Decision>, TrainError> {
+        if self.world.size() == 1 {
+            return Ok(d);
+        }
+        let from = d
+            .as_ref()
+            .and_then(|d| d.rollback)
+            .and_then(|t| self.rollback_dir(t));
+        let shared = d.map(|decision| Shared {
+            decision,
+            rollback_from: from,
+        });
+        let got = crate::dist::share(self.world, shared).map_err(TrainError::Rank)?;
+        Ok(got.map(|s| {
+            if !self.is_root() {
+                self.rollback_from = s.rollback_from;
+            }
+            s.decision
+        }))
+    }
+
+    /// Whether any rank was asked to stop by a signal (the same answer on every rank).
+    fn interrupt_agreed(&self) -> bool {
+        crate::dist::any(self.world, rudder_core::interrupt::requested())
+    }
+
+    /// Hands the settings' optimizer hyperparameters to the learner.
+    fn sync_hyper(&mut self) {
+        let s = self.state.settings;
+        let mut h = self.learner.hyper();
+        (h.lr, h.momentum, h.weight_decay) = (s.lr, s.momentum, s.weight_decay);
+        self.learner.set_hyper(h);
+    }
+}
