@@ -1,9 +1,10 @@
-//! Many processes (SPEC section 11), through real `mpirun` jobs of two ranks on this
-//! machine (shared memory only: `--mca btl self,vader`). Built with `--features mpi`;
-//! `.ci/run` installs OpenMPI and runs these. Each rank records the LR and batch size
-//! it applied at every step, and a digest of its weights after every epoch, in
-//! `RUDDER_RANK_LOG` (`src/dist/ranklog.rs`). Waits have generous deadlines so a hang
-//! fails instead of blocking; nothing asserts on time.
+//! Many processes (the book's Many processes page, docs/src/guide/many-processes.md),
+//! through real `mpirun` jobs of two ranks on this machine (shared memory only:
+//! `--mca btl self,vader`). Built with `--features mpi`; `.ci/run` installs OpenMPI and
+//! runs these. Each rank records the LR and batch size it applied at every step, and a
+//! digest of its weights after every epoch, in `RUDDER_RANK_LOG`
+//! (`src/dist/ranklog.rs`). Waits have generous deadlines so a hang fails instead of
+//! blocking; nothing asserts on time.
 
 #![cfg(feature = "mpi")]
 

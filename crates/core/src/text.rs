@@ -16,7 +16,8 @@ pub fn one_line(text: &str) -> String {
         .collect()
 }
 
-/// The most of someone's input an error message quotes (SPEC section 9).
+/// The most of someone's input an error message quotes (the book's Limits page,
+/// docs/src/reference/limits.md).
 pub const QUOTE_MAX: usize = 80;
 
 /// `text` cut to [`QUOTE_MAX`] characters (with `...` when cut), on one line.

@@ -92,9 +92,14 @@ fn layers(c: &mut Criterion) {
     );
 }
 
-criterion_group! {
-    name = benches;
-    config = Criterion::default().sample_size(30).warm_up_time(std::time::Duration::from_millis(500)).measurement_time(std::time::Duration::from_secs(2));
-    targets = layers
+// In a module: `criterion_group!` makes a `pub fn` and takes no doc comment for it.
+mod group {
+    use super::*;
+
+    criterion_group! {
+        name = benches;
+        config = Criterion::default().sample_size(30).warm_up_time(std::time::Duration::from_millis(500)).measurement_time(std::time::Duration::from_secs(2));
+        targets = layers
+    }
 }
-criterion_main!(benches);
+criterion_main!(group::benches);

@@ -72,13 +72,16 @@ pub fn torch_order(hw: usize, c: usize) -> Vec<usize> {
 /// Layers in order with their activation and gradient buffers: a `Net`'s body, and
 /// a residual block's.
 pub struct Chain {
+    /// The layers, in order.
     pub ops: Vec<Box<dyn Op>>,
     /// Each layer's output, and the gradient at it.
     pub acts: Vec<Vec<f32>>,
+    /// The gradient at each layer's output.
     pub grads: Vec<Vec<f32>>,
 }
 
 impl Chain {
+    /// A chain of `ops`, its buffers empty until the first pass.
     pub fn new(ops: Vec<Box<dyn Op>>) -> Chain {
         let n = ops.len();
         Chain {
@@ -143,14 +146,17 @@ impl Chain {
         }
     }
 
+    /// Calls `f` on each layer's parameters, in order.
     pub fn each_param(&mut self, f: &mut dyn FnMut(&mut Param)) {
         self.ops.iter_mut().for_each(|op| op.each_param(f));
     }
 
+    /// Calls `f` on each batch-norm layer, in order.
     pub fn each_norm(&mut self, f: &mut dyn FnMut(&mut BnRelu)) {
         self.ops.iter_mut().for_each(|op| op.each_norm(f));
     }
 
+    /// Tells each layer the step of the next training forward.
     pub fn set_step(&mut self, step: u64) {
         self.ops.iter_mut().for_each(|op| op.set_step(step));
     }

@@ -10,12 +10,19 @@ use super::{Op, Param};
 /// A convolution's geometry: input `h x w x cin`, `cout` filters of `k x k`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Geometry {
+    /// Input height.
     pub h: usize,
+    /// Input width.
     pub w: usize,
+    /// Input channels.
     pub cin: usize,
+    /// Output channels (filters).
     pub cout: usize,
+    /// The kernel's side.
     pub k: usize,
+    /// The step between windows.
     pub stride: usize,
+    /// Zeros added on each side.
     pub pad: usize,
 }
 
@@ -40,6 +47,7 @@ impl Geometry {
     }
 }
 
+/// A convolution layer; weight and bias start at zero (import sets them).
 pub struct Conv {
     g: Geometry,
     /// `[cout, k * k * cin]`, column `(ky * k + kx) * cin + c` (our im2col order).
@@ -53,6 +61,7 @@ pub struct Conv {
 }
 
 impl Conv {
+    /// A convolution of geometry `g`, with a bias if `bias`.
     pub fn new(g: Geometry, bias: bool) -> Conv {
         Conv {
             g,

@@ -5,6 +5,8 @@
 use super::gemm::{View, matmul};
 use super::{Op, Param};
 
+/// A fully connected layer, `y = x W^T + b`, with ReLU after when asked; weight and
+/// bias start at zero (import sets them).
 pub struct Dense {
     inputs: usize,
     outputs: usize,
@@ -15,6 +17,7 @@ pub struct Dense {
 }
 
 impl Dense {
+    /// A layer of `inputs` to `outputs` features, with a fused ReLU if `relu`.
     pub fn new(inputs: usize, outputs: usize, relu: bool) -> Dense {
         Dense {
             inputs,

@@ -7,6 +7,7 @@ use rudder_nn::optim::{Hyper, OptimizerKind};
 
 use crate::team::Shared;
 
+/// SGD or AdamW over plain slices, with its state and step count.
 pub struct Flat {
     kind: OptimizerKind,
     h: Hyper,
@@ -38,6 +39,8 @@ pub struct StepConsts {
 }
 
 impl Flat {
+    /// An optimizer of `kind` with hyperparameters `h`, on one thread, its state
+    /// unallocated.
     pub fn new(kind: OptimizerKind, h: Hyper) -> Flat {
         Flat {
             kind,
@@ -55,14 +58,17 @@ impl Flat {
         self
     }
 
+    /// The hyperparameters the next step uses.
     pub fn hyper(&self) -> Hyper {
         self.h
     }
 
+    /// Sets the hyperparameters from the next step on.
     pub fn set_hyper(&mut self, h: Hyper) {
         self.h = h;
     }
 
+    /// Updates done so far.
     pub fn steps(&self) -> u64 {
         self.steps
     }
@@ -147,6 +153,7 @@ impl Flat {
         });
     }
 
+    /// Which optimizer it is: SGD or AdamW.
     pub fn kind(&self) -> OptimizerKind {
         self.kind
     }

@@ -16,7 +16,7 @@ pub fn calls() -> usize {
 
 /// A row-major matrix view: `rows x cols`, element `(i, j)` at `i * rs + j * cs`.
 #[derive(Clone, Copy)]
-pub struct View<'a> {
+pub(crate) struct View<'a> {
     pub data: &'a [f32],
     pub rows: usize,
     pub cols: usize,
@@ -26,7 +26,7 @@ pub struct View<'a> {
 
 impl<'a> View<'a> {
     /// A contiguous row-major `rows x cols` matrix.
-    pub fn new(data: &'a [f32], rows: usize, cols: usize) -> View<'a> {
+    pub(crate) fn new(data: &'a [f32], rows: usize, cols: usize) -> View<'a> {
         debug_assert!(data.len() >= rows * cols);
         View {
             data,
@@ -38,7 +38,7 @@ impl<'a> View<'a> {
     }
 
     /// The transpose, by strides.
-    pub fn t(self) -> View<'a> {
+    pub(crate) fn t(self) -> View<'a> {
         View {
             data: self.data,
             rows: self.cols,
@@ -56,7 +56,7 @@ impl<'a> View<'a> {
 /// `b`, the weights in a dense layer's products), else by rows of `dst` and `a`. No
 /// reduction: each element is computed by one thread in the same order whatever the
 /// split.
-pub fn matmul(dst: &mut [f32], a: View, b: View, accumulate: bool, threads: usize) {
+pub(crate) fn matmul(dst: &mut [f32], a: View, b: View, accumulate: bool, threads: usize) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "inner dimensions");
     assert!(dst.len() >= m * n, "destination too small");

@@ -26,15 +26,19 @@ pub use net::{Net, Unsupported};
 
 /// A trainable array and its gradient.
 pub struct Param {
+    /// The values.
     pub value: Vec<f32>,
+    /// The gradient, one per value.
     pub grad: Vec<f32>,
 }
 
 impl Param {
+    /// `len` zeros, gradient zero.
     pub fn zeros(len: usize) -> Param {
         Param::filled(len, 0.0)
     }
 
+    /// `len` values of `v`, gradient zero.
     pub fn filled(len: usize, v: f32) -> Param {
         Param {
             value: vec![v; len],

@@ -5,6 +5,7 @@
 
 use super::Op;
 
+/// Max or mean pooling over `k x k` windows, stride `k`.
 pub struct Pool {
     h: usize,
     w: usize,

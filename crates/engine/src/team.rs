@@ -188,6 +188,7 @@ unsafe impl<T: Send> Send for Shared<T> {}
 unsafe impl<T: Send> Sync for Shared<T> {}
 
 impl<T> Shared<T> {
+    /// The base pointer and length of `data`.
     pub fn new(data: &mut [T]) -> Shared<T> {
         Shared(data.as_mut_ptr(), data.len())
     }

@@ -1,18 +1,21 @@
-//! The engine's element-wise layers for model files (SPEC section 12): activations
-//! (ReLU, GELU, tanh, sigmoid), dropout and layer norm (batch norm is
-//! `norm::BnRelu::plain`), each with its backward pass, on vectors or on
-//! channels-last images. They
-//! compute what `model::file`'s candle layers compute (tested against candle's
-//! autograd in `engine::tests`).
+//! The engine's element-wise layers for model files (the book's File formats page,
+//! docs/src/reference/file-formats.md): activations (ReLU, GELU, tanh, sigmoid),
+//! dropout and layer norm (batch norm is `norm::BnRelu::plain`), each with its backward
+//! pass, on vectors or on channels-last images. They compute what `model::file`'s
+//! candle layers compute (tested against candle's autograd in `engine::tests`).
 
 use super::{Op, Param};
 
 /// An activation without parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// max(0, x).
     Relu,
+    /// GELU, the exact (erf) form.
     Gelu,
+    /// The hyperbolic tangent.
     Tanh,
+    /// The logistic function, 1 / (1 + e^-x).
     Sigmoid,
 }
 
@@ -23,6 +26,7 @@ pub struct Act {
 }
 
 impl Act {
+    /// An activation of `kind` on `len` values per example.
     pub fn new(kind: Kind, len: usize) -> Act {
         Act { kind, len }
     }
@@ -106,6 +110,8 @@ pub struct Dropout {
 }
 
 impl Dropout {
+    /// Dropout of probability `p` on `len` values per example, its masks drawn from
+    /// `seed` and the step.
     pub fn new(p: f64, seed: u64, len: usize) -> Dropout {
         Dropout {
             p,
@@ -209,6 +215,7 @@ pub struct LayerNorm {
 }
 
 impl LayerNorm {
+    /// Layer norm over `len` values: weight 1, bias 0.
     pub fn new(len: usize) -> LayerNorm {
         LayerNorm {
             len,

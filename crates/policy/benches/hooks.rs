@@ -66,9 +66,14 @@ fn bench(c: &mut Criterion, name: &str, extra: &str, epochs: usize) {
     });
 }
 
-criterion_group! {
-    name = benches;
-    config = Criterion::default().sample_size(50).measurement_time(std::time::Duration::from_secs(3));
-    targets = hooks
+// In a module: `criterion_group!` makes a `pub fn` and takes no doc comment for it.
+mod group {
+    use super::*;
+
+    criterion_group! {
+        name = benches;
+        config = Criterion::default().sample_size(50).measurement_time(std::time::Duration::from_secs(3));
+        targets = hooks
+    }
 }
-criterion_main!(benches);
+criterion_main!(group::benches);

@@ -11,8 +11,11 @@ use crate::script::find::{EMBEDDED, SearchPath};
 /// what (other sources of the name whose text differs).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
+    /// The name to load it by (`lr/cosine`, `myplugin/stop`).
     pub name: String,
+    /// The first paragraph of its doc comment (for a broken plugin, why it is broken).
     pub summary: String,
+    /// The file the name resolves to (`<embedded>/NAME.rhai` for the standard library).
     pub file: String,
     /// `shadows FILE`, or `"SHORT" finds FILE instead`.
     pub shadows: Vec<String>,

@@ -13,7 +13,9 @@ use crate::{Ctx, Decision, Hook};
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
 pub struct Reply {
+    /// The merged decision of every policy whose call succeeded.
     pub decision: Decision,
+    /// What to record in `events.jsonl`, in order.
     pub events: Vec<PolicyEvent>,
     /// The calls that failed (a script error, a budget overrun, a rejected decision):
     /// their decisions were dropped, the others' kept.
@@ -45,9 +47,11 @@ pub use rudder_core::EventKind;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct Location {
+    /// The file's path.
     pub file: String,
     /// 1-based; 0 where the fault has no place in a file (a budget, a missing file).
     pub line: usize,
+    /// 1-based; 0 where `line` is.
     pub column: usize,
 }
 
@@ -57,16 +61,22 @@ pub struct Location {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct PolicyEvent {
+    /// What happened.
     pub kind: EventKind,
+    /// The policy's name.
     pub policy: String,
+    /// The hook being called (`Hook::Reload` for a reload).
     pub hook: Hook,
     /// The content hash of the policy's sources (for `reload_failed`, of the version
     /// that failed).
     pub version: String,
+    /// The error, or the version reached by a reload (`v2`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Where a script error or a failed reload happened.
     #[serde(flatten)]
     pub at: Option<Location>,
+    /// The decision key at fault, for `invalid_decision`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
     /// The decision as JSON (the accepted one, or the rejected one, bounded).
@@ -75,6 +85,8 @@ pub struct PolicyEvent {
 }
 
 impl PolicyEvent {
+    /// An event of `kind` for `policy` at `hook`, with no message, place, key or
+    /// decision.
     pub fn new(kind: EventKind, policy: &str, hook: Hook, version: &str) -> PolicyEvent {
         PolicyEvent {
             kind,
@@ -104,14 +116,20 @@ pub enum HookErrorKind {
 #[error("policy {policy}, {}: {}:{line}:{column}: {message}", hook.function(), file.display())]
 #[non_exhaustive]
 pub struct HookError {
+    /// Why the call was dropped.
     pub kind: HookErrorKind,
+    /// The policy's name.
     pub policy: String,
+    /// The hook that was called.
     pub hook: Hook,
     /// Where: the innermost place of a script error; the policy's file for a rejected
     /// decision (line and column 0).
     pub file: PathBuf,
+    /// 1-based; 0 where there is no place (a rejected decision, a budget).
     pub line: usize,
+    /// 1-based; 0 where there is no place (a rejected decision, a budget).
     pub column: usize,
+    /// The error, or the rejected key and why.
     pub message: String,
     /// The decision key at fault.
     pub key: Option<String>,
@@ -121,12 +139,16 @@ pub struct HookError {
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct PolicyState {
+    /// The policy's name.
     pub name: String,
+    /// The content hash of its sources.
     pub version: String,
+    /// Its `this`, as JSON.
     pub this: serde_json::Value,
 }
 
 impl PolicyState {
+    /// A policy's state from its name, version and `this`.
     pub fn new(name: &str, version: &str, this: serde_json::Value) -> PolicyState {
         PolicyState {
             name: name.to_string(),
@@ -142,6 +164,8 @@ impl PolicyState {
 pub trait Controller: Send {
     /// Whether any policy defines `hook`; the trainer skips building a ctx otherwise.
     fn defines(&self, hook: Hook) -> bool;
+    /// Calls `hook` on every policy with `ctx`: the merged decision, its events and
+    /// errors.
     fn call(&mut self, hook: Hook, ctx: &Ctx) -> Reply;
     /// Whether a watched file changed since the last call (then call
     /// [`Controller::reload`] at the next step boundary). Never by default.

@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Ctx, Settings};
 use rudder_core::MAX_EPOCHS;
-pub use rudder_core::{Invalid, Rescale, UnknownName, check_count, check_hyper};
+use rudder_core::UnknownName;
+pub use rudder_core::{Invalid, Rescale, check_count, check_hyper};
 
 /// A map of decisions; every key is optional.
 ///
@@ -25,30 +26,44 @@ pub use rudder_core::{Invalid, Rescale, UnknownName, check_count, check_hyper};
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Decision {
+    /// The learning rate (finite, >= 0).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lr: Option<f64>,
+    /// The batch size (1 to the training set's size); the LR follows it by the rescale
+    /// rule unless `lr` is set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch_size: Option<usize>,
+    /// How the LR follows a `batch_size` change, overriding the run's rule.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rescale: Option<Rescale>,
+    /// Batches per optimizer step (>= 1).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub accumulation: Option<usize>,
+    /// The planned total of epochs (more than the current epoch).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub epochs: Option<usize>,
+    /// The optimizer's momentum (< 1).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub momentum: Option<f64>,
+    /// The optimizer's weight decay.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub weight_decay: Option<f64>,
+    /// Stops the run at the next boundary.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub stop: bool,
+    /// Why the run stops (with `stop`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// A line to print and record as a `log` event.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log: Option<String>,
+    /// Numbers to record under `policy` in `metrics.jsonl`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub metrics: BTreeMap<String, f64>,
+    /// Writes a checkpoint at the next boundary.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub save: Option<Save>,
+    /// Restores a checkpoint's weights and optimizer state before the other keys apply.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollback: Option<Target>,
 }
@@ -59,7 +74,9 @@ pub struct Decision {
 #[serde(untagged)]
 #[non_exhaustive]
 pub enum Save {
+    /// `true`: a checkpoint named by the epoch (`epoch-N`), or mid-epoch by the step.
     Now(bool),
+    /// A checkpoint under `checkpoints/TAG`.
     Tag(String),
 }
 
@@ -68,7 +85,9 @@ pub enum Save {
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Target {
+    /// The `best` checkpoint (the best validation result so far).
     Best,
+    /// The latest checkpoint.
     Last,
 }
 
@@ -82,6 +101,7 @@ impl Target {
         }
     }
 
+    /// `"best"` or `"last"`.
     pub fn name(self) -> &'static str {
         match self {
             Target::Best => "best",
@@ -108,6 +128,7 @@ fn tag_ok(tag: &str) -> bool {
 }
 
 impl Decision {
+    /// Whether no key is set.
     pub fn is_empty(&self) -> bool {
         *self == Decision::default()
     }

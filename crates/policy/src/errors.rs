@@ -24,13 +24,17 @@ pub enum LoadErrorKind {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub struct LoadError {
+    /// What went wrong.
     pub kind: LoadErrorKind,
     /// The name or path as given (for `NotFound`), or the parameter (for `Param`).
     pub spec: Option<String>,
+    /// The file at fault, where there is one.
     pub file: Option<PathBuf>,
     /// 1-based; 0 where the fault has no place in the file.
     pub line: usize,
+    /// 1-based; 0 with `line`.
     pub column: usize,
+    /// What is wrong, on one line.
     pub message: String,
 }
 

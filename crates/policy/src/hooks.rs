@@ -61,13 +61,17 @@ impl Hook {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct Settings {
+    /// The learning rate.
     pub lr: f64,
+    /// Examples per batch.
     pub batch_size: usize,
     /// Micro-batches per optimizer step (gradient accumulation).
     pub accumulation: usize,
     /// The planned number of epochs.
     pub epochs: usize,
+    /// The optimizer's momentum (beta1 for AdamW).
     pub momentum: f64,
+    /// The optimizer's weight decay.
     pub weight_decay: f64,
 }
 
@@ -92,14 +96,20 @@ pub use rudder_core::metric::METRIC_NAMES;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct EpochMetrics {
+    /// Mean training loss over the epoch's examples.
     pub train_loss: Option<f64>,
+    /// Training accuracy over the epoch's examples, 0 to 1.
     pub train_acc: Option<f64>,
+    /// Validation loss.
     pub val_loss: Option<f64>,
+    /// Validation accuracy, 0 to 1.
     pub val_acc: Option<f64>,
     /// Regression (rudder's `--task regression`): validation RMSE, MAE and R^2 in
     /// the targets' units; `None` for classification.
     pub val_rmse: Option<f64>,
+    /// Validation mean absolute error (regression).
     pub val_mae: Option<f64>,
+    /// Validation R^2 (regression).
     pub val_r2: Option<f64>,
 }
 
@@ -146,7 +156,9 @@ pub(crate) fn metric(m: &serde_json::Map<String, serde_json::Value>, key: &str) 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct Best {
+    /// The best epoch's validation loss.
     pub val_loss: Option<f64>,
+    /// The best epoch's validation accuracy.
     pub val_acc: Option<f64>,
     /// 0-based.
     pub epoch: Option<usize>,
@@ -188,18 +200,23 @@ pub struct Ctx<'a> {
     pub epoch: usize,
     /// Optimizer steps done so far.
     pub step: u64,
+    /// Optimizer steps in one epoch.
     pub steps_per_epoch: usize,
+    /// The values decisions change, as they stand now.
     pub settings: Settings,
     /// The run's LR and batch size as configured (schedules scale from them).
     pub base_lr: f64,
+    /// The run's batch size as configured.
     pub base_batch_size: usize,
     /// `"sgd"`, `"adamw"`, or what the training loop calls its optimizer.
     pub optimizer: &'a str,
     /// Training examples per epoch.
     pub dataset_size: usize,
+    /// The last finished epoch's metrics.
     pub metrics: EpochMetrics,
     /// Earlier per-epoch metric objects (`metrics.jsonl`), oldest first.
     pub history: &'a [serde_json::Value],
+    /// The best epoch so far by validation loss.
     pub best: Best,
     /// A run continued from a checkpoint.
     pub resumed: bool,

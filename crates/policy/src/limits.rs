@@ -1,5 +1,5 @@
-//! The limits of SPEC section 9, in one place: what one hook call may do, what `this`
-//! may hold, what a decision may ask for.
+//! The limits of the book's Limits page (docs/src/reference/limits.md), in one place:
+//! what one hook call may do, what `this` may hold, what a decision may ask for.
 
 use std::time::Duration;
 
@@ -11,11 +11,13 @@ pub const TIME_BUDGET: Duration = Duration::from_secs(1);
 pub const MAX_MEMORY: i64 = 64 << 20;
 /// Nested script function calls.
 pub const MAX_CALL_LEVELS: usize = 48;
-/// Nested expressions at a script's top level, and inside functions.
+/// Nested expressions at a script's top level.
 pub const MAX_EXPR_DEPTH: usize = 64;
+/// Nested expressions inside a function.
 pub const MAX_FN_EXPR_DEPTH: usize = 32;
-/// Items of one array, and entries of one map.
+/// Items of one array.
 pub const MAX_ARRAY: usize = 100_000;
+/// Entries of one map.
 pub const MAX_MAP: usize = 10_000;
 /// Modules one call may load.
 pub const MAX_MODULES: usize = 64;

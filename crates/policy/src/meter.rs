@@ -1,9 +1,10 @@
 //! The allocation meter: a global-allocator wrapper that keeps, per thread, the bytes
 //! allocated minus the bytes freed. The sandbox reads it at every script operation and
-//! ends a hook call whose memory grew past its limit (SPEC section 9). A binary opts
-//! in with `#[global_allocator] static A: Metered<System> = Metered(System);` (rudder
-//! wraps mimalloc); without it `net` stays 0 and only the size checks done before a
-//! built-in allocates bound a call.
+//! ends a hook call whose memory grew past its limit (the book's Limits page,
+//! docs/src/reference/limits.md). A binary opts in with
+//! `#[global_allocator] static A: Metered<System> = Metered(System);` (rudder wraps
+//! mimalloc); without it `net` stays 0 and only the size checks done before a built-in
+//! allocates bound a call.
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;

@@ -37,13 +37,17 @@ pub const API: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
+    /// The plugin's name.
     pub name: String,
     /// `MAJOR.MINOR.PATCH`.
     pub version: String,
+    /// A one-line description.
     pub description: String,
+    /// The manifest API it is written for (must be [`API`]).
     pub api: u32,
     /// Policy name -> script file, relative to the plugin's folder.
     pub policies: BTreeMap<String, String>,
+    /// The license its files are under (`MIT`).
     pub license: String,
 }
 

@@ -10,9 +10,13 @@ use crate::{Controller, EpochMetrics, EventKind, Hook, Rescale, RunState, Settin
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Setup {
+    /// The starting settings; `epochs` is the planned total.
     pub settings: Settings,
+    /// Optimizer steps in one epoch.
     pub steps_per_epoch: usize,
+    /// Training examples per epoch.
     pub dataset_size: usize,
+    /// The optimizer's name as `ctx.optimizer` shows it.
     pub optimizer: String,
     /// The default rule for batch-size changes.
     pub rule: Rescale,

@@ -1,6 +1,6 @@
-//! Policy tests (spec section 7): JSON files of hook calls with a `ctx`, an optional
-//! starting `this`, and the decisions (a subset) and `this` expected back. Numbers
-//! match to 1e-9 relative.
+//! Policy tests (the book's File formats page, docs/src/reference/file-formats.md):
+//! JSON files of hook calls with a `ctx`, an optional starting `this`, and the
+//! decisions (a subset) and `this` expected back. Numbers match to 1e-9 relative.
 
 use std::path::{Path, PathBuf};
 
@@ -15,9 +15,12 @@ use crate::{
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TestFile {
+    /// The policy under test, by name or path.
     pub policy: String,
+    /// Parameters given to it, as `--param` would.
     #[serde(default)]
     pub params: Map<String, Value>,
+    /// The hook calls, run in order on one instance.
     pub cases: Vec<Case>,
 }
 
@@ -25,18 +28,24 @@ pub struct TestFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Case {
+    /// The hook's script function (`on_step`).
     pub hook: String,
+    /// The `ctx` fields it sets; the others take a default.
     #[serde(default)]
     pub ctx: Map<String, Value>,
+    /// `this` before the call; by default the previous case's.
     #[serde(default)]
     pub this: Option<Value>,
+    /// The decisions expected (a subset), and optionally `this` and `error`.
     pub expect: Map<String, Value>,
 }
 
 /// The outcome of a run of test files.
 #[derive(Debug, Default)]
 pub struct Outcome {
+    /// Cases that passed.
     pub passed: usize,
+    /// Cases that failed (all of a file's cases when it does not load).
     pub failed: usize,
     /// One readable paragraph per failed case.
     pub failures: Vec<String>,

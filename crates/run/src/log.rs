@@ -17,25 +17,37 @@ use serde_json::Value;
 /// these, so nothing logged after the checkpoint is left twice.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct LogSizes {
+    /// `metrics.jsonl`'s size in bytes.
     pub metrics: u64,
+    /// `events.jsonl`'s size in bytes.
     pub events: u64,
+    /// `steps.jsonl`'s size in bytes.
     pub steps: u64,
 }
 
 /// One line of `metrics.jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EpochRecord {
+    /// 0-based.
     pub epoch: usize,
+    /// Optimizer steps so far.
     pub step: u64,
+    /// The planned total of epochs.
     pub epochs: usize,
+    /// The LR at the epoch's last step.
     pub lr: f64,
+    /// The batch size at the epoch's end.
     pub batch_size: usize,
+    /// Batches per optimizer step.
     pub accumulation: usize,
+    /// Mean training loss over the epoch's examples, in training mode.
     pub train_loss: f64,
     /// Classification only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub train_acc: Option<f64>,
+    /// Validation loss, in evaluation mode.
     pub val_loss: f64,
+    /// Classification only: validation accuracy, 0 to 1.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub val_acc: Option<f64>,
     /// Regression only: root mean squared error, mean absolute error (over all
@@ -43,12 +55,17 @@ pub struct EpochRecord {
     /// scikit-learn's `r2_score`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub val_rmse: Option<f64>,
+    /// Regression only: mean absolute error, in the targets' units.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub val_mae: Option<f64>,
+    /// Regression only: R^2, averaged over the targets.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub val_r2: Option<f64>,
+    /// Wall-clock seconds of the epoch.
     pub epoch_time_s: f64,
+    /// Training examples per second, over the training phase alone.
     pub samples_per_s: f64,
+    /// Scalars recorded by policies (a decision's `metrics`).
     pub policy: std::collections::BTreeMap<String, f64>,
 }
 
@@ -152,6 +169,7 @@ impl RunLog {
         })
     }
 
+    /// The run folder.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -198,6 +216,7 @@ impl RunLog {
         Ok(())
     }
 
+    /// Writes out `steps.jsonl`'s buffered lines.
     pub fn flush_steps(&mut self) -> std::io::Result<()> {
         match &mut self.steps {
             Some(w) => w.flush(),

@@ -98,7 +98,7 @@ pub(crate) fn command(o: LrFindOptions) -> Result<(), AppError> {
 
 /// The suggested LRs; `None` where too few points were recorded.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
-pub struct Suggestions {
+pub(crate) struct Suggestions {
     pub steepest: Option<f64>,
     pub valley: Option<f64>,
     pub minimum: Option<f64>,
@@ -106,7 +106,7 @@ pub struct Suggestions {
 
 /// `numpy.gradient` of `f` with unit spacing: central differences inside, one-sided
 /// at the ends.
-pub fn gradient(f: &[f64]) -> Vec<f64> {
+pub(crate) fn gradient(f: &[f64]) -> Vec<f64> {
     let n = f.len();
     (0..n)
         .map(|i| match i {
@@ -119,7 +119,7 @@ pub fn gradient(f: &[f64]) -> Vec<f64> {
 }
 
 /// Lightning's `suggestion(skip_begin=10, skip_end=1)`.
-pub fn steepest(lrs: &[f64], smoothed: &[f64]) -> Option<f64> {
+pub(crate) fn steepest(lrs: &[f64], smoothed: &[f64]) -> Option<f64> {
     let (begin, end) = (10, 1);
     if smoothed.len() <= begin + end {
         return None;
@@ -139,7 +139,7 @@ pub fn steepest(lrs: &[f64], smoothed: &[f64]) -> Option<f64> {
 
 /// fastai's `valley`: the longest run of decreasing losses (by longest decreasing
 /// subsequence lengths), and the point 1/2 of the way into its middle third.
-pub fn valley(lrs: &[f64], losses: &[f64]) -> Option<f64> {
+pub(crate) fn valley(lrs: &[f64], losses: &[f64]) -> Option<f64> {
     let n = losses.len();
     if n == 0 {
         return None;
@@ -163,7 +163,7 @@ pub fn valley(lrs: &[f64], losses: &[f64]) -> Option<f64> {
 }
 
 /// fastai's `minimum`: the LR at the lowest loss, over 10.
-pub fn minimum(lrs: &[f64], losses: &[f64]) -> Option<f64> {
+pub(crate) fn minimum(lrs: &[f64], losses: &[f64]) -> Option<f64> {
     let k = (0..losses.len())
         .filter(|&i| losses[i].is_finite())
         .min_by(|&a, &b| losses[a].total_cmp(&losses[b]))?;
@@ -171,7 +171,7 @@ pub fn minimum(lrs: &[f64], losses: &[f64]) -> Option<f64> {
 }
 
 /// All three, from a run of `planned` steps (fastai slices by the planned count).
-pub fn suggest(run: &RangeRun, planned: usize) -> Suggestions {
+pub(crate) fn suggest(run: &RangeRun, planned: usize) -> Suggestions {
     let n = run.lrs.len();
     let (a, b) = (planned / 10, n.saturating_sub(5));
     let (lrs, losses) = if a + 2 <= b {
@@ -190,7 +190,7 @@ pub fn suggest(run: &RangeRun, planned: usize) -> Suggestions {
 
 /// `lr_find.json`.
 #[derive(Debug, Clone, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     pub start_lr: f64,
     pub end_lr: f64,
     pub steps: usize,
@@ -205,7 +205,7 @@ pub struct Report {
 /// The y range of the chart: the smoothed curve's, from a little under its lowest to
 /// its start or at most 1.5 times its start (as fastai shows it: the raw loss spikes
 /// hundreds of times above, which would flatten the curve that matters).
-pub fn y_range(smoothed: &[f64]) -> Option<(f64, f64)> {
+pub(crate) fn y_range(smoothed: &[f64]) -> Option<(f64, f64)> {
     let finite: Vec<f64> = smoothed.iter().copied().filter(|v| v.is_finite()).collect();
     let start = *finite.first()?;
     let lo = finite.iter().copied().fold(f64::INFINITY, f64::min);
@@ -222,7 +222,7 @@ pub fn y_range(smoothed: &[f64]) -> Option<(f64, f64)> {
 /// The chart, an SVG file of its own: the raw loss faint, the smoothed loss bold,
 /// against the LR on a log axis, clipped to the smoothed curve's range; the
 /// suggestions as labelled lines, their labels staggered so none overlaps.
-pub fn svg_page(run: &RangeRun, s: &Suggestions) -> String {
+pub(crate) fn svg_page(run: &RangeRun, s: &Suggestions) -> String {
     let pts = |ys: &[f64]| -> Vec<(f64, f64)> {
         run.lrs.iter().copied().zip(ys.iter().copied()).collect()
     };

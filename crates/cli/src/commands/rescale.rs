@@ -49,7 +49,7 @@ pub(crate) fn command(o: RescaleOptions) -> Result<(), AppError> {
 /// One side of a rescale: batch size, LR, and with a data set size the optimizer
 /// steps per epoch and in all.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Setup {
+pub(crate) struct Setup {
     pub batch_size: usize,
     pub lr: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -59,7 +59,7 @@ pub struct Setup {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Rescaled {
+pub(crate) struct Rescaled {
     pub rule: Rescale,
     pub from: Setup,
     pub to: Setup,
@@ -70,7 +70,7 @@ pub struct Rescaled {
 
 /// The LR for `to_batch` from `lr` at `batch` under `rule`, with the step counts for
 /// `dataset_size` examples over `epochs` epochs (`accumulation` batches per step).
-pub fn rescale(
+pub(crate) fn rescale(
     lr: f64,
     batch: usize,
     to_batch: usize,
@@ -98,7 +98,7 @@ pub fn rescale(
 
 /// The lines `rudder rescale` prints: the LR alone first, then (with a data set size)
 /// the step counts.
-pub fn lines(r: &Rescaled) -> Vec<String> {
+pub(crate) fn lines(r: &Rescaled) -> Vec<String> {
     let mut out = vec![format!("{}", r.to.lr)];
     if let (Some(n), Some(a), Some(b)) =
         (r.dataset_size, r.from.steps_per_epoch, r.to.steps_per_epoch)

@@ -1,6 +1,7 @@
-//! The limits of SPEC section 9 hold for the worst built-ins: each attack, run in its
-//! own epoch's `on_epoch_end`, ends that call with a `policy_error` naming the limit,
-//! and the run finishes every epoch within its memory bound.
+//! The limits of the book's Limits page (docs/src/reference/limits.md) hold for the
+//! worst built-ins: each attack, run in its own epoch's `on_epoch_end`, ends that call
+//! with a `policy_error` naming the limit, and the run finishes every epoch within its
+//! memory bound.
 
 use super::{at_epoch_end, rudder, survives, write};
 

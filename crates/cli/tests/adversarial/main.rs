@@ -30,8 +30,11 @@ const MAX_RSS_KB: i64 = 1 << 20;
 
 /// What a finished `rudder` process did.
 pub struct Ran {
+    /// The exit code; `None` when a signal ended it.
     pub code: Option<i32>,
+    /// What it printed on stdout.
     pub stdout: String,
+    /// What it printed on stderr.
     pub stderr: String,
     /// Peak resident memory of the process, in KiB (`wait4`'s `ru_maxrss`).
     pub max_rss_kb: i64,
@@ -67,6 +70,7 @@ impl Ran {
         self
     }
 
+    /// Exit 0, on top of [`Ran::sane`].
     pub fn ok(&self, what: &str) -> &Ran {
         self.sane(what);
         assert_eq!(self.code, Some(0), "{what}: {}", self.stderr);
@@ -87,6 +91,7 @@ pub fn rudder(dir: &Path, args: &[&str]) -> Ran {
     rudder_env(dir, args, &[])
 }
 
+/// [`rudder`] with `env` added to its environment.
 // The child is reaped by `wait4`, which also gives its peak memory.
 #[allow(clippy::zombie_processes)]
 pub fn rudder_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Ran {

@@ -1,9 +1,10 @@
-//! The run folder loses nothing (SPEC sections 1, 2 and 9): `--resume` with options
-//! continues as asked, a kill at any point of a resume leaves the run resumable, one
-//! process at a time holds a run, `--out` never takes a folder with files in it,
-//! damaged checkpoints are found before anything is cut, a kill while pruning leaves
-//! no half checkpoint, a closed stderr or stdout never stops a run, and Ctrl-C ends
-//! a run with a checkpoint and the command that continues it.
+//! The run folder loses nothing (the book's Command line, Run folder and Limits pages:
+//! docs/src/reference/command-line.md, run-folder.md and limits.md): `--resume` with
+//! options continues as asked, a kill at any point of a resume leaves the run
+//! resumable, one process at a time holds a run, `--out` never takes a folder with
+//! files in it, damaged checkpoints are found before anything is cut, a kill while
+//! pruning leaves no half checkpoint, a closed stderr or stdout never stops a run, and
+//! Ctrl-C ends a run with a checkpoint and the command that continues it.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

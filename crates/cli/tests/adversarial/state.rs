@@ -1,7 +1,7 @@
-//! What a policy keeps in `this` is checked after every call (SPEC section 9): too
-//! deep, too large, or not JSON is a `policy_error` naming the key path, the call's
-//! changes are dropped, and every checkpoint stays readable. NaN and the infinities
-//! survive a checkpoint.
+//! What a policy keeps in `this` is checked after every call (the book's Limits page,
+//! docs/src/reference/limits.md): too deep, too large, or not JSON is a `policy_error`
+//! naming the key path, the call's changes are dropped, and every checkpoint stays
+//! readable. NaN and the infinities survive a checkpoint.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

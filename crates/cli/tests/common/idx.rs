@@ -3,7 +3,7 @@
 //! `tests/adversarial/inputs.rs`.
 
 /// An IDX image file (magic 0x803) of `count` images.
-pub fn images(count: u32, rows: u32, cols: u32) -> Vec<u8> {
+pub(crate) fn images(count: u32, rows: u32, cols: u32) -> Vec<u8> {
     let mut b = vec![0, 0, 8, 3];
     for v in [count, rows, cols] {
         b.extend(v.to_be_bytes());
@@ -13,7 +13,7 @@ pub fn images(count: u32, rows: u32, cols: u32) -> Vec<u8> {
 }
 
 /// An IDX label file (magic 0x801) of `count` labels `0, 1, .., classes - 1, 0, ..`.
-pub fn labels(count: u32, classes: u32) -> Vec<u8> {
+pub(crate) fn labels(count: u32, classes: u32) -> Vec<u8> {
     let mut b = vec![0, 0, 8, 1];
     b.extend(count.to_be_bytes());
     b.extend((0..count).map(|i| (i % classes) as u8));

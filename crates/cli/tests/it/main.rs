@@ -34,6 +34,7 @@ pub fn rudder(dir: &Path, args: &[&str]) -> Output {
         .expect("rudder runs")
 }
 
+/// The output's stderr, as text.
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }

@@ -1,6 +1,7 @@
-//! Model files (`--model FILE.json`, SPEC section 12) and dropout: a file that spells
-//! out a built-in model trains exactly as it does, every layer type trains, shapes
-//! are checked before training, and dropout's masks survive a resume.
+//! Model files (`--model FILE.json`; the book's File formats page,
+//! docs/src/reference/file-formats.md) and dropout: a file that spells out a built-in
+//! model trains exactly as it does, every layer type trains, shapes are checked before
+//! training, and dropout's masks survive a resume.
 
 use std::path::Path;
 

@@ -1,7 +1,7 @@
-//! Regression (SPEC section 12): the embedded diabetes set against the mean
-//! predictor, several real targets from a CSV, the regression metrics in
-//! metrics.jsonl, `--monitor` and policies' `ctx`, and the errors that point to
-//! `--task`.
+//! Regression (the book's Models page, docs/src/guide/models.md): the embedded diabetes
+//! set against the mean predictor, several real targets from a CSV, the regression
+//! metrics in metrics.jsonl, `--monitor` and policies' `ctx`, and the errors that point
+//! to `--task`.
 
 use std::path::Path;
 

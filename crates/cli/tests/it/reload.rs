@@ -1,6 +1,7 @@
-//! Hot reload through a real `rudder train` process whose policy files are edited
-//! while it runs, in every way editors save (spec section 4). Waits poll the run
-//! directory with a generous deadline; nothing asserts on time.
+//! Hot reload through a real `rudder train` process whose policy files are edited while
+//! it runs, in every way editors save (the book's Policy API page,
+//! docs/src/reference/policy-api.md). Waits poll the run directory with a generous
+//! deadline; nothing asserts on time.
 
 use std::fs;
 use std::path::{Path, PathBuf};

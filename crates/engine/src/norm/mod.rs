@@ -21,15 +21,20 @@ pub use pooled::BnReluPool;
 const MOMENTUM: f32 = 0.1;
 const EPS: f32 = 1e-5;
 
+/// Batch norm with a fused ReLU (or without, [`BnRelu::plain`]) on channels-last data.
 pub struct BnRelu {
     /// Elements per example (`h * w * channels`).
     len: usize,
     channels: usize,
     /// The output's floor: 0 with the ReLU, minus infinity without.
     floor: f32,
+    /// The scale per channel.
     pub gamma: Param,
+    /// The shift per channel.
     pub beta: Param,
+    /// The running mean per channel, for evaluation.
     pub running_mean: Vec<f32>,
+    /// The running (unbiased) variance per channel, for evaluation.
     pub running_var: Vec<f32>,
     /// The last training batch's mean and 1 / std per channel.
     mean: Vec<f32>,
@@ -49,6 +54,8 @@ pub struct BnRelu {
 }
 
 impl BnRelu {
+    /// Batch norm with a ReLU over `channels`, on `len` values per example; weight 1,
+    /// bias 0, running mean 0, running variance 1.
     pub fn new(len: usize, channels: usize) -> BnRelu {
         let zeros = || vec![0.0; channels];
         BnRelu {

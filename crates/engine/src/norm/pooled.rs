@@ -20,6 +20,7 @@ pub struct BnReluPool {
 }
 
 impl BnReluPool {
+    /// The layer for `h x w` images of `channels` channels.
     pub fn new(h: usize, w: usize, channels: usize) -> BnReluPool {
         BnReluPool {
             bn: BnRelu::new(h * w * channels, channels),
@@ -174,7 +175,7 @@ impl BnReluPool {
     fn input_gradient(&self, x: &[f32], dy: &[f32], dx: &mut [f32], n: usize, threads: usize) {
         let (per_in, per, c) = (self.bn.len, self.out_len(), self.bn.channels);
         let (h, w, ow, oh) = (self.h, self.w, self.w / 2, self.h / 2);
-        let this = &*self;
+        let this = self;
         let bn = &this.bn;
         let (mean, inv, scale, shift) = (&bn.mean, &bn.inv_std, &bn.scale, &bn.shift);
         let floor = bn.floor;

@@ -8,13 +8,17 @@ use super::DataError;
 /// Rows of a CSV file: `features` holds `rows x width` values, row-major.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CsvTable {
+    /// Data rows (the header not counted).
     pub rows: usize,
+    /// Feature columns per row.
     pub width: usize,
+    /// The features, row-major.
     pub features: Vec<f32>,
     /// Classification: one class number per row.
     pub labels: Vec<u32>,
     /// Regression: `rows x n_targets` real targets, row-major.
     pub targets: Vec<f32>,
+    /// Target columns per row (0 for classification).
     pub n_targets: usize,
 }
 

@@ -13,9 +13,13 @@ const LABELS_MAGIC: u32 = 0x0000_0801;
 /// Images of one IDX file: `count` images of `rows x cols` bytes, row-major.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IdxImages {
+    /// Number of images.
     pub count: usize,
+    /// Pixel rows per image.
     pub rows: usize,
+    /// Pixel columns per image.
     pub cols: usize,
+    /// The pixels, 0 to 255, image after image.
     pub pixels: Vec<u8>,
 }
 

@@ -25,17 +25,31 @@ const DIABETES_CSV_GZ: &[u8] = include_bytes!("diabetes.csv.gz");
 /// A data file that cannot be used, or a tensor that cannot be built from it.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
+    /// A file that cannot be read or used as a whole.
     #[error("{path}: {message}")]
-    Bad { path: String, message: String },
-    #[error("{path}:{line}:{column}: {message}")]
-    At {
+    Bad {
+        /// The file.
         path: String,
-        line: usize,
-        column: usize,
+        /// What is wrong with it.
         message: String,
     },
+    /// A fault at a place in a file.
+    #[error("{path}:{line}:{column}: {message}")]
+    At {
+        /// The file.
+        path: String,
+        /// 1-based.
+        line: usize,
+        /// 1-based.
+        column: usize,
+        /// What is wrong there.
+        message: String,
+    },
+    /// A data set that does not suit the options (an empty split, one class, the
+    /// wrong task).
     #[error("{0}")]
     Usage(String),
+    /// A tensor could not be built from the examples.
     #[error("building the data tensors: {0}")]
     Tensor(#[from] candle_core::Error),
 }
@@ -69,10 +83,15 @@ impl DataError {
 /// Where the examples come from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Source {
+    /// The embedded digits (8x8 images, 10 classes).
     Digits,
+    /// The embedded diabetes set (a regression).
     Diabetes,
+    /// MNIST's IDX files in this folder.
     Mnist(PathBuf),
+    /// Fashion-MNIST's IDX files in this folder.
     FashionMnist(PathBuf),
+    /// A CSV file.
     Csv(PathBuf),
 }
 
@@ -103,15 +122,19 @@ impl Source {
 /// standardised with the training split's mean and deviation.
 #[derive(Debug, Clone)]
 pub struct Split {
+    /// The inputs.
     pub x: Tensor,
+    /// The labels or targets.
     pub y: Tensor,
 }
 
 impl Split {
+    /// The number of examples.
     pub fn len(&self) -> usize {
         self.x.dim(0).unwrap_or(0)
     }
 
+    /// Whether the split has no example.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -120,10 +143,13 @@ impl Split {
 /// A loaded data set, normalised with statistics of its training split.
 #[derive(Debug, Clone)]
 pub struct Data {
+    /// The training split.
     pub train: Split,
+    /// The validation split.
     pub val: Split,
     /// `(channels, height, width)` when the examples are images (or square CSV rows).
     pub image: Option<(usize, usize, usize)>,
+    /// Values per example (`c * h * w` for images).
     pub features: usize,
     /// The model's output width: the classes, or for regression the targets.
     pub classes: usize,
@@ -139,8 +165,11 @@ pub struct Data {
 /// sum of squares about its mean per target, in those units (R^2's denominator).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Targets {
+    /// Per target: the training split's mean.
     pub mean: Vec<f64>,
+    /// Per target: the training split's standard deviation.
     pub std: Vec<f64>,
+    /// Per target: the validation split's sum of squares about its mean.
     pub val_sst: Vec<f64>,
 }
 

@@ -1,5 +1,6 @@
-//! Models built from a [`Spec`] (a model file): the layers of SPEC section 12 as
-//! candle ops, so candle's autograd gives their backward pass on any device.
+//! Models built from a [`Spec`] (a model file): the layers of the book's File formats
+//! page (docs/src/reference/file-formats.md) as candle ops, so candle's autograd gives
+//! their backward pass on any device.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -117,6 +118,8 @@ pub struct Conv2d {
 }
 
 impl Conv2d {
+    /// A `kernel` x `kernel` convolution of `inputs` to `outputs` channels, its weights
+    /// (and bias if `bias`) drawn from `init`.
     pub fn new(
         init: &mut Init,
         inputs: usize,
@@ -212,8 +215,11 @@ impl Layer for LayerNorm {
 
 /// Activations without parameters.
 pub enum Elementwise {
+    /// GELU, the exact (erf) form.
     Gelu,
+    /// The hyperbolic tangent.
     Tanh,
+    /// The logistic function, 1 / (1 + e^-x).
     Sigmoid,
 }
 
@@ -257,6 +263,7 @@ pub struct Dropout {
 }
 
 impl Dropout {
+    /// Dropout of probability `p`, its masks drawn from `seed` and the step.
     pub fn new(p: f64, seed: u64) -> Dropout {
         Dropout {
             p,
@@ -314,6 +321,7 @@ impl Layer for Pool {
     }
 }
 
+/// `(n, ...)` to `(n, features)`.
 pub struct Flatten;
 
 impl Layer for Flatten {

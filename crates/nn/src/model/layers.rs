@@ -8,7 +8,9 @@ use super::Layer;
 
 /// The random source and device for initialising parameters.
 pub struct Init<'a> {
+    /// The stream the initial values are drawn from.
     pub rng: &'a mut ChaCha8Rng,
+    /// Where the parameters live.
     pub device: &'a Device,
 }
 
@@ -24,6 +26,7 @@ impl Init<'_> {
         Var::from_tensor(&Tensor::from_vec(data, shape, self.device)?)
     }
 
+    /// A parameter of `shape` with every value `value`.
     pub fn constant(&self, shape: &[usize], value: f32) -> Result<Var> {
         Var::from_tensor(&Tensor::full(value, shape, self.device)?)
     }
@@ -36,6 +39,7 @@ pub struct Linear {
 }
 
 impl Linear {
+    /// A layer of `inputs` to `outputs` features, weights and bias drawn from `init`.
     pub fn new(init: &mut Init, inputs: usize, outputs: usize) -> Result<Linear> {
         Ok(Linear {
             weight: init.uniform(&[outputs, inputs], inputs)?,
@@ -65,6 +69,7 @@ pub struct Conv3x3 {
 }
 
 impl Conv3x3 {
+    /// A convolution of `inputs` to `outputs` channels, its weights drawn from `init`.
     pub fn new(init: &mut Init, inputs: usize, outputs: usize) -> Result<Conv3x3> {
         Ok(Conv3x3 {
             weight: init.uniform(&[outputs, inputs, 3, 3], inputs * 9)?,
@@ -95,6 +100,7 @@ const BN_MOMENTUM: f64 = 0.1;
 const BN_EPS: f64 = 1e-5;
 
 impl BatchNorm2d {
+    /// Batch norm over `channels`: weight 1, bias 0, running mean 0, running variance 1.
     pub fn new(init: &mut Init, channels: usize) -> Result<BatchNorm2d> {
         Ok(BatchNorm2d {
             weight: init.constant(&[channels], 1.0)?,

@@ -5,6 +5,7 @@ use candle_core::Result;
 use super::layers::{Init, Linear, Relu};
 use super::{Io, Layer, Model};
 
+/// The MLP with `hidden` layer widths for `io`, initialised from `init`.
 pub fn build(hidden: &[usize], io: Io, init: &mut Init) -> Result<Model> {
     let mut layers: Vec<(String, Box<dyn Layer>)> = Vec::new();
     let mut width = io.features;

@@ -58,6 +58,7 @@ pub struct Model {
 }
 
 impl Model {
+    /// A model of `layers`, applied in order.
     pub fn new(layers: Vec<(String, Box<dyn Layer>)>) -> Model {
         Model { layers }
     }
@@ -118,15 +119,21 @@ impl Model {
 /// Which architecture to build, with its sizes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Arch {
+    /// The multi-layer perceptron.
     Mlp {
+        /// The hidden layers' widths (`--hidden`).
         hidden: Vec<usize>,
     },
+    /// The convolutional network.
     Cnn {
+        /// The output channels of each block (`--channels`).
         channels: Vec<usize>,
     },
     /// A model file's layers (`--model FILE.json`), or the MLP with `--dropout`.
     File {
+        /// The file's path, or a description of the MLP with dropout.
         name: String,
+        /// The layers.
         spec: spec::Spec,
     },
 }
@@ -134,12 +141,16 @@ pub enum Arch {
 /// What the model is built for: the example shape and the number of classes.
 #[derive(Debug, Clone, Copy)]
 pub struct Io {
+    /// Values per example.
     pub features: usize,
+    /// `(channels, height, width)` when the examples are images.
     pub image: Option<(usize, usize, usize)>,
+    /// The output width: the classes, or for regression the targets.
     pub classes: usize,
 }
 
-/// The most parameters a model may have (SPEC section 9).
+/// The most parameters a model may have (the book's Limits page,
+/// docs/src/reference/limits.md).
 pub const MAX_PARAMS: u128 = 1 << 28;
 /// The most memory a model's training may be estimated to need.
 pub const MAX_BYTES: u128 = 16 << 30;

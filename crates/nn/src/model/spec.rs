@@ -1,5 +1,6 @@
-//! Model files (`--model FILE.json`, SPEC section 12): a sequential list of layers,
-//! each with its options, shape-checked against the data before anything is built.
+//! Model files (`--model FILE.json`; the book's File formats page,
+//! docs/src/reference/file-formats.md): a sequential list of layers, each with its
+//! options, shape-checked against the data before anything is built.
 //!
 //! ```json
 //! [
@@ -26,19 +27,24 @@ use super::error::{Misfit, ModelError};
 pub enum LayerSpec {
     /// A fully connected layer (inputs flattened); `out` omitted: the head.
     Linear {
+        /// The output features; omitted for the head.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         out: Option<usize>,
     },
     /// A 2-D convolution with bias (as torch's `Conv2d`), kernel 1, 3 or 5.
     Conv2d {
+        /// The output channels.
         out: usize,
+        /// The kernel's side: 1, 3 or 5 (default 3).
         #[serde(default = "three")]
         kernel: usize,
+        /// The step between windows (default 1).
         #[serde(default = "one")]
         stride: usize,
         /// Default: `kernel / 2` (the size is kept at stride 1).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         padding: Option<usize>,
+        /// Whether the layer has a bias (default true).
         #[serde(default = "yes")]
         bias: bool,
     },
@@ -47,29 +53,37 @@ pub enum LayerSpec {
     Batchnorm,
     /// Layer norm over all of an example's values, with a weight and bias each.
     Layernorm,
+    /// max(0, x).
     Relu,
     /// torch's `GELU()` (the erf form).
     Gelu,
+    /// The hyperbolic tangent.
     Tanh,
+    /// The logistic function, 1 / (1 + e^-x).
     Sigmoid,
     /// Zeroes each value with probability `p` in training, scaling the rest by
     /// 1 / (1 - p); the identity in evaluation.
     Dropout {
+        /// The probability of zeroing a value, in [0, 1).
         p: f64,
     },
     /// Max over `kernel` x `kernel` windows, stride `kernel`.
     Maxpool2d {
+        /// The window's side (default 2).
         #[serde(default = "two")]
         kernel: usize,
     },
     /// Mean over `kernel` x `kernel` windows, stride `kernel`.
     Avgpool2d {
+        /// The window's side (default 2).
         #[serde(default = "two")]
         kernel: usize,
     },
+    /// Images to vectors (`(c, h, w)` to `c * h * w`).
     Flatten,
     /// `x + block(x)`: the block must give back its input's shape.
     Residual {
+        /// The block's layers.
         layers: Vec<LayerSpec>,
     },
 }
@@ -91,6 +105,7 @@ fn yes() -> bool {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Spec {
+    /// The layers, in order.
     pub layers: Vec<LayerSpec>,
 }
 
@@ -99,6 +114,7 @@ pub struct Spec {
 pub enum Shape {
     /// `(channels, height, width)`.
     Image(usize, usize, usize),
+    /// A vector of this many values.
     Vector(usize),
 }
 
@@ -112,6 +128,7 @@ impl std::fmt::Display for Shape {
 }
 
 impl Shape {
+    /// Values per example.
     pub fn len(self) -> usize {
         match self {
             Shape::Image(c, h, w) => c * h * w,
@@ -119,6 +136,7 @@ impl Shape {
         }
     }
 
+    /// Whether the shape holds no value.
     pub fn is_empty(self) -> bool {
         self.len() == 0
     }

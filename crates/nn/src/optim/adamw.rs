@@ -5,6 +5,7 @@ use candle_core::{Result, Tensor, Var};
 use super::kernels::{AdamApply, Moment};
 use super::{Hyper, Optimizer};
 
+/// AdamW over named parameters, its moments `m` and `v` one tensor per parameter.
 pub struct AdamW {
     params: Vec<(String, Var)>,
     m: Vec<Tensor>,
@@ -26,6 +27,7 @@ impl AdamW {
         self.fused = fused && super::fused_for(&self.params);
     }
 
+    /// AdamW over `params` with hyperparameters `h`, its moments zero.
     pub fn new(params: Vec<(String, Var)>, h: Hyper) -> Result<AdamW> {
         let fused = super::fused_for(&params);
         Ok(AdamW {

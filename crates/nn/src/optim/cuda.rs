@@ -181,12 +181,17 @@ pub fn sgd_momentum(
 pub struct AdamConsts {
     /// 1 - beta1, computed in f64.
     pub k1: f32,
+    /// The second moment's decay rate.
     pub beta2: f32,
     /// 1 - beta2, computed in f64.
     pub k2: f32,
+    /// `1 - lr * weight_decay`, applied to the parameter first.
     pub decay: f32,
+    /// `lr / (1 - beta1^t)`: the first moment's bias correction folded in.
     pub step_size: f32,
+    /// `sqrt(1 - beta2^t)`: the second moment's bias correction.
     pub bc2_sqrt: f32,
+    /// Added to the corrected root of `v`.
     pub eps: f32,
 }
 

@@ -70,7 +70,9 @@ fn slice_mut<'a>(s: &'a mut CpuStorage, l: &Layout) -> Result<&'a mut [f32]> {
 
 /// `p -= lr * (g + wd * p)`: SGD without momentum.
 pub struct SgdPlain {
+    /// The learning rate.
     pub lr: f32,
+    /// The weight decay.
     pub wd: f32,
 }
 
@@ -90,7 +92,9 @@ impl InplaceOp2 for SgdPlain {
 
 /// The momentum buffer's update alone: `b = mu b + g + wd p`.
 pub struct MomentumBuf {
+    /// The momentum.
     pub mu: f32,
+    /// The weight decay.
     pub wd: f32,
 }
 
@@ -118,9 +122,13 @@ impl InplaceOp3 for MomentumBuf {
 
 /// The parameter's update from the already updated buffer `b`.
 pub struct MomentumApply {
+    /// The learning rate.
     pub lr: f32,
+    /// The weight decay.
     pub wd: f32,
+    /// The momentum.
     pub mu: f32,
+    /// Nesterov momentum: steps by `d + mu b` rather than `b`.
     pub nesterov: bool,
 }
 
@@ -150,8 +158,11 @@ impl InplaceOp3 for MomentumApply {
 /// Adam's moments: `m += k (g - m)`, or `v = beta v + k g^2`, with `k = 1 - beta`
 /// (computed in f64 by the caller).
 pub struct Moment {
+    /// The moment's decay rate (beta1 or beta2).
     pub beta: f32,
+    /// `1 - beta`.
     pub k: f32,
+    /// The second moment (of `g^2`) rather than the first.
     pub square: bool,
 }
 
@@ -178,9 +189,13 @@ impl InplaceOp2 for Moment {
 
 /// AdamW's parameter update from its moments.
 pub struct AdamApply {
+    /// `1 - lr * weight_decay`, applied to the parameter first.
     pub decay: f32,
+    /// `lr / (1 - beta1^t)`: the first moment's bias correction folded in.
     pub step_size: f32,
+    /// `sqrt(1 - beta2^t)`: the second moment's bias correction.
     pub bc2_sqrt: f32,
+    /// Added to the corrected root of `v`.
     pub eps: f32,
 }
 

@@ -18,7 +18,9 @@ pub use rudder_core::{Hyper, OptimizerKind};
 pub trait Optimizer: Send {
     /// One update from `grads`, aligned with the parameters given at construction.
     fn step(&mut self, grads: &[Tensor]) -> Result<()>;
+    /// The hyperparameters the next step uses.
     fn hyper(&self) -> Hyper;
+    /// Sets the hyperparameters from the next step on.
     fn set_hyper(&mut self, h: Hyper);
     /// Updates done so far.
     fn steps(&self) -> u64;

@@ -6,6 +6,7 @@ use candle_core::{Result, Tensor, Var};
 use super::kernels::{MomentumApply, MomentumBuf, SgdPlain};
 use super::{Hyper, Optimizer};
 
+/// SGD over named parameters.
 pub struct Sgd {
     params: Vec<(String, Var)>,
     /// One buffer per parameter, allocated at the first step with momentum.
@@ -24,6 +25,7 @@ impl Sgd {
         self.fused = fused && super::fused_for(&self.params);
     }
 
+    /// SGD over `params` with hyperparameters `h`, no momentum buffer yet.
     pub fn new(params: Vec<(String, Var)>, h: Hyper) -> Result<Sgd> {
         let fused = super::fused_for(&params);
         Ok(Sgd {

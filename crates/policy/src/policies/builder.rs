@@ -111,6 +111,7 @@ impl Builder {
         self
     }
 
+    /// Several policies by name or path, in order, after those added so far.
     pub fn policies<S: Into<String>>(mut self, specs: impl IntoIterator<Item = S>) -> Builder {
         self.specs.extend(specs.into_iter().map(Into::into));
         self
@@ -122,6 +123,7 @@ impl Builder {
         self
     }
 
+    /// Several parameters (see [`Builder::param`]).
     pub fn params(mut self, ps: impl IntoIterator<Item = Param>) -> Builder {
         self.params.extend(ps);
         self

@@ -28,6 +28,7 @@ pub use builder::{Builder, Messages};
 pub struct PolicyInfo {
     /// Its name (`lr/cosine`), or its path's stem for a file given by path.
     pub name: String,
+    /// The file it was loaded from (`<embedded>/NAME.rhai` for the standard library).
     pub file: PathBuf,
     /// The hooks it defines (`on_step`, ...).
     pub hooks: Vec<&'static str>,
@@ -80,10 +81,12 @@ pub struct Policies {
 }
 
 impl Policies {
+    /// How many policies the set holds.
     pub fn len(&self) -> usize {
         self.policies.len()
     }
 
+    /// Whether the set holds no policy.
     pub fn is_empty(&self) -> bool {
         self.policies.is_empty()
     }
@@ -210,22 +213,27 @@ impl Policies {
         first.then(then)
     }
 
+    /// [`Policies::call`] at `on_train_start`.
     pub fn on_train_start(&mut self, ctx: &Ctx) -> Reply {
         self.call(Hook::TrainStart, ctx)
     }
 
+    /// [`Policies::call`] at `on_epoch_start`.
     pub fn on_epoch_start(&mut self, ctx: &Ctx) -> Reply {
         self.call(Hook::EpochStart, ctx)
     }
 
+    /// [`Policies::call`] at `on_step`.
     pub fn on_step(&mut self, ctx: &Ctx) -> Reply {
         self.call(Hook::Step, ctx)
     }
 
+    /// [`Policies::call`] at `on_epoch_end`.
     pub fn on_epoch_end(&mut self, ctx: &Ctx) -> Reply {
         self.call(Hook::EpochEnd, ctx)
     }
 
+    /// [`Policies::call`] at `on_train_end`.
     pub fn on_train_end(&mut self, ctx: &Ctx) -> Reply {
         self.call(Hook::TrainEnd, ctx)
     }

@@ -55,18 +55,18 @@ fn run() {
 }
 
 /// Milliseconds since the process started, read from the system clock.
-pub fn precise_ms() -> u64 {
+pub(crate) fn precise_ms() -> u64 {
     base().elapsed().as_millis() as u64
 }
 
 /// The coarse time: at most one tick behind `precise_ms` while calls run.
 #[inline]
-pub fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     NOW_MS.load(Ordering::Relaxed)
 }
 
 /// Starts timing a call: the precise time now, with the ticker running.
-pub fn arm() -> u64 {
+pub(crate) fn arm() -> u64 {
     let now = precise_ms();
     NOW_MS.fetch_max(now, Ordering::Relaxed);
     LAST_ARM_MS.store(now, Ordering::SeqCst);

@@ -18,7 +18,7 @@ fn int(v: usize) -> Dynamic {
 
 /// The `ctx` map for `c`, with the policy's `params` and the shared, read-only
 /// `history` array.
-pub fn ctx_map(c: &Ctx, params: &Dynamic, history: &Dynamic) -> Dynamic {
+pub(crate) fn ctx_map(c: &Ctx, params: &Dynamic, history: &Dynamic) -> Dynamic {
     let s = &c.settings;
     let mut m = Map::new();
     m.insert("epoch".into(), int(c.epoch));
@@ -63,23 +63,23 @@ pub fn ctx_map(c: &Ctx, params: &Dynamic, history: &Dynamic) -> Dynamic {
 
 /// JSON (metrics.jsonl lines) to a read-only script value; non-finite numbers,
 /// written as `null`, become `()`.
-pub fn from_json(v: &serde_json::Value) -> Dynamic {
+pub(crate) fn from_json(v: &serde_json::Value) -> Dynamic {
     rhai::serde::to_dynamic(v)
         .unwrap_or(Dynamic::UNIT)
         .into_read_only()
 }
 
 /// A script value as JSON, for events.
-pub fn to_json(v: &Dynamic) -> serde_json::Value {
+pub(crate) fn to_json(v: &Dynamic) -> serde_json::Value {
     rhai::serde::from_dynamic(v).unwrap_or(serde_json::Value::Null)
 }
 
 /// The most of a returned value an event records.
-pub const MAX_EVENT_VALUE: usize = 4096;
+pub(crate) const MAX_EVENT_VALUE: usize = 4096;
 
 /// A script value as JSON for an event, if it is small (as `this` is measured: at
 /// most `MAX_EVENT_VALUE` bytes, 32 deep); else a note of what it was.
-pub fn to_json_bounded(v: &Dynamic) -> serde_json::Value {
+pub(crate) fn to_json_bounded(v: &Dynamic) -> serde_json::Value {
     match super::state::measure(v, MAX_EVENT_VALUE) {
         Some(_) => to_json(v),
         None => serde_json::Value::String(format!(
@@ -112,7 +112,7 @@ fn text(key: &'static str, v: &Dynamic) -> Result<String, Invalid> {
 
 /// The decision a hook returned: `()` is none; a map is checked key by key and
 /// rejected whole at the first bad key.
-pub fn decision(v: &Dynamic) -> Result<Decision, Invalid> {
+pub(crate) fn decision(v: &Dynamic) -> Result<Decision, Invalid> {
     if v.is_unit() {
         return Ok(Decision::default());
     }

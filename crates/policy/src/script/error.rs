@@ -7,7 +7,7 @@ use rhai::{EvalAltResult, Position};
 
 /// The longest message kept from a script error (a thrown value may be a map of
 /// megabytes): it is cut there, before it is ever built whole.
-pub const MAX_MESSAGE: usize = 1024;
+pub(crate) const MAX_MESSAGE: usize = 1024;
 
 /// Writes into a string and stops past `MAX_MESSAGE` bytes.
 struct Bounded(String);

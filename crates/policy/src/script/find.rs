@@ -54,10 +54,12 @@ impl SearchPath {
         SearchPath(dirs)
     }
 
+    /// The folders `dirs`, in order.
     pub fn new(dirs: Vec<PathBuf>) -> SearchPath {
         SearchPath(dirs)
     }
 
+    /// The folders, in search order.
     pub fn dirs(&self) -> &[PathBuf] {
         &self.0
     }
@@ -65,7 +67,7 @@ impl SearchPath {
 
 /// A policy's source before compiling.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Located {
+pub(crate) struct Located {
     /// Short name, for events and messages.
     pub name: String,
     /// The file, or a label like `<embedded>/default.rhai`.

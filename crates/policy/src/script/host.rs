@@ -2,7 +2,8 @@
 //! and shared (`safe.rs`), explicit limits (release and debug builds alike), and a
 //! budget per call (operations, wall-clock time on the coarse clock, memory on the
 //! allocation meter) checked at every script operation; no `eval`, strict variables,
-//! and the native `lr` module. The limits are SPEC section 9's table.
+//! and the native `lr` module. The limits are the table of the book's Limits page
+//! (docs/src/reference/limits.md).
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -16,8 +17,8 @@ use crate::meter;
 use crate::limits::*;
 
 /// What ended a call that ran out of its budget: the token of rhai's `ErrorTerminated`.
-pub const OUT_OF_TIME: &str = "time";
-pub const OUT_OF_MEMORY: &str = "memory";
+pub(crate) const OUT_OF_TIME: &str = "time";
+pub(crate) const OUT_OF_MEMORY: &str = "memory";
 
 fn standard() -> Shared<Module> {
     static STD: OnceLock<Shared<Module>> = OnceLock::new();
@@ -31,7 +32,7 @@ fn checked() -> Shared<Module> {
 }
 
 /// A number from a script: integer or float.
-pub fn number(v: &Dynamic) -> Option<f64> {
+pub(crate) fn number(v: &Dynamic) -> Option<f64> {
     v.as_float()
         .ok()
         .or_else(|| v.as_int().ok().map(|i| i as f64))
@@ -42,7 +43,7 @@ fn arg(v: &Dynamic, name: &str) -> Result<f64, Box<EvalAltResult>> {
 }
 
 /// The native `lr` module: schedule shapes shared by the standard library.
-pub fn lr_module() -> Module {
+pub(crate) fn lr_module() -> Module {
     let mut m = Module::new();
     m.set_native_fn("cosine", |p: Dynamic, lo: Dynamic, hi: Dynamic| {
         let (p, lo, hi) = (
@@ -93,7 +94,7 @@ pub fn lr_module() -> Module {
 /// The budget of the call in progress: its deadline on the coarse clock, and the
 /// meter reading past which it has allocated too much.
 #[derive(Clone)]
-pub struct Budget(Arc<Limits>);
+pub(crate) struct Budget(Arc<Limits>);
 
 struct Limits {
     deadline_ms: AtomicU64,
@@ -104,7 +105,7 @@ struct Limits {
 
 impl Budget {
     /// Starts the clock and the memory count of a call.
-    pub fn start(&self) {
+    pub(crate) fn start(&self) {
         let now = clock::arm();
         self.0
             .deadline_ms
@@ -142,7 +143,7 @@ impl Budget {
 }
 
 /// A fresh sandboxed engine and the budget its calls run under.
-pub fn engine() -> (Engine, Budget) {
+pub(crate) fn engine() -> (Engine, Budget) {
     let mut e = Engine::new_raw();
     e.register_global_module(standard());
     // Registered after the standard package: its functions win.

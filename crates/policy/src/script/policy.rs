@@ -15,7 +15,7 @@ use crate::Hook;
 
 const HOOKS: [Hook; 6] = Hook::ALL;
 
-pub struct Policy {
+pub(crate) struct Policy {
     pub name: String,
     pub file: PathBuf,
     engine: Engine,
@@ -57,7 +57,7 @@ fn index(hook: Hook) -> usize {
 }
 
 /// FNV-1a over the sources' bytes, as 12 hex digits: the version in events.
-pub fn content_hash(parts: &[&[u8]]) -> String {
+pub(crate) fn content_hash(parts: &[&[u8]]) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for p in parts {
         for b in p.iter().copied().chain([0xff]) {
@@ -109,7 +109,7 @@ fn hooks_of(ast: &AST, file: &std::path::Path) -> Result<([bool; 6], bool), Scri
 
 impl Policy {
     /// Compiles `src` (resolving its imports) and reads its `params()`.
-    pub fn compile(src: Located, search: &SearchPath) -> Result<Policy, ScriptError> {
+    pub(crate) fn compile(src: Located, search: &SearchPath) -> Result<Policy, ScriptError> {
         let (mut engine, budget) = host::engine();
         let label = src.file.display().to_string();
         let resolver = Resolver::new(
@@ -196,7 +196,7 @@ impl Policy {
     }
 
     /// The text `file` (this policy's script or one of its modules) was compiled from.
-    pub fn source_of(&self, file: &std::path::Path) -> Option<Arc<str>> {
+    pub(crate) fn source_of(&self, file: &std::path::Path) -> Option<Arc<str>> {
         if file == self.file {
             return Some(Arc::from(self.source.as_str()));
         }
@@ -208,18 +208,18 @@ impl Policy {
     }
 
     /// Replaces the merged parameters.
-    pub fn set_params(&mut self, params: Map) {
+    pub(crate) fn set_params(&mut self, params: Map) {
         self.params_value = Dynamic::from_map(params.clone()).into_read_only();
         self.params = params;
     }
 
     /// `ctx.params`.
-    pub fn params_value(&self) -> &Dynamic {
+    pub(crate) fn params_value(&self) -> &Dynamic {
         &self.params_value
     }
 
     /// The functions of the hooks it defines, in run order.
-    pub fn hooks(&self) -> Vec<&'static str> {
+    pub(crate) fn hooks(&self) -> Vec<&'static str> {
         HOOKS
             .into_iter()
             .filter(|h| self.defines(*h))
@@ -227,12 +227,13 @@ impl Policy {
             .collect()
     }
 
-    pub fn defines(&self, hook: Hook) -> bool {
+    pub(crate) fn defines(&self, hook: Hook) -> bool {
         self.defined[index(hook)]
     }
 
     /// Calls `name` under a fresh budget. A call that fails, or leaves a `this` that
-    /// cannot be kept (SPEC section 9), changes nothing: `this` is put back.
+    /// cannot be kept (the book's Limits page, docs/src/reference/limits.md), changes
+    /// nothing: `this` is put back.
     fn call_raw(&mut self, name: &str, args: impl rhai::FuncArgs) -> Result<Dynamic, ScriptError> {
         // An empty `this` (most schedules keep nothing) needs no copy.
         let before = (!self.this.read_lock::<Map>().is_some_and(|m| m.is_empty()))
@@ -266,7 +267,7 @@ impl Policy {
     }
 
     /// Calls `hook` with `ctx`; the raw value it returned.
-    pub fn call(&mut self, hook: Hook, ctx: Dynamic) -> Result<Dynamic, ScriptError> {
+    pub(crate) fn call(&mut self, hook: Hook, ctx: Dynamic) -> Result<Dynamic, ScriptError> {
         self.call_raw(hook.function(), (ctx,)).map_err(|e| {
             // Budgets have no place in rhai's errors: point at the hook that ran out.
             if e.line == 0 && e.file == self.file {

@@ -24,7 +24,7 @@ use crate::contain::{Escape, real_inside};
 
 /// The policy's import graph while it loads or runs a call.
 #[derive(Default)]
-pub struct Chain {
+pub(crate) struct Chain {
     /// Real paths of the modules whose top level is being evaluated, innermost last.
     loading: Vec<PathBuf>,
     /// `importer -> imported` (real paths) seen in this load or call.
@@ -38,7 +38,7 @@ pub struct Chain {
 
 impl Chain {
     /// A new graph for a load or a call.
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.loading.clear();
         self.edges.clear();
     }
@@ -91,7 +91,7 @@ impl Chain {
 
 /// Resolves imports for one policy; a clone shares everything.
 #[derive(Clone)]
-pub struct Resolver {
+pub(crate) struct Resolver {
     /// The importing policy's folder (`None` for an embedded policy).
     home: Option<PathBuf>,
     search: SearchPath,
@@ -112,7 +112,11 @@ fn refused(message: String, pos: Position) -> Box<EvalAltResult> {
 
 impl Resolver {
     /// `root`: the policy's file and the label its AST carries.
-    pub fn new(home: Option<PathBuf>, search: SearchPath, root: Option<(&Path, &str)>) -> Resolver {
+    pub(crate) fn new(
+        home: Option<PathBuf>,
+        search: SearchPath,
+        root: Option<(&Path, &str)>,
+    ) -> Resolver {
         let mut chain = Chain::default();
         if let Some((file, label)) = root {
             let real = file.canonicalize().unwrap_or_else(|_| file.to_path_buf());
@@ -131,7 +135,7 @@ impl Resolver {
 
     /// Loads every import of `ast` whose path is a constant (at its top level and in
     /// its functions), so a missing module, a refused one or a cycle is found now.
-    pub fn preload(&self, engine: &Engine, ast: &AST) -> Result<(), Box<EvalAltResult>> {
+    pub(crate) fn preload(&self, engine: &Engine, ast: &AST) -> Result<(), Box<EvalAltResult>> {
         let mut imports = Vec::new();
         ast.walk(&mut |path: &[ASTNode]| {
             if let Some(ASTNode::Stmt(Stmt::Import(x, _))) = path.last()

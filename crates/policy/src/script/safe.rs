@@ -20,7 +20,7 @@ use rhai::{Array, Dynamic, EvalAltResult, FLOAT, INT, ImmutableString, Map, Modu
 use crate::limits::{MAX_ARRAY, MAX_MEMORY, MAX_STRING};
 
 /// The module of checked built-ins every policy engine shares.
-pub fn overrides() -> Module {
+pub(crate) fn overrides() -> Module {
     let mut m = Module::new();
     checked(&mut m);
     m.build_index();
@@ -116,7 +116,7 @@ fn no_blob() -> Result<Dynamic, Box<EvalAltResult>> {
 
 /// `fmt(x)`: a number as people read it in a message: at most 4 decimals, trailing
 /// zeros dropped, an exponent for the very small and very large (`0.0898`, `1e-5`, `2.5e-5`).
-pub fn fmt(x: FLOAT) -> String {
+pub(crate) fn fmt(x: FLOAT) -> String {
     if !x.is_finite() {
         return x.to_string();
     }

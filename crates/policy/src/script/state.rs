@@ -1,14 +1,15 @@
-//! A policy's `this`: what may be kept in it (SPEC section 9: JSON values only, nested
-//! at most 32 deep, at most 1 MiB as compact JSON), checked after every call, and its
-//! JSON form for checkpoints, in which NaN and the infinities survive as
-//! `{"$float": "NaN" | "inf" | "-inf"}` (the key `$float` is reserved for it).
+//! A policy's `this`: what may be kept in it (the book's Limits page,
+//! docs/src/reference/limits.md: JSON values only, nested at most 32 deep, at most 1
+//! MiB as compact JSON), checked after every call, and its JSON form for checkpoints,
+//! in which NaN and the infinities survive as `{"$float": "NaN" | "inf" | "-inf"}` (the
+//! key `$float` is reserved for it).
 
 use rhai::{Array, Dynamic, Map};
 use serde_json::{Number, Value};
 
 use crate::limits::{MAX_THIS_BYTES as MAX_JSON_BYTES, MAX_THIS_DEPTH as MAX_DEPTH};
 /// The reserved key of a non-finite float.
-pub const FLOAT_TAG: &str = "$float";
+pub(crate) const FLOAT_TAG: &str = "$float";
 
 /// Why `this` cannot be kept, naming the key path (`this.history[3].t: ...`).
 pub(crate) fn check(this: &Dynamic) -> Result<(), String> {
@@ -119,14 +120,14 @@ fn walk(v: &Dynamic, depth: usize, size: &mut usize) -> Result<(), Fault> {
 
 /// The compact JSON size of any script value, if it is JSON-representable, at most
 /// `MAX_DEPTH` deep and at most `limit` bytes.
-pub fn measure(v: &Dynamic, limit: usize) -> Option<usize> {
+pub(crate) fn measure(v: &Dynamic, limit: usize) -> Option<usize> {
     let mut size = 0usize;
     walk(v, 0, &mut size).ok()?;
     (size <= limit).then_some(size)
 }
 
 /// `this` as JSON (after `check` passed); non-finite floats tagged.
-pub fn to_json(v: &Dynamic) -> Value {
+pub(crate) fn to_json(v: &Dynamic) -> Value {
     if let Ok(b) = v.as_bool() {
         Value::Bool(b)
     } else if let Ok(i) = v.as_int() {
@@ -157,7 +158,7 @@ pub fn to_json(v: &Dynamic) -> Value {
 }
 
 /// JSON back to `this`; tagged floats become NaN and the infinities.
-pub fn from_json(v: &Value) -> Dynamic {
+pub(crate) fn from_json(v: &Value) -> Dynamic {
     match v {
         Value::Null => Dynamic::UNIT,
         Value::Bool(b) => (*b).into(),

@@ -81,25 +81,35 @@ pub fn fault(path: &Path, msg: impl std::fmt::Display) -> CheckpointError {
 /// shuffles from the seed gives back the exact permutation and stream position.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Shuffle {
+    /// The shuffle stream's seed.
     pub seed: u64,
+    /// Epochs shuffled so far.
     pub shuffles: u64,
+    /// Examples of the current permutation already taken.
     pub cursor: usize,
 }
 
 /// The sums of an epoch in progress (a checkpoint between two steps).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Partial {
+    /// The training loss summed over the examples seen.
     pub loss_sum: f64,
+    /// Examples classified correctly (0 for regression).
     pub correct: f64,
+    /// Examples trained on so far this epoch.
     pub seen: usize,
+    /// Seconds spent training this epoch so far.
     pub train_time_s: f64,
 }
 
 /// The best value so far of the `--monitor` metric.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Monitored {
+    /// The metric (`--monitor`).
     pub metric: Metric,
+    /// Its best value so far; `None` before the first.
     pub value: Option<f64>,
+    /// The 0-based epoch that reached it.
     pub epoch: Option<usize>,
 }
 
@@ -107,19 +117,27 @@ pub struct Monitored {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct State {
+    /// The checkpoint format, [`FORMAT`] or [`FORMAT_1`].
     pub format: String,
     /// The epoch to run next, or the one in progress when `partial` is set.
     pub epoch: usize,
     /// Optimizer steps done.
     pub step: u64,
+    /// The sums of the epoch in progress, for a checkpoint between two steps.
     pub partial: Option<Partial>,
+    /// The settings policies may change, as they stood.
     pub settings: Settings,
+    /// Updates the optimizer has done (its count for bias correction).
     pub optimizer_steps: u64,
+    /// The data order.
     pub rng: Shuffle,
+    /// The best epoch by validation loss, as `ctx.best` shows it.
     pub best: Best,
+    /// The best of the `--monitor` metric.
     pub monitored: Monitored,
     /// Each policy's name, source hash and `this`.
     pub policies: Vec<PolicyState>,
+    /// The logs' sizes, to cut them back to on resume.
     pub logs: LogSizes,
     /// Scalars policies asked to record for the epoch in progress.
     pub policy_metrics: BTreeMap<String, f64>,
@@ -132,9 +150,13 @@ pub struct State {
 /// A checkpoint read back.
 #[derive(Debug)]
 pub struct Loaded {
+    /// The checkpoint's folder.
     pub dir: PathBuf,
+    /// Its `state.json`.
     pub state: State,
+    /// The model's tensors by name.
     pub model: HashMap<String, Tensor>,
+    /// The optimizer's state tensors by name.
     pub optimizer: HashMap<String, Tensor>,
 }
 
@@ -167,8 +189,11 @@ pub fn is_periodic(name: &str) -> bool {
 
 /// What a checkpoint holds, ready to write.
 pub struct Snapshot<'a> {
+    /// The `state.json` to write.
     pub state: &'a State,
+    /// The model's tensors by name.
     pub model: &'a [(String, Tensor)],
+    /// The optimizer's state tensors by name.
     pub optimizer: &'a [(String, Tensor)],
 }
 

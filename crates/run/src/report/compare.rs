@@ -15,9 +15,13 @@ use super::{PALETTE, STYLE, Series, column, esc, fmt_num};
 /// One run as `rudder report` and `rudder sweep` overlay it.
 #[derive(Debug, Clone)]
 pub struct RunView {
+    /// The run's name (its folder's name).
     pub name: String,
+    /// The model, data, optimizer, LR, batch size and seed, on one line.
     pub subtitle: String,
+    /// The `metrics.jsonl` objects.
     pub history: Vec<Value>,
+    /// The `events.jsonl` objects.
     pub events: Vec<Value>,
 }
 

@@ -10,6 +10,7 @@ use serde_json::Value;
 /// A policy event to mark on the charts, at the end of `epoch` (0-based).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Marker {
+    /// 0-based.
     pub epoch: usize,
     /// The event's kind (`decision`, `stop`, ...); empty in checkpoints written before
     /// kinds were recorded (drawn as decisions).
@@ -21,17 +22,26 @@ pub struct Marker {
 
 /// A kind as drawn: its name in the legend, colour and shape.
 pub struct Style {
+    /// The kind's name in the legend.
     pub name: &'static str,
+    /// The CSS colour.
     pub color: &'static str,
+    /// The symbol's shape.
     pub shape: Shape,
 }
 
+/// A marker's symbol.
 #[derive(Clone, Copy, PartialEq)]
 pub enum Shape {
+    /// A circle.
     Circle,
+    /// A square.
     Square,
+    /// A diamond.
     Diamond,
+    /// A triangle pointing down.
     TriangleDown,
+    /// A cross (errors).
     Cross,
 }
 
@@ -267,9 +277,13 @@ pub fn legend(groups: &[Group]) -> String {
 
 /// Markers of one kind at one epoch, merged: what a chart draws.
 pub struct Group {
+    /// 0-based.
     pub epoch: usize,
+    /// The kind (`decision`, `stop`, ...).
     pub kind: String,
+    /// How many markers were merged.
     pub count: usize,
+    /// What a reader hovers: up to five of the markers' labels.
     pub text: String,
 }
 

@@ -16,6 +16,8 @@ pub use compare::{LoadRunError, RunView, compare, load_run};
 pub use markers::Marker;
 pub use plot::{PALETTE, Plot, Series, VLine, esc, fmt_num};
 
+/// The `(epoch + 1, history[key])` points of a `metrics.jsonl` history; NaN where the
+/// key is missing or `null`.
 pub fn column(history: &[Value], key: &str) -> Vec<(f64, f64)> {
     history
         .iter()
@@ -29,6 +31,7 @@ pub fn column(history: &[Value], key: &str) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// The reports' shared CSS.
 pub const STYLE: &str = "
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:0;background:#f6f7f9;color:#1d2330}
 header{padding:18px 28px;background:#1d2330;color:#f6f7f9}

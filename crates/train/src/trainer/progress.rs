@@ -8,6 +8,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rudder_run::log::EpochRecord;
 use rudder_run::sink::Sink;
 
+/// The progress bar and summary lines on stderr, a [`Sink`] of the run's events.
 pub struct Progress {
     quiet: bool,
     bar: Option<ProgressBar>,
@@ -17,6 +18,7 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// Progress on stderr, or nothing when `quiet`.
     pub fn new(quiet: bool) -> Progress {
         Progress {
             quiet,

@@ -9,8 +9,11 @@ use super::{Learner, SHUFFLE_SALT, TrainError};
 /// The ramp: `steps` LRs from `start_lr` to `end_lr`, evenly spaced in log.
 #[derive(Debug, Clone, Copy)]
 pub struct Ramp {
+    /// The first LR.
     pub start_lr: f64,
+    /// The last LR.
     pub end_lr: f64,
+    /// How many LRs (one optimizer step each).
     pub steps: usize,
 }
 
@@ -25,8 +28,11 @@ impl Ramp {
 /// What the test saw: per step the LR, the batch loss and the smoothed loss.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RangeRun {
+    /// The LR of each step.
     pub lrs: Vec<f64>,
+    /// The batch loss of each step.
     pub losses: Vec<f64>,
+    /// The smoothed loss of each step.
     pub smoothed: Vec<f64>,
     /// The smoothed loss passed `STOP_FACTOR` x its best (or was not finite).
     pub stopped_early: bool,

@@ -8,16 +8,22 @@ use std::fmt::Write as _;
 
 /// One line of a chart: its name, colour, style and `(x, y)` points.
 pub struct Series {
+    /// The legend's text.
     pub name: String,
+    /// The CSS colour.
     pub color: String,
+    /// Drawn dashed (training curves).
     pub dashed: bool,
     /// Drawn light (raw data behind a smoothed curve), without points.
     pub faint: bool,
+    /// The stroke's width in pixels.
     pub width: f64,
+    /// The `(x, y)` points; non-finite ones (or non-positive on a log axis) are skipped.
     pub points: Vec<(f64, f64)>,
 }
 
 impl Series {
+    /// A solid series of width 2.
     pub fn new(name: &str, color: &str, points: Vec<(f64, f64)>) -> Series {
         Series {
             name: name.into(),
@@ -40,21 +46,31 @@ fn clip_id() -> usize {
 /// A vertical line with a hover text (a suggested LR); `tag`, when set, is written
 /// at its top (tags are staggered so that none overlaps another).
 pub struct VLine {
+    /// Where, on the x axis.
     pub x: f64,
+    /// The hover text.
     pub label: String,
+    /// The CSS colour.
     pub color: String,
+    /// A text written at its top.
     pub tag: Option<String>,
 }
 
 /// A line chart: axes (linear or log), series, vertical markers, policy events.
 pub struct Plot<'a> {
+    /// The chart's title.
     pub title: &'a str,
+    /// The x axis's label.
     pub x_label: &'a str,
+    /// A log x axis.
     pub x_log: bool,
+    /// A log y axis.
     pub y_log: bool,
     /// Tick only whole numbers on x (epochs).
     pub x_whole: bool,
+    /// The lines.
     pub series: Vec<Series>,
+    /// The vertical markers.
     pub vlines: Vec<VLine>,
     /// Policy events, at the end of their epoch (x = epoch + 1): a symbol per kind in
     /// a lane of its own at the top, a faint line down the chart.
@@ -127,6 +143,7 @@ fn log_ticks(lo: f64, hi: f64, want: usize) -> Vec<f64> {
 
 pub use rudder_core::text::fmt_num;
 
+/// `s` escaped for HTML text and attribute values.
 pub fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")

@@ -20,6 +20,7 @@ struct Regression {
 
 /// candle autograd and the tensor optimizers.
 pub struct CandleLearner {
+    /// The model whose parameters the optimizer updates.
     pub model: Model,
     params: Vec<Var>,
     opt: Box<dyn Optimizer>,
@@ -32,6 +33,7 @@ pub struct CandleLearner {
 }
 
 impl CandleLearner {
+    /// A learner training `model` with `opt` on `loss`.
     pub fn new(model: Model, opt: Box<dyn Optimizer>, loss: Loss) -> CandleLearner {
         let params: Vec<Var> = model.params().into_iter().map(|(_, v)| v).collect();
         CandleLearner {

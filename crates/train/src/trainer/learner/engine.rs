@@ -15,6 +15,7 @@ use crate::dist::Collective;
 
 /// The CPU engine and the flat optimizer; `model` is refreshed by `sync_model`.
 pub struct EngineLearner {
+    /// The candle model, current after `sync_model`.
     pub model: Model,
     net: Net,
     opt: Flat,
@@ -28,6 +29,7 @@ pub struct EngineLearner {
 }
 
 impl EngineLearner {
+    /// A learner training `net` with `opt` on `loss`; `model` is its candle mirror.
     pub fn new(model: Model, net: Net, opt: Flat, loss: Loss) -> EngineLearner {
         EngineLearner {
             model,

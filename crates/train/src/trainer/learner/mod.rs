@@ -43,7 +43,9 @@ pub trait Learner {
         split: &Split,
         rows: std::ops::Range<usize>,
     ) -> candle_core::Result<Sums>;
+    /// The optimizer's hyperparameters.
     fn hyper(&self) -> Hyper;
+    /// Sets the optimizer's hyperparameters from the next update on.
     fn set_hyper(&mut self, h: Hyper);
     /// Brings the candle model up to date with the learner's weights.
     fn sync_model(&mut self) -> candle_core::Result<()>;
@@ -66,9 +68,15 @@ pub trait Learner {
 /// squared errors in the targets' units.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Sums {
+    /// The loss summed over the examples.
     pub loss: f64,
+    /// Examples classified right (classification).
     pub correct: f64,
+    /// The absolute errors summed over examples and targets, in the targets' units
+    /// (regression).
     pub abs_err: f64,
+    /// Per target, the squared errors summed over the examples, in the targets' units
+    /// (regression).
     pub sq_err: Vec<f64>,
 }
 
@@ -80,6 +88,7 @@ impl Sums {
         v
     }
 
+    /// The inverse of [`Sums::to_vec`].
     pub fn from_slice(v: &[f64]) -> Sums {
         Sums {
             loss: v[0],
