@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The README's tutorial, rerun: every run it shows, on MNIST and the MNIST 5k CSV
-# (tools/fetch-data.sh data first), then the figures it quotes, then the pictures in
-# docs/ (headless Chromium). Usage: tools/tutorial.sh [WORK_DIR] (default
-# /tmp/rudder-tutorial). Takes about a minute on 2 cores after the build.
+# The book's tutorial (docs/src/guide/tutorial.md), rerun: every run it shows, on MNIST
+# and the MNIST 5k CSV (tools/fetch-data.sh data first), then the figures it quotes,
+# then the pictures in docs/src/images/ (headless Chromium).
+# Usage: tools/tutorial.sh [WORK_DIR] (default /tmp/rudder-tutorial). Takes about a
+# minute on 2 cores after the build.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=${1:-/tmp/rudder-tutorial}
@@ -56,10 +57,10 @@ shot() {
   timeout 120 chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
     --disable-background-networking --disable-component-update --disable-sync \
     --user-data-dir="$work/.chromium" --hide-scrollbars --window-size="$2" \
-    --screenshot="$root/docs/$3" "file://$work/$1" >/dev/null 2>&1
+    --screenshot="$root/docs/src/images/$3" "file://$work/$1" >/dev/null 2>&1
 }
 shot extend/report.html 1280,1280 report-run.png
 shot sweep/report.html 1280,1200 sweep-mnist.png
 shot sweep10/report.html 1280,1200 compare-10.png
 shot lrfind/lr_find.svg 1040,500 lr-find.png
-ls -la "$root"/docs/*.png
+ls -la "$root"/docs/src/images/*.png

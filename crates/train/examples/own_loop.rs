@@ -7,8 +7,8 @@
 //! this file's own checkpoint functions), `log` and `metrics`. The policies' files are
 //! watched: save an edit while it runs and the next hook call uses it.
 //!
-//! Run: `cargo run --release --example own_loop [POLICY...]` (default: `default`);
-//! `examples/every_key.rhai` takes every decision once.
+//! Run: `cargo run --release -p rudder-train --example own_loop [POLICY...]` (default: `default`);
+//! `crates/train/examples/every_key.rhai` takes every decision once.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

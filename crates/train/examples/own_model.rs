@@ -2,7 +2,7 @@
 //! classifier written with candle-nn (an embedding of the 8 characters before, two
 //! linear layers), trained on the standard policy library's sources through
 //! `rudder_train::fit`, so it gets rudder's policies (hot reload included), checkpoints,
-//! metrics and report. Run: `cargo run --release --example own_model [OUT_DIR]`.
+//! metrics and report. Run: `cargo run --release -p rudder-train --example own_model [OUT_DIR]`.
 
 use candle_core::{DType, Device, Module, Tensor, Var};
 use candle_nn::{Embedding, Linear, VarBuilder, VarMap};

@@ -35,7 +35,7 @@ pub fn device(cfg: &TrainConfig) -> Result<Device, ConfigError> {
         #[cfg(not(feature = "cuda"))]
         Some(_) => Err(ConfigError::invalid(
             format!("--device {}", cfg.device),
-            "this rudder was built without CUDA (cargo build --release --features cuda)",
+            "this rudder was built without CUDA (cargo build --release -p rudder-cli --features cuda)",
         )),
     }
 }

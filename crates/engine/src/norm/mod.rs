@@ -181,8 +181,9 @@ impl BnRelu {
         let (scale, shift) = (&self.scale[..], &self.shift[..]);
         super::by_example(y, per, n, threads, |b0, ys| {
             for (xr, yr) in x[b0 * per..].chunks_exact(c).zip(ys.chunks_exact_mut(c)) {
-                for (((o, &v), &a), &b) in yr.iter_mut().zip(xr).zip(scale).zip(shift) {
-                    *o = (v * a + b).max(floor);
+                let (xr, scale, shift) = (&xr[..c], &scale[..c], &shift[..c]);
+                for j in 0..c {
+                    yr[j] = (xr[j] * scale[j] + shift[j]).max(floor);
                 }
             }
         });
@@ -197,10 +198,11 @@ fn shifted_sums(rows: &[f32], k: &[f32], out: &mut [f64]) {
     s1.fill(0.0);
     s2.fill(0.0);
     for r in rows.chunks_exact(c) {
-        for (((a, b), &v), &k) in s1.iter_mut().zip(s2.iter_mut()).zip(r).zip(k) {
-            let d = (v - k) as f64;
-            *a += d;
-            *b += d * d;
+        let (s2, r) = (&mut s2[..c], &r[..c]);
+        for j in 0..c {
+            let d = (r[j] - k[j]) as f64;
+            s1[j] += d;
+            s2[j] += d * d;
         }
     }
 }
@@ -225,17 +227,17 @@ impl Op for BnRelu {
         acc: bool,
         threads: usize,
     ) {
-        let (c, per, floor) = (self.channels, self.len, self.floor);
+        let (c, per) = (self.channels, self.len);
         let total = n * per;
         let rows = (total / c) as f32;
         let (x, dy) = (&x[..total], &dy[..total]);
-        let (mean, inv) = (&self.mean[..], &self.inv_std[..]);
-        let (scale, shift) = (&self.scale[..], &self.shift[..]);
         // Per chunk, the sums of the gradient through the ReLU (its mask recomputed
         // as the forward pass computed the output) and of it times the normalised
         // input.
         let (each, used) = BnRelu::chunks(n, threads);
-        self.part.resize(2 * c * used, 0.0);
+        let mut part = std::mem::take(&mut self.part);
+        part.resize(2 * c * used, 0.0);
+        let k = Channels::of(self);
         let sums = |b0: usize, part: &mut [f32]| {
             let (s, s2) = part.split_at_mut(c);
             s.fill(0.0);
@@ -245,30 +247,19 @@ impl Op for BnRelu {
                 .chunks_exact(c)
                 .zip(dy[b0 * per..end].chunks_exact(c))
             {
-                for (((((s, s2), &v), &g), (&m, &i)), (&a, &b)) in s
-                    .iter_mut()
-                    .zip(s2.iter_mut())
-                    .zip(xr)
-                    .zip(gr)
-                    .zip(mean.iter().zip(inv))
-                    .zip(scale.iter().zip(shift))
-                {
-                    let g = if v * a + b > floor { g } else { 0.0 };
-                    *s += g;
-                    *s2 += g * ((v - m) * i);
-                }
+                k.add_sums(xr, gr, s, s2);
             }
         };
         if used == 1 {
-            sums(0, &mut self.part);
+            sums(0, &mut part);
         } else {
-            super::team::chunks_mut(&mut self.part, 2 * c, |i, part| sums(i * each, part));
+            super::team::chunks_mut(&mut part, 2 * c, |i, part| sums(i * each, part));
         }
+        self.part = part;
         self.gradients(rows, acc);
         let Some(dx) = dx else { return };
-        let (mean, inv) = (&self.mean[..], &self.inv_std[..]);
-        let (scale, shift) = (&self.scale[..], &self.shift[..]);
-        let (ca, cb, cc) = (&self.coef[..], &self.sum2[..], &self.sum[..]);
+        let k = Channels::of(self);
+        let coef = [&self.coef[..], &self.sum2[..], &self.sum[..]];
         super::by_example(dx, per, n, threads, |b0, dxs| {
             let start = b0 * per;
             for ((dr, gr), xr) in dxs
@@ -276,17 +267,7 @@ impl Op for BnRelu {
                 .zip(dy[start..].chunks_exact(c))
                 .zip(x[start..].chunks_exact(c))
             {
-                for (((d, &g), &v), (((&a, &b), &c0), ((&sa, &sb), (&m, &i)))) in
-                    dr.iter_mut().zip(gr).zip(xr).zip(
-                        ca.iter()
-                            .zip(cb)
-                            .zip(cc)
-                            .zip(scale.iter().zip(shift).zip(mean.iter().zip(inv))),
-                    )
-                {
-                    let g = if v * sa + sb > floor { g } else { 0.0 };
-                    *d = a * g + b * ((v - m) * i) + c0;
-                }
+                k.input_gradient(xr, gr, dr, coef);
             }
         });
     }
@@ -297,5 +278,126 @@ impl Op for BnRelu {
 
     fn as_norm(&mut self) -> Option<&mut BnRelu> {
         Some(self)
+    }
+}
+
+/// `g` if `pass`, else 0: as a bit mask, so the loops around it stay branch-free and
+/// vectorise (a NaN gradient that does not pass still gives 0, as a select would).
+#[inline(always)]
+fn keep(pass: bool, g: f32) -> f32 {
+    f32::from_bits(g.to_bits() & 0u32.wrapping_sub(u32::from(pass)))
+}
+
+/// One layer's per-channel statistics and affine, borrowed for a backward pass; its
+/// kernels run across the channels of one row (of [`BnRelu`], or of one pool tap
+/// of [`pooled::BnReluPool`]). Plain index loops over slices cut to the channel
+/// count, branch-free, so they vectorise wherever they are inlined (zipped
+/// iterators six deep did not, once this code moved crates).
+#[derive(Clone, Copy)]
+struct Channels<'a> {
+    mean: &'a [f32],
+    inv: &'a [f32],
+    scale: &'a [f32],
+    shift: &'a [f32],
+    floor: f32,
+}
+
+impl<'a> Channels<'a> {
+    fn of(bn: &'a BnRelu) -> Channels<'a> {
+        Channels {
+            mean: &bn.mean,
+            inv: &bn.inv_std,
+            scale: &bn.scale,
+            shift: &bn.shift,
+            floor: bn.floor,
+        }
+    }
+
+    /// Adds one row's statistic sums: `s` of the gradient through the ReLU, `s2`
+    /// of it times the normalised input.
+    #[inline(always)]
+    fn add_sums(&self, x: &[f32], dy: &[f32], s: &mut [f32], s2: &mut [f32]) {
+        self.sums_where(x, dy, s, s2, |_| true);
+    }
+
+    /// [`Channels::add_sums`] for pool tap `t`: only where `t` won its window
+    /// (`arg`), as every other input's gradient is 0.
+    #[inline(always)]
+    fn add_tap_sums(
+        &self,
+        t: u8,
+        arg: &[u8],
+        x: &[f32],
+        dy: &[f32],
+        s: &mut [f32],
+        s2: &mut [f32],
+    ) {
+        let arg = &arg[..s.len()];
+        self.sums_where(x, dy, s, s2, |j| arg[j] == t);
+    }
+
+    /// One row's input gradient `d`, with `coef` the backward coefficients
+    /// (`coef`, `sum2` and `sum` of [`BnRelu`]).
+    #[inline(always)]
+    fn input_gradient(&self, x: &[f32], dy: &[f32], d: &mut [f32], coef: [&[f32]; 3]) {
+        self.input_gradient_where(x, dy, d, coef, |_| true);
+    }
+
+    /// [`Channels::input_gradient`] for pool tap `t` (`arg` as in
+    /// [`Channels::add_tap_sums`]).
+    #[inline(always)]
+    fn tap_input_gradient(
+        &self,
+        t: u8,
+        arg: &[u8],
+        x: &[f32],
+        dy: &[f32],
+        d: &mut [f32],
+        coef: [&[f32]; 3],
+    ) {
+        let arg = &arg[..d.len()];
+        self.input_gradient_where(x, dy, d, coef, |j| arg[j] == t);
+    }
+
+    #[inline(always)]
+    fn sums_where(
+        &self,
+        x: &[f32],
+        dy: &[f32],
+        s: &mut [f32],
+        s2: &mut [f32],
+        won: impl Fn(usize) -> bool,
+    ) {
+        let c = s.len();
+        let (x, dy, s2) = (&x[..c], &dy[..c], &mut s2[..c]);
+        let (mean, inv) = (&self.mean[..c], &self.inv[..c]);
+        let (scale, shift, floor) = (&self.scale[..c], &self.shift[..c], self.floor);
+        for j in 0..c {
+            let v = x[j];
+            let g = keep(won(j) & (v * scale[j] + shift[j] > floor), dy[j]);
+            s[j] += g;
+            s2[j] += g * ((v - mean[j]) * inv[j]);
+        }
+    }
+
+    #[inline(always)]
+    fn input_gradient_where(
+        &self,
+        x: &[f32],
+        dy: &[f32],
+        d: &mut [f32],
+        coef: [&[f32]; 3],
+        won: impl Fn(usize) -> bool,
+    ) {
+        let c = d.len();
+        let (x, dy) = (&x[..c], &dy[..c]);
+        let (ka, kb, kc) = (&coef[0][..c], &coef[1][..c], &coef[2][..c]);
+        let (mean, inv) = (&self.mean[..c], &self.inv[..c]);
+        let (scale, shift, floor) = (&self.scale[..c], &self.shift[..c], self.floor);
+        for j in 0..c {
+            let v = x[j];
+            let g = keep(won(j) & (v * scale[j] + shift[j] > floor), dy[j]);
+            d[j] = ka[j] * g + kb[j] * ((v - mean[j]) * inv[j]) + kc[j];
+        }
     }
 }

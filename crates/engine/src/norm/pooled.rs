@@ -1,7 +1,7 @@
 //! [`BnReluPool`]: the built-in CNN's batch norm, ReLU and 2x2 max pool as one
 //! layer.
 
-use super::BnRelu;
+use super::{BnRelu, Channels};
 use crate::{Op, Param};
 
 /// The built-in CNN's batch norm, ReLU and 2x2 max pool as one layer, so the
@@ -125,9 +125,7 @@ impl BnReluPool {
         part.resize(2 * c * used, 0.0);
         {
             let this = &*self;
-            let bn = &this.bn;
-            let (mean, inv, scale, shift) = (&bn.mean, &bn.inv_std, &bn.scale, &bn.shift);
-            let floor = bn.floor;
+            let k = Channels::of(&this.bn);
             let (dy, arg) = (&dy[..n * per], &this.arg);
             let sums = |b0: usize, part: &mut [f32]| {
                 let (s, s2) = part.split_at_mut(c);
@@ -142,20 +140,7 @@ impl BnReluPool {
                             // Tap by tap across the channels (selects, so they
                             // vectorise): only the winner whose ReLU passed adds.
                             for (t, &at) in this.taps(oy, ox).iter().enumerate() {
-                                let t = t as u8;
-                                for (((((s, s2), &v), (&a, &g)), (&m, &i)), (&sa, &sb)) in s
-                                    .iter_mut()
-                                    .zip(s2.iter_mut())
-                                    .zip(&x[at..at + c])
-                                    .zip(arg.iter().zip(dy))
-                                    .zip(mean.iter().zip(inv.iter()))
-                                    .zip(scale.iter().zip(shift.iter()))
-                                {
-                                    let pass = (a == t) & (v * sa + sb > floor);
-                                    let g = if pass { g } else { 0.0 };
-                                    *s += g;
-                                    *s2 += g * ((v - m) * i);
-                                }
+                                k.add_tap_sums(t as u8, arg, &x[at..at + c], dy, s, s2);
                             }
                         }
                     }
@@ -177,9 +162,10 @@ impl BnReluPool {
         let (h, w, ow, oh) = (self.h, self.w, self.w / 2, self.h / 2);
         let this = self;
         let bn = &this.bn;
-        let (mean, inv, scale, shift) = (&bn.mean, &bn.inv_std, &bn.scale, &bn.shift);
-        let floor = bn.floor;
-        let (ca, cb, cc) = (&bn.coef, &bn.sum2, &bn.sum);
+        let k = Channels::of(bn);
+        let (mean, inv) = (&bn.mean, &bn.inv_std);
+        let (cb, cc) = (&bn.sum2, &bn.sum);
+        let coef = [&bn.coef[..], &bn.sum2[..], &bn.sum[..]];
         let (dy, arg) = (&dy[..n * per], &this.arg);
         crate::by_example(dx, per_in, n, threads, |b0, dxs| {
             for (i, dxe) in dxs.chunks_exact_mut(per_in).enumerate() {
@@ -197,26 +183,8 @@ impl BnReluPool {
                         let o = b * per + (oy * ow + ox) * c;
                         let (arg, dy) = (&arg[o..o + c], &dy[o..o + c]);
                         for (t, &at) in this.taps(oy, ox).iter().enumerate() {
-                            let t = t as u8;
-                            for (
-                                ((d, &v), (&a, &g)),
-                                (((&ka, &kb), &kc), ((&m, &i), (&sa, &sb))),
-                            ) in dxe[at..at + c]
-                                .iter_mut()
-                                .zip(&x[at..at + c])
-                                .zip(arg.iter().zip(dy))
-                                .zip(
-                                    ca.iter().zip(cb.iter()).zip(cc.iter()).zip(
-                                        mean.iter()
-                                            .zip(inv.iter())
-                                            .zip(scale.iter().zip(shift.iter())),
-                                    ),
-                                )
-                            {
-                                let pass = (a == t) & (v * sa + sb > floor);
-                                let g = if pass { g } else { 0.0 };
-                                *d = ka * g + kb * ((v - m) * i) + kc;
-                            }
+                            let d = &mut dxe[at..at + c];
+                            k.tap_input_gradient(t as u8, arg, &x[at..at + c], dy, d, coef);
                         }
                     }
                 }
