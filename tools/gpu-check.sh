@@ -15,7 +15,9 @@ build() {
   # The toolkit: nvcc 13.0 from PyPI wheels and link stubs (tools/setup-cuda-build.sh).
   if ! command -v nvcc >/dev/null; then
     setup=${CUDA_SETUP:-tools/setup-cuda-build.sh}
-    eval "$(bash "$setup" | tail -1)"
+    cargo fetch --quiet # the setup reads cudarc's sources (in the registry) for its link stubs
+    cuda_env=$(bash "$setup" | tail -1) # fails the build here if the setup fails
+    eval "$cuda_env"
   fi
   export CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-90} CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target/cuda}
   cargo build --release -p rudder-cli --features cuda --bin rudder
