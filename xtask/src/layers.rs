@@ -117,10 +117,12 @@ const NOT_IN_TREE: &[(&str, &[&str])] = &[
     ("rudder-cli", &["mpi"]),
 ];
 
-/// `cargo metadata` of the workspace at `root`, default features.
+/// `cargo metadata` of the workspace at `root`, default features. Not `--offline`:
+/// the metadata covers every platform's dependencies (Windows' `anstyle-wincon`),
+/// which a build on Linux never downloads, so a fresh registry lacks them.
 pub(crate) fn metadata(root: &Path) -> Result<Value, String> {
     let out = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["metadata", "--format-version", "1", "--offline"])
+        .args(["metadata", "--format-version", "1"])
         .current_dir(root)
         .output()
         .map_err(|e| e.to_string())?;
