@@ -35,7 +35,7 @@ import lightning.pytorch as pl
 import torch
 
 from . import policies_from
-from .torch import ResizableBatchSampler, momentum_of, set_group, unsupported
+from .torch import ResizableBatchSampler, momentum_of, safe_load, set_group, unsupported
 
 __all__ = ["RudderCallback"]
 
@@ -213,7 +213,9 @@ class RudderCallback(pl.Callback):
         if not path or not os.path.exists(path):
             unsupported(self.policies, "rollback", f"no {target} checkpoint yet")
             return
-        saved = torch.load(path, map_location=pl_module.device, weights_only=False)
+        saved = safe_load(self.policies, path, map_location=pl_module.device)
+        if saved is None:
+            return
         keep = [[{k: g[k] for k in ("lr", "momentum", "betas", "weight_decay") if k in g} for g in o.param_groups]
                 for o in trainer.optimizers]
         pl_module.load_state_dict(saved["state_dict"])

@@ -30,6 +30,7 @@ sampler, ``save`` without a model or folder) is an ``unsupported_decision`` even
 
 import math
 import os
+import pickle
 import sys
 
 import torch
@@ -77,6 +78,18 @@ def unsupported(policies, key, why):
     adapter reports a decision its framework cannot take."""
     policies.record_event("unsupported_decision", key=key, message=why)
     print(f"rudder: decision {key} not applied: {why}", file=sys.stderr)
+
+
+def safe_load(policies, path, **kwargs):
+    """``torch.load(path, weights_only=True)``: tensors, containers and numbers only,
+    never code a checkpoint file could carry. A file that holds other objects is
+    not loaded: an ``unsupported_decision`` event for ``rollback``, and None."""
+    try:
+        return torch.load(path, weights_only=True, **kwargs)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        unsupported(policies, "rollback", f"{path} holds objects beyond tensors ({first})")
+        return None
 
 
 def momentum_of(group):
@@ -287,7 +300,9 @@ class Steer:
         if path is None or not os.path.exists(path):
             unsupported(self.policies, "rollback", f"no {target} checkpoint yet")
             return
-        saved = torch.load(path, weights_only=False)
+        saved = safe_load(self.policies, path)
+        if saved is None:
+            return
         settings = [{k: g[k] for k in ("lr", "momentum", "betas", "weight_decay") if k in g}
                     for g in self.optimizer.param_groups]
         self.model.load_state_dict(saved["model"])
@@ -300,7 +315,7 @@ class Steer:
     def load(self, path):
         """Restores a checkpoint written by a ``save`` (model, optimizer, policies'
         state): a resume."""
-        saved = torch.load(path, weights_only=False)
+        saved = torch.load(path, weights_only=True)
         if self.model is not None:
             self.model.load_state_dict(saved["model"])
         self.optimizer.load_state_dict(saved["optimizer"])

@@ -41,6 +41,16 @@ struct State {
     run: RunState,
     rule: Rescale,
     events: Vec<Value>,
+    /// Which of the bases the loop has given a value for yet.
+    given: Given,
+}
+
+/// Whether a hook call has brought the LR and the batch size yet (until then the
+/// context's are placeholders, not bases).
+#[derive(Debug, Default)]
+struct Given {
+    lr: bool,
+    batch_size: bool,
 }
 
 /// A policy set for a Python training loop.
@@ -125,6 +135,7 @@ impl PyPolicies {
                 },
                 rule,
                 events: Vec::new(),
+                given: Given::default(),
             }),
         })
     }
@@ -144,10 +155,7 @@ impl PyPolicies {
             ))
         })?;
         let updates = read_kwargs(kwargs)?;
-        let decision = py.detach(|| {
-            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            state.call(hook, &updates)
-        });
+        let decision = self.with(py, |state| state.call(hook, &updates));
         match to_py(py, &decision)?.cast_into::<PyDict>() {
             Ok(d) => Ok(d),
             Err(_) => Ok(PyDict::new(py)),
@@ -212,9 +220,9 @@ impl PyPolicies {
     /// `column`, `key`, `version`.
     #[getter]
     fn events<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let state = self.lock();
+        let events = self.with(py, |s| s.events.clone());
         let list = PyList::empty(py);
-        for e in &state.events {
+        for e in &events {
             list.append(to_py(py, e)?)?;
         }
         Ok(list)
@@ -222,7 +230,12 @@ impl PyPolicies {
 
     /// Adds an event of the caller's (an adapter's: a decision key it cannot apply).
     #[pyo3(signature = (kind, **fields))]
-    fn record_event(&self, kind: &str, fields: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
+    fn record_event(
+        &self,
+        py: Python<'_>,
+        kind: &str,
+        fields: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<()> {
         let mut event = Map::new();
         event.insert("kind".into(), json!(kind));
         if let Some(fields) = fields {
@@ -230,25 +243,26 @@ impl PyPolicies {
                 event.insert(k.extract()?, to_json(&v)?);
             }
         }
-        let mut state = self.lock();
-        let (epoch, step) = (state.run.epoch, state.run.step);
-        event.entry("epoch").or_insert(json!(epoch));
-        event.entry("step").or_insert(json!(step));
-        state.push_event(Value::Object(event));
+        self.with(py, move |state| {
+            let (epoch, step) = (state.run.epoch, state.run.step);
+            event.entry("epoch").or_insert(json!(epoch));
+            event.entry("step").or_insert(json!(step));
+            state.push_event(Value::Object(event));
+        });
         Ok(())
     }
 
     /// Whether a decision has stopped the run.
     #[getter]
-    fn should_stop(&self) -> bool {
-        self.lock().run.stopped
+    fn should_stop(&self, py: Python<'_>) -> bool {
+        self.with(py, |s| s.run.stopped)
     }
 
     /// The settings as the decisions so far left them: `lr`, `batch_size`,
     /// `accumulation`, `epochs`, `momentum`, `weight_decay`.
     #[getter]
     fn settings<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let s = self.lock().run.settings;
+        let s = self.with(py, |s| s.run.settings);
         to_py(
             py,
             &json!({"lr": s.lr, "batch_size": s.batch_size, "accumulation": s.accumulation,
@@ -259,19 +273,20 @@ impl PyPolicies {
     /// The policies' and the context's state, for the trainer's own checkpoints:
     /// `{"policies": [{name, version, this}, ...], "run": {...}}`.
     fn state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let state = self.lock();
-        let r = &state.run;
-        let s = r.settings;
-        let value = json!({
-            "policies": state.set.state(),
-            "run": {
-                "epoch": r.epoch, "step": r.step, "steps_per_epoch": r.steps_per_epoch(),
-                "lr": s.lr, "batch_size": s.batch_size, "accumulation": s.accumulation,
-                "epochs": s.epochs, "momentum": s.momentum, "weight_decay": s.weight_decay,
-                "base_lr": r.base_lr, "base_batch_size": r.base_batch_size,
-                "optimizer": r.optimizer, "dataset_size": r.dataset_size,
-                "best": r.best, "history": r.history, "stopped": r.stopped,
-            },
+        let value = self.with(py, |state| {
+            let r = &state.run;
+            let s = r.settings;
+            json!({
+                "policies": state.set.state(),
+                "run": {
+                    "epoch": r.epoch, "step": r.step, "steps_per_epoch": r.steps_per_epoch(),
+                    "lr": s.lr, "batch_size": s.batch_size, "accumulation": s.accumulation,
+                    "epochs": s.epochs, "momentum": s.momentum, "weight_decay": s.weight_decay,
+                    "base_lr": r.base_lr, "base_batch_size": r.base_batch_size,
+                    "optimizer": r.optimizer, "dataset_size": r.dataset_size,
+                    "best": r.best, "history": r.history, "stopped": r.stopped,
+                },
+            })
         });
         to_py(py, &value)
     }
@@ -279,7 +294,7 @@ impl PyPolicies {
     /// Restores `state()`'s output (or a bare list of policy states); the run counts
     /// as resumed. Returns a note per policy whose source changed since, whose state
     /// cannot be kept, or that the state does not know.
-    fn load_state(&self, saved: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+    fn load_state(&self, py: Python<'_>, saved: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
         let value = to_json(saved)?;
         let (policies, run) = match &value {
             Value::Array(_) => (value.clone(), None),
@@ -291,48 +306,48 @@ impl PyPolicies {
         };
         let policies: Vec<PolicyState> = serde_json::from_value(policies)
             .map_err(|e| PyValueError::new_err(format!("policies: {e}")))?;
-        let mut state = self.lock();
-        let notes = state.set.load_state(&policies);
-        if let Some(run) = run {
-            restore(&mut state.run, &run);
-        }
-        state.run.resumed = true;
-        Ok(notes)
+        Ok(self.with(py, move |state| {
+            let notes = state.set.load_state(&policies);
+            if let Some(run) = run {
+                restore(&mut state.run, &run);
+                state.given.lr |= state.run.base_lr.is_some();
+                state.given.batch_size |= state.run.base_batch_size.is_some();
+            }
+            state.run.resumed = true;
+            notes
+        }))
     }
 
     /// Recompiles what changed on disk now (a hook call does it by itself when
     /// `watch` is on); returns the decision of `on_reload`.
     fn reload<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let decision = py.detach(|| {
-            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            state.reload()
-        });
+        let decision = self.with(py, |state| state.reload());
         to_py(py, &decision)
     }
 
     /// Whether the watcher has seen an edit that the next hook call picks up.
     #[getter]
-    fn edit_seen(&self) -> bool {
-        self.lock().set.edit_seen()
+    fn edit_seen(&self, py: Python<'_>) -> bool {
+        self.with(py, |s| s.set.edit_seen())
     }
 
     /// How the files are watched: `"native"`, `"poll"`, or None (not watched).
     #[getter]
-    fn watching(&self) -> Option<&'static str> {
-        self.lock().set.watching()
+    fn watching(&self, py: Python<'_>) -> Option<&'static str> {
+        self.with(py, |s| s.set.watching())
     }
 
     /// Whether a policy's files changed since they were loaded.
     #[getter]
-    fn reload_pending(&self) -> bool {
-        self.lock().set.reload_pending()
+    fn reload_pending(&self, py: Python<'_>) -> bool {
+        self.with(py, |s| s.set.reload_pending())
     }
 
     /// Each policy: `name`, `file`, `hooks`, `params`, `version`.
     fn describe<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let state = self.lock();
+        let described = self.with(py, |s| s.set.describe());
         let list = PyList::empty(py);
-        for p in state.set.describe() {
+        for p in described {
             let v = json!({"name": p.name, "file": p.file.display().to_string(),
                 "hooks": p.hooks, "params": p.params, "version": p.version});
             list.append(to_py(py, &v)?)?;
@@ -340,16 +355,21 @@ impl PyPolicies {
         Ok(list)
     }
 
-    fn __repr__(&self) -> String {
-        let state = self.lock();
-        let names: Vec<String> = state.set.describe().into_iter().map(|p| p.name).collect();
+    fn __repr__(&self, py: Python<'_>) -> String {
+        let names: Vec<String> = self.with(py, |s| {
+            s.set.describe().into_iter().map(|p| p.name).collect()
+        });
         format!("Policies({names:?})")
     }
 }
 
 impl PyPolicies {
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    /// `f` on the state, the GIL released while the lock is waited for and held: the
+    /// one lock order (a hook holds the state while a `messages=` callback takes the
+    /// GIL; a thread holding the GIL never waits for the state), so no two threads
+    /// can deadlock.
+    fn with<R: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut State) -> R + Send) -> R {
+        py.detach(|| f(&mut self.state.lock().unwrap_or_else(|p| p.into_inner())))
     }
 }
 
@@ -359,13 +379,25 @@ impl State {
         // the epoch after the last `on_epoch_end`.
         for u in updates {
             update(&mut self.run, u);
+            match u {
+                Update::Num("lr" | "base_lr", Some(_)) => self.given.lr = true,
+                Update::Int("batch_size" | "base_batch_size", _) => self.given.batch_size = true,
+                _ => {}
+            }
         }
         let r = &mut self.run;
         if hook == Hook::EpochEnd {
             let m = r.metrics;
             r.end_epoch(m);
         }
-        r.fix_bases();
+        // The bases are the first values the loop gives, not the placeholders before
+        // them (a first hook without `lr=` must not fix `base_lr` at 0).
+        if self.given.lr {
+            r.base_lr.get_or_insert(r.settings.lr);
+        }
+        if self.given.batch_size {
+            r.base_batch_size.get_or_insert(r.settings.batch_size);
+        }
         let reply = self.set.call(hook, &r.ctx());
         let decision = self.take(reply);
         let r = &mut self.run;

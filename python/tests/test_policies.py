@@ -1,6 +1,8 @@
 """rudder.Policies: decisions, events, typed load errors, hot reload, state."""
 
 import math
+import subprocess
+import sys
 
 import pytest
 
@@ -122,3 +124,48 @@ def test_regression_metrics_reach_the_policies():
     assert not p.on_epoch_end(val_rmse=60.0, val_mae=48.0, val_r2=0.4).get("stop")
     d = p.on_epoch_end(val_rmse=61.5, val_r2=0.38)
     assert d.get("stop") and "val_rmse did not improve" in d["reason"]
+
+
+def test_a_messages_callback_and_a_reader_thread_never_deadlock(tmp_path):
+    # A hook holds the policies' state while its messages callback takes the GIL;
+    # a reader on another thread holds the GIL while it asks for the state. One
+    # lock order (the GIL is never held while the state is waited for) keeps both
+    # moving. Run in a child process: a deadlock holds the GIL, so only a process
+    # outside it can notice and fail.
+    f = tmp_path / "fails.rhai"
+    f.write_text("fn on_step(ctx) { throw `step ${ctx.step}`; }\n")
+    code = f"""
+import threading, rudder
+heard = []
+p = rudder.Policies([{str(f)!r}], watch=False, messages=heard.append)
+p.on_train_start(lr=0.1)
+done = threading.Event()
+def reader():
+    while not done.is_set():
+        p.events, p.settings, p.state(), p.should_stop
+readers = [threading.Thread(target=reader) for _ in range(2)]
+for r in readers:
+    r.start()
+for _ in range(2000):
+    p.on_step()
+done.set()
+for r in readers:
+    r.join()
+assert len(heard) == 2000, len(heard)
+print("ok")
+"""
+    try:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.fail("deadlocked: a hook's messages callback and a reader thread")
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_base_lr_is_the_first_lr_the_loop_gives(tmp_path):
+    f = tmp_path / "base.rhai"
+    f.write_text("fn on_step(ctx) { #{ metrics: #{ base: ctx.base_lr } } }\n")
+    p = rudder.Policies([str(f)], watch=False)
+    p.on_train_start()  # no lr= yet
+    assert p.on_step(lr=0.1)["metrics"]["base"] == 0.1
+    assert p.on_step(lr=0.05)["metrics"]["base"] == 0.1

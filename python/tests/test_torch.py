@@ -162,3 +162,29 @@ def test_a_key_it_cannot_apply_is_an_event(tmp_path):
     steer.start()
     unsupported = [e for e in steer.policies.events if e["kind"] == "unsupported_decision"]
     assert {e["key"] for e in unsupported} == {"batch_size", "save"}
+
+
+class _Runs:
+    """Pickles as a call of os.system: what a hostile checkpoint file carries."""
+
+    def __init__(self, command):
+        self.command = command
+
+    def __reduce__(self):
+        import os
+        return (os.system, (self.command,))
+
+
+def test_a_checkpoint_that_carries_code_is_refused_not_run(tmp_path):
+    from rudder.torch import safe_load
+    marker = tmp_path / "ran"
+    path = tmp_path / "evil.pt"
+    torch.save({"model": _Runs(f"touch {marker}")}, path)
+    p = rudder.Policies(["lr/constant"], watch=False)
+    assert safe_load(p, str(path)) is None
+    assert not marker.exists()
+    refused = [e for e in p.events if e["kind"] == "unsupported_decision"]
+    assert refused and refused[0]["key"] == "rollback" and "evil.pt" in refused[0]["message"]
+    # A checkpoint of tensors and numbers loads.
+    torch.save({"model": {"w": torch.ones(2)}, "epoch": 3}, tmp_path / "ok.pt")
+    assert safe_load(p, str(tmp_path / "ok.pt"))["epoch"] == 3

@@ -113,6 +113,9 @@ pub(crate) struct TrainArgs {
     /// Periodic checkpoints kept, 0 for all [default: 3]
     #[arg(long, value_name = "N")]
     pub(crate) keep_last: Option<usize>,
+    /// Checkpoints a policy's `save` tags kept, the newest; 0 for all [default: 10]
+    #[arg(long, value_name = "N")]
+    pub(crate) keep_tagged: Option<usize>,
     /// Metric that picks the `best` checkpoint: train_loss, train_acc, val_loss, val_acc; for a regression val_rmse, val_mae, val_r2 (min for losses and errors, max for accuracies and R^2) [default: val_loss]
     #[arg(long, value_name = "METRIC")]
     pub(crate) monitor: Option<String>,
@@ -168,12 +171,14 @@ impl TrainArgs {
             kernels: self.kernels,
             checkpoint_every: self.checkpoint_every,
             keep_last: self.keep_last,
+            keep_tagged: self.keep_tagged,
             monitor: self.monitor,
             log_steps: self.log_steps,
             tensorboard: self.tensorboard,
             quiet: self.quiet,
             resumes: None,
             data_sha256: None,
+            model_sha256: None,
         }
     }
 }

@@ -34,11 +34,17 @@ pub enum EventKind {
     ReloadFailed,
     /// A decision key a framework adapter (Python) cannot apply.
     UnsupportedDecision,
+    /// A policy name that the standard library has resolved to a file on the search
+    /// path instead: `policy`, `path`.
+    Shadowed,
+    /// A report, TensorBoard or other output that could not be written; the run goes
+    /// on without it: `sink`, `message`.
+    SinkError,
 }
 
 impl EventKind {
     /// Every kind.
-    pub const ALL: [EventKind; 13] = [
+    pub const ALL: [EventKind; 15] = [
         EventKind::RunStart,
         EventKind::Resume,
         EventKind::Checkpoint,
@@ -52,6 +58,8 @@ impl EventKind {
         EventKind::Reload,
         EventKind::ReloadFailed,
         EventKind::UnsupportedDecision,
+        EventKind::Shadowed,
+        EventKind::SinkError,
     ];
 
     /// The name `events.jsonl` writes (`invalid_decision`).
@@ -70,6 +78,8 @@ impl EventKind {
             EventKind::Reload => "reload",
             EventKind::ReloadFailed => "reload_failed",
             EventKind::UnsupportedDecision => "unsupported_decision",
+            EventKind::Shadowed => "shadowed",
+            EventKind::SinkError => "sink_error",
         }
     }
 

@@ -3,10 +3,12 @@
 //! and the typed configuration of a run, read from flags and files and validated.
 //!
 //! Nothing here knows a tensor, a script engine or a file format beyond JSON: the
-//! crate depends on serde and thiserror only, so every layer above can share it.
+//! crate depends on serde, thiserror and libc (the open flags of [`input`]) only, so
+//! every layer above can share it.
 
 pub mod config;
 pub mod event;
+pub mod input;
 pub mod interrupt;
 pub mod kinds;
 pub mod launcher;

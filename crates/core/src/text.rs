@@ -73,6 +73,21 @@ pub fn clip_quoted(msg: &str) -> String {
         .join("\"")
 }
 
+/// A metric as a progress line, a summary or a table shows it: four decimals where
+/// that keeps at most seven significant digits (`0.9785`, `-12.3456`), else four
+/// significant digits with an exponent (`1.943e27`, `-9.600e-70`); `nan`, `inf`.
+/// Aligned columns stay aligned, and no value prints dozens of digits.
+pub fn fmt_metric(v: f64) -> String {
+    let a = v.abs();
+    if !v.is_finite() {
+        format!("{v}").to_lowercase()
+    } else if a == 0.0 || (1e-3..1e3).contains(&a) {
+        format!("{v:.4}")
+    } else {
+        format!("{v:.3e}")
+    }
+}
+
 /// A number as a message or a chart label shows it: at most 4 decimals, trailing
 /// zeros dropped, an exponent for the very small and very large (`0.0898`, `1e-5`,
 /// `2.5e-5`).
@@ -86,5 +101,28 @@ pub fn fmt_num(v: f64) -> String {
     } else {
         let s = format!("{v:.4}");
         s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_print_a_few_digits_whatever_their_size() {
+        let cases = [
+            (0.97851, "0.9785"),
+            (0.0, "0.0000"),
+            (-12.34561, "-12.3456"),
+            (-1942877425188728697457213440.0, "-1.943e27"),
+            (f32::MAX as f64, "3.403e38"),
+            (-9.6e-70, "-9.600e-70"),
+            (f64::NAN, "nan"),
+            (f64::NEG_INFINITY, "-inf"),
+        ];
+        for (v, shown) in cases {
+            assert_eq!(fmt_metric(v), shown, "{v}");
+        }
+        assert_eq!(fmt_num(0.6135907273413176), "0.6136");
     }
 }

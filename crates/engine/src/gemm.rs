@@ -54,8 +54,10 @@ impl<'a> View<'a> {
 /// thread on the engine's team, each block one single-threaded gemm: by columns of `dst`
 /// and `b` when `dst` is wider than tall (each thread then packs only its share of
 /// `b`, the weights in a dense layer's products), else by rows of `dst` and `a`. No
-/// reduction: each element is computed by one thread in the same order whatever the
-/// split.
+/// reduction across threads: each element is computed by one thread. What holds:
+/// the same `threads` gives the same bits, call after call; another thread count
+/// gives each block another shape, which the `gemm` crate packs and tiles (and so
+/// sums) in another order, so elements may differ in their last bits.
 pub(crate) fn matmul(dst: &mut [f32], a: View, b: View, accumulate: bool, threads: usize) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "inner dimensions");
@@ -213,7 +215,51 @@ mod tests {
     /// by rows and by columns, sizes that do not divide evenly (89 and 97 over 11
     /// and 12 threads once made the last block start past the end).
     #[test]
-    fn split_products_equal_the_one_thread_product() {
+    fn split_products_repeat_bit_for_bit_and_agree_to_rounding_across_threads() {
+        // Real floats (small integers would make every partial sum exact and hide
+        // the summation order): the head's weight gradient at 608 rows, x^T @ g.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(4)
+            .build()
+            .unwrap();
+        let (m, k, n) = (128, 608, 10);
+        let mut s = 12345u64;
+        let mut real = |len: usize| -> Vec<f32> {
+            (0..len)
+                .map(|_| {
+                    s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                    ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+                })
+                .collect()
+        };
+        let (a, b) = (real(k * m), real(k * n));
+        let run = |threads: usize| {
+            let mut out = vec![0f32; m * n];
+            pool.install(|| {
+                matmul(
+                    &mut out,
+                    View::new(&a, k, m).t(),
+                    View::new(&b, k, n),
+                    false,
+                    threads,
+                )
+            });
+            out
+        };
+        let one = run(1);
+        for threads in [1, 2, 3] {
+            assert_eq!(run(threads), run(threads), "{threads} threads, twice");
+            for (x, y) in run(threads).iter().zip(&one) {
+                assert!(
+                    (x - y).abs() <= 1e-5 * y.abs().max(1.0),
+                    "{threads}: {x} vs {y}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn split_products_cover_every_element_once() {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(4)
             .build()

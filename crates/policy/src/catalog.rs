@@ -94,12 +94,21 @@ fn scripts_in(dir: &Path, base: &Path, out: &mut Vec<(String, PathBuf)>) {
     }
 }
 
-/// Every name on `search` and in the standard library, with the file it resolves to
-/// (as `--policy NAME` finds it) and what it shadows; by name.
-pub fn list(search: &SearchPath) -> Vec<Entry> {
-    // Every source of every name, in search order: (name, file, text).
-    let mut found: Vec<(String, String, String)> = Vec::new();
+/// Every source of every name on `search`, in search order, then the standard
+/// library's: (name, file, text).
+type Found = Vec<(String, String, String)>;
+
+/// Each plugin name's first folder on the search path (the one `PLUGIN/POLICY`
+/// finds) and its policies' files; `None` when that manifest is broken.
+type Plugins = BTreeMap<String, Option<BTreeMap<String, PathBuf>>>;
+
+/// What is on `search`: every source of every name, each plugin's manifest (read
+/// once each: resolving every name through its manifest again would be quadratic),
+/// and the broken plugins' entries.
+fn gather(search: &SearchPath) -> (Found, Plugins, BTreeMap<String, Entry>) {
+    let mut found: Found = Vec::new();
     let mut broken: BTreeMap<String, Entry> = BTreeMap::new();
+    let mut plugins: Plugins = BTreeMap::new();
     for dir in search.dirs() {
         let mut files = Vec::new();
         scripts_in(dir, dir, &mut files);
@@ -107,7 +116,16 @@ pub fn list(search: &SearchPath) -> Vec<Entry> {
             let plugin = home
                 .file_name()
                 .map_or(String::new(), |n| n.to_string_lossy().into_owned());
-            match crate::plugin::read(&home) {
+            let read = crate::plugin::read(&home);
+            plugins.entry(plugin.clone()).or_insert_with(|| {
+                read.as_ref().ok().map(|m| {
+                    m.policies
+                        .iter()
+                        .map(|(p, f)| (p.clone(), home.join(f)))
+                        .collect()
+                })
+            });
+            match read {
                 Ok(m) => files.extend(
                     m.policies
                         .iter()
@@ -124,7 +142,10 @@ pub fn list(search: &SearchPath) -> Vec<Entry> {
             }
         }
         for (name, path) in files {
-            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let text = rudder_core::input::read(&path, crate::limits::MAX_SOURCE)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .unwrap_or_default();
             found.push((name, path.display().to_string(), text));
         }
     }
@@ -135,25 +156,59 @@ pub fn list(search: &SearchPath) -> Vec<Entry> {
             source.to_string(),
         ));
     }
+    (found, plugins, broken)
+}
+
+/// Where `name` resolves: (file, source, whether through a plugin's manifest);
+/// `None` when it does not.
+fn resolve(
+    name: &str,
+    found: &Found,
+    plugins: &Plugins,
+    search: &SearchPath,
+) -> Option<(String, String, bool)> {
+    let in_plugin = name
+        .split_once('/')
+        .and_then(|(p, policy)| Some((plugins.get(p)?, policy)));
+    match in_plugin {
+        Some((None, _)) => None,
+        Some((Some(files), policy)) => {
+            let file = files.get(policy)?.display().to_string();
+            let (_, _, text) = found.iter().find(|(_, f, _)| *f == file)?;
+            Some((file, text.clone(), true))
+        }
+        None => crate::script::find::locate(name, search).ok().map(|at| {
+            (
+                at.file.display().to_string(),
+                at.source,
+                at.manifest.is_some(),
+            )
+        }),
+    }
+}
+
+/// Every name on `search` and in the standard library, with the file it resolves to
+/// (as `--policy NAME` finds it) and what it shadows; by name.
+pub fn list(search: &SearchPath) -> Vec<Entry> {
+    let (found, plugins, broken) = gather(search);
     let names: std::collections::BTreeSet<String> = found.iter().map(|f| f.0.clone()).collect();
     let mut out = broken;
     for name in names {
-        let Ok(at) = crate::script::find::locate(&name, search) else {
+        let Some((file, source, manifest)) = resolve(&name, &found, &plugins, search) else {
             continue;
         };
-        let file = at.file.display().to_string();
         // The same name elsewhere, and (for a library name) the short name's hits.
         let short = name.rsplit('/').next().unwrap_or(&name);
         let mut shadows: Vec<String> = found
             .iter()
-            .filter(|(n, f, t)| *n == name && *f != file && *t != at.source)
+            .filter(|(n, f, t)| *n == name && *f != file && *t != source)
             .map(|(_, f, _)| format!("shadows {f}"))
             .collect();
         // A plugin's policies have no short name.
         if short != name
-            && at.manifest.is_none()
+            && !manifest
             && let Ok(s) = crate::script::find::locate(short, search)
-            && s.source != at.source
+            && s.source != source
         {
             shadows.push(format!("{short:?} finds {} instead", s.file.display()));
         }
@@ -161,7 +216,7 @@ pub fn list(search: &SearchPath) -> Vec<Entry> {
             name.clone(),
             Entry {
                 name,
-                summary: first_paragraph(&at.source),
+                summary: first_paragraph(&source),
                 file,
                 shadows,
             },
@@ -185,4 +240,22 @@ pub(crate) fn hint(spec: &str, message: &str, search: &SearchPath) -> String {
         Some(n) => format!("{message}; did you mean {n}? (rudder policy list shows them all)"),
         None => format!("{message}; rudder policy list shows the names there are"),
     }
+}
+
+/// The `specs` (as `--policy` gives them) that name a policy of the standard library
+/// but resolve to a file on `search` instead, with that file: what a run announces
+/// at its start (a file `scripts/lr/cosine.rhai` replaces the library's `lr/cosine`).
+pub fn shadowing(specs: &[String], search: &SearchPath) -> Vec<(String, PathBuf)> {
+    specs
+        .iter()
+        .filter(|s| {
+            EMBEDDED
+                .iter()
+                .any(|(n, _)| *n == s.as_str() || n.rsplit('/').next() == Some(s.as_str()))
+        })
+        .filter_map(|s| {
+            let at = crate::script::find::locate(s, search).ok()?;
+            (!at.file.starts_with("<embedded>")).then(|| (s.clone(), at.file))
+        })
+        .collect()
 }

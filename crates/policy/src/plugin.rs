@@ -32,6 +32,47 @@ impl PluginError {
 
 /// The manifest API this rudder reads.
 pub const API: u32 = 1;
+/// The most bytes a `plugin.json` may have.
+pub const MAX_MANIFEST: u64 = 1 << 20;
+/// The standard library's namespaces: no plugin may take one of these names (its
+/// `lr/cosine` would replace the library's).
+pub const NAMESPACES: &[&str] = &["lr", "stop", "adapt", "batch", "sweep"];
+
+/// The most policies one plugin may declare.
+pub const MAX_POLICIES: usize = 256;
+/// The longest plugin or policy name.
+pub const MAX_NAME: usize = 64;
+
+/// Why `name` cannot name a plugin or a policy: the characters a name may have
+/// are ASCII letters, digits, `_` and `-`, the first a letter or a digit, at most
+/// [`MAX_NAME`] of them (no control character can reach a terminal through one).
+pub fn bad_name(name: &str) -> Option<String> {
+    let ok = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
+    if name.is_empty() || name.len() > MAX_NAME {
+        return Some(format!("must have 1 to {MAX_NAME} characters"));
+    }
+    if !name.bytes().all(ok) || !name.as_bytes()[0].is_ascii_alphanumeric() {
+        return Some(format!(
+            "{} may have only letters, digits, '_' and '-' (starting with a letter or digit)",
+            crate::text::one_line(&format!("{name:?}"))
+        ));
+    }
+    None
+}
+
+/// Why a plugin cannot be called `name`: a name [`bad_name`] refuses, or one of the
+/// standard library's namespaces.
+pub fn bad_plugin_name(name: &str) -> Option<String> {
+    if let Some(why) = bad_name(name) {
+        return Some(why);
+    }
+    NAMESPACES.contains(&name).then(|| {
+        format!(
+            "{name:?} is a namespace of the standard library ({}); a plugin of that name would replace its policies",
+            NAMESPACES.join(", ")
+        )
+    })
+}
 
 /// `plugin.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -55,7 +96,15 @@ pub struct Manifest {
 /// for JSON faults) and what is wrong.
 pub fn read(dir: &Path) -> Result<Manifest, PluginError> {
     let path = dir.join("plugin.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| PluginError::new(path.display(), e))?;
+    let fault = |m: String| PluginError::new(path.display(), m);
+    let bytes = rudder_core::input::read(&path, MAX_MANIFEST).map_err(|e| match e {
+        rudder_core::input::ReadError::TooLarge(n) => fault(format!(
+            "{n} bytes, more than the {} KiB a manifest may have",
+            MAX_MANIFEST >> 10
+        )),
+        rudder_core::input::ReadError::Io(e) => fault(e.to_string()),
+    })?;
+    let text = String::from_utf8(bytes).map_err(|_| fault("not UTF-8 text".into()))?;
     parse(&text, dir)
 }
 
@@ -91,6 +140,22 @@ pub fn parse(text: &str, dir: &Path) -> Result<Manifest, PluginError> {
     }
     if m.policies.is_empty() {
         return Err(fault("policies is empty".into()));
+    }
+    if m.policies.len() > MAX_POLICIES {
+        return Err(fault(format!(
+            "{} policies; a plugin declares at most {MAX_POLICIES}",
+            m.policies.len()
+        )));
+    }
+    if let Some(why) = bad_plugin_name(&m.name) {
+        return Err(fault(format!("name: {why}")));
+    }
+    let folder = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+    if let Some(why) = folder.as_deref().and_then(bad_plugin_name) {
+        return Err(fault(format!("the plugin's folder: {why}")));
+    }
+    if let Some(why) = m.policies.keys().find_map(|n| bad_name(n)) {
+        return Err(fault(format!("a policy's name: {why}")));
     }
     for (name, file) in &m.policies {
         let f = Path::new(file);
@@ -145,6 +210,9 @@ pub fn scaffold(parent: &Path, name: &str) -> Result<PathBuf, PluginError> {
             format!("plugin new {name:?}"),
             "use lowercase letters, digits, '-' and '_'",
         ));
+    }
+    if let Some(why) = bad_plugin_name(name) {
+        return Err(PluginError::new(format!("plugin new {name}"), why));
     }
     let dir = parent.join(name);
     if dir.exists() {

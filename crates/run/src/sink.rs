@@ -69,6 +69,11 @@ pub trait Sink {
         let _ = error;
         None
     }
+
+    /// What a `sink_error` event calls this sink (`tensorboard`, `report`).
+    fn name(&self) -> &'static str {
+        "output"
+    }
 }
 
 /// The run's own record: every event to `events.jsonl`, every epoch to

@@ -105,6 +105,64 @@ fn now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
+/// `path` created new for writing: `O_CREAT | O_EXCL | O_NOFOLLOW`.
+fn exclusive(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+/// The file in a run's TensorBoard folder that names the run folder it belongs to.
+const OWNER: &str = ".rudder-run";
+
+/// The TensorBoard folder under `root` for the run in `run_dir`: `root/NAME`, or
+/// when another run holds that name, `root/NAME-2`, `root/NAME-3`, ... Each folder
+/// says whose it is in a `.rudder-run` file; a resumed run finds its own again (and
+/// adopts a folder from before these files).
+pub fn claim(root: &Path, name: &str, run_dir: &Path, resumed: bool) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(root)?;
+    let me = std::fs::canonicalize(run_dir)
+        .unwrap_or_else(|_| run_dir.to_path_buf())
+        .display()
+        .to_string();
+    for n in 1..=1000 {
+        let dir = match n {
+            1 => root.join(name),
+            n => root.join(format!("{name}-{n}")),
+        };
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {
+                exclusive(&dir.join(OWNER))?.write_all(me.as_bytes())?;
+                return Ok(dir);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let owner = rudder_core::input::read(&dir.join(OWNER), 1 << 16)
+                    .ok()
+                    .map(|b| String::from_utf8_lossy(&b).into_owned());
+                match owner {
+                    Some(o) if o == me => return Ok(dir),
+                    // A folder from before owner files: the run resumed is its own.
+                    None if resumed && dir.is_dir() => {
+                        if let Ok(mut f) = exclusive(&dir.join(OWNER)) {
+                            f.write_all(me.as_bytes())?;
+                        }
+                        return Ok(dir);
+                    }
+                    _ => {}
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::other(format!(
+        "{} and 999 more folders of that name are taken",
+        root.join(name).display()
+    )))
+}
+
 /// One run's event file, open for appending.
 pub struct Writer {
     out: BufWriter<File>,
@@ -122,15 +180,25 @@ impl Writer {
             .map(|h| h.trim().to_string())
             .unwrap_or_else(|_| "localhost".into());
         let secs = now() as u64;
-        // Two files in one second (a quick resume) must not share a name.
-        let mut path = dir.join(format!("events.out.tfevents.{secs}.{host}.rudder"));
-        let mut n = 1;
-        while path.exists() {
-            path = dir.join(format!("events.out.tfevents.{secs}.{host}.rudder.{n}"));
-            n += 1;
-        }
+        // A new file, never through a link planted under its name (O_EXCL fails on
+        // any name that exists, a dangling link included; O_NOFOLLOW as well); two
+        // files in one second (a quick resume) take the next suffix.
+        let mut n = 0;
+        let (path, file) = loop {
+            let suffix = if n == 0 {
+                String::new()
+            } else {
+                format!(".{n}")
+            };
+            let path = dir.join(format!("events.out.tfevents.{secs}.{host}.rudder{suffix}"));
+            match exclusive(&path) {
+                Ok(f) => break (path, f),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => n += 1,
+                Err(e) => return Err(e),
+            }
+        };
         let mut w = Writer {
-            out: BufWriter::new(File::create(&path)?),
+            out: BufWriter::new(file),
             shown: format!("--tensorboard {}", dir.display()),
             path,
         };
@@ -261,9 +329,13 @@ impl Sink for Writer {
 
     fn dropped(&self, e: &std::io::Error) -> Option<String> {
         Some(format!(
-            "rudder: {}: {e}; no more TensorBoard events for this run",
+            "{}: {e}; no more TensorBoard events for this run",
             self.shown
         ))
+    }
+
+    fn name(&self) -> &'static str {
+        "tensorboard"
     }
 }
 

@@ -6,7 +6,7 @@
 use rudder_core::Task;
 use rudder_core::config::{ConfigError, TrainConfig};
 use rudder_core::term::say;
-use rudder_core::text::fmt_num;
+use rudder_core::text::{fmt_metric, fmt_num};
 use rudder_nn::data::{Data, Source};
 use rudder_policy::Controller;
 use rudder_run::checkpoint::Loaded;
@@ -60,8 +60,8 @@ pub fn train_learner(
         None => {}
     }
     if let Some(tb) = &cfg.tensorboard {
-        let name = cfg.out.file_name().unwrap_or_default();
-        trainer = trainer.with_tensorboard(&tb.join(name));
+        let name = cfg.out.file_name().unwrap_or_default().to_string_lossy();
+        trainer = trainer.with_tensorboard(tb, &name);
     }
     let summary = trainer.run(controller)?;
     if !cfg.quiet && !summary.interrupted {
@@ -103,6 +103,11 @@ fn open_log(
             r.config
                 .data_sha256
                 .get_or_insert_with(|| data.fingerprint.clone());
+            if r.config.model_sha256.is_none()
+                && let Some((_, sha)) = rudder_nn::model::Arch::file_record(cfg)?
+            {
+                r.config.model_sha256 = Some(sha);
+            }
             rudder_run::files::write_config(&cfg.out, &r.config).map_err(out_fault)?;
             Ok((r.log, Some((r.loaded, r.skipped))))
         }
@@ -110,6 +115,10 @@ fn open_log(
             let lock = rudder_run::lock::claim(&cfg.out, "--out")?;
             let mut written = cfg.clone();
             written.data_sha256 = Some(data.fingerprint.clone());
+            if let Some((real, sha)) = rudder_nn::model::Arch::file_record(cfg)? {
+                written.model = rudder_core::ModelKind::File(real);
+                written.model_sha256 = Some(sha);
+            }
             rudder_run::files::write_config(&cfg.out, &written).map_err(out_fault)?;
             let log = RunLog::create(&cfg.out, cfg.log_steps, lock).map_err(out_fault)?;
             Ok((log, None))
@@ -162,20 +171,20 @@ fn say_done(cfg: &TrainConfig, summary: &Summary) {
     };
     let get = |k: &str| line[k].as_f64().unwrap_or(f64::NAN);
     let scores = match cfg.task {
-        Task::Classification => format!("val_acc {:.4}", get("val_acc")),
+        Task::Classification => format!("val_acc {}", fmt_metric(get("val_acc"))),
         Task::Regression => format!(
-            "val_rmse {}, val_mae {}, val_r2 {:.4}",
+            "val_rmse {}, val_mae {}, val_r2 {}",
             fmt_num(get("val_rmse")),
             fmt_num(get("val_mae")),
-            get("val_r2")
+            fmt_metric(get("val_r2"))
         ),
     };
     say(&format!(
-        "done: {} epoch{}, {} steps{what}: {scores}, val_loss {:.4}; report: {}",
+        "done: {} epoch{}, {} steps{what}: {scores}, val_loss {}; report: {}",
         summary.epochs_run,
         if summary.epochs_run == 1 { "" } else { "s" },
         summary.steps,
-        get("val_loss"),
+        fmt_metric(get("val_loss")),
         cfg.out.join("report.html").display()
     ));
 }

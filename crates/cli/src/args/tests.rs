@@ -24,7 +24,7 @@ fn every_key() -> serde_json::Map<String, Value> {
         "accumulation": 2, "lr_scaling": "sqrt", "policy": ["lr/cosine", "stop/early_stop"],
         "param": ["T_max=5", "patience=2"], "watch": "poll", "out": "runs/x", "seed": 7,
         "device": "cpu", "threads": 1, "kernels": "candle", "checkpoint_every": 2,
-        "keep_last": 1, "monitor": "val_rmse", "log_steps": true, "tensorboard": "tb",
+        "keep_last": 1, "keep_tagged": 4, "monitor": "val_rmse", "log_steps": true, "tensorboard": "tb",
         "quiet": true
     });
     let Value::Object(m) = v else { unreachable!() };

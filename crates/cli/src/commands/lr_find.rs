@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use rudder_core::config::ConfigError;
 use rudder_run::report::{Plot, Series, VLine};
-use rudder_train::trainer::range::{Ramp, RangeRun, range_test};
+use rudder_train::trainer::range::{MAX_STEPS, Ramp, RangeRun, range_test};
 
 use crate::cli::{LrFindOptions, print_json};
 use crate::error::AppError;
@@ -26,16 +26,8 @@ pub(crate) fn command(o: LrFindOptions) -> Result<(), AppError> {
         opts.out = Some(rudder_core::time::default_run_dir().with_extension("lr-find"));
     }
     let cfg = rudder_train::resolve(opts)?;
-    if !(o.start_lr > 0.0 && o.end_lr > o.start_lr && o.end_lr.is_finite()) || o.steps < 2 {
-        return Err(ConfigError::invalid(
-            "--start-lr, --end-lr, --steps",
-            format!(
-                "need 0 < start < end and at least 2 steps, got {} {} {}",
-                o.start_lr, o.end_lr, o.steps
-            ),
-        )
-        .into());
-    }
+    let shown = rudder_core::text::fmt_num;
+    check_ramp(o.start_lr, o.end_lr, o.steps)?;
     let _lock = rudder_run::lock::claim(&cfg.out, "--out").map_err(rudder_train::Error::from)?;
     let device = rudder_train::device(&cfg)?;
     let data = rudder_train::load_data(&cfg, &device)?;
@@ -85,14 +77,38 @@ pub(crate) fn command(o: LrFindOptions) -> Result<(), AppError> {
         } else {
             ""
         },
-        o.start_lr,
-        run.lrs.last().copied().unwrap_or(o.start_lr),
+        shown(o.start_lr),
+        shown(run.lrs.last().copied().unwrap_or(o.start_lr)),
         show(s.steepest),
         show(s.valley),
         show(s.minimum),
         out.display()
     ));
     print_json(serde_json::to_value(s).expect("serialises"));
+    Ok(())
+}
+
+/// The ramp's ends and length: finite, 0 < start < end, 2 to [`MAX_STEPS`] steps.
+fn check_ramp(start_lr: f64, end_lr: f64, steps: usize) -> Result<(), AppError> {
+    let shown = rudder_core::text::fmt_num;
+    if !(start_lr > 0.0 && end_lr > start_lr && end_lr.is_finite()) {
+        return Err(ConfigError::invalid(
+            "--start-lr, --end-lr",
+            format!(
+                "need finite numbers with 0 < start < end, got {} and {}",
+                shown(start_lr),
+                shown(end_lr)
+            ),
+        )
+        .into());
+    }
+    if !(2..=MAX_STEPS).contains(&steps) {
+        return Err(ConfigError::invalid(
+            "--steps",
+            format!("must be from 2 to {MAX_STEPS}, got {steps}"),
+        )
+        .into());
+    }
     Ok(())
 }
 

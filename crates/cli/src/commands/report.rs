@@ -5,12 +5,37 @@ use rudder_core::config::ConfigError;
 use crate::cli::ReportOptions;
 use crate::error::AppError;
 
+/// The run folders `dir` stands for: itself, or for a sweep's folder (finished or
+/// stopped part-way, with or without its `sweep.json`) its trials that have
+/// metrics, in name order.
+fn runs_in(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    if dir.join("metrics.jsonl").is_file() {
+        return vec![dir.to_path_buf()];
+    }
+    let mut trials: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("metrics.jsonl").is_file() && p.join("config.json").is_file())
+        .collect();
+    trials.sort();
+    if trials.is_empty() {
+        vec![dir.to_path_buf()]
+    } else {
+        trials
+    }
+}
+
 /// `rudder report`.
 pub(crate) fn command(o: ReportOptions) -> Result<(), AppError> {
     let runs = o
         .runs
         .iter()
-        .map(|d| rudder_run::report::load_run(d).map_err(|e| ConfigError::file("rudder report", e)))
+        .flat_map(|d| runs_in(d))
+        .map(|d| {
+            rudder_run::report::load_run(&d).map_err(|e| ConfigError::file("rudder report", e))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let title = format!("rudder report: {} run(s)", runs.len());
     // Beside the first run, not wherever the command happens to run.

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use rudder_core::config::{ConfigError, TrainConfig};
 use rudder_core::metric::Metric;
+use rudder_core::text::fmt_metric;
 use rudder_nn::data::Data;
 use rudder_run::report;
 use rudder_train::{load_policies, train_on};
@@ -31,7 +32,7 @@ pub(crate) fn command(o: SweepOptions) -> Result<(), AppError> {
     }
     let cfg = rudder_train::resolve(opts)?;
     let jobs = o.jobs.max(1);
-    check(&o.multipliers)?;
+    check(&o.multipliers, cfg.lr)?;
     let metric = Metric::from_name(&o.metric)
         .map_err(|e| ConfigError::invalid("--metric", e.to_string()))?;
     let spec = Spec {
@@ -42,11 +43,15 @@ pub(crate) fn command(o: SweepOptions) -> Result<(), AppError> {
     let device = rudder_train::device(&cfg)?;
     let data = rudder_train::load_data(&cfg, &device)?;
     rudder_core::term::say(&format!(
-        "rudder sweep: {} trials of {} epochs (lr {} x {:?}), {} at a time, in {}",
+        "rudder sweep: {} trials of {} epochs (lr {} x [{}]), {} at a time, in {}",
         spec.multipliers.len(),
         cfg.epochs,
-        cfg.lr,
-        spec.multipliers,
+        report::fmt_num(cfg.lr),
+        spec.multipliers
+            .iter()
+            .map(|&m| report::fmt_num(m))
+            .collect::<Vec<_>>()
+            .join(", "),
         jobs.min(spec.multipliers.len()),
         cfg.out.display()
     ));
@@ -58,7 +63,7 @@ pub(crate) fn command(o: SweepOptions) -> Result<(), AppError> {
             rudder_core::term::say(&format!(
                 "winner: {} (lr {}) by {}; report: {}",
                 t.dir,
-                t.lr,
+                report::fmt_num(t.lr),
                 outcome.metric,
                 cfg.out.join("report.html").display()
             ));
@@ -127,14 +132,34 @@ pub(crate) fn trial_name(m: f64) -> String {
     }
 }
 
-/// The sweep's multipliers: finite, > 0, each once.
-fn check(multipliers: &[f64]) -> Result<(), AppError> {
-    if multipliers.is_empty() || multipliers.iter().any(|m| !m.is_finite() || *m <= 0.0) {
+/// The sweep's multipliers: finite, > 0, each once, and each trial's LR (`base_lr`
+/// times it) a finite number > 0, checked before any trial starts.
+fn check(multipliers: &[f64], base_lr: f64) -> Result<(), AppError> {
+    let shown = |m: f64| report::fmt_num(m);
+    if let Some(&m) = multipliers.iter().find(|m| !m.is_finite() || **m <= 0.0) {
         return Err(ConfigError::invalid(
             "--multipliers",
-            format!("need finite numbers > 0, got {multipliers:?}"),
+            format!("need finite numbers > 0, got {}", shown(m)),
         )
         .into());
+    }
+    if multipliers.is_empty() {
+        return Err(ConfigError::invalid("--multipliers", "need at least one".to_string()).into());
+    }
+    for &m in multipliers {
+        let lr = base_lr * m;
+        if !lr.is_finite() || lr <= 0.0 || rudder_core::check_hyper("lr", lr).is_err() {
+            return Err(ConfigError::invalid(
+                "--multipliers",
+                format!(
+                    "{} x --lr {} gives LR {}, not a finite number > 0",
+                    shown(m),
+                    shown(base_lr),
+                    shown(lr)
+                ),
+            )
+            .into());
+        }
     }
     // Each trial has a folder of its own: two multipliers that are the same number
     // would share one.
@@ -152,7 +177,7 @@ fn check(multipliers: &[f64]) -> Result<(), AppError> {
 
 /// Runs the trials of `spec` for `cfg` (whose `out` is the sweep's folder) on `data`.
 fn run(cfg: &TrainConfig, spec: &Spec, data: &Data) -> Result<Outcome, AppError> {
-    check(&spec.multipliers)?;
+    check(&spec.multipliers, cfg.lr)?;
     spec.metric
         .check_task(cfg.task)
         .map_err(|e| ConfigError::invalid("--metric", e.to_string()))?;
@@ -244,7 +269,7 @@ fn run_trials(
                     report::fmt_num(t.lr),
                     t.epochs_run,
                     spec.metric,
-                    t.score.map_or("-".into(), |v| format!("{v:.4}")),
+                    t.score.map_or("-".into(), fmt_metric),
                     if t.diverged { ", diverged" } else { "" }
                 ));
             }
@@ -361,13 +386,13 @@ fn table(o: &Outcome) -> String {
             t.last
                 .get(k)
                 .and_then(Value::as_f64)
-                .map_or("-".into(), |v| format!("{v:.4}"))
+                .map_or("-".into(), fmt_metric)
         };
         out.push_str(&format!(
             "{:<10} {:>10} {:>14} {:>6} {:>14} {:>13}  {}\n",
             t.dir,
             report::fmt_num(t.lr),
-            t.score.map_or("-".into(), |v| format!("{v:.4}")),
+            t.score.map_or("-".into(), fmt_metric),
             best_epoch,
             f("val_loss"),
             f(score.name()),

@@ -8,11 +8,13 @@
 mod imports;
 mod inputs;
 mod limits;
+mod models;
 mod names;
 mod output;
 mod policy_tests;
 mod run_folder;
 mod state;
+mod surfaces;
 mod watcher;
 
 use std::io::Read;

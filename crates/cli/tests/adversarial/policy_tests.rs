@@ -50,3 +50,34 @@ fn a_case_passes_only_if_the_call_did_what_it_expects() {
         r.stdout
     );
 }
+
+#[test]
+fn an_invalid_decision_fails_its_case_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    // A momentum of 2 is rejected whole: the case expects only an absence (no
+    // stop), which a dropped decision satisfies; the rejection must fail it.
+    write(
+        d,
+        "bad.rhai",
+        "fn on_epoch_end(ctx) { #{ momentum: 2.0 } }\n",
+    );
+    write(
+        d,
+        "bad.json",
+        r#"{"policy": "bad.rhai", "cases": [{"hook": "on_epoch_end", "ctx": {"epoch": 0}, "expect": {"stop": false}}]}"#,
+    );
+    let r = rudder(d, &["policy", "test", "bad.json"]);
+    r.sane("invalid");
+    assert_ne!(r.code, Some(0), "{}", r.stdout);
+    assert!(r.stdout.contains("invalid_decision"), "{}", r.stdout);
+    assert!(r.stdout.ends_with("0 passed, 1 failed\n"), "{}", r.stdout);
+    // Expecting the error passes.
+    write(
+        d,
+        "bad.json",
+        r#"{"policy": "bad.rhai", "cases": [{"hook": "on_epoch_end", "ctx": {"epoch": 0}, "expect": {"error": true}}]}"#,
+    );
+    let r = rudder(d, &["policy", "test", "bad.json"]);
+    assert!(r.stdout.ends_with("1 passed, 0 failed\n"), "{}", r.stdout);
+}

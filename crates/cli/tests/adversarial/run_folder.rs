@@ -218,7 +218,9 @@ fn sixty_kills_at_random_points_of_resumes_lose_nothing() {
             config.len()
         );
     }
-    rudder(d, &["train", "-q", "--resume", "r"]).ok("final resume");
+    // Whether any killed resume lived to record `--epochs 40` depends on the
+    // machine's speed: the last one says it again.
+    rudder(d, &["train", "-q", "--resume", "r", "--epochs", "40"]).ok("final resume");
     assert_eq!(numbers(&d.join("r")), numbers(&d.join("whole")));
 }
 
@@ -459,7 +461,9 @@ fn lr_find_and_sweep_stop_at_the_first_ctrl_c() {
         &[
             "lr-find",
             "--steps",
-            "2000000",
+            "100000",
+            "--hidden",
+            "512,512",
             "--batch-size",
             "8",
             "--start-lr",

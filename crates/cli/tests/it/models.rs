@@ -242,7 +242,7 @@ fn a_bad_model_file_is_named_before_training() {
     .unwrap();
     std::fs::write(
         d.join("big.json"),
-        r#"[{"type":"linear","out":1000000000000},{"type":"linear"}]"#,
+        r#"[{"type":"linear","out":100000000},{"type":"linear"}]"#,
     )
     .unwrap();
     for (file, want) in [
@@ -266,7 +266,7 @@ fn a_bad_model_file_is_named_before_training() {
         ),
         (
             "big.json",
-            "--model big.json: the model would have 75000000000010 parameters",
+            "--model big.json: the model would have 7500000010 parameters",
         ),
     ] {
         let o = rudder(d, &["train", "--model", file, "--out", "r"]);

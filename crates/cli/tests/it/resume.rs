@@ -73,7 +73,7 @@ fn first_event(d: &Path, run: &str, kind: &str) -> Value {
 /// Starts `rudder train ARGS` with `RUDDER_FAULT=fault`, waits until it reports that
 /// it reached the fault point, and kills it with SIGKILL.
 fn run_until_killed(dir: &Path, fault: &str, args: &[&str]) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rudder"))
+    let mut child = Command::new(super::bin())
         .args(args)
         .current_dir(dir)
         .env("RUDDER_FAULT", fault)
@@ -120,16 +120,19 @@ fn with<'a>(extra: &[&'a str]) -> Vec<&'a str> {
         .collect()
 }
 
-fn killed_and_resumed_equals_uninterrupted(extra: &[&str]) {
+/// `extra`'s run killed mid-epoch 2 and again while writing a checkpoint, resumed
+/// each time, ends as the uninterrupted run does; `per_epoch` is its optimizer
+/// steps per epoch (26 at batch 64, 13 with `--accumulation 2`).
+fn killed_and_resumed_equals_uninterrupted(extra: &[&str], per_epoch: u64) {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let o = rudder(d, &with(&[&["--out", "whole"], extra].concat()));
     assert!(o.status.success(), "{}", stderr(&o));
 
-    // Killed mid-epoch 2 (26 steps per epoch), then during the write of the
-    // checkpoint after epoch 5, then resumed to the end.
+    // Killed mid-epoch 2, then during the write of the checkpoint after epoch 5,
+    // then resumed to the end.
     let args = with(&[&["--out", "cut"], extra].concat());
-    run_until_killed(d, "step:60", &args);
+    run_until_killed(d, &format!("step:{}", 2 * per_epoch + 8), &args);
     assert_eq!(jsonl(&d.join("cut/metrics.jsonl")).len(), 2);
     run_until_killed(
         d,
@@ -154,7 +157,7 @@ fn killed_and_resumed_equals_uninterrupted(extra: &[&str]) {
     assert_eq!(timeless(&whole.join("events.jsonl")), events);
     assert_eq!(resumes.len(), 2);
     assert_eq!(resumes[0]["path"], "checkpoints/epoch-1");
-    assert_eq!(resumes[0]["step"], 52);
+    assert_eq!(resumes[0]["step"], 2 * per_epoch);
     assert_eq!(resumes[1]["path"], "checkpoints/epoch-4");
     // Checkpoints: the last three epochs and the best, nothing half-written.
     assert_eq!(checkpoints(&cut), ["best", "epoch-5", "epoch-6", "epoch-7"]);
@@ -165,21 +168,135 @@ fn killed_and_resumed_equals_uninterrupted(extra: &[&str]) {
     assert!(last(&cut)[1]["this"]["best"].as_f64().unwrap() > 0.0);
 }
 
+// Every kernels x optimizer pair, with and without accumulation: each keeps its
+// own optimizer state (momentum buffers; AdamW's moments and step count).
+const SGD: &[&str] = &["--optimizer", "sgd", "--momentum", "0.9"];
+const ADAMW: &[&str] = &["--optimizer", "adamw", "--lr", "0.002"];
+const CANDLE: &[&str] = &["--kernels", "candle"];
+const ACCUMULATE: &[&str] = &["--accumulation", "2"];
+
 #[test]
 fn a_killed_run_resumes_to_the_same_metrics_bit_for_bit() {
-    killed_and_resumed_equals_uninterrupted(&["--optimizer", "sgd", "--momentum", "0.9"]);
+    killed_and_resumed_equals_uninterrupted(SGD, 26);
+}
+
+#[test]
+fn the_engine_with_adamw_resumes_bit_for_bit() {
+    killed_and_resumed_equals_uninterrupted(ADAMW, 26);
 }
 
 #[test]
 fn the_candle_path_and_adamw_resume_bit_for_bit_too() {
-    killed_and_resumed_equals_uninterrupted(&[
-        "--optimizer",
-        "adamw",
-        "--lr",
-        "0.002",
-        "--kernels",
-        "candle",
-    ]);
+    killed_and_resumed_equals_uninterrupted(&[ADAMW, CANDLE].concat(), 26);
+}
+
+#[test]
+fn the_candle_path_with_momentum_resumes_bit_for_bit() {
+    killed_and_resumed_equals_uninterrupted(&[SGD, CANDLE].concat(), 26);
+}
+
+#[test]
+fn accumulated_steps_resume_bit_for_bit_on_both_paths() {
+    killed_and_resumed_equals_uninterrupted(&[ADAMW, ACCUMULATE].concat(), 13);
+    killed_and_resumed_equals_uninterrupted(&[SGD, CANDLE, ACCUMULATE].concat(), 13);
+}
+
+/// A tiny deterministic stream for the kill points.
+fn lcg(state: &mut u64, n: u64) -> u64 {
+    *state = state
+        .wrapping_mul(6_364_136_223_846_793_005)
+        .wrapping_add(1_442_695_040_888_963_407);
+    (*state >> 33) % n
+}
+
+#[test]
+fn saves_and_rollbacks_inside_epochs_resume_bit_for_bit_from_any_kill() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    // Every epoch: a save early in it (a `step-N` checkpoint), a rollback to it a
+    // few steps later, and at epoch 2's end a rollback to `best`. With batch 16 an
+    // epoch is 102 steps.
+    std::fs::write(
+        d.join("steer.rhai"),
+        r#"
+fn on_step(ctx) {
+    let s = ctx.step % ctx.steps_per_epoch;
+    if s == 10 { return #{ save: true }; }
+    if s == 30 && ctx.epoch > 0 { return #{ rollback: "last" }; }
+}
+fn on_epoch_end(ctx) {
+    if ctx.epoch == 2 { return #{ rollback: "best" }; }
+}
+"#,
+    )
+    .unwrap();
+    let args = |out: &'static str| {
+        vec![
+            "train",
+            "--epochs",
+            "4",
+            "--batch-size",
+            "16",
+            "--quiet",
+            "--watch",
+            "off",
+            "--optimizer",
+            "adamw",
+            "--lr",
+            "0.002",
+            "--policy",
+            "steer.rhai",
+            "--out",
+            out,
+        ]
+    };
+    let o = rudder(d, &args("whole"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let whole = timeless(&d.join("whole/metrics.jsonl"));
+    assert_eq!(whole.len(), 4);
+    // A mid-epoch rollback leaves the weights the epoch is validated on: `best`
+    // is written whenever val_loss improves, and the recorded best is its value.
+    let events = jsonl(&d.join("whole/events.jsonl"));
+    assert!(events.iter().any(|e| {
+        e["kind"] == "rollback"
+            && e["path"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("checkpoints/step-"))
+    }));
+    let best = state(&d.join("whole"), "best");
+    let val = |e: u64| whole[e as usize]["val_loss"].as_f64().unwrap();
+    let best_epoch = best["monitored"]["epoch"].as_u64().unwrap();
+    assert_eq!(
+        best["monitored"]["value"].as_f64().unwrap(),
+        val(best_epoch)
+    );
+    // Epoch 2's weights were rolled back after its validation: not a candidate.
+    let lowest = [0, 1, 3].map(val).into_iter().fold(f64::INFINITY, f64::min);
+    assert_eq!(
+        val(best_epoch),
+        lowest,
+        "best is the lowest of epochs 0, 1 and 3"
+    );
+    // Killed at random steps, then resumed: the same numbers, the same weights.
+    let mut rng = 20261202u64;
+    for k in 0..4 {
+        let out = ["cut0", "cut1", "cut2", "cut3"][k];
+        let step = 103 + lcg(&mut rng, 280);
+        run_until_killed(d, &format!("step:{step}"), &args(out));
+        resume(d, out);
+        assert_eq!(
+            timeless(&d.join(out).join("metrics.jsonl")),
+            whole,
+            "killed at step {step}"
+        );
+        let weights = |run: &str| {
+            std::fs::read(d.join(run).join("checkpoints/epoch-3/model.safetensors")).unwrap()
+        };
+        assert!(
+            weights(out) == weights("whole"),
+            "killed at step {step}: weights differ"
+        );
+    }
 }
 
 #[test]

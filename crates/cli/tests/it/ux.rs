@@ -370,13 +370,17 @@ fn errors_name_the_way_out() {
         ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
+    // A sweep's folder stands for its trials, finished or not (a sweep stopped
+    // part-way has no sweep.json, and its finished trials are still drawn).
+    std::fs::remove_file(d.join("sw/sweep.json")).unwrap();
+    let o = rudder(d, &["report", "sw", "--out", "c.html"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let page = std::fs::read_to_string(d.join("c.html")).unwrap();
+    assert!(page.contains("2 run(s)") && page.contains("x1") && page.contains("x2"));
+    std::fs::create_dir(d.join("empty")).unwrap();
     one_line(
-        &["report", "sw"],
-        &[
-            "it is a sweep: its report is sw/report.html",
-            "sw/x1",
-            "sw/x2",
-        ],
+        &["report", "empty"],
+        &["empty: no metrics.jsonl there (not a run directory)"],
     );
 }
 

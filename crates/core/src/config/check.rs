@@ -19,13 +19,14 @@ impl TrainOptions {
         for p in self.param.iter().flatten() {
             check_param(p, name)?;
         }
-        if self.resumes.is_some() || self.data_sha256.is_some() {
+        let records = [
+            ("resumes", self.resumes.is_some()),
+            ("data_sha256", self.data_sha256.is_some()),
+            ("model_sha256", self.model_sha256.is_some()),
+        ];
+        if let Some((key, _)) = records.iter().find(|(_, set)| *set) {
             return fail(
-                if self.resumes.is_some() {
-                    "resumes"
-                } else {
-                    "data_sha256"
-                },
+                key,
                 "is a run's own record in its config.json, not an option".into(),
             );
         }

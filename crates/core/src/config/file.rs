@@ -23,29 +23,13 @@ impl TrainOptions {
 
     fn read_file(path: &Path, flag: &str, limit: u64) -> Result<TrainOptions, ConfigError> {
         let fault = |msg: String| ConfigError::file(format!("{flag} {}", path.display()), msg);
-        let meta = std::fs::metadata(path).map_err(|e| fault(e.to_string()))?;
-        if !meta.is_file() {
-            return Err(fault("not a regular file".into()));
-        }
-        if meta.len() > limit {
-            return Err(fault(format!(
-                "{} bytes; a config file is at most {} KiB",
-                meta.len(),
+        let bytes = crate::input::read(path, limit).map_err(|e| match e {
+            crate::input::ReadError::TooLarge(n) => fault(format!(
+                "{n} bytes; a config file is at most {} KiB",
                 limit >> 10
-            )));
-        }
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(
-            &mut std::io::Read::take(
-                std::fs::File::open(path).map_err(|e| fault(e.to_string()))?,
-                limit + 1,
-            ),
-            &mut bytes,
-        )
-        .map_err(|e| fault(e.to_string()))?;
-        if bytes.len() as u64 > limit {
-            return Err(fault("grew past its size limit while read".into()));
-        }
+            )),
+            crate::input::ReadError::Io(e) => fault(e.to_string()),
+        })?;
         let text = String::from_utf8(bytes).map_err(|_| fault("not UTF-8 text".into()))?;
         // serde would read an array as the fields in order.
         if let Some(c) = text.trim_start().chars().next()

@@ -66,12 +66,16 @@ fn resumed(cli: TrainOptions, dir: PathBuf) -> Result<TrainConfig, ConfigError> 
 }
 
 /// The run's own options, checked as a file's, with its records (`resumes`,
-/// `data_sha256`) kept.
+/// `data_sha256`, `model_sha256`) kept.
 fn run_options(path: &Path, dir: &Path) -> Result<TrainOptions, ConfigError> {
     let mut file = TrainOptions::from_run(path, dir)?;
-    let (resumes, data) = (file.resumes.take(), file.data_sha256.take());
+    let records = (
+        file.resumes.take(),
+        file.data_sha256.take(),
+        file.model_sha256.take(),
+    );
     file.check(&|k| format!("{}: {k}", path.display()))?;
-    (file.resumes, file.data_sha256) = (resumes, data);
+    (file.resumes, file.data_sha256, file.model_sha256) = records;
     Ok(file)
 }
 

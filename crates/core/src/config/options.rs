@@ -81,6 +81,8 @@ pub struct TrainOptions {
     pub checkpoint_every: Option<usize>,
     /// Periodic checkpoints kept, 0 for all [default: 3]
     pub keep_last: Option<usize>,
+    /// Checkpoints a policy's `save` tags kept, the newest; 0 for all [default: 10]
+    pub keep_tagged: Option<usize>,
     /// Metric that picks the `best` checkpoint: train_loss, train_acc, val_loss, val_acc; for a regression val_rmse, val_mae, val_r2 (min for losses and errors, max for accuracies and R^2) [default: val_loss]
     pub monitor: Option<String>,
     /// Continue the run in DIR from its last checkpoint, with its config.json (options given here override it)
@@ -98,6 +100,9 @@ pub struct TrainOptions {
     /// A run's own record of the data it trains on (config.json); not an option.
     #[serde(skip_serializing)]
     pub data_sha256: Option<String>,
+    /// A run's own record of its model file's SHA-256 (config.json); not an option.
+    #[serde(skip_serializing)]
+    pub model_sha256: Option<String>,
 }
 
 impl TrainOptions {
@@ -116,7 +121,7 @@ impl TrainOptions {
     /// Fills each unset option from `file`.
     pub fn or(self, file: TrainOptions) -> TrainOptions {
         macro_rules! pick {
-            ($($f:ident),*) => { TrainOptions { config: self.config, resume: self.resume, resumes: file.resumes, data_sha256: file.data_sha256, $( $f: self.$f.or(file.$f), )* } };
+            ($($f:ident),*) => { TrainOptions { config: self.config, resume: self.resume, resumes: file.resumes, data_sha256: file.data_sha256, model_sha256: file.model_sha256, $( $f: self.$f.or(file.$f), )* } };
         }
         pick!(
             data,
@@ -153,6 +158,7 @@ impl TrainOptions {
             tensorboard,
             checkpoint_every,
             keep_last,
+            keep_tagged,
             monitor,
             quiet
         )

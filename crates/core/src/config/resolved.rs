@@ -51,6 +51,8 @@ pub struct TrainConfig {
     pub tensorboard: Option<PathBuf>,
     pub checkpoint_every: usize,
     pub keep_last: usize,
+    /// Tagged checkpoints (a policy's `save`) kept, the newest; 0 for all.
+    pub keep_tagged: usize,
     pub monitor: Metric,
     #[serde(skip)]
     pub resume: Option<PathBuf>,
@@ -60,6 +62,9 @@ pub struct TrainConfig {
     /// SHA-256 of the data the run trains on (the data set's fingerprint).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_sha256: Option<String>,
+    /// SHA-256 of the model file the run was built from (`--model FILE.json`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_sha256: Option<String>,
     /// What the resume in progress changes (not written: `resumes` records it).
     #[serde(skip)]
     pub overrides: Overrides,
@@ -220,10 +225,12 @@ impl TrainOptions {
             tensorboard: self.tensorboard,
             checkpoint_every: self.checkpoint_every.unwrap_or(1),
             keep_last: self.keep_last.unwrap_or(3),
+            keep_tagged: self.keep_tagged.unwrap_or(10),
             monitor,
             resume: self.resume,
             resumes: self.resumes.unwrap_or_default(),
             data_sha256: self.data_sha256,
+            model_sha256: self.model_sha256,
             overrides: Overrides::default(),
             stop_on_divergence: false,
             quiet: self.quiet.unwrap_or(false),

@@ -115,6 +115,12 @@ fn push_row(
     for (col, v) in parsed.iter().enumerate() {
         match v {
             Some(x) if x.is_finite() => {}
+            _ if fields[col].trim().parse::<f64>().is_ok_and(f64::is_finite) => {
+                return Err(at(col)(format!(
+                    "{} is past f32's range (rudder trains on f32: at most 3.4e38 in magnitude)",
+                    rudder_core::text::clip(fields[col].trim())
+                )));
+            }
             _ => {
                 return Err(at(col)(format!(
                     "not a finite number: {:?}",

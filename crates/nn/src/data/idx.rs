@@ -31,7 +31,7 @@ pub const MAX_INPUT: u64 = 2 << 30;
 /// whether it did. Errors of the returned reader are gzip's when it is one.
 fn open_maybe_gz(path: &Path) -> Result<(Box<dyn Read>, bool), DataError> {
     use std::io::BufRead;
-    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let file = rudder_core::input::open(path).map_err(|e| DataError::io(path, e))?;
     let mut reader = std::io::BufReader::new(file);
     let gz = reader
         .fill_buf()

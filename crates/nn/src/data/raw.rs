@@ -150,17 +150,25 @@ pub(super) fn to_split(raw: Raw, device: &Device) -> Result<Split, DataError> {
     Ok(Split { x, y })
 }
 
+/// A deviation at most this fraction of the values' largest magnitude is rounding
+/// (f32 holds about 7 digits): the target is constant.
+const CONSTANT: f64 = 1e-6;
+
 /// Standardises both splits' targets with the training split's mean and (population)
 /// deviation per target; the validation sums of squares are taken first, in the
-/// data's units.
+/// data's units. A target whose deviation is rounding next to its values' scale
+/// (a constant column, at any scale) keeps deviation 1 and a validation sum of
+/// squares of exactly 0, so R^2 follows scikit-learn's `force_finite` rule.
 pub(super) fn standardise_targets(train: &mut Raw, val: &mut Raw) -> Targets {
     let k = train.n_targets;
     let stats = |r: &Raw| {
         let n = r.len().max(1) as f64;
         let mut mean = vec![0f64; k];
+        let mut scale = vec![0f64; k];
         for row in r.t.chunks(k) {
-            for (m, &v) in mean.iter_mut().zip(row) {
+            for ((m, a), &v) in mean.iter_mut().zip(&mut scale).zip(row) {
                 *m += v as f64 / n;
+                *a = a.max((v as f64).abs());
             }
         }
         let mut ss = vec![0f64; k];
@@ -169,15 +177,18 @@ pub(super) fn standardise_targets(train: &mut Raw, val: &mut Raw) -> Targets {
                 *s += (v as f64 - m).powi(2);
             }
         }
+        // A deviation within rounding of the scale is none.
+        for (s, a) in ss.iter_mut().zip(&scale) {
+            if (*s / n).sqrt() <= CONSTANT * a {
+                *s = 0.0;
+            }
+        }
         (mean, ss, n)
     };
     let (mean, ss, n) = stats(train);
     let std: Vec<f64> = ss
         .iter()
-        .map(|s| {
-            let sd = (s / n).sqrt();
-            if sd > 1e-12 { sd } else { 1.0 }
-        })
+        .map(|s| if *s > 0.0 { (s / n).sqrt() } else { 1.0 })
         .collect();
     let (_, val_sst, _) = stats(val);
     for r in [train, val] {

@@ -295,8 +295,8 @@ impl Layer for Dropout {
 }
 
 /// Max or mean over `kernel` x `kernel` windows, stride `kernel` (a remainder of
-/// rows or columns is dropped, as torch does). The max is taken by reshaping, whose
-/// gradient goes to the maximum alone.
+/// rows or columns is dropped, as torch does). The max's gradient goes to the first
+/// maximum of each window ([`super::layers::max_pool`]).
 pub struct Pool {
     kernel: usize,
     max: bool,
@@ -312,12 +312,10 @@ impl Layer for Pool {
         } else {
             x.clone()
         };
-        let x = x.reshape((n, c, oh, k, ow, k))?;
         if self.max {
-            x.max(5)?.max(3)
-        } else {
-            x.mean(5)?.mean(3)
+            return super::layers::max_pool(&x, k);
         }
+        x.reshape((n, c, oh, k, ow, k))?.mean(5)?.mean(3)
     }
 }
 

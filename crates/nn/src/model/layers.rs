@@ -170,22 +170,42 @@ impl Layer for Relu {
     }
 }
 
-/// 2x2 max pooling, stride 2 (odd sizes round down), as a reshape and two max
-/// reductions: candle 0.11's own `max_pool2d` backward scales the gradient of a
-/// unique maximum by 1/4 (torch passes it whole), see the test below.
+/// 2x2 max pooling, stride 2 (odd sizes round down): [`max_pool`].
 pub struct MaxPool2;
 
 impl Layer for MaxPool2 {
     fn forward(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
-        let (n, c, h, w) = x.dims4()?;
-        let (oh, ow) = (h / 2, w / 2);
-        let x = if h % 2 == 1 || w % 2 == 1 {
-            x.narrow(2, 0, 2 * oh)?.narrow(3, 0, 2 * ow)?
-        } else {
-            x.clone()
-        };
-        x.reshape((n, c, oh, 2, ow, 2))?.max(5)?.max(3)
+        max_pool(x, 2)
     }
+}
+
+/// Max over `k` x `k` windows, stride `k` (a remainder of rows or columns dropped,
+/// as torch does), whose gradient goes whole to the first maximum of each window in
+/// row-major order, as torch's and the engine's do. candle's own reductions give it
+/// to every tied maximum, and its `max_pool2d` scales it by 1/k^2: both differ from
+/// torch on ties, which ReLU's zeros and images' flat regions make common. The
+/// first maximum is found with device-neutral tensor ops (an argmax's tie order is
+/// the backend's), so CUDA and the CPU agree.
+pub fn max_pool(x: &Tensor, k: usize) -> Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    let (oh, ow) = (h / k, w / k);
+    let x = if h % k != 0 || w % k != 0 {
+        x.narrow(2, 0, k * oh)?.narrow(3, 0, k * ow)?
+    } else {
+        x.clone()
+    };
+    // (n, c, oh, ow, k * k): each window's values in row-major order.
+    let win = x
+        .reshape((n, c, oh, k, ow, k))?
+        .permute((0, 1, 2, 4, 3, 5))?
+        .reshape((n, c, oh, ow, k * k))?;
+    let plain = win.detach();
+    let hit = plain
+        .broadcast_eq(&plain.max_keepdim(4)?)?
+        .to_dtype(plain.dtype())?;
+    // hit x (hits so far) is 1 at the first maximum only.
+    let first = (&hit * hit.cumsum(4)?)?.eq(1.0)?;
+    first.where_cond(&win, &win.zeros_like()?)?.sum(4)
 }
 
 /// Index of the largest logit per row.
@@ -196,6 +216,14 @@ pub fn argmax(logits: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::DType;
+
+    /// The gradient of `y.sum()` with respect to `x`, flattened.
+    fn grad_of_sum(x: &Var, y: Tensor) -> Vec<f32> {
+        let g = y.sum_all().unwrap().backward().unwrap();
+        let g = g.get(x.as_tensor()).unwrap().flatten_all().unwrap();
+        g.to_vec1::<f32>().unwrap()
+    }
 
     #[test]
     fn max_pool_passes_the_whole_gradient_to_the_maximum() {
@@ -204,20 +232,7 @@ mod tests {
         let x =
             Var::from_tensor(&Tensor::new(&[[[[1f32, 2.0], [3.0, 4.0]]]], &Device::Cpu).unwrap())
                 .unwrap();
-        let g = MaxPool2
-            .forward(x.as_tensor(), true)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        let g = g
-            .get(x.as_tensor())
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap();
+        let g = grad_of_sum(&x, MaxPool2.forward(x.as_tensor(), true).unwrap());
         assert_eq!(g, [0.0, 0.0, 0.0, 1.0]);
         let x = Var::from_tensor(
             &Tensor::arange(0f32, 9.0, &Device::Cpu)
@@ -228,14 +243,36 @@ mod tests {
         .unwrap();
         let y = MaxPool2.forward(x.as_tensor(), true).unwrap();
         assert_eq!(y.flatten_all().unwrap().to_vec1::<f32>().unwrap(), [4.0]);
-        let g = y.sum_all().unwrap().backward().unwrap();
-        let g = g
-            .get(x.as_tensor())
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap();
+        let g = grad_of_sum(&x, y);
         assert_eq!(g, [0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn tied_maxima_give_the_gradient_to_the_first_as_torch_does() {
+        // torch: x = zeros(1,1,4,4); x[0,0,1,1] = x[0,0,0,1] = 1 (two tied in the
+        // first window); F.max_pool2d(x, 2).sum().backward() gives 1 at (0,1) of the
+        // first window (the first maximum in row-major order) and at (0,0) of each
+        // all-zero window.
+        let mut v = vec![0f32; 16];
+        v[1] = 1.0;
+        v[5] = 1.0;
+        let x =
+            Var::from_tensor(&Tensor::from_vec(v, (1, 1, 4, 4), &Device::Cpu).unwrap()).unwrap();
+        let y = max_pool(x.as_tensor(), 2).unwrap();
+        assert_eq!(
+            y.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            [1.0, 0.0, 0.0, 0.0]
+        );
+        let g = grad_of_sum(&x, y);
+        let mut want = vec![0f32; 16];
+        for i in [1, 2, 8, 10] {
+            want[i] = 1.0;
+        }
+        assert_eq!(g, want);
+        // A 3x3 window of nine equal values: the whole gradient to its first.
+        let x = Var::from_tensor(&Tensor::ones((1, 1, 3, 3), DType::F32, &Device::Cpu).unwrap())
+            .unwrap();
+        let g = grad_of_sum(&x, max_pool(x.as_tensor(), 3).unwrap());
+        assert_eq!(g, [1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
     }
 }

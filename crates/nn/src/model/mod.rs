@@ -173,7 +173,17 @@ impl Arch {
                 channels: cfg.channels.clone(),
             },
             ModelKind::File(path) => {
-                let spec = spec::Spec::read(path)?;
+                let (spec, sha) = spec::Spec::read_fingerprinted(path)?;
+                if cfg.model_sha256.as_ref().is_some_and(|s| *s != sha) {
+                    let resume = cfg
+                        .resume
+                        .as_ref()
+                        .map_or(String::new(), |d| format!("--resume {}: ", d.display()));
+                    return Err(ModelError::File {
+                        at: format!("{resume}--model {}", path.display()),
+                        message: "not the model file this run was built from (its SHA-256 differs); a resumed run keeps its model".into(),
+                    });
+                }
                 if let Some(hidden) = spec.as_mlp() {
                     Arch::Mlp { hidden }
                 } else if let Some(channels) = spec.as_cnn() {
@@ -186,6 +196,22 @@ impl Arch {
                 }
             }
         })
+    }
+
+    /// The real path and SHA-256 of the model file `cfg` names (`None` for a
+    /// built-in model): what a new run records in its `config.json`.
+    pub fn file_record(
+        cfg: &rudder_core::TrainConfig,
+    ) -> std::result::Result<Option<(std::path::PathBuf, String)>, ModelError> {
+        let rudder_core::ModelKind::File(path) = &cfg.model else {
+            return Ok(None);
+        };
+        let (_, sha) = spec::Spec::read_fingerprinted(path)?;
+        let real = std::fs::canonicalize(path).map_err(|e| ModelError::File {
+            at: format!("--model {}", path.display()),
+            message: e.to_string(),
+        })?;
+        Ok(Some((real, sha)))
     }
 
     /// The flag that sets the architecture's widths.

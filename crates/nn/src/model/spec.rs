@@ -128,11 +128,17 @@ impl std::fmt::Display for Shape {
 }
 
 impl Shape {
-    /// Values per example.
+    /// Values per example (saturating: a shape [`Spec::check`] passed holds at most
+    /// [`MAX_VALUES`]).
     pub fn len(self) -> usize {
+        self.values().unwrap_or(usize::MAX)
+    }
+
+    /// Values per example, `None` past `usize`.
+    fn values(self) -> Option<usize> {
         match self {
-            Shape::Image(c, h, w) => c * h * w,
-            Shape::Vector(n) => n,
+            Shape::Image(c, h, w) => c.checked_mul(h)?.checked_mul(w),
+            Shape::Vector(n) => Some(n),
         }
     }
 
@@ -144,32 +150,39 @@ impl Shape {
 
 /// The most layers a file may have, nested blocks included.
 pub const MAX_LAYERS: usize = 1000;
+/// The largest kernel, window, stride or padding a layer may have (2^16).
+pub const MAX_WINDOW: usize = 1 << 16;
+/// The most values an example may have between two layers (2^29, a data set's
+/// limit): every width, channel count and image side is checked against it.
+pub const MAX_VALUES: usize = 1 << 29;
 
 impl Spec {
     /// Reads and checks nothing but the JSON: `FILE:LINE:COLUMN: message` on error.
     pub fn read(path: &std::path::Path) -> Result<Spec, ModelError> {
+        Ok(Spec::read_fingerprinted(path)?.0)
+    }
+
+    /// [`Spec::read`], with the SHA-256 (hex) of the bytes it parsed: what a run's
+    /// `config.json` records and a resume checks.
+    pub fn read_fingerprinted(path: &std::path::Path) -> Result<(Spec, String), ModelError> {
         let fault = |m: String| ModelError::File {
             at: format!("--model {}", path.display()),
             message: m,
         };
         let limit = 1u64 << 20;
-        let file = std::fs::File::open(path).map_err(|e| {
-            fault(match e.kind() {
-                std::io::ErrorKind::NotFound => {
+        let bytes = rudder_core::input::read(path, limit).map_err(|e| {
+            fault(match e {
+                rudder_core::input::ReadError::TooLarge(_) => {
+                    format!("more than {} KiB", limit >> 10)
+                }
+                rudder_core::input::ReadError::Io(e)
+                    if e.kind() == std::io::ErrorKind::NotFound =>
+                {
                     "no such file (the built-in models are mlp and cnn)".into()
                 }
-                _ => e.to_string(),
+                rudder_core::input::ReadError::Io(e) => e.to_string(),
             })
         })?;
-        if !file.metadata().map_err(|e| fault(e.to_string()))?.is_file() {
-            return Err(fault("not a regular file".into()));
-        }
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::Read::take(file, limit + 1), &mut bytes)
-            .map_err(|e| fault(e.to_string()))?;
-        if bytes.len() as u64 > limit {
-            return Err(fault(format!("more than {} KiB", limit >> 10)));
-        }
         let mut de = serde_json::Deserializer::from_slice(&bytes);
         let spec: Spec = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let at = rudder_core::text::clip(&e.path().to_string());
@@ -188,7 +201,9 @@ impl Spec {
         })?;
         de.end()
             .map_err(|e| fault(format!("{}:{}: text after the list", e.line(), e.column())))?;
-        Ok(spec)
+        use sha2::Digest;
+        let sha = sha2::Sha256::digest(&bytes);
+        Ok((spec, sha.iter().map(|b| format!("{b:02x}")).collect()))
     }
 
     /// The built-in MLP: `linear(h) relu` per hidden width, then the head.
@@ -327,15 +342,26 @@ pub fn padding(kernel: usize, padding: Option<usize>) -> usize {
     padding.unwrap_or(kernel / 2)
 }
 
-/// The output shape of `l` on `x`.
+/// `Err` naming `field` when `v` is past `max`.
+fn at_most(field: &str, v: usize, max: usize, limit: &str) -> Result<usize, Misfit> {
+    if v > max {
+        return Err(Misfit(format!("{field} {v} is more than {max} ({limit})")));
+    }
+    Ok(v)
+}
+
+/// The output shape of `l` on `x`: every size bounded ([`MAX_WINDOW`],
+/// [`MAX_VALUES`]) before any arithmetic, so nothing can wrap.
 pub fn output(l: &LayerSpec, x: Shape, classes: usize) -> Result<Shape, Misfit> {
     let image = || match x {
         Shape::Image(c, h, w) => Ok((c, h, w)),
         Shape::Vector(n) => Err(Misfit(format!("needs an image, got {n} values"))),
     };
-    Ok(match l {
+    let window = |field: &str, v: usize| at_most(field, v, MAX_WINDOW, "2^16");
+    let width = |field: &str, v: usize| at_most(field, v, MAX_VALUES, "2^29");
+    let y = match l {
         LayerSpec::Linear { out } => {
-            let out = out.unwrap_or(classes);
+            let out = width("out", out.unwrap_or(classes))?;
             if out == 0 {
                 return Err(Misfit("out must be at least 1".into()));
             }
@@ -352,17 +378,19 @@ pub fn output(l: &LayerSpec, x: Shape, classes: usize) -> Result<Shape, Misfit> 
             if ![1, 3, 5].contains(kernel) {
                 return Err(Misfit(format!("kernel must be 1, 3 or 5, got {kernel}")));
             }
-            if *out == 0 || *stride == 0 {
+            let (out, stride) = (width("out", *out)?, window("stride", *stride)?);
+            if out == 0 || stride == 0 {
                 return Err(Misfit("out and stride must be at least 1".into()));
             }
-            let p = self::padding(*kernel, *padding);
+            let p = window("padding", self::padding(*kernel, *padding))?;
+            // h, w <= 2^29 and p <= 2^16: no sum here can wrap.
             let (hp, wp) = (h + 2 * p, w + 2 * p);
             if hp < *kernel || wp < *kernel {
                 return Err(Misfit(format!(
                     "a {kernel}x{kernel} kernel does not fit {h}x{w} with padding {p}"
                 )));
             }
-            Shape::Image(*out, (hp - kernel) / stride + 1, (wp - kernel) / stride + 1)
+            Shape::Image(out, (hp - kernel) / stride + 1, (wp - kernel) / stride + 1)
         }
         LayerSpec::Dropout { p } => {
             if !(0.0..1.0).contains(p) {
@@ -372,6 +400,7 @@ pub fn output(l: &LayerSpec, x: Shape, classes: usize) -> Result<Shape, Misfit> 
         }
         LayerSpec::Maxpool2d { kernel } | LayerSpec::Avgpool2d { kernel } => {
             let (c, h, w) = image()?;
+            let kernel = &window("kernel", *kernel)?;
             if *kernel == 0 || h < *kernel || w < *kernel {
                 return Err(Misfit(format!(
                     "a {kernel}x{kernel} window does not fit {h}x{w}"
@@ -387,7 +416,13 @@ pub fn output(l: &LayerSpec, x: Shape, classes: usize) -> Result<Shape, Misfit> 
         | LayerSpec::Tanh
         | LayerSpec::Sigmoid
         | LayerSpec::Residual { .. } => x,
-    })
+    };
+    match y.values() {
+        Some(n) if n <= MAX_VALUES => Ok(y),
+        _ => Err(Misfit(format!(
+            "gives {y}, more than {MAX_VALUES} (2^29) values per example"
+        ))),
+    }
 }
 
 fn walk(
@@ -440,7 +475,8 @@ fn count_size(
                 let (Shape::Image(ci, ..), Shape::Image(co, ..)) = (x, y) else {
                     return;
                 };
-                (ci * co * kernel * kernel + if *bias { co } else { 0 }) as u128
+                let (ci, co, k) = (ci as u128, co as u128, *kernel as u128);
+                ci * co * k * k + if *bias { co } else { 0 }
             }
             LayerSpec::Batchnorm => match x {
                 Shape::Image(c, ..) => 2 * c as u128,

@@ -127,22 +127,13 @@ impl Policies {
 /// version of its own, which then fails to load, saying why. `None` while it is
 /// missing.
 fn read_version(f: &std::path::Path) -> Option<Vec<u8>> {
-    use std::io::Read;
-    let max = crate::limits::MAX_SOURCE;
-    Some(match std::fs::metadata(f) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-        Err(e) => format!("unreadable:{e}").into_bytes(),
-        Ok(m) if !m.is_file() => b"not a regular file".to_vec(),
-        Ok(m) if m.len() > max => format!("large:{}", m.len()).into_bytes(),
-        Ok(_) => {
-            let mut b = Vec::new();
-            let read =
-                std::fs::File::open(f).and_then(|file| file.take(max + 1).read_to_end(&mut b));
-            match read {
-                Ok(_) => b,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-                Err(e) => format!("unreadable:{e}").into_bytes(),
-            }
-        }
-    })
+    use rudder_core::input::ReadError;
+    Some(
+        match rudder_core::input::read(f, crate::limits::MAX_SOURCE) {
+            Ok(b) => b,
+            Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(ReadError::Io(e)) => format!("unreadable:{e}").into_bytes(),
+            Err(ReadError::TooLarge(n)) => format!("large:{n}").into_bytes(),
+        },
+    )
 }

@@ -147,11 +147,9 @@ impl Policy {
             ast = ast.clone_functions_only();
         }
         let sources: Vec<Vec<u8>> = std::iter::once(src.source.clone().into_bytes())
-            .chain(
-                files[1..]
-                    .iter()
-                    .map(|f| std::fs::read(f).unwrap_or_default()),
-            )
+            .chain(files[1..].iter().map(|f| {
+                rudder_core::input::read(f, crate::limits::MAX_SOURCE).unwrap_or_default()
+            }))
             .collect();
         let version = content_hash(&sources.iter().map(Vec::as_slice).collect::<Vec<_>>());
         let may_import = imports_at_run_time(&ast);

@@ -2,7 +2,6 @@
 //! `NAME`), the newest that validates whole (log sizes included), the newest
 //! readable one, and the periodic ones beyond `--keep-last`.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use rudder_core::text::one_line;
@@ -94,7 +93,7 @@ fn line_ends(state: &State, state_path: &Path, run_dir: &Path) -> Result<(), Che
             ));
         }
         let mut last = [0u8];
-        std::fs::File::open(&path)
+        rudder_core::input::open(&path)
             .and_then(|mut f| {
                 f.seek(SeekFrom::Start(size - 1))?;
                 f.read_exact(&mut last)
@@ -122,7 +121,7 @@ fn epochs_fit(state: &State, state_path: &Path, run_dir: &Path) -> Result<(), Ch
     if state.logs.metrics > 0 {
         std::io::Read::read_to_end(
             &mut std::io::Read::take(
-                File::open(&path).map_err(|e| fault(&path, e))?,
+                rudder_core::input::open(&path).map_err(|e| fault(&path, e))?,
                 state.logs.metrics,
             ),
             &mut head,
@@ -220,11 +219,23 @@ pub fn latest(root: &Path) -> Result<Option<Loaded>, CheckpointError> {
 
 /// Periodic checkpoints (`epoch-N`, `step-N`) beyond the newest `keep`, to delete.
 pub fn beyond_keep(root: &Path, keep: usize) -> Vec<PathBuf> {
+    beyond(root, keep, is_periodic)
+}
+
+/// Tagged checkpoints (a policy's `save`: neither periodic nor `best`) beyond the
+/// newest `keep`, to delete.
+pub fn beyond_keep_tagged(root: &Path, keep: usize) -> Vec<PathBuf> {
+    beyond(root, keep, |n| !is_periodic(n) && n != "best")
+}
+
+/// The checkpoints whose name `pick` takes, beyond the newest `keep` (by step, an
+/// epoch's end after a mid-epoch one at the same step).
+fn beyond(root: &Path, keep: usize, pick: impl Fn(&str) -> bool) -> Vec<PathBuf> {
     let mut periodic: Vec<(u64, bool, PathBuf)> = list(root)
         .into_iter()
-        .filter(|(n, _)| is_periodic(n))
+        .filter(|(n, _)| pick(n))
         .filter_map(|(_, d)| {
-            let s = parse_state(&std::fs::read(d.join(STATE_FILE)).ok()?, &d).ok()?;
+            let s = parse_state(&super::read::read_file(&d.join(STATE_FILE)).ok()?, &d).ok()?;
             Some((s.step, s.partial.is_none(), d))
         })
         .collect();

@@ -21,7 +21,23 @@ use rudder_policy::{Best, PolicyState, Settings};
 use serde::{Deserialize, Serialize};
 
 pub use crate::log::LogSizes;
-pub use find::{beyond_keep, check_logs, folders, latest, list, locate, newest_valid};
+pub use find::{
+    beyond_keep, beyond_keep_tagged, check_logs, folders, latest, list, locate, newest_valid,
+};
+
+/// Bytes free for an unprivileged writer on the file system holding `dir`
+/// (`statvfs`'s available blocks); `None` where it cannot be told.
+pub fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: a zeroed statvfs is a valid out-parameter.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is a NUL-terminated string and `st` a valid out-parameter.
+    if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
 pub use read::{check_model, load_model, parse_state, parse_tensors, read};
 pub use write::{clean, remove, write};
 

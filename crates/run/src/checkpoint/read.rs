@@ -3,7 +3,6 @@
 //! checked against the model they load into. Every fault names the file.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
@@ -119,28 +118,13 @@ pub(super) fn read_file(path: &Path) -> Result<Vec<u8>, CheckpointError> {
         std::io::ErrorKind::NotFound => fault(path, "missing (an incomplete checkpoint?)"),
         _ => fault(path, e),
     };
-    let meta = std::fs::metadata(path).map_err(fail)?;
-    if !meta.is_file() {
-        return Err(fault(path, "not a regular file"));
-    }
-    if meta.len() > limit {
-        return Err(fault(
+    let bytes = rudder_core::input::read(path, limit).map_err(|e| match e {
+        rudder_core::input::ReadError::TooLarge(n) => fault(
             path,
-            format!(
-                "{} bytes, more than a checkpoint file of rudder's can be",
-                meta.len()
-            ),
-        ));
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    std::io::Read::read_to_end(
-        &mut std::io::Read::take(File::open(path).map_err(fail)?, limit + 1),
-        &mut bytes,
-    )
-    .map_err(fail)?;
-    if bytes.len() as u64 > limit {
-        return Err(fault(path, "grew past the size a checkpoint file can be"));
-    }
+            format!("{n} bytes, more than a checkpoint file of rudder's can be"),
+        ),
+        rudder_core::input::ReadError::Io(e) => fail(e),
+    })?;
     Ok(bytes)
 }
 

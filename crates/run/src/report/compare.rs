@@ -7,6 +7,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use rudder_core::metric::Metric;
+use rudder_core::text::fmt_metric;
 
 use crate::files::{JsonlError, read_jsonl};
 
@@ -21,8 +22,10 @@ pub struct RunView {
     pub subtitle: String,
     /// The `metrics.jsonl` objects.
     pub history: Vec<Value>,
-    /// The `events.jsonl` objects.
-    pub events: Vec<Value>,
+    /// The markers of its `events.jsonl` (read a line at a time: no event is kept).
+    pub markers: Vec<super::Marker>,
+    /// The reason of its last `stop` event, if any.
+    pub stop_reason: Option<String>,
 }
 
 /// A folder `rudder report` cannot draw.
@@ -69,11 +72,12 @@ pub fn load_run(dir: &Path) -> Result<RunView, LoadRunError> {
         });
     }
     let history = read_jsonl(&metrics)?;
-    let events = if dir.join("events.jsonl").is_file() {
-        read_jsonl(&dir.join("events.jsonl"))?
-    } else {
-        Vec::new()
-    };
+    let mut stop_reason = None;
+    let markers = super::markers::read(&dir.join("events.jsonl"), |e| {
+        if e["kind"] == "stop" {
+            stop_reason = e["reason"].as_str().map(str::to_string);
+        }
+    });
     let cfg: Value = std::fs::read_to_string(dir.join("config.json"))
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
@@ -98,7 +102,8 @@ pub fn load_run(dir: &Path) -> Result<RunView, LoadRunError> {
         ),
         subtitle,
         history,
-        events,
+        markers,
+        stop_reason,
     })
 }
 
@@ -111,9 +116,10 @@ pub fn compare(title: &str, runs: &[RunView]) -> String {
     let all: Vec<super::Marker> = runs
         .iter()
         .flat_map(|r| {
-            r.events
-                .iter()
-                .filter_map(|e| super::markers::from_event(e, Some(&r.name)))
+            r.markers.iter().map(|m| super::Marker {
+                label: format!("{}: {}", r.name, m.label),
+                ..m.clone()
+            })
         })
         .collect();
     let groups = super::markers::group(&all);
@@ -238,19 +244,15 @@ fn table(runs: &[RunView]) -> String {
     for (i, r) in runs.iter().enumerate() {
         let best_loss = Metric::ValLoss
             .best_epoch(&r.history)
-            .map_or("-".into(), |(e, v)| format!("{v:.4} ({})", e + 1));
+            .map_or("-".into(), |(e, v)| {
+                format!("{} ({})", fmt_metric(v), e + 1)
+            });
         let best_acc = score
             .best_epoch(&r.history)
-            .map_or("-".into(), |(_, v)| format!("{v:.4}"));
+            .map_or("-".into(), |(_, v)| fmt_metric(v));
         let last = r.history.last();
         let f = |k: &str| last.and_then(|h| h.get(k)).and_then(Value::as_f64);
-        let ended = r
-            .events
-            .iter()
-            .rev()
-            .find(|e| e["kind"] == "stop")
-            .and_then(|e| e["reason"].as_str())
-            .unwrap_or("planned end");
+        let ended = r.stop_reason.as_deref().unwrap_or("planned end");
         let _ = write!(
             html,
             "<tr><td style=\"text-align:left\"><i class=\"sw\" style=\"background:{}\"></i>{}</td><td style=\"text-align:left\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td style=\"text-align:left\">{}</td></tr>",
@@ -260,7 +262,7 @@ fn table(runs: &[RunView]) -> String {
             r.history.len(),
             best_loss,
             best_acc,
-            f(score.name()).map_or("-".into(), |v| format!("{v:.4}")),
+            f(score.name()).map_or("-".into(), fmt_metric),
             f("lr").map_or("-".into(), fmt_num),
             esc(ended)
         );

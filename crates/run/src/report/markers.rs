@@ -196,12 +196,25 @@ pub fn from_event(e: &Value, run: Option<&str>) -> Option<Marker> {
             text.push_str(&format!(": {m}"));
         }
     }
+    // A hover text, not the record: a 1 KiB log line is cut (events.jsonl has it).
+    let mut label = rudder_core::text::one_line(&text);
+    if label.len() > MAX_LABEL {
+        let cut = (0..=MAX_LABEL)
+            .rev()
+            .find(|&i| label.is_char_boundary(i))
+            .unwrap_or(0);
+        label.truncate(cut);
+        label.push_str("...");
+    }
     Some(Marker {
         epoch,
         kind: kind.to_string(),
-        label: rudder_core::text::one_line(&text),
+        label,
     })
 }
+
+/// The longest hover text a marker keeps, in bytes.
+const MAX_LABEL: usize = 240;
 
 fn value(v: &Value) -> String {
     match v {
@@ -287,40 +300,94 @@ pub struct Group {
     pub text: String,
 }
 
-/// `markers` merged by epoch and kind, in epoch order; each group's text lists up to
-/// five of its markers' and how many more.
-pub fn group(markers: &[Marker]) -> Vec<Group> {
-    let mut out: Vec<Group> = Vec::new();
-    for m in markers {
-        let kind = if m.kind.is_empty() {
-            "decision"
-        } else {
-            &m.kind
+/// The most groups a chart draws: past it, neighbouring epochs merge into ranges
+/// (the count and up to five labels stay in each range's hover text).
+pub const MAX_GROUPS: usize = 400;
+
+/// The markers of the `events.jsonl` at `path`, read a line at a time (a file of any
+/// size takes the memory of its markers, not of its events); `each` sees every
+/// event. A missing or unreadable file has none; a line that is not JSON is skipped.
+pub fn read(path: &std::path::Path, mut each: impl FnMut(&Value)) -> Vec<Marker> {
+    use std::io::BufRead;
+    let Ok(file) = rudder_core::input::open(path) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for line in std::io::BufReader::new(file).split(b'\n') {
+        let Ok(line) = line else { break };
+        let Ok(e) = serde_json::from_slice::<Value>(&line) else {
+            continue;
         };
-        match out
-            .iter_mut()
-            .find(|g| g.epoch == m.epoch && g.kind == kind)
-        {
-            Some(g) => {
-                g.count += 1;
-                if g.count <= 5 {
-                    g.text.push('\n');
-                    g.text.push_str(&m.label);
-                }
+        each(&e);
+        out.extend(from_event(&e, None));
+    }
+    out
+}
+
+/// `markers` merged by epoch and kind, in epoch order; each group's text lists up to
+/// five of its markers' and how many more. With more than [`MAX_GROUPS`] groups,
+/// epochs are merged into ranges of equal width (`epochs 1-50: ...`), so a page's
+/// size and the time to draw it are bounded whatever the run logged.
+pub fn group(markers: &[Marker]) -> Vec<Group> {
+    let kind_of = |m: &Marker| {
+        if m.kind.is_empty() {
+            "decision".to_string()
+        } else {
+            m.kind.clone()
+        }
+    };
+    let distinct: std::collections::HashSet<(usize, &str)> =
+        markers.iter().map(|m| (m.epoch, m.kind.as_str())).collect();
+    let (Some(lo), Some(hi)) = (
+        markers.iter().map(|m| m.epoch).min(),
+        markers.iter().map(|m| m.epoch).max(),
+    ) else {
+        return Vec::new();
+    };
+    let width = if distinct.len() > MAX_GROUPS {
+        let kinds = distinct
+            .iter()
+            .map(|(_, k)| *k)
+            .collect::<std::collections::HashSet<_>>()
+            .len();
+        let per_kind = (MAX_GROUPS / kinds.max(1)).max(1) as u128;
+        (((hi - lo) as u128 + 1).div_ceil(per_kind)).max(1) as usize
+    } else {
+        1
+    };
+    let mut merged: std::collections::BTreeMap<(usize, String), Group> = Default::default();
+    for m in markers {
+        let start = lo + (m.epoch - lo) / width * width;
+        let g = merged.entry((start, kind_of(m))).or_insert_with(|| Group {
+            epoch: start,
+            kind: kind_of(m),
+            count: 0,
+            text: String::new(),
+        });
+        g.count += 1;
+        if g.count <= 5 {
+            if g.count > 1 {
+                g.text.push('\n');
             }
-            None => out.push(Group {
-                epoch: m.epoch,
-                kind: kind.to_string(),
-                count: 1,
-                text: m.label.clone(),
-            }),
+            g.text.push_str(&m.label);
         }
     }
+    let mut out: Vec<Group> = merged.into_values().collect();
     for g in &mut out {
         if g.count > 5 {
             g.text.push_str(&format!("\n... and {} more", g.count - 5));
         }
-        g.text = format!("epoch {}: {}", g.epoch + 1, g.text);
+        let last = g.epoch.saturating_add(width - 1).min(hi);
+        g.text = if width == 1 || last == g.epoch {
+            format!("epoch {}: {}", g.epoch as u128 + 1, g.text)
+        } else {
+            format!(
+                "epochs {}-{}: {}",
+                g.epoch as u128 + 1,
+                last as u128 + 1,
+                g.text
+            )
+        };
     }
     out.sort_by_key(|g| g.epoch);
     out

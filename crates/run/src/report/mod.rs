@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use rudder_core::metric::Metric;
+use rudder_core::text::fmt_metric;
 use serde_json::Value;
 
 mod compare;
@@ -139,17 +140,17 @@ fn stats(history: &[Value], score: Metric, label: &str) -> String {
         ),
         (
             format!("val {label}"),
-            get(score.name()).map_or("-".into(), |v| format!("{v:.4}")),
+            get(score.name()).map_or("-".into(), fmt_metric),
         ),
         (
             format!("best val {label}"),
             score
                 .best_epoch(history)
-                .map_or("-".into(), |(_, v)| format!("{v:.4}")),
+                .map_or("-".into(), |(_, v)| fmt_metric(v)),
         ),
         (
             "val loss".to_string(),
-            get("val_loss").map_or("-".into(), |v| format!("{v:.4}")),
+            get("val_loss").map_or("-".into(), fmt_metric),
         ),
         ("lr".to_string(), get("lr").map_or("-".into(), fmt_num)),
         (
@@ -239,7 +240,10 @@ fn table(history: &[Value], regression: bool) -> String {
         };
         let middle: String = keys
             .iter()
-            .map(|k| format!("<td>{}</td>", f(k, 4)))
+            .map(|k| {
+                let v = r.get(*k).and_then(Value::as_f64);
+                format!("<td>{}</td>", v.map_or("null".into(), fmt_metric))
+            })
             .collect();
         let _ = write!(
             html,
@@ -286,12 +290,7 @@ pub struct Live {
 impl Live {
     /// The report of the run in `dir`; `subtitle` describes the setup.
     pub fn open(dir: &Path, subtitle: String) -> Live {
-        let markers = std::fs::read_to_string(dir.join("events.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter_map(|e| markers::from_event(&e, None))
-            .collect();
+        let markers = markers::read(&dir.join("events.jsonl"), |_| {});
         Live {
             dir: dir.to_path_buf(),
             subtitle,
@@ -312,6 +311,17 @@ impl crate::sink::Sink for Live {
         history: &[Value],
     ) -> std::io::Result<()> {
         write(&self.dir, &self.subtitle, history, &self.markers)
+    }
+
+    fn dropped(&self, e: &std::io::Error) -> Option<String> {
+        Some(format!(
+            "{}: {e}; report.html is no longer updated during this run (`rudder report` writes it again)",
+            self.dir.join("report.html").display()
+        ))
+    }
+
+    fn name(&self) -> &'static str {
+        "report"
     }
 }
 

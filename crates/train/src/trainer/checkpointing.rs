@@ -162,10 +162,13 @@ impl Trainer<'_> {
         {
             names.push(name);
         }
-        if self.ckpt.improved && !self.ckpt.rolled_back {
+        if let Some((value, epoch)) = self.ckpt.improved.take()
+            && !self.ckpt.rolled_back
+        {
+            let mon = &mut self.ckpt.monitored;
+            (mon.value, mon.epoch) = (Some(value), Some(epoch));
             names.push("best".into());
         }
-        self.ckpt.improved = false;
         self.ckpt.rolled_back = false;
         if names.is_empty() {
             return Ok(());
@@ -225,18 +228,29 @@ impl Trainer<'_> {
             model: &tensors,
             optimizer: &optimizer,
         };
+        // About what one checkpoint takes on disk; with less free, none is written
+        // (a write would fail half-way, or fill the disk the logs need).
+        let need = tensor_bytes(&tensors) + tensor_bytes(&optimizer) + (1 << 20);
+        let _ = std::fs::create_dir_all(&self.ckpt.root);
+        let free = checkpoint::free_bytes(&self.ckpt.root);
         let mut written = Vec::new();
         for name in names {
+            if let Some(free) = free.filter(|f| *f < 2 * need) {
+                let msg = format!(
+                    "checkpoint {name} not written: {} MiB free on its disk, a checkpoint takes about {} MiB; training goes on",
+                    free >> 20,
+                    need.div_ceil(1 << 20)
+                );
+                self.sinks
+                    .failed_checkpoint(epoch, self.state.step, name, msg)?;
+                continue;
+            }
             match checkpoint::write(&self.ckpt.root, name, &snap) {
                 Ok(_) => written.push(self.ckpt.root.join(name)),
                 Err(e) => {
                     let msg = format!("checkpoint {name} failed: {e}; training goes on");
-                    self.sinks.progress.note(&format!("rudder: {msg}"));
-                    let mut f = Map::new();
-                    f.insert("path".into(), json!(format!("checkpoints/{name}")));
-                    f.insert("reason".into(), json!(msg));
                     self.sinks
-                        .event(epoch, self.state.step, EventKind::Checkpoint, f)?;
+                        .failed_checkpoint(epoch, self.state.step, name, msg)?;
                 }
             }
         }
@@ -248,14 +262,21 @@ impl Trainer<'_> {
         Ok(())
     }
 
-    /// Periodic checkpoints beyond `--keep-last`, deleted (moved aside first: a kill
-    /// here leaves no half checkpoint); never the newest.
+    /// Periodic checkpoints beyond `--keep-last` and tagged ones beyond
+    /// `--keep-tagged`, deleted (moved aside first: a kill here leaves no half
+    /// checkpoint); never the newest.
     fn prune(&self) {
+        let root = &self.ckpt.root;
+        let mut old = Vec::new();
         if self.ckpt.keep > 0 {
-            for old in checkpoint::beyond_keep(&self.ckpt.root, self.ckpt.keep) {
-                if Some(&old) != self.ckpt.last.as_ref() {
-                    let _ = checkpoint::remove(&old);
-                }
+            old.extend(checkpoint::beyond_keep(root, self.ckpt.keep));
+        }
+        if self.ckpt.keep_tagged > 0 {
+            old.extend(checkpoint::beyond_keep_tagged(root, self.ckpt.keep_tagged));
+        }
+        for old in old {
+            if Some(&old) != self.ckpt.last.as_ref() {
+                let _ = checkpoint::remove(&old);
             }
         }
     }
@@ -321,14 +342,17 @@ impl Trainer<'_> {
                     "rolled back to {path} ({when}, step {}{})",
                     l.state.step,
                     l.state.monitored.value.map_or(String::new(), |v| format!(
-                        ", {} {v:.4}",
-                        l.state.monitored.metric
+                        ", {} {}",
+                        l.state.monitored.metric,
+                        rudder_core::text::fmt_metric(v)
                     ))
                 );
                 self.sinks.progress.note(&format!("rudder: {msg}"));
                 f.insert("path".into(), json!(path));
                 f.insert("message".into(), json!(msg));
-                self.ckpt.rolled_back = true;
+                // A rollback before the epoch's validation (`on_step`,
+                // `on_epoch_start`) leaves the weights it is measured on.
+                self.ckpt.rolled_back |= hook == Hook::EpochEnd;
                 self.restored =
                     (l.state.partial.is_none() && l.state.epoch > 0).then(|| l.state.epoch - 1);
             }
@@ -344,4 +368,12 @@ impl Trainer<'_> {
         self.sinks
             .event(self.state.epoch, self.state.step, EventKind::Rollback, f)
     }
+}
+
+/// The bytes of `tensors`' values.
+fn tensor_bytes(tensors: &[(String, candle_core::Tensor)]) -> u64 {
+    tensors
+        .iter()
+        .map(|(_, t)| (t.elem_count() * t.dtype().size_in_bytes()) as u64)
+        .sum()
 }

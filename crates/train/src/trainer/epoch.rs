@@ -130,12 +130,14 @@ impl Trainer<'_> {
             samples_per_s: p.seen as f64 / p.train_time_s.max(1e-9),
             policy: std::mem::take(&mut self.policy_metrics),
         };
-        let mon = &mut self.ckpt.monitored;
+        // The monitored best moves only with `best` itself, at the epoch-end
+        // checkpoints (`epoch_end_checkpoints`): the two cannot part.
+        let mon = &self.ckpt.monitored;
         let value = record.metric(mon.metric);
-        self.ckpt.improved = mon.metric.improves(value, mon.value);
-        if self.ckpt.improved {
-            (mon.value, mon.epoch) = (Some(value), Some(self.state.epoch));
-        }
+        self.ckpt.improved = mon
+            .metric
+            .improves(value, mon.value)
+            .then_some((value, self.state.epoch));
         self.state.history.push(record.to_value());
         self.sinks.epoch(&record, &self.state.history)?;
         if crate::dist::ranklog::on() {
@@ -177,7 +179,13 @@ impl Trainer<'_> {
                     .sq_err
                     .iter()
                     .zip(&t.val_sst)
-                    .map(|(se, sst)| if *sst > 0.0 { 1.0 - se / sst } else { 0.0 })
+                    // scikit-learn's r2_score(force_finite=True): a constant target
+                    // scores 1 when predicted exactly, else 0.
+                    .map(|(se, sst)| match (*sst > 0.0, *se > 0.0) {
+                        (true, _) => 1.0 - se / sst,
+                        (false, true) => 0.0,
+                        (false, false) => 1.0,
+                    })
                     .sum();
                 m.val_r2 = Some(r2 / k.max(1) as f64);
             }

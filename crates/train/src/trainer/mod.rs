@@ -122,15 +122,20 @@ struct Checkpoints {
     root: PathBuf,
     every: usize,
     keep: usize,
+    /// Tagged checkpoints kept (`--keep-tagged`), 0 for all.
+    keep_tagged: usize,
     monitored: Monitored,
-    /// The monitored metric improved in the epoch just finished.
-    improved: bool,
+    /// The monitored metric's value and epoch, when it improved in the epoch just
+    /// validated (`best` is written with it at the epoch's end).
+    improved: Option<(f64, usize)>,
     /// The newest checkpoint written or resumed from (`rollback: "last"`).
     last: Option<PathBuf>,
     /// A `save` decision waiting for the next boundary.
     pending: Option<Save>,
-    /// A rollback happened since the last epoch-end boundary: the weights are not the
-    /// ones the monitored metric was measured on.
+    /// A rollback came after the epoch's validation (from `on_epoch_end`): the
+    /// weights are not the ones the monitored metric was measured on, so they are not
+    /// `best`. Set and cleared within one epoch-end boundary, so no checkpoint needs
+    /// it.
     rolled_back: bool,
 }
 
@@ -179,12 +184,13 @@ impl<'a> Trainer<'a> {
                 root: cfg.out.join("checkpoints"),
                 every: cfg.checkpoint_every,
                 keep: cfg.keep_last,
+                keep_tagged: cfg.keep_tagged,
                 monitored: Monitored {
                     metric: cfg.monitor,
                     value: None,
                     epoch: None,
                 },
-                improved: false,
+                improved: None,
                 last: None,
                 pending: None,
                 rolled_back: false,
@@ -215,22 +221,23 @@ impl<'a> Trainer<'a> {
         self
     }
 
-    /// Writes TensorBoard event files into `dir` too (a run resumed at epoch `e`
-    /// tells TensorBoard to drop what an earlier file holds from there on).
-    pub fn with_tensorboard(mut self, dir: &std::path::Path) -> Self {
+    /// Writes TensorBoard event files too, into the run's folder under `root`
+    /// (`root/NAME`, or `NAME-2`, ... when another run holds that name: see
+    /// [`rudder_run::tensorboard::claim`]); a run resumed at epoch `e` tells
+    /// TensorBoard to drop what an earlier file holds from there on.
+    pub fn with_tensorboard(mut self, root: &std::path::Path, name: &str) -> Self {
         let resumed_at = self.state.resumed.then_some(self.state.epoch as u64 + 1);
-        let shown = self
-            .cfg
-            .tensorboard
-            .as_deref()
-            .map_or(String::new(), |d| d.display().to_string());
-        match rudder_run::tensorboard::Writer::create(dir, resumed_at) {
+        let shown = root.display().to_string();
+        let made = rudder_run::tensorboard::claim(root, name, &self.cfg.out, self.state.resumed)
+            .and_then(|dir| rudder_run::tensorboard::Writer::create(&dir, resumed_at));
+        match made {
             Ok(w) => self
                 .sinks
                 .add(Box::new(w.shown_as(format!("--tensorboard {shown}")))),
-            Err(e) => self.sinks.progress.note(&format!(
-                "rudder: --tensorboard {shown}: {e}; no more TensorBoard events for this run"
-            )),
+            Err(e) => self.sinks.failed(
+                "tensorboard",
+                format!("--tensorboard {shown}: {e}; no TensorBoard events for this run"),
+            ),
         }
         self
     }

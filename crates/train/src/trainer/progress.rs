@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use rudder_core::text::fmt_metric;
 use rudder_run::log::EpochRecord;
 use rudder_run::sink::Sink;
 
@@ -57,7 +58,11 @@ impl Progress {
             bar.inc(samples as u64);
             if step.is_multiple_of(16) {
                 let rate = bar.position() as f64 / elapsed.max(1e-9);
-                bar.set_message(format!("loss {loss:.4} lr {lr:.4e} {}", rate_text(rate)));
+                bar.set_message(format!(
+                    "loss {} lr {lr:.4e} {}",
+                    fmt_metric(loss),
+                    rate_text(rate)
+                ));
             }
         }
     }
@@ -76,23 +81,26 @@ impl Progress {
         if !self.quiet {
             // Classification's accuracies, or regression's errors.
             let (train, val) = match (r.train_acc, r.val_acc, r.val_rmse) {
-                (Some(t), Some(v), _) => (format!(" acc {t:.4}"), format!(" acc {v:.4}")),
+                (Some(t), Some(v), _) => (
+                    format!(" acc {}", fmt_metric(t)),
+                    format!(" acc {}", fmt_metric(v)),
+                ),
                 (_, _, Some(rmse)) => (
                     String::new(),
                     format!(
-                        " rmse {} r2 {:.4}",
+                        " rmse {} r2 {}",
                         rudder_core::text::fmt_num(rmse),
-                        r.val_r2.unwrap_or(f64::NAN)
+                        fmt_metric(r.val_r2.unwrap_or(f64::NAN))
                     ),
                 ),
                 _ => (String::new(), String::new()),
             };
             rudder_core::term::say(&format!(
-                "epoch {:>3}/{}  train loss {:.4}{train}  val loss {:.4}{val}  lr {:.4e}  bs {}  {}  {:.1}s",
+                "epoch {:>3}/{}  train loss {}{train}  val loss {}{val}  lr {:.4e}  bs {}  {}  {:.1}s",
                 r.epoch + 1,
                 r.epochs,
-                r.train_loss,
-                r.val_loss,
+                fmt_metric(r.train_loss),
+                fmt_metric(r.val_loss),
                 r.lr,
                 r.batch_size,
                 rate_text(r.samples_per_s),

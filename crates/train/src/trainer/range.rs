@@ -17,11 +17,21 @@ pub struct Ramp {
     pub steps: usize,
 }
 
+/// The most steps a range test takes.
+pub const MAX_STEPS: usize = 100_000;
+
 impl Ramp {
-    /// The LR of step `i`: start * (end / start)^(i / (steps - 1)).
+    /// The LR of step `i`: start * (end / start)^(i / (steps - 1)), computed in logs
+    /// so that no ratio overflows (1e-308 to 1e308 stays finite), the last exactly
+    /// `end_lr`.
     pub fn lr(&self, i: usize) -> f64 {
-        let t = i as f64 / (self.steps.max(2) - 1) as f64;
-        self.start_lr * (self.end_lr / self.start_lr).powf(t)
+        let last = self.steps.max(2) - 1;
+        if i >= last {
+            return self.end_lr;
+        }
+        let t = i as f64 / last as f64;
+        let (a, b) = (self.start_lr.ln(), self.end_lr.ln());
+        (a + t * (b - a)).exp()
     }
 }
 

@@ -14,6 +14,7 @@ impl Trainer<'_> {
     /// Runs the whole training.
     pub fn run(mut self, controller: &mut dyn Controller) -> Result<Summary, TrainError> {
         self.start()?;
+        self.announce_shadowed()?;
         self.hook(Hook::TrainStart, controller)?;
         let (last, interrupted) = self.epochs(controller)?;
         if interrupted {
@@ -135,6 +136,26 @@ impl Trainer<'_> {
         self.sinks.progress.note(&format!("rudder: {message}"));
         f.insert("message".into(), json!(message));
         self.sinks.event(epoch, step, EventKind::Resume, f)
+    }
+
+    /// A `shadowed` event and a warning (even with `-q`) for each `--policy` name of
+    /// the standard library that a file on the search path replaces.
+    fn announce_shadowed(&mut self) -> Result<(), TrainError> {
+        let search = rudder_policy::SearchPath::from_env();
+        for (policy, path) in rudder_policy::catalog::shadowing(&self.cfg.policy, &search) {
+            let message = format!(
+                "--policy {policy} is {}, not the standard library's (a file on the search path shadows it)",
+                path.display()
+            );
+            rudder_core::term::say(&format!("rudder: warning: {message}"));
+            let mut f = Map::new();
+            f.insert("policy".into(), json!(policy));
+            f.insert("path".into(), json!(path.display().to_string()));
+            f.insert("message".into(), json!(message));
+            self.sinks
+                .event(self.state.epoch, self.state.step, EventKind::Shadowed, f)?;
+        }
+        Ok(())
     }
 
     /// The end of a run stopped by a signal at a step boundary: a `step-N`
