@@ -160,3 +160,61 @@ fn nan_and_infinities_survive_a_checkpoint() {
     assert_eq!(m.len(), 2);
     assert_eq!(m[1]["policy"]["ok"], 1.0, "{m:?}");
 }
+
+#[test]
+fn a_chatty_policy_keeps_checkpoints_small_and_tagged_ones_are_pruned() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    // 60 KiB logged at every step, and a new tag at every epoch's end.
+    write(
+        d,
+        "chatty.rhai",
+        "fn on_step(ctx) { let s = \"x\"; s.pad(61440, 'y'); #{ log: s } }\n\
+         fn on_epoch_end(ctx) { #{ save: `tag-${ctx.epoch}` } }\n",
+    );
+    let size = |run: &str, name: &str| {
+        std::fs::metadata(
+            d.join(run)
+                .join("checkpoints")
+                .join(name)
+                .join("state.json"),
+        )
+        .unwrap()
+        .len()
+    };
+    for (run, epochs) in [("two", "2"), ("six", "6")] {
+        rudder(
+            d,
+            &[
+                "train",
+                "-q",
+                "--epochs",
+                epochs,
+                "--policy",
+                "chatty.rhai",
+                "--keep-tagged",
+                "2",
+                "--out",
+                run,
+            ],
+        )
+        .ok(run);
+    }
+    // The log lines are in events.jsonl, not in the checkpoints: the same size
+    // after 2 epochs and after 6 (but for the digits of the counters).
+    let (a, b) = (size("two", "epoch-1"), size("six", "epoch-5"));
+    assert!(
+        b < 4096 && b.abs_diff(a) < 64,
+        "state.json {a} then {b} bytes"
+    );
+    assert!(std::fs::metadata(d.join("six/events.jsonl")).unwrap().len() > 10 << 20);
+    // The newest two tags are kept.
+    let mut tags: Vec<String> = std::fs::read_dir(d.join("six/checkpoints"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("tag-"))
+        .collect();
+    tags.sort();
+    assert_eq!(tags, ["tag-4", "tag-5"]);
+}
