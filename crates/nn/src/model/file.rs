@@ -304,17 +304,17 @@ pub struct Pool {
 
 impl Layer for Pool {
     fn forward(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
-        let (n, c, h, w) = x.dims4()?;
         let k = self.kernel;
+        if self.max {
+            return super::layers::max_pool(x, k);
+        }
+        let (n, c, h, w) = x.dims4()?;
         let (oh, ow) = (h / k, w / k);
         let x = if h % k != 0 || w % k != 0 {
             x.narrow(2, 0, k * oh)?.narrow(3, 0, k * ow)?
         } else {
             x.clone()
         };
-        if self.max {
-            return super::layers::max_pool(&x, k);
-        }
         x.reshape((n, c, oh, k, ow, k))?.mean(5)?.mean(3)
     }
 }
