@@ -1,5 +1,7 @@
-"""``python -m rudder policy list|doc|check|test``: the ``rudder policy`` commands, so
-that a policy library is tested the same way from Python as from the command line.
+"""``python -m rudder policy list|doc|check|test`` and ``python -m rudder plugin
+add|install|update|remove|list|verify``: the ``rudder policy`` and ``rudder plugin``
+commands, so that a policy library is tested and installed the same way from Python as
+from the command line.
 Exit codes as there: 0 ok, 1 tests failed, 2 bad usage or a policy that does not load.
 """
 
@@ -22,7 +24,33 @@ def main(argv=None):
     check.add_argument("--param", action="append", default=[], metavar="[POLICY.]KEY=VALUE")
     test = sub.add_parser("test", help="run policy test files (scripts/tests, plugins/*/tests)")
     test.add_argument("which", nargs="*", help="policy names or test files; all by default")
+    plugin = commands.add_parser("plugin", help="install, lock and verify policy libraries (rudder.toml, rudder.lock)")
+    psub = plugin.add_subparsers(dest="action", required=True)
+    add = psub.add_parser("add", help="add a plugin from a git URL or a folder, install it, lock it")
+    add.add_argument("source")
+    ref = add.add_mutually_exclusive_group()
+    for flag in ("tag", "rev", "branch", "version"):
+        ref.add_argument(f"--{flag}")
+    add.add_argument("--name")
+    install = psub.add_parser("install", help="install exactly what rudder.lock records")
+    install.add_argument("--locked", action="store_true")
+    install.add_argument("--offline", action="store_true")
+    update = psub.add_parser("update", help="re-resolve within each entry's constraint")
+    update.add_argument("names", nargs="*")
+    remove = psub.add_parser("remove", help="remove a plugin from rudder.toml and rudder.lock")
+    remove.add_argument("name")
+    psub.add_parser("list", help="every plugin with its version, source, commit, checksum and state")
+    psub.add_parser("verify", help="check installed plugins against rudder.lock")
     args = parser.parse_args(argv)
+
+    if args.command == "plugin":
+        kwargs = {k: v for k, v in vars(args).items() if k not in ("command", "action") and v is not None}
+        lines, code, error = _rudder.plugin_run(args.action, **kwargs)
+        for line in lines:
+            print(line)
+        if error is not None:
+            print(f"error: {error}", file=sys.stderr)
+        return code
 
     try:
         if args.action == "list":

@@ -16,7 +16,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 use rudder_policy::{
     Controller, Hook, LoadError, Messages, Param, Policies, PolicyState, Reply, Rescale, RunState,
-    SearchPath, Settings, WatchMode,
+    Settings, WatchMode,
 };
 
 use serde_json::{Map, Value, json};
@@ -109,7 +109,7 @@ impl PyPolicies {
                 })
             }),
         };
-        let search = path.map_or_else(SearchPath::from_env, SearchPath::new);
+        let search = commands::search(py, path)?;
         let built = py.detach(|| {
             Policies::builder()
                 .policies(names)
@@ -268,6 +268,14 @@ impl PyPolicies {
             &json!({"lr": s.lr, "batch_size": s.batch_size, "accumulation": s.accumulation,
                     "epochs": s.epochs, "momentum": s.momentum, "weight_decay": s.weight_decay}),
         )
+    }
+
+    /// What steers the run, per policy: `{policy, files: [{path, sha256}], plugin:
+    /// {name, version, source, commit, checksum}}` (the plugin only for a locked
+    /// plugin's policy), as `rudder train` records it in `config.json`.
+    fn provenance<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let value = self.with(py, |state| json!(state.set.provenance()));
+        to_py(py, &value)
     }
 
     /// The policies' and the context's state, for the trainer's own checkpoints:
@@ -471,6 +479,7 @@ fn embedded() -> Vec<&'static str> {
 fn _rudder(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyPolicies>()?;
     m.add("PolicyLoadError", m.py().get_type::<PolicyLoadError>())?;
+    m.add_function(wrap_pyfunction!(commands::plugin_run, m)?)?;
     m.add_function(wrap_pyfunction!(policy_list, m)?)?;
     m.add_function(wrap_pyfunction!(policy_doc, m)?)?;
     m.add_function(wrap_pyfunction!(policy_check, m)?)?;

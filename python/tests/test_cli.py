@@ -2,8 +2,11 @@
 `rudder policy ...`."""
 
 import json
+import os
 import subprocess
 import sys
+
+import pytest
 
 
 def rudder(root, *args):
@@ -45,3 +48,56 @@ def test_list_doc_and_check(root, tmp_path):
     assert o.returncode == 2 and f"{bad}:1:" in o.stderr
     o = rudder(root, "policy", "check", "lr/cosine", "--param", "nope=1")
     assert o.returncode == 2 and "nope" in o.stderr
+
+
+def _git(cwd, *args):
+    env = dict(os.environ, GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main", *args],
+                   cwd=cwd, env=env, check=True, capture_output=True)
+
+
+def test_plugins_through_the_lock(root, tmp_path, monkeypatch):
+    """`python -m rudder plugin ...` installs and locks as `rudder plugin ...` does, and
+    the Python package's policies resolve through the same lock and checksum."""
+    import shutil
+    import rudder
+    src = tmp_path / "goyal-src"
+    shutil.copytree(root / "plugins" / "goyal", src)
+    _git(src, "init", "-q")
+    _git(src, "add", "-A")
+    _git(src, "commit", "-qm", "v1")
+    _git(src, "tag", "v1.0.0")
+    bare = tmp_path / "goyal.git"
+    _git(tmp_path, "clone", "-q", "--bare", str(src), str(bare))
+    project = tmp_path / "project"
+    project.mkdir()
+    env = dict(os.environ, RUDDER_HOME=str(tmp_path / "cache"))
+    run = lambda *a: subprocess.run([sys.executable, "-m", "rudder", *a], cwd=project, env=env,
+                                    capture_output=True, text=True)
+    o = run("plugin", "add", f"file://{bare}", "--version", "^1")
+    assert o.returncode == 0, o.stderr
+    assert o.stdout.startswith("added goyal in ") and "installed goyal 1.0.0 (tag=v1.0.0 " in o.stdout
+    lock = (project / "rudder.lock").read_text()
+    checksum = lock.split('checksum = "')[1].split('"')[0]
+    o = run("plugin", "verify")
+    assert o.returncode == 0 and o.stdout == f"goyal ok {checksum}\n"
+    o = run("plugin", "install", "--locked")
+    assert o.returncode == 0 and "already installed" in o.stdout
+
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("RUDDER_HOME", str(tmp_path / "cache"))
+    p = rudder.Policies(["goyal/schedule"], watch=False)
+    origin = p.provenance()[0]["plugin"]
+    assert origin["name"] == "goyal" and origin["version"] == "1.0.0" and origin["checksum"] == checksum
+
+    # A tampered installed file: refused by the package and reported by verify.
+    installed = next((tmp_path / "cache" / "plugins" / "goyal").glob("*/schedule.rhai"))
+    installed.chmod(0o644)
+    installed.write_text(installed.read_text() + "// edited\n")
+    with pytest.raises(rudder.PolicyLoadError) as e:
+        rudder.Policies(["goyal/schedule"], watch=False)
+    assert "plugin goyal" in str(e.value) and "schedule.rhai" in str(e.value) and e.value.kind == "project"
+    o = run("plugin", "verify")
+    assert o.returncode == 1 and "goyal modified" in o.stdout and o.stderr.startswith("error: verify:")
+    o = run("plugin", "add", "ftp://example.org/x.git")
+    assert o.returncode == 2 and "scheme ftp" in o.stderr

@@ -24,6 +24,7 @@ const CORE: &str = "rudder-core";
 const POLICY: &str = "rudder-policy";
 const NN: &str = "rudder-nn";
 const ENGINE: &str = "rudder-engine";
+const PKG: &str = "rudder-pkg";
 const RUN: &str = "rudder-run";
 const TRAIN: &str = "rudder-train";
 
@@ -62,6 +63,14 @@ pub(crate) const CRATES: &[Crate] = &[
         extra: &["benches"],
     },
     Crate {
+        name: PKG,
+        dir: "crates/pkg",
+        root: "lib.rs",
+        library: true,
+        may_use: &[CORE, POLICY],
+        extra: &[],
+    },
+    Crate {
         name: RUN,
         dir: "crates/run",
         root: "lib.rs",
@@ -82,7 +91,7 @@ pub(crate) const CRATES: &[Crate] = &[
         dir: "crates/cli",
         root: "main.rs",
         library: false,
-        may_use: &[CORE, POLICY, NN, RUN, TRAIN],
+        may_use: &[CORE, POLICY, NN, PKG, RUN, TRAIN],
         extra: &[],
     },
     Crate {
@@ -90,7 +99,7 @@ pub(crate) const CRATES: &[Crate] = &[
         dir: "python",
         root: "lib.rs",
         library: false,
-        may_use: &[CORE, POLICY],
+        may_use: &[CORE, POLICY, PKG],
         extra: &[],
     },
     Crate {

@@ -25,6 +25,7 @@ pub(crate) fn run(cli: Cli) -> Result<(), AppError> {
         Command::Plugin(PluginCommand::New { name, dir }) => {
             commands::policy::new_plugin(&dir, &name)
         }
+        Command::Plugin(cmd) => commands::plugin::command(cmd),
     }
 }
 

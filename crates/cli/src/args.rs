@@ -179,6 +179,7 @@ impl TrainArgs {
             resumes: None,
             data_sha256: None,
             model_sha256: None,
+            provenance: None,
         }
     }
 }

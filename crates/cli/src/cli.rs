@@ -66,6 +66,46 @@ pub(crate) enum PluginCommand {
         #[arg(long, default_value = "plugins")]
         dir: std::path::PathBuf,
     },
+    /// Add a plugin from a git URL or a folder to rudder.toml, install it, lock it
+    Add {
+        /// A git URL (https://, ssh://, git://, file://, user@host:path) or a folder
+        source: String,
+        /// A tag
+        #[arg(long, group = "reference")]
+        tag: Option<String>,
+        /// A commit
+        #[arg(long, group = "reference")]
+        rev: Option<String>,
+        /// A branch (its head; `update` moves it)
+        #[arg(long, group = "reference")]
+        branch: Option<String>,
+        /// A semver requirement: the newest tag vX.Y.Z matching (`^1.0`)
+        #[arg(long, group = "reference")]
+        version: Option<String>,
+        /// The name to use it under, where it differs from its plugin.json's
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Install exactly what rudder.lock records (resolving first if rudder.toml changed)
+    Install {
+        /// Fail (exit 2) if rudder.toml and rudder.lock disagree, instead of re-resolving
+        #[arg(long)]
+        locked: bool,
+        /// Fetch nothing: use the cache only
+        #[arg(long)]
+        offline: bool,
+    },
+    /// Re-resolve within each entry's constraint and rewrite the lock
+    Update {
+        /// The plugins to update (all by default)
+        names: Vec<String>,
+    },
+    /// Remove a plugin from rudder.toml and rudder.lock
+    Remove { name: String },
+    /// Every plugin: name, version, source, commit, checksum and state
+    List,
+    /// Check every installed plugin's files against rudder.lock (exit 1 naming those that differ)
+    Verify,
 }
 
 /// `rudder sweep`.

@@ -37,6 +37,14 @@ pub(crate) enum AppError {
         /// Why.
         source: rudder_policy::LoadError,
     },
+    /// The project's `rudder.toml` or `rudder.lock` is unreadable, or a locked
+    /// plugin is missing or modified.
+    #[error(transparent)]
+    Project(#[from] rudder_policy::project::ProjectError),
+    /// `rudder plugin add | install | update | remove | list | verify` failed (its
+    /// own exit code: 2 for what it was given, 1 for a failed check).
+    #[error(transparent)]
+    Pkg(#[from] rudder_pkg::PkgError),
     /// A plugin that `plugin new` cannot make.
     #[error(transparent)]
     Plugin(#[from] rudder_policy::plugin::PluginError),
@@ -61,9 +69,11 @@ impl AppError {
             | AppError::Read { .. }
             | AppError::Policy { .. }
             | AppError::Plugin(_)
+            | AppError::Project(_)
             | AppError::Tests(_) => 2,
             AppError::Run(e) if e.is_input() => 2,
             AppError::Run(_) | AppError::TestsFailed(_) => 1,
+            AppError::Pkg(e) => e.exit,
             AppError::Interrupted(_) => INTERRUPTED,
         }
     }

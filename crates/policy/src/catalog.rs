@@ -102,6 +102,9 @@ type Found = Vec<(String, String, String)>;
 /// finds) and its policies' files; `None` when that manifest is broken.
 type Plugins = BTreeMap<String, Option<BTreeMap<String, PathBuf>>>;
 
+/// Plugin folders by name, and the search folder they are in (`None`: locked).
+type Source<'a> = (Vec<(String, PathBuf)>, Option<&'a Path>);
+
 /// What is on `search`: every source of every name, each plugin's manifest (read
 /// once each: resolving every name through its manifest again would be quadratic),
 /// and the broken plugins' entries.
@@ -109,13 +112,33 @@ fn gather(search: &SearchPath) -> (Found, Plugins, BTreeMap<String, Entry>) {
     let mut found: Found = Vec::new();
     let mut broken: BTreeMap<String, Entry> = BTreeMap::new();
     let mut plugins: Plugins = BTreeMap::new();
+    // The project's locked plugins come first, by name, then each search folder's.
+    let mut sources: Vec<Source<'_>> = vec![(
+        search
+            .plugins()
+            .iter()
+            .map(|p| (p.name.clone(), p.home.clone()))
+            .collect(),
+        None,
+    )];
     for dir in search.dirs() {
+        let homes = crate::plugin::folders(dir)
+            .into_iter()
+            .map(|home| {
+                let name = home
+                    .file_name()
+                    .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+                (name, home)
+            })
+            .collect();
+        sources.push((homes, Some(dir.as_path())));
+    }
+    for (homes, dir) in sources {
         let mut files = Vec::new();
-        scripts_in(dir, dir, &mut files);
-        for home in crate::plugin::folders(dir) {
-            let plugin = home
-                .file_name()
-                .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+        if let Some(dir) = dir {
+            scripts_in(dir, dir, &mut files);
+        }
+        for (plugin, home) in homes {
             let read = crate::plugin::read(&home);
             plugins.entry(plugin.clone()).or_insert_with(|| {
                 read.as_ref().ok().map(|m| {

@@ -82,6 +82,9 @@ pub struct PolicyEvent {
     /// The decision as JSON (the accepted one, or the rejected one, bounded).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decision: Option<serde_json::Value>,
+    /// For `reload`: the files the new version was built from, with their hashes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<Vec<crate::project::FileHash>>,
 }
 
 impl PolicyEvent {
@@ -97,6 +100,7 @@ impl PolicyEvent {
             at: None,
             key: None,
             decision: None,
+            files: None,
         }
     }
 }
@@ -176,6 +180,11 @@ pub trait Controller: Send {
     /// decisions of `on_reload`.
     fn reload(&mut self, _ctx: &Ctx) -> Reply {
         Reply::default()
+    }
+    /// What steers the run, per policy: its files with their hashes, and its
+    /// locked plugin's origin (what `config.json` and `run_start` record).
+    fn provenance(&self) -> Vec<crate::project::Provenance> {
+        Vec::new()
     }
     /// The state a checkpoint keeps (per policy: name, version, `this`).
     fn snapshot(&self) -> Vec<PolicyState> {

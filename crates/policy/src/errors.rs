@@ -17,6 +17,9 @@ pub enum LoadErrorKind {
     Param,
     /// The file watcher could not start.
     Watch,
+    /// The project's `rudder.lock` is unreadable, or a locked plugin is not installed
+    /// or not what the lock records (`message` names it and the repair).
+    Project,
 }
 
 /// A policy set that could not be loaded. `file`, `line` and `column` give the place
@@ -54,6 +57,19 @@ impl std::fmt::Display for LoadError {
             }
             (LoadErrorKind::Param, ..) => write!(f, "param {}", self.message),
             _ => f.write_str(&self.message),
+        }
+    }
+}
+
+impl From<crate::project::ProjectError> for LoadError {
+    fn from(e: crate::project::ProjectError) -> LoadError {
+        LoadError {
+            kind: LoadErrorKind::Project,
+            spec: None,
+            file: None,
+            line: 0,
+            column: 0,
+            message: e.to_string(),
         }
     }
 }

@@ -41,6 +41,7 @@
 //! (operations, time, sizes) hold everywhere.
 
 pub mod catalog;
+pub mod checksum;
 mod contain;
 mod controller;
 mod decision;
@@ -55,6 +56,7 @@ pub mod library;
 pub mod limits;
 pub mod meter;
 pub mod plugin;
+pub mod project;
 pub mod simulate;
 pub mod testing;
 pub mod watch;

@@ -3,6 +3,8 @@
 //! defaults and docs), `policy check`, and `rudder policy defs` (Rhai definitions for
 //! editor completion).
 
+use std::path::Path;
+
 use crate::catalog::{hint, list, module_doc};
 use crate::script::find::SearchPath;
 use crate::script::policy::Policy;
@@ -78,6 +80,20 @@ pub fn list_lines(search: &SearchPath) -> Vec<String> {
             let mut line = format!("{:<width$}  {summary:<64}  {}", e.name, e.file);
             if !e.shadows.is_empty() {
                 line.push_str(&format!("  ({})", e.shadows.join("; ")));
+            }
+            // A locked plugin's policy: where it came from.
+            let locked = e
+                .name
+                .split_once('/')
+                .and_then(|(plugin, _)| search.plugin(plugin))
+                .filter(|p| Path::new(&e.file).starts_with(&p.home));
+            if let Some(p) = locked {
+                let o = &p.origin;
+                let at = o
+                    .commit
+                    .as_deref()
+                    .map_or("path", |c| &c[..c.len().min(12)]);
+                line.push_str(&format!("  (plugin {} {} {at})", o.name, o.version));
             }
             line
         })

@@ -90,6 +90,96 @@ pub struct Manifest {
     pub policies: BTreeMap<String, String>,
     /// The license its files are under (`MIT`).
     pub license: String,
+    /// The rudder versions it works with (`">=0.2, <0.3"`, Cargo's rules); a rudder
+    /// outside them refuses it, naming both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rudder: Option<String>,
+    /// Plugins its scripts import from (`import "common/module"`), by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dependencies: BTreeMap<String, Requirement>,
+}
+
+/// Where a plugin comes from and which version: an entry of `rudder.toml`'s
+/// `[plugins]` or of a manifest's `dependencies`. One of `git` and `path`; with `git`
+/// at most one of `tag`, `rev`, `branch` and `version` (none: the default branch).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Requirement {
+    /// A git URL (`https://`, `ssh://`, `git://`, `file://`, `user@host:path`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git: Option<String>,
+    /// A local folder, relative to the file that declares it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// A tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// A commit (a full or abbreviated hash).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rev: Option<String>,
+    /// A branch: its head when resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    /// A semver requirement (`^1.0`): the newest tag `vX.Y.Z` (or `X.Y.Z`) matching.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The name its `plugin.json` gives, where the entry's name differs (what
+    /// `rudder plugin add --name` writes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
+}
+
+impl Requirement {
+    /// Why this entry is not one source with at most one reference.
+    pub fn problem(&self) -> Option<String> {
+        let refs = [&self.tag, &self.rev, &self.branch, &self.version]
+            .iter()
+            .filter(|r| r.is_some())
+            .count();
+        match (&self.git, &self.path) {
+            (Some(_), Some(_)) => Some("give git or path, not both".into()),
+            (None, None) => Some("give git = URL or path = FOLDER".into()),
+            (None, Some(_)) if refs > 0 => {
+                Some("tag, rev, branch and version go with git, not path".into())
+            }
+            _ if refs > 1 => Some("give at most one of tag, rev, branch and version".into()),
+            _ => self.version.as_deref().and_then(|v| {
+                semver::VersionReq::parse(v)
+                    .err()
+                    .map(|e| format!("version {v:?}: {e}"))
+            }),
+        }
+    }
+}
+
+/// Why a plugin declaring `requirement` does not work with this rudder.
+pub fn rudder_mismatch(requirement: &str) -> Option<String> {
+    let this = env!("CARGO_PKG_VERSION");
+    let req = match semver::VersionReq::parse(requirement) {
+        Ok(r) => r,
+        Err(e) => {
+            return Some(format!(
+                "rudder {requirement:?} is not a version requirement: {e}"
+            ));
+        }
+    };
+    let v = semver::Version::parse(this).expect("the crate's version is semver");
+    (!req.matches(&v)).then(|| format!("requires rudder {requirement}; this is rudder {this}"))
+}
+
+/// Why a manifest's name, `rudder` requirement or dependencies are unusable.
+fn requirements_problem(m: &Manifest) -> Option<String> {
+    if let Some(why) = bad_plugin_name(&m.name) {
+        return Some(format!("name: {why}"));
+    }
+    if let Some(why) = m.rudder.as_deref().and_then(rudder_mismatch) {
+        return Some(format!("plugin {}: {why}", m.name));
+    }
+    m.dependencies.iter().find_map(|(dep, req)| {
+        bad_plugin_name(dep)
+            .or_else(|| req.problem())
+            .map(|why| format!("dependency {dep}: {why}"))
+    })
 }
 
 /// Reads and checks `dir/plugin.json`; errors name the file (with line and column
@@ -108,6 +198,15 @@ pub fn read(dir: &Path) -> Result<Manifest, PluginError> {
     parse(&text, dir)
 }
 
+/// Whether `v` is `MAJOR.MINOR.PATCH` in digits.
+fn plain_version(v: &str) -> bool {
+    let parts = v.split('.').collect::<Vec<_>>();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// Parses and checks the text of `dir/plugin.json` (the policy files it names must
 /// exist in `dir`).
 pub fn parse(text: &str, dir: &Path) -> Result<Manifest, PluginError> {
@@ -121,12 +220,7 @@ pub fn parse(text: &str, dir: &Path) -> Result<Manifest, PluginError> {
             crate::text::one_line(&msg),
         )
     })?;
-    let semver = m.version.split('.').collect::<Vec<_>>();
-    if semver.len() != 3
-        || semver
-            .iter()
-            .any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
-    {
+    if !plain_version(&m.version) {
         return Err(fault(format!(
             "version must be MAJOR.MINOR.PATCH, got {:?}",
             m.version
@@ -147,8 +241,8 @@ pub fn parse(text: &str, dir: &Path) -> Result<Manifest, PluginError> {
             m.policies.len()
         )));
     }
-    if let Some(why) = bad_plugin_name(&m.name) {
-        return Err(fault(format!("name: {why}")));
+    if let Some(why) = requirements_problem(&m) {
+        return Err(fault(why));
     }
     let folder = dir.file_name().map(|n| n.to_string_lossy().into_owned());
     if let Some(why) = folder.as_deref().and_then(bad_plugin_name) {
@@ -159,6 +253,12 @@ pub fn parse(text: &str, dir: &Path) -> Result<Manifest, PluginError> {
     }
     for (name, file) in &m.policies {
         let f = Path::new(file);
+        if file.chars().any(char::is_control) || file.contains('\\') {
+            return Err(fault(format!(
+                "policy {name}: file {:?} has a control character or a backslash",
+                crate::text::one_line(file)
+            )));
+        }
         if f.is_absolute()
             || f.components()
                 .any(|c| matches!(c, std::path::Component::ParentDir))
@@ -234,6 +334,8 @@ pub fn scaffold(parent: &Path, name: &str) -> Result<PathBuf, PluginError> {
         api: API,
         policies: BTreeMap::from([("halve".to_string(), "halve.rhai".to_string())]),
         license: "MIT".into(),
+        rudder: None,
+        dependencies: BTreeMap::new(),
     };
     write(
         "plugin.json",

@@ -40,6 +40,17 @@ pub fn train_learner(
     if world.rank() != 0 {
         return follow(cfg, data, learner, param_count, controller);
     }
+    // What steers the run, recorded in config.json and run_start; a resume says
+    // which locked plugins changed since the run's last start.
+    let provenance: Vec<serde_json::Value> = controller
+        .provenance()
+        .iter()
+        .filter_map(|p| serde_json::to_value(p).ok())
+        .collect();
+    let plugin_notes = plugin_changes(cfg.provenance.as_deref().unwrap_or(&[]), &provenance);
+    let mut with_provenance = cfg.clone();
+    with_provenance.provenance = Some(provenance);
+    let cfg = &with_provenance;
     let (log, resume) = open_log(cfg, data, learner.as_ref())?;
     if world.size() > 1 {
         // The other ranks read the checkpoint this run resumes from (or none).
@@ -55,6 +66,7 @@ pub fn train_learner(
         Some((Some(loaded), skipped)) => {
             trainer.resume_from(loaded, controller)?;
             trainer.note_skipped(skipped);
+            trainer.note(plugin_notes);
         }
         Some((None, _)) => trainer.restart(),
         None => {}
@@ -68,6 +80,42 @@ pub fn train_learner(
         say_done(cfg, &summary);
     }
     Ok(summary)
+}
+
+/// A note per locked plugin whose version, commit or files differ between a run's
+/// recorded provenance and this start's (`plugin goyal: 1.0.0 abc -> 1.1.0 def`).
+fn plugin_changes(before: &[serde_json::Value], now: &[serde_json::Value]) -> Vec<String> {
+    let plugins = |list: &[serde_json::Value]| {
+        list.iter()
+            .filter_map(|p| p.get("plugin").cloned())
+            .filter_map(|o| Some((o.get("name")?.as_str()?.to_string(), o)))
+            .collect::<std::collections::BTreeMap<String, serde_json::Value>>()
+    };
+    let (old, new) = (plugins(before), plugins(now));
+    let at = |o: &serde_json::Value| {
+        let commit = o
+            .get("commit")
+            .and_then(|c| c.as_str())
+            .map(|c| &c[..c.len().min(12)]);
+        format!(
+            "{} {}",
+            o.get("version").and_then(|v| v.as_str()).unwrap_or("?"),
+            commit.unwrap_or_else(|| o.get("checksum").and_then(|c| c.as_str()).unwrap_or("?"))
+        )
+    };
+    let mut notes = Vec::new();
+    for (name, o) in &new {
+        match old.get(name) {
+            Some(b) if b.get("checksum") == o.get("checksum") => {}
+            Some(b) => notes.push(format!("plugin {name} changed: {} -> {}", at(b), at(o))),
+            None if !old.is_empty() => notes.push(format!("plugin {name} is new: {}", at(o))),
+            None => {}
+        }
+    }
+    for name in old.keys().filter(|n| !new.contains_key(*n)) {
+        notes.push(format!("plugin {name} is no longer used"));
+    }
+    notes
 }
 
 /// A resume's checkpoint (`None`: the run had none yet) and the notes on the newer

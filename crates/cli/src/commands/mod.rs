@@ -5,6 +5,7 @@
 //! files and lines.
 
 pub(crate) mod lr_find;
+pub(crate) mod plugin;
 pub(crate) mod policy;
 pub(crate) mod report;
 pub(crate) mod rescale;

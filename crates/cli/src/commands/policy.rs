@@ -12,7 +12,7 @@ use crate::error::AppError;
 /// `rudder policy ...`: the runtime's own commands (`rudder_policy::library` and
 /// `testing`), printed.
 pub(crate) fn command(cmd: PolicyCommand) -> Result<(), AppError> {
-    let search = SearchPath::from_env();
+    let search = SearchPath::from_env()?;
     match cmd {
         PolicyCommand::Check { policies, param } => {
             let params = rudder_train::parse_params(&param)?;

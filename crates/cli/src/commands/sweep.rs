@@ -120,6 +120,11 @@ pub(crate) struct Outcome {
     pub(crate) trials: Vec<Trial>,
     /// Index into `trials` of the best trial that did not diverge.
     pub(crate) winner: Option<usize>,
+    /// What steered every trial (they build the same policies from the same
+    /// files): each policy's files with their hashes and its plugin's origin, as a
+    /// trial's `config.json` has it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) policies: Vec<serde_json::Value>,
 }
 
 /// `x1`, `x0.5`: a trial's folder name.
@@ -217,6 +222,15 @@ fn run(cfg: &TrainConfig, spec: &Spec, data: &Data) -> Result<Outcome, AppError>
         epochs: cfg.epochs,
         batch_size: cfg.batch_size,
         seed: cfg.seed,
+        policies: trials
+            .first()
+            .and_then(|t| {
+                let text =
+                    std::fs::read_to_string(cfg.out.join(&t.dir).join("config.json")).ok()?;
+                let c: serde_json::Value = serde_json::from_str(&text).ok()?;
+                c.get("provenance")?.as_array().cloned()
+            })
+            .unwrap_or_default(),
         trials,
         winner,
     };

@@ -4,6 +4,7 @@
 mod cli;
 mod data;
 mod models;
+mod packages;
 mod policies;
 mod regression;
 mod reload;

@@ -23,6 +23,7 @@ impl TrainOptions {
             ("resumes", self.resumes.is_some()),
             ("data_sha256", self.data_sha256.is_some()),
             ("model_sha256", self.model_sha256.is_some()),
+            ("provenance", self.provenance.is_some()),
         ];
         if let Some((key, _)) = records.iter().find(|(_, set)| *set) {
             return fail(

@@ -73,9 +73,15 @@ fn run_options(path: &Path, dir: &Path) -> Result<TrainOptions, ConfigError> {
         file.resumes.take(),
         file.data_sha256.take(),
         file.model_sha256.take(),
+        file.provenance.take(),
     );
     file.check(&|k| format!("{}: {k}", path.display()))?;
-    (file.resumes, file.data_sha256, file.model_sha256) = records;
+    (
+        file.resumes,
+        file.data_sha256,
+        file.model_sha256,
+        file.provenance,
+    ) = records;
     Ok(file)
 }
 

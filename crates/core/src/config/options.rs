@@ -103,6 +103,9 @@ pub struct TrainOptions {
     /// A run's own record of its model file's SHA-256 (config.json); not an option.
     #[serde(skip_serializing)]
     pub model_sha256: Option<String>,
+    /// A run's own record of what steered it (config.json); not an option.
+    #[serde(skip_serializing)]
+    pub provenance: Option<Vec<serde_json::Value>>,
 }
 
 impl TrainOptions {
@@ -121,7 +124,7 @@ impl TrainOptions {
     /// Fills each unset option from `file`.
     pub fn or(self, file: TrainOptions) -> TrainOptions {
         macro_rules! pick {
-            ($($f:ident),*) => { TrainOptions { config: self.config, resume: self.resume, resumes: file.resumes, data_sha256: file.data_sha256, model_sha256: file.model_sha256, $( $f: self.$f.or(file.$f), )* } };
+            ($($f:ident),*) => { TrainOptions { config: self.config, resume: self.resume, resumes: file.resumes, data_sha256: file.data_sha256, model_sha256: file.model_sha256, provenance: file.provenance, $( $f: self.$f.or(file.$f), )* } };
         }
         pick!(
             data,

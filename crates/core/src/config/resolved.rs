@@ -65,6 +65,10 @@ pub struct TrainConfig {
     /// SHA-256 of the model file the run was built from (`--model FILE.json`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model_sha256: Option<String>,
+    /// What steered the run, per policy: its files with their SHA-256 and, for a
+    /// locked plugin's policy, the plugin's name, version, source and commit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Vec<serde_json::Value>>,
     /// What the resume in progress changes (not written: `resumes` records it).
     #[serde(skip)]
     pub overrides: Overrides,
@@ -231,6 +235,7 @@ impl TrainOptions {
             resumes: self.resumes.unwrap_or_default(),
             data_sha256: self.data_sha256,
             model_sha256: self.model_sha256,
+            provenance: self.provenance,
             overrides: Overrides::default(),
             stop_on_divergence: false,
             quiet: self.quiet.unwrap_or(false),

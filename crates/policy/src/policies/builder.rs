@@ -129,8 +129,9 @@ impl Builder {
         self
     }
 
-    /// Where names are looked up; [`SearchPath::from_env`] by default (`./plugins`,
-    /// `./scripts`, `$RUDDER_PATH`, then the embedded standard library).
+    /// Where names are looked up; [`SearchPath::from_env`] by default (the project's
+    /// locked plugins, `./plugins`, `./scripts`, `$RUDDER_PATH`, then the embedded
+    /// standard library).
     pub fn search_path(mut self, search: SearchPath) -> Builder {
         self.search = Some(search);
         self
@@ -159,7 +160,10 @@ impl Builder {
     /// Finds, compiles and parameterises the policies in order, and starts the
     /// watcher.
     pub fn build(self) -> Result<Policies, LoadError> {
-        let search = self.search.unwrap_or_else(SearchPath::from_env);
+        let search = match self.search {
+            Some(s) => s,
+            None => SearchPath::from_env()?,
+        };
         let mut policies = Vec::new();
         for spec in &self.specs {
             let src = find::locate(spec, &search).map_err(|message| {

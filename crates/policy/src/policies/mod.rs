@@ -39,6 +39,8 @@ pub struct PolicyInfo {
     pub version: String,
     /// Every file it was built from, its script first.
     pub files: Vec<PathBuf>,
+    /// Those files with their SHA-256, and the locked plugin it came from.
+    pub provenance: crate::project::Provenance,
 }
 
 /// Policies in the order given, with what they share: run them at each hook with
@@ -106,8 +108,14 @@ impl Policies {
                     .collect(),
                 version: p.version.clone(),
                 files: p.files.clone(),
+                provenance: p.provenance.clone(),
             })
             .collect()
+    }
+
+    /// What steered the run: each policy's files with their hashes and its plugin.
+    pub fn provenance(&self) -> Vec<crate::project::Provenance> {
+        self.policies.iter().map(|p| p.provenance.clone()).collect()
     }
 
     /// The files whose edits reload the set (none for the embedded library's).
@@ -240,6 +248,10 @@ impl Policies {
 }
 
 impl Controller for Policies {
+    fn provenance(&self) -> Vec<crate::project::Provenance> {
+        Policies::provenance(self)
+    }
+
     fn defines(&self, hook: Hook) -> bool {
         self.policies.iter().any(|p| p.defines(hook))
     }

@@ -104,6 +104,7 @@ impl Policies {
                 )));
                 let mut ev = event(EventKind::Reload, &self.policies[i], Hook::Reload);
                 ev.message = Some(v);
+                ev.files = Some(self.policies[i].provenance.files.clone());
                 Some((ev, true))
             }
             Err(e) => {

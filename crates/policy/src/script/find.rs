@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::contain::{Escape, real_inside};
+use crate::project::{Installed, Origin, ProjectError};
 
 /// `(name, source)` for each name, the source read from `scripts/NAME.rhai` at build time.
 macro_rules! library {
@@ -40,28 +41,67 @@ pub const EMBEDDED: &[(&str, &str)] = library![
     "batch/accumulate",
 ];
 
-/// The folders searched for policy names and imports, in order.
+/// Where policy names and imports are looked up: the project's locked plugins (by
+/// name, checked against `rudder.lock`), then the folders, in order.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct SearchPath(Vec<PathBuf>);
+pub struct SearchPath {
+    dirs: Vec<PathBuf>,
+    plugins: Vec<Installed>,
+}
 
 impl SearchPath {
-    /// `./plugins`, `./scripts`, then `$RUDDER_PATH` (split like `PATH`).
-    pub fn from_env() -> SearchPath {
+    /// The project's locked plugins (`rudder.toml` found from the working folder
+    /// upwards, `rudder.lock` beside it), then `./plugins`, `./scripts` and
+    /// `$RUDDER_PATH` (split like `PATH`). A locked git plugin that is not installed,
+    /// or whose files do not hash to the lock's checksum, is an error naming the
+    /// plugin, the file, both hashes and the repair.
+    pub fn from_env() -> Result<SearchPath, ProjectError> {
+        let mut search = SearchPath::folders_from_env();
+        search.plugins = crate::project::discover()?;
+        Ok(search)
+    }
+
+    /// `./plugins`, `./scripts`, then `$RUDDER_PATH`, without a project's plugins.
+    pub fn folders_from_env() -> SearchPath {
         let mut dirs = vec![PathBuf::from("plugins"), PathBuf::from("scripts")];
         if let Some(extra) = std::env::var_os("RUDDER_PATH") {
             dirs.extend(std::env::split_paths(&extra));
         }
-        SearchPath(dirs)
+        SearchPath::new(dirs)
     }
 
     /// The folders `dirs`, in order.
     pub fn new(dirs: Vec<PathBuf>) -> SearchPath {
-        SearchPath(dirs)
+        SearchPath {
+            dirs,
+            plugins: Vec::new(),
+        }
+    }
+
+    /// This search path with `plugins` found first, by name.
+    pub fn with_plugins(mut self, plugins: Vec<Installed>) -> SearchPath {
+        self.plugins = plugins;
+        self
     }
 
     /// The folders, in search order.
     pub fn dirs(&self) -> &[PathBuf] {
-        &self.0
+        &self.dirs
+    }
+
+    /// The project's locked plugins.
+    pub fn plugins(&self) -> &[Installed] {
+        &self.plugins
+    }
+
+    /// The locked plugin called `name`.
+    pub fn plugin(&self, name: &str) -> Option<&Installed> {
+        self.plugins.iter().find(|p| p.name == name)
+    }
+
+    /// The locked plugin whose folder is `home`.
+    pub(crate) fn plugin_at(&self, home: &Path) -> Option<&Installed> {
+        self.plugins.iter().find(|p| p.home == home)
     }
 }
 
@@ -77,6 +117,8 @@ pub(crate) struct Located {
     pub source: String,
     /// The plugin manifest it was found through.
     pub manifest: Option<PathBuf>,
+    /// The locked plugin it belongs to.
+    pub origin: Option<Origin>,
 }
 
 fn read(name: String, file: PathBuf) -> Result<Located, String> {
@@ -95,6 +137,7 @@ fn read(name: String, file: PathBuf) -> Result<Located, String> {
         home,
         source,
         manifest: None,
+        origin: None,
     })
 }
 
@@ -166,11 +209,18 @@ fn in_plugin_manifest(spec: &str, search: &SearchPath) -> Result<Option<Located>
     let Some((plugin, policy)) = spec.split_once('/') else {
         return Ok(None);
     };
-    for dir in search.dirs() {
-        let home = dir.join(plugin);
-        if !home.join("plugin.json").is_file() {
-            continue;
-        }
+    let locked = search
+        .plugin(plugin)
+        .map(|p| (p.home.clone(), Some(p.origin.clone())));
+    let mut homes = locked.into_iter().chain(
+        search
+            .dirs()
+            .iter()
+            .map(|d| (d.join(plugin), None))
+            .filter(|(home, _)| home.join("plugin.json").is_file()),
+    );
+    // The first plugin of that name decides: a locked one, else the first folder's.
+    if let Some((home, origin)) = homes.next() {
         let manifest = crate::plugin::read(&home).map_err(|e| e.to_string())?;
         let Some(rel) = manifest.policies.get(policy) else {
             let names: Vec<&str> = manifest.policies.keys().map(String::as_str).collect();
@@ -183,6 +233,7 @@ fn in_plugin_manifest(spec: &str, search: &SearchPath) -> Result<Option<Located>
         let mut found = read(spec.to_string(), home.join(rel))?;
         found.home = Some(home.clone());
         found.manifest = Some(home.join("plugin.json"));
+        found.origin = origin;
         return Ok(Some(found));
     }
     Ok(None)
@@ -229,5 +280,6 @@ fn embedded(spec: &str) -> Option<Located> {
             home: None,
             source: src.to_string(),
             manifest: None,
+            origin: None,
         })
 }

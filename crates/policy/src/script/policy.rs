@@ -32,6 +32,8 @@ pub(crate) struct Policy {
     pub files: Vec<PathBuf>,
     /// Content hash of those files.
     pub version: String,
+    /// Those files with their SHA-256, and the locked plugin it belongs to.
+    pub provenance: crate::project::Provenance,
     /// The script's text, for placing errors rhai gives no position.
     source: String,
     /// Whether a call must run the top level first: only for its imports, which
@@ -107,6 +109,27 @@ fn hooks_of(ast: &AST, file: &std::path::Path) -> Result<([bool; 6], bool), Scri
     Ok((defined, has_params))
 }
 
+/// A policy's provenance: its files (script first) with the SHA-256 of the bytes it
+/// was built from, and its locked plugin's origin.
+fn provenance_of(
+    src: &Located,
+    files: &[PathBuf],
+    sources: &[Vec<u8>],
+) -> crate::project::Provenance {
+    crate::project::Provenance {
+        policy: src.name.clone(),
+        files: files
+            .iter()
+            .zip(sources)
+            .map(|(f, b)| crate::project::FileHash {
+                path: f.display().to_string(),
+                sha256: crate::checksum::sha256(b),
+            })
+            .collect(),
+        plugin: src.origin.clone(),
+    }
+}
+
 impl Policy {
     /// Compiles `src` (resolving its imports) and reads its `params()`.
     pub(crate) fn compile(src: Located, search: &SearchPath) -> Result<Policy, ScriptError> {
@@ -152,6 +175,7 @@ impl Policy {
             }))
             .collect();
         let version = content_hash(&sources.iter().map(Vec::as_slice).collect::<Vec<_>>());
+        let provenance = provenance_of(&src, &files, &sources);
         let may_import = imports_at_run_time(&ast);
         let uses_history = sources
             .iter()
@@ -168,6 +192,7 @@ impl Policy {
             this: Dynamic::from_map(Map::new()),
             files,
             version,
+            provenance,
             source: src.source,
             eval_top,
             params_value: Dynamic::UNIT,

@@ -174,16 +174,27 @@ impl Resolver {
         } else {
             rel.with_extension("rhai")
         };
-        let mut dirs: Vec<&PathBuf> = self.home.iter().collect();
-        dirs.extend(self.search.dirs());
-        for dir in dirs {
+        let mut dirs: Vec<(&Path, &Path)> = self
+            .home
+            .iter()
+            .map(|h| (h.as_path(), file.as_path()))
+            .collect();
+        let in_plugin = self.plugin_import(path, &file)?;
+        dirs.extend(in_plugin.as_ref().map(|(h, f)| (h.as_path(), f.as_path())));
+        dirs.extend(
+            self.search
+                .dirs()
+                .iter()
+                .map(|d| (d.as_path(), file.as_path())),
+        );
+        for (dir, file) in dirs {
             // The folder of `x.rhai` is `""`: the working folder.
             let dir = if dir.as_os_str().is_empty() {
                 Path::new(".")
             } else {
-                dir.as_path()
+                dir
             };
-            let found = dir.join(&file);
+            let found = dir.join(file);
             // A dangling link is there too (and refused below).
             if std::fs::symlink_metadata(&found).is_err() {
                 continue;
@@ -211,6 +222,30 @@ impl Resolver {
             return Ok(Some((found, real)));
         }
         Ok(None)
+    }
+
+    /// `PLUGIN/MODULE` in a locked plugin's folder: (its folder, the module's file
+    /// there). A plugin's scripts may import only from itself and the plugins its
+    /// manifest declares; a project's own scripts from any locked plugin.
+    fn plugin_import(&self, path: &str, file: &Path) -> Result<Option<(PathBuf, PathBuf)>, String> {
+        let Some((first, _)) = path.split_once('/') else {
+            return Ok(None);
+        };
+        let Some(target) = self.search.plugin(first) else {
+            return Ok(None);
+        };
+        let own = self.home.as_deref().and_then(|h| self.search.plugin_at(h));
+        if let Some(own) = own
+            && own.name != first
+            && !own.dependencies.iter().any(|d| d == first)
+        {
+            return Err(format!(
+                "import {path:?}: plugin {} does not declare a dependency on {first} (plugin.json's dependencies)",
+                own.name
+            ));
+        }
+        let rest = file.strip_prefix(first).unwrap_or(file).to_path_buf();
+        Ok(Some((target.home.clone(), rest)))
     }
 
     fn resolve_in(

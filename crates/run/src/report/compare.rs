@@ -45,6 +45,19 @@ pub enum LoadRunError {
     Jsonl(#[from] JsonlError),
 }
 
+/// `; policies ...` from a run's `config.json`, or nothing.
+fn policies_suffix(cfg: &Value) -> String {
+    let line = cfg["provenance"]
+        .as_array()
+        .map(|p| super::policies_line(p))
+        .unwrap_or_default();
+    if line.is_empty() {
+        line
+    } else {
+        format!("; {line}")
+    }
+}
+
 /// Reads a run directory: its metrics (required), events and configuration.
 pub fn load_run(dir: &Path) -> Result<RunView, LoadRunError> {
     let metrics = dir.join("metrics.jsonl");
@@ -93,7 +106,7 @@ pub fn load_run(dir: &Path) -> Result<RunView, LoadRunError> {
             cfg["lr"].as_f64().map_or_else(|| "?".to_string(), fmt_num),
             cfg["batch_size"],
             cfg["seed"]
-        )
+        ) + policies_suffix(&cfg).as_str()
     };
     Ok(RunView {
         name: dir.file_name().map_or_else(

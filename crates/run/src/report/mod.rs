@@ -262,6 +262,34 @@ fn table(history: &[Value], regression: bool) -> String {
     html
 }
 
+/// The policies of a run as its header shows them, from `config.json`'s
+/// `provenance`: `policies goyal/schedule (plugin goyal 1.1.0 0cda9381c224),
+/// lr/cosine`; empty when there is none.
+pub fn policies_line(provenance: &[Value]) -> String {
+    let names: Vec<String> = provenance
+        .iter()
+        .filter_map(|p| {
+            let name = p.get("policy")?.as_str()?;
+            Some(match p.get("plugin") {
+                Some(o) => {
+                    let s = |k: &str| o.get(k).and_then(Value::as_str).unwrap_or("?");
+                    let commit = o
+                        .get("commit")
+                        .and_then(Value::as_str)
+                        .map_or_else(|| "path".to_string(), |c| c[..c.len().min(12)].to_string());
+                    format!("{name} (plugin {} {} {commit})", s("name"), s("version"))
+                }
+                None => name.to_string(),
+            })
+        })
+        .collect();
+    if names.is_empty() {
+        String::new()
+    } else {
+        format!("policies {}", names.join(", "))
+    }
+}
+
 /// Writes `dir/report.html` atomically (`runlog::write_atomic`). `subtitle`
 /// describes the setup (model, data, optimizer).
 pub fn write(

@@ -132,6 +132,14 @@ impl Trainer<'_> {
         }
     }
 
+    /// Adds `notes` (locked plugins that changed since the run's last start) to the
+    /// `resume` event.
+    pub fn note(&mut self, notes: Vec<String>) {
+        if let Some((_, all)) = &mut self.resume_note {
+            all.extend(notes);
+        }
+    }
+
     /// A rollback needs its checkpoint: without one the decision is rejected whole.
     pub(super) fn can_roll_back(&self, d: &Decision) -> Result<(), Invalid> {
         match d.rollback {

@@ -165,10 +165,14 @@ impl<'a> Trainer<'a> {
         let root = world.rank() == 0;
         let mut sinks = Sinks::new(log, Progress::new(cfg.quiet || !root));
         if root {
-            sinks.add(Box::new(rudder_run::report::Live::open(
-                &cfg.out,
-                cfg.headline(),
-            )));
+            let policies =
+                rudder_run::report::policies_line(cfg.provenance.as_deref().unwrap_or(&[]));
+            let headline = if policies.is_empty() {
+                cfg.headline()
+            } else {
+                format!("{}; {policies}", cfg.headline())
+            };
+            sinks.add(Box::new(rudder_run::report::Live::open(&cfg.out, headline)));
         }
         Trainer {
             cfg,
