@@ -47,7 +47,7 @@ pub fn url_problem(url: &str) -> Option<String> {
     }
     if scheme.starts_with("http") && !cfg!(feature = "https") {
         return Some(format!(
-            "git URL {url:?}: this rudder was built without the https feature (cargo build --features https)"
+            "git URL {url:?}: this rudder was built without the https feature (cargo build --release -p rudder-cli --features https, with libssl-dev)"
         ));
     }
     if let Err(e) = gix::url::parse(url.into()) {
@@ -152,6 +152,10 @@ fn fetch_into(url: &str, tmp: &Path) -> Result<(), PkgError> {
 /// Brings the mirror of `url` up to date: a whole fetch into a new folder beside
 /// it, then a swap (the caller holds the cache's lock).
 pub fn fetch(cache: &Path, url: &str) -> Result<PathBuf, PkgError> {
+    // Every fetch, whoever named the URL (a manifest, a dependency, a lock).
+    if let Some(why) = url_problem(url) {
+        return Err(PkgError::input(why));
+    }
     let dir = mirror_dir(cache, url);
     let parent = dir.parent().expect("a mirror has a parent");
     std::fs::create_dir_all(parent)

@@ -228,7 +228,9 @@ fn add(cache: &Path, source: &str, r: &Reference, name: Option<&str>) -> Result<
                 "{source}: neither a git URL nor a folder with a plugin.json"
             )));
         }
-        req.path = Some(source.to_string());
+        // Given from the working folder; written relative to the project's root.
+        let cwd = std::env::current_dir().map_err(|e| PkgError::io("the working folder", e))?;
+        req.path = Some(resolve::relative_to(&cwd.join(dir), &project.root));
     }
     if let Some(why) = req.problem() {
         return Err(PkgError::input(format!("plugin add: {why}")));
@@ -365,6 +367,10 @@ fn install_one(
             ));
         }
         Source::Git { url, commit, .. } => {
+            // A lock is input too: its URLs are held to what `add` accepts.
+            if let Some(why) = git::url_problem(&url) {
+                return Err(PkgError::input(format!("{LOCK}: plugin {}: {why}", l.name)));
+            }
             let state = project::state(l, home)?;
             if state == State::Ok(l.checksum.clone()) {
                 lines.push(format!(

@@ -41,7 +41,8 @@ impl Project {
                     ProjectError::new(path.display(), format!("plugin {name:?}: {why}")).into(),
                 );
             }
-            if let Some(why) = req.problem().or_else(|| source_problem(req)) {
+            let package = req.package.as_deref().and_then(bad_plugin_name);
+            if let Some(why) = req.problem().or_else(|| source_problem(req)).or(package) {
                 return Err(
                     ProjectError::new(path.display(), format!("plugin {name}: {why}")).into(),
                 );

@@ -155,7 +155,7 @@ fn same_folder(a: &Path, b: &Path) -> bool {
 }
 
 /// `path` relative to `root` when it is under it.
-fn relative_to(path: &Path, root: &Path) -> String {
+pub(crate) fn relative_to(path: &Path, root: &Path) -> String {
     let p = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
     let r = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
     match p.strip_prefix(&r) {

@@ -802,6 +802,36 @@ fn hostile_repositories_are_refused_by_name() {
         2,
     );
     assert!(err.contains("--name"), "{err}");
+
+    // A dependency or a lock naming a transport rudder does not fetch from.
+    let r = Repo::new(t, "sly");
+    r.release(
+        "sly",
+        "1.0.0",
+        r#", "dependencies": {"dep": {"git": "ext::sh -c touch% /tmp/pwned"}}"#,
+    );
+    let b = project(t, "b");
+    let (_, err) = expect(&b, &home, &["plugin", "add", &r.url()], 2);
+    assert!(err.contains("is not a git URL"), "{err}");
+    // ssh with an option for a host: gitoxide refuses it, and nothing runs.
+    std::fs::write(
+        b.join("rudder.toml"),
+        "[plugins]\nx = { git = \"ssh://-oProxyCommand=touch%20/tmp/pwned/x\" }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        b.join("rudder.lock"),
+        "version = 1\n\n[[plugin]]\nname = \"x\"\nversion = \"1.0.0\"\nsource = \"git+ssh://-oProxyCommand=touch%20/tmp/pwned/x#0123456789abcdef0123456789abcdef01234567\"\nchecksum = \"sha256:00\"\n",
+    )
+    .unwrap();
+    for args in [
+        &["plugin", "install"][..],
+        &["plugin", "install", "--locked"],
+    ] {
+        let (_, err) = expect(&b, &home, args, 2);
+        assert!(err.contains("ProxyCommand"), "the URL is named: {err}");
+    }
+    assert!(!Path::new("/tmp/pwned").exists());
 }
 
 #[test]
