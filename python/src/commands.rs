@@ -124,7 +124,7 @@ pub(crate) fn plugin_run(
         Ok(out) => (
             out.lines,
             out.exit,
-            Some("verify: installed files differ from rudder.lock".into()),
+            Some("verify: a plugin is missing or differs from rudder.lock".into()),
         ),
         Err(e) => (Vec::new(), e.exit, Some(e.message)),
     })

@@ -82,17 +82,25 @@ impl Ctx {
             Some(self.with_commit(url, commit)?)
         };
         let done = match mirror {
-            Some(m) => store::install(
-                &self.cache,
-                name,
-                commit,
-                |dir| m.extract(commit, dir),
-                |dir| {
-                    plugin::read(dir)
-                        .map(|_| ())
-                        .map_err(|e| PkgError::input(format!("plugin {name} at {url}: {e}")))
-                },
-            )?,
+            Some(m) => {
+                let done = store::install(
+                    &self.cache,
+                    name,
+                    commit,
+                    |dir| m.extract(commit, dir),
+                    |dir| {
+                        plugin::read(dir)
+                            .map(|_| ())
+                            .map_err(|e| git::in_repository(url, commit, &e))
+                    },
+                );
+                if done.is_err() {
+                    // A repository refused (past its bounds, a bad tree) is not kept.
+                    store::remove_tree(&git::mirror_dir(&self.cache, url));
+                    self.fetched.remove(url);
+                }
+                done?
+            }
             None => {
                 let entries = checksum::listing(&home)
                     .map_err(|m| PkgError::input(format!("plugin {name}: {m}")))?;

@@ -56,6 +56,23 @@ pub fn url_problem(url: &str) -> Option<String> {
     None
 }
 
+/// A manifest fault of a repository's commit, named by the repository (not by the
+/// temporary folder it was checked in): `git URL at COMMIT: plugin.json:3:9: ...`.
+pub(crate) fn in_repository(
+    url: &str,
+    commit: &str,
+    e: &rudder_policy::plugin::PluginError,
+) -> PkgError {
+    let at =
+        e.at.rsplit_once("plugin.json")
+            .map_or("", |(_, place)| place);
+    PkgError::input(format!(
+        "git {url} at {}: plugin.json{at}: {}",
+        &commit[..commit.len().min(12)],
+        e.message
+    ))
+}
+
 /// The mirror of `url` in `cache`: one folder per URL, named by its hash.
 pub fn mirror_dir(cache: &Path, url: &str) -> PathBuf {
     let h = rudder_policy::checksum::sha256(url.as_bytes());
@@ -356,6 +373,16 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
+    /// A file or folder of the tree that could not be written: a name met twice,
+    /// or what the system says (a name too long).
+    fn write_error(&self, path: &str, e: &std::io::Error) -> PkgError {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            self.refuse(path, "is a duplicate entry")
+        } else {
+            self.refuse(path, format!("cannot be written: {e}"))
+        }
+    }
+
     fn refuse(&self, path: &str, why: impl std::fmt::Display) -> PkgError {
         PkgError::input(format!("git {}: {path:?} {why}", self.url))
     }
@@ -385,8 +412,15 @@ impl Walk<'_> {
         }
         drop(tree);
         for (name, mode, oid) in entries {
-            let name = String::from_utf8(name)
-                .map_err(|_| self.refuse(rel, "has a file name that is not UTF-8"))?;
+            let name = String::from_utf8(name).map_err(|e| {
+                let shown = String::from_utf8_lossy(e.as_bytes()).into_owned();
+                let at = if rel.is_empty() {
+                    shown
+                } else {
+                    format!("{rel}/{shown}")
+                };
+                self.refuse(&at, "has a file name that is not UTF-8")
+            })?;
             let path = if rel.is_empty() {
                 name.clone()
             } else {
@@ -407,8 +441,7 @@ impl Walk<'_> {
             }
             let target = dir.join(&name);
             if mode.is_tree() {
-                std::fs::create_dir(&target)
-                    .map_err(|_| self.refuse(&path, "is a duplicate entry"))?;
+                std::fs::create_dir(&target).map_err(|e| self.write_error(&path, &e))?;
                 self.tree(oid, &path, &target, depth + 1)?;
             } else if mode.is_commit() {
                 // A submodule: not followed.
@@ -448,11 +481,10 @@ impl Walk<'_> {
                     self.refuse(path, format!("is a symlink to {to:?}, outside the plugin"))
                 );
             }
-            std::os::unix::fs::symlink(to, target)
-                .map_err(|_| self.refuse(path, "is a duplicate entry"))
+            std::os::unix::fs::symlink(to, target).map_err(|e| self.write_error(path, &e))
         } else {
             crate::store::write_new(target, &blob.data, mode.is_executable())
-                .map_err(|_| self.refuse(path, "is a duplicate entry"))
+                .map_err(|e| self.write_error(path, &e))
         }
     }
 }

@@ -204,6 +204,8 @@ fn skipped_lines(c: &Chosen, out: &mut Vec<String>) {
 }
 
 fn add(cache: &Path, source: &str, r: &Reference, name: Option<&str>) -> Result<Output, PkgError> {
+    // The cache's lock first: one command at a time reads and writes a project.
+    let mut ctx = Ctx::new(cache.to_path_buf(), false)?;
     let mut project = Project::find_or_new()?;
     let lock = project::read_lock(&project.root)?;
     let mut req = Requirement::default();
@@ -240,7 +242,6 @@ fn add(cache: &Path, source: &str, r: &Reference, name: Option<&str>) -> Result<
     {
         return Err(PkgError::input(format!("--name {why}")));
     }
-    let mut ctx = Ctx::new(cache.to_path_buf(), false)?;
     let manifest_name = resolve::manifest_name(&mut ctx, &req, &project.root)?;
     let entry_name = name.unwrap_or(&manifest_name).to_string();
     if let Some(why) = rudder_policy::plugin::bad_plugin_name(&entry_name) {
@@ -299,10 +300,10 @@ fn drift(project: &Project, lock: &Lock) -> Vec<String> {
 }
 
 fn install(cache: &Path, locked: bool, offline: bool) -> Result<Output, PkgError> {
+    let mut ctx = Ctx::new(cache.to_path_buf(), offline)?;
     let project = Project::find()?;
     let lock = project::read_lock(&project.root)?;
     let mut lines = Vec::new();
-    let mut ctx = Ctx::new(cache.to_path_buf(), offline)?;
     let drifted = match &lock {
         Some(l) => drift(&project, l),
         None => vec![format!("there is no {LOCK}")],
@@ -381,13 +382,26 @@ fn install_one(
                 ));
                 return Ok(());
             }
-            let repaired = matches!(state, State::Modified { .. });
-            if repaired {
-                store::discard(home);
-            }
+            let repaired = match &state {
+                State::Modified { now, .. } => {
+                    // Files as installed (their listing agrees) but not as locked:
+                    // the lock is what changed; the folder stays for other projects.
+                    let listed =
+                        rudder_policy::checksum::read_listing(&project::listing_file(home))
+                            .map(|e| rudder_policy::checksum::checksum(&e));
+                    if listed.as_deref() == Some(now.as_str()) {
+                        return Err(PkgError::input(format!(
+                            "plugin {}: commit {commit} has checksum {now}, but {LOCK} records {}; the lock was edited or the files differ",
+                            l.name, l.checksum
+                        )));
+                    }
+                    store::discard(home);
+                    true
+                }
+                _ => false,
+            };
             let (_, checksum, skipped) = ctx.install_git(&l.name, &url, &commit)?;
             if checksum != l.checksum {
-                store::discard(home);
                 return Err(PkgError::input(format!(
                     "plugin {}: commit {commit} has checksum {checksum}, but {LOCK} records {}; the lock was edited or the files differ",
                     l.name, l.checksum
@@ -413,6 +427,7 @@ fn install_one(
 }
 
 fn update(cache: &Path, names: &[String]) -> Result<Output, PkgError> {
+    let mut ctx = Ctx::new(cache.to_path_buf(), false)?;
     let project = Project::find()?;
     let lock = project::read_lock(&project.root)?;
     for n in names {
@@ -427,7 +442,6 @@ fn update(cache: &Path, names: &[String]) -> Result<Output, PkgError> {
             )));
         }
     }
-    let mut ctx = Ctx::new(cache.to_path_buf(), false)?;
     let chosen = relock(
         &mut ctx,
         &project,
@@ -467,6 +481,7 @@ fn update(cache: &Path, names: &[String]) -> Result<Output, PkgError> {
 }
 
 fn remove(cache: &Path, name: &str) -> Result<Output, PkgError> {
+    let mut ctx = Ctx::new(cache.to_path_buf(), true)?;
     let mut project = Project::find()?;
     if project.plugins.remove(name).is_none() {
         return Err(PkgError::input(format!(
@@ -475,7 +490,6 @@ fn remove(cache: &Path, name: &str) -> Result<Output, PkgError> {
         )));
     }
     let lock = project::read_lock(&project.root)?;
-    let mut ctx = Ctx::new(cache.to_path_buf(), true)?;
     relock(&mut ctx, &project, lock.as_ref(), BTreeSet::new(), false)?;
     manifest::edit(&project.root, name, None)?;
     Ok(Output {

@@ -94,9 +94,9 @@ pub fn manifest_name(ctx: &mut Ctx, req: &Requirement, root: &Path) -> Result<St
     std::fs::create_dir_all(&tmp_dir).map_err(|e| PkgError::io(tmp_dir.display(), e))?;
     let tmp = tmp_dir.join(format!("probe-{}", std::process::id()));
     store::remove_tree(&tmp);
-    let read = mirror
-        .extract(&resolved.commit, &tmp)
-        .and_then(|_| plugin::read(&tmp).map_err(|e| PkgError::input(format!("git {url}: {e}"))));
+    let read = mirror.extract(&resolved.commit, &tmp).and_then(|_| {
+        plugin::read(&tmp).map_err(|e| git::in_repository(&url, &resolved.commit, &e))
+    });
     store::remove_tree(&tmp);
     Ok(read?.name)
 }
@@ -255,6 +255,8 @@ impl Resolver<'_> {
                 }
                 p
             }
+            // One requirement alone: say which tags there are.
+            None if wants.len() == 1 => mirror.resolve(&first.req)?,
             None => mirror
                 .newest(&versions)
                 .ok_or_else(|| conflict("no single version satisfies them all"))?,
@@ -265,6 +267,8 @@ impl Resolver<'_> {
     }
 
     fn path_plugin(&mut self, name: &str, dir: &Path, want: &Want) -> Result<Chosen, PkgError> {
+        // A folder is a plugin only with a manifest: nothing else of it is read first.
+        plugin::read(dir).map_err(|e| PkgError::input(format!("plugin {name}: {e}")))?;
         let entries = checksum::listing(dir)
             .map_err(|m| PkgError::input(format!("plugin {name} at {}: {m}", dir.display())))?;
         let source = Source::Path(relative_to(dir, &self.root)).to_string();

@@ -88,6 +88,8 @@ pub fn link_stays_inside(path: &str, target: &str) -> bool {
 
 struct Walk {
     root: PathBuf,
+    /// `root` with every link resolved.
+    real_root: PathBuf,
     entries: Vec<Entry>,
     bytes: u64,
 }
@@ -131,6 +133,19 @@ impl Walk {
                         "{path} is a symlink to {target:?}, outside the plugin"
                     ));
                 }
+                // Written inside, it may still lead out through another link
+                // (`a -> .`, `c -> a/../x`): where it really leads must be inside too.
+                match std::fs::canonicalize(item.path()) {
+                    Ok(real) if real.starts_with(&self.real_root) => {}
+                    Ok(_) => {
+                        return Err(format!(
+                            "{path} is a symlink to {target:?}, which leads outside the plugin"
+                        ));
+                    }
+                    Err(_) => {
+                        return Err(format!("{path} is a broken symlink (to {target:?})"));
+                    }
+                }
                 self.entries.push(Entry {
                     path,
                     kind: Kind::Link(target),
@@ -165,8 +180,11 @@ pub struct ListingError(pub String);
 
 /// The canonical listing of the plugin at `root`, sorted by path.
 pub fn listing(root: &Path) -> Result<Vec<Entry>, ListingError> {
+    let real_root = std::fs::canonicalize(root)
+        .map_err(|e| ListingError(format!("{}: {e}", root.display())))?;
     let mut w = Walk {
         root: root.to_path_buf(),
+        real_root,
         entries: Vec::new(),
         bytes: 0,
     };
@@ -287,5 +305,22 @@ mod tests {
                 .contains("outside the plugin")
         );
         assert_eq!(bad_component("a\nb"), Some("has a control character"));
+        // Inside as written, outside through another link.
+        let d = tempfile::tempdir().unwrap();
+        let plugin = d.path().join("p");
+        std::fs::create_dir(&plugin).unwrap();
+        std::fs::write(d.path().join("secret"), "s").unwrap();
+        std::os::unix::fs::symlink(".", plugin.join("a")).unwrap();
+        std::os::unix::fs::symlink("a/../secret", plugin.join("c")).unwrap();
+        let e = listing(&plugin).unwrap_err().0;
+        assert!(
+            e.contains("c is a symlink to \"a/../secret\", which leads outside"),
+            "{e}"
+        );
+        std::fs::remove_file(plugin.join("c")).unwrap();
+        std::os::unix::fs::symlink("nothing", plugin.join("c")).unwrap();
+        assert!(listing(&plugin).unwrap_err().0.contains("broken symlink"));
+        std::fs::remove_file(plugin.join("c")).unwrap();
+        assert_eq!(listing(&plugin).unwrap().len(), 1, "a -> . stays inside");
     }
 }

@@ -143,6 +143,15 @@ impl Requirement {
                 Some("tag, rev, branch and version go with git, not path".into())
             }
             _ if refs > 1 => Some("give at most one of tag, rev, branch and version".into()),
+            _ if self.rev.as_ref().is_some_and(|r| {
+                r.len() < 4 || r.len() > 40 || !r.bytes().all(|b| b.is_ascii_hexdigit())
+            }) =>
+            {
+                Some(format!(
+                    "rev {:?} is not a commit hash (4 to 40 hex digits)",
+                    self.rev.as_deref().unwrap_or("")
+                ))
+            }
             _ => self.version.as_deref().and_then(|v| {
                 semver::VersionReq::parse(v)
                     .err()

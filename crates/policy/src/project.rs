@@ -388,10 +388,45 @@ pub fn discover() -> Result<Vec<Installed>, ProjectError> {
     let Some(root) = find_root(&cwd) else {
         return Ok(Vec::new());
     };
-    match read_lock(&root)? {
+    let lock = read_lock(&root)?;
+    // A plugin rudder.toml declares but the lock does not have: install first.
+    let declared = declared_plugins(&root)?;
+    let unlocked: Vec<&String> = declared
+        .iter()
+        .filter(|n| {
+            lock.as_ref()
+                .is_none_or(|l| !l.plugins.iter().any(|p| &p.name == *n))
+        })
+        .collect();
+    if !unlocked.is_empty() {
+        let names: Vec<&str> = unlocked.iter().map(|s| s.as_str()).collect();
+        return Err(ProjectError::new(
+            root.join(MANIFEST).display(),
+            format!(
+                "plugin(s) {} not in {LOCK}; run rudder plugin install",
+                names.join(", ")
+            ),
+        ));
+    }
+    match lock {
         Some(lock) => installed(&root, &lock, &cache_home()),
         None => Ok(Vec::new()),
     }
+}
+
+/// The names under `[plugins]` in `root/rudder.toml` (its other checks are
+/// `rudder-pkg`'s, when it resolves).
+fn declared_plugins(root: &Path) -> Result<Vec<String>, ProjectError> {
+    let path = root.join(MANIFEST);
+    let text = read_toml_text(&path)?;
+    let table: toml::Table = toml::from_str(&text).map_err(|e| toml_error(&path, &text, &e))?;
+    Ok(match table.get("plugins") {
+        Some(toml::Value::Table(t)) => t.keys().cloned().collect(),
+        Some(_) => {
+            return Err(ProjectError::new(path.display(), "plugins must be a table"));
+        }
+        None => Vec::new(),
+    })
 }
 
 /// A file a policy was built from, with the SHA-256 of its bytes.

@@ -41,7 +41,7 @@ pub(crate) fn command(cmd: PluginCommand) -> Result<(), AppError> {
     if output.exit != 0 {
         return Err(PkgError {
             exit: output.exit,
-            message: "verify: installed files differ from rudder.lock".into(),
+            message: "verify: a plugin is missing or differs from rudder.lock".into(),
         }
         .into());
     }

@@ -510,6 +510,48 @@ fn the_lock_is_enforced_at_train_and_by_verify() {
     assert!(out.contains("(repaired)"), "{out}");
     expect(&a, &home, &["plugin", "verify"], 0);
 
+    // A lock edited to another checksum: refused, and the cached folder (good for
+    // every other project) left as it is.
+    let lock_text = std::fs::read_to_string(a.join("rudder.lock")).unwrap();
+    std::fs::write(
+        a.join("rudder.lock"),
+        lock_text.replace(&checksum, &format!("sha256:{}", "0".repeat(64))),
+    )
+    .unwrap();
+    let (_, err) = expect(&a, &home, &["plugin", "install", "--locked"], 2);
+    assert!(err.contains("the lock was edited"), "{err}");
+    assert!(file.is_file(), "the cached plugin is kept");
+    std::fs::write(a.join("rudder.lock"), &lock_text).unwrap();
+    expect(&a, &home, &["plugin", "verify"], 0);
+
+    // An entry of rudder.toml that the lock lacks: train says to install.
+    let manifest = std::fs::read_to_string(a.join("rudder.toml")).unwrap();
+    std::fs::write(
+        a.join("rudder.toml"),
+        format!("{manifest}extra = {{ path = \"../nowhere\" }}\n"),
+    )
+    .unwrap();
+    let (_, err) = train(&a, &home, "1", "goyal/schedule", "run4", 2);
+    assert!(
+        err.contains("extra not in rudder.lock; run rudder plugin install"),
+        "{err}"
+    );
+    // A rev that is no commit hash is refused where it is written.
+    std::fs::write(
+        a.join("rudder.toml"),
+        format!(
+            "{manifest}bad = {{ git = \"{}\", rev = \"36\" }}\n",
+            r.url()
+        ),
+    )
+    .unwrap();
+    let (_, err) = expect(&a, &home, &["plugin", "install"], 2);
+    assert!(
+        err.contains("rudder.toml") && err.contains("rev \"36\" is not a commit hash"),
+        "{err}"
+    );
+    std::fs::write(a.join("rudder.toml"), &manifest).unwrap();
+
     // --locked refuses a manifest the lock does not meet; plain install re-resolves.
     let v2 = r.release("goyal", "2.0.0", "");
     let manifest = std::fs::read_to_string(a.join("rudder.toml")).unwrap();
@@ -697,6 +739,16 @@ fn hostile_repositories_are_refused_by_name() {
     std::os::unix::fs::symlink("../../secret", r.work.join("up")).unwrap();
     r.release("updir", "1.0.0", "");
     refused(&r, &[], "outside the plugin");
+    // Inside as written, outside through another link (a -> ., c -> a/../secret).
+    let r = Repo::new(t, "chain");
+    std::os::unix::fs::symlink(".", r.work.join("a")).unwrap();
+    std::os::unix::fs::symlink("a/../secret", r.work.join("c")).unwrap();
+    r.release("chain", "1.0.0", "");
+    refused(
+        &r,
+        &[],
+        "plugin chain: c is a broken symlink (to \"a/../secret\")",
+    );
 
     // A manifest whose policy file climbs out, and one with a control character.
     let r = Repo::new(t, "climb");
@@ -914,6 +966,37 @@ fn a_killed_install_leaves_the_cache_whole_and_two_installs_do_not_interleave() 
         .filter(|e| e.path().is_dir())
         .count();
     assert_eq!(folders, 1);
+
+    // Four adds at once into one project: every entry ends up in the lock.
+    let names = ["p1", "p2", "p3", "p4"];
+    let repos: Vec<Repo> = names
+        .iter()
+        .map(|n| {
+            let r = Repo::new(t, n);
+            r.release(n, "1.0.0", "");
+            r
+        })
+        .collect();
+    let c = project(t, "c");
+    let home = t.join("cache-four");
+    std::thread::scope(|s| {
+        let runs: Vec<_> = repos
+            .iter()
+            .map(|r| {
+                let (c, home) = (&c, &home);
+                s.spawn(move || run(c, home, &["plugin", "add", &r.url()]))
+            })
+            .collect();
+        for r in runs {
+            let o = r.join().unwrap();
+            assert!(o.status.success(), "{}", text(&o).1);
+        }
+    });
+    let lock = lock_of(&c);
+    for n in names {
+        locked(&lock, n);
+    }
+    expect(&c, &home, &["plugin", "install", "--locked"], 0);
 }
 
 #[test]

@@ -6,7 +6,7 @@ mod calls;
 mod reload;
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use rhai::Dynamic;
 use serde_json::Value;
@@ -120,10 +120,20 @@ impl Policies {
 
     /// The files whose edits reload the set (none for the embedded library's).
     pub fn watched_files(&self) -> Vec<PathBuf> {
+        // A locked git plugin's files are fixed by the lock: not watched (a reload
+        // for another file checks them against it).
+        let fixed: Vec<&Path> = self
+            .search
+            .plugins()
+            .iter()
+            .filter(|p| p.origin.commit.is_some())
+            .map(|p| p.home.as_path())
+            .collect();
         self.policies
             .iter()
             .filter(|p| !p.file.starts_with("<embedded>"))
             .flat_map(|p| p.files.iter().cloned())
+            .filter(|f| !fixed.iter().any(|h| f.starts_with(h)))
             .collect()
     }
 

@@ -35,6 +35,25 @@ impl Policies {
         ))
     }
 
+    /// Every locked git plugin's files against the checksum they were loaded with.
+    fn check_locked(&self) -> Result<(), String> {
+        for p in self.search.plugins() {
+            if p.origin.commit.is_none() {
+                continue;
+            }
+            let now = crate::checksum::listing(&p.home)
+                .map(|e| crate::checksum::checksum(&e))
+                .map_err(|e| format!("plugin {}: {e}", p.name))?;
+            if now != p.origin.checksum {
+                return Err(format!(
+                    "plugin {}: installed files differ from rudder.lock (checksum {now}, locked {}); run rudder plugin install to repair",
+                    p.name, p.origin.checksum
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Compiles policy `i` anew (a fresh engine and resolver), re-merges its params and
     /// dry-runs its hooks on a copy of `this`.
     pub(super) fn recompile(
@@ -50,6 +69,8 @@ impl Policies {
             column: 0,
             message,
         };
+        // A locked git plugin is what the lock says, at a reload as at the start.
+        self.check_locked().map_err(at_file)?;
         let src = find::locate(&self.specs[i], &self.search).map_err(at_file)?;
         let mut fresh = Policy::compile(src, &self.search)?;
         // The parameters this policy took at load (a new version may drop a key).
