@@ -120,12 +120,10 @@ pub(crate) fn plugin_run(
         }
     };
     Ok(match py.detach(|| rudder_pkg::run(&cmd)) {
-        Ok(out) if out.exit == 0 => (out.lines, 0, None),
-        Ok(out) => (
-            out.lines,
-            out.exit,
-            Some("verify: a plugin is missing or differs from rudder.lock".into()),
-        ),
+        Ok(out) => {
+            let failure = out.failure().map(String::from);
+            (out.lines, out.exit, failure)
+        }
         Err(e) => (Vec::new(), e.exit, Some(e.message)),
     })
 }

@@ -6,6 +6,7 @@
 //! crate depends on serde, thiserror and libc (the open flags of [`input`]) only, so
 //! every layer above can share it.
 
+pub mod atomic;
 pub mod config;
 pub mod event;
 pub mod input;

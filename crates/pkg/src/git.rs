@@ -75,10 +75,8 @@ pub(crate) fn in_repository(
 
 /// The mirror of `url` in `cache`: one folder per URL, named by its hash.
 pub fn mirror_dir(cache: &Path, url: &str) -> PathBuf {
-    let h = rudder_policy::checksum::sha256(url.as_bytes());
-    cache
-        .join("git")
-        .join(&h["sha256:".len().."sha256:".len() + 16])
+    let h = rudder_policy::checksum::sha256_hex(url.as_bytes());
+    cache.join("git").join(&h[..16])
 }
 
 fn git_error(url: &str, e: impl std::fmt::Display) -> PkgError {
@@ -255,30 +253,20 @@ impl Mirror {
     /// version tag matching its `version`, or the remote's `HEAD`.
     pub fn resolve(&self, req: &rudder_policy::plugin::Requirement) -> Result<Resolved, PkgError> {
         let url = &self.url;
-        if let Some(t) = &req.tag {
-            let commit = self
-                .peel(&format!("refs/tags/{t}"))
-                .ok_or_else(|| PkgError::input(format!("git {url}: no tag {t}")))?;
-            return Ok(Resolved {
-                commit,
-                reference: Some(format!("tag={t}")),
-            });
-        }
-        if let Some(b) = &req.branch {
-            let commit = self
-                .peel(&format!("refs/heads/{b}"))
-                .ok_or_else(|| PkgError::input(format!("git {url}: no branch {b}")))?;
-            return Ok(Resolved {
-                commit,
-                reference: Some(format!("branch={b}")),
-            });
+        for (kind, refs, name) in [("tag", "tags", &req.tag), ("branch", "heads", &req.branch)] {
+            if let Some(n) = name {
+                let commit = self
+                    .peel(&format!("refs/{refs}/{n}"))
+                    .ok_or_else(|| PkgError::input(format!("git {url}: no {kind} {n}")))?;
+                return Ok(Resolved {
+                    commit,
+                    reference: Some(format!("{kind}={n}")),
+                });
+            }
         }
         if let Some(r) = &req.rev {
-            if r.len() < 4 || r.len() > 40 || !r.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(PkgError::input(format!(
-                    "rev {r:?} is not a commit hash (4 to 40 hex digits)"
-                )));
-            }
+            // Its form (4 to 40 hex digits) is `Requirement::problem`'s, checked
+            // where it is written.
             let commit = self
                 .repo
                 .rev_parse_single(r.as_str())

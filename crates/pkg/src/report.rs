@@ -26,9 +26,8 @@ fn rows(cache: &Path) -> Result<(Vec<[String; 6]>, bool), PkgError> {
                 bad = true;
                 "missing".to_string()
             }
-            State::Modified { now, files } => {
+            State::Modified { files, .. } => {
                 bad = true;
-                let _ = now;
                 format!(
                     "modified ({} file(s) differ; rudder plugin verify names them)",
                     files.len()

@@ -32,28 +32,9 @@ pub fn write_new(path: &Path, bytes: &[u8], executable: bool) -> std::io::Result
     f.write_all(bytes)
 }
 
-/// Writes `path` atomically: a temporary file beside it, synced, then renamed.
+/// Writes `path` atomically (`rudder_core::atomic`).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PkgError> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = temp_name(dir, "write");
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .mode(0o644)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        PkgError::io(path.display(), e)
-    })
+    rudder_core::atomic::write_atomic(path, bytes).map_err(|e| PkgError::io(path.display(), e))
 }
 
 /// The cache's exclusive lock, held until dropped.
@@ -200,10 +181,4 @@ pub fn install(
         remove_tree(&tmp);
     }
     result
-}
-
-/// Puts an installed plugin back as the lock records it: its folder removed, to be
-/// written again from the mirror.
-pub fn discard(home: &Path) {
-    remove_tree(home);
 }

@@ -38,13 +38,15 @@ pub enum Kind {
 
 /// `sha256:` and the hex digest of `bytes`.
 pub fn sha256(bytes: &[u8]) -> String {
-    let d = Sha256::digest(bytes);
-    let mut s = String::with_capacity(71);
-    s.push_str("sha256:");
-    for b in d {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
+    format!("sha256:{}", sha256_hex(bytes))
+}
+
+/// The hex digest of `bytes` (what the checkpoints' `checksums` record).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Why a name cannot be part of a plugin: empty, `.`/`..`, a separator, or a

@@ -1,36 +1,12 @@
 //! The run folder's files as files: written atomically (`config.json`, reports,
 //! `sweep.json`, lr-find's), and JSONL read back with the place of a bad line.
 
-use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use serde_json::Value;
 
-/// Writes `bytes` to `path` atomically: a temporary file beside it, fsynced, renamed
-/// over it, and the folder fsynced. A reader (or a crash) sees the old file or the
-/// new one, never a part.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map_or("file".into(), |n| n.to_string_lossy());
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
-    };
-    write().inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
-}
+pub use rudder_core::atomic::write_atomic;
 
 /// `config` as pretty JSON in `dir/config.json`, atomically.
 pub fn write_config(dir: &Path, config: &impl Serialize) -> std::io::Result<()> {

@@ -38,10 +38,10 @@ pub(crate) fn command(cmd: PluginCommand) -> Result<(), AppError> {
     for line in &output.lines {
         out(line);
     }
-    if output.exit != 0 {
+    if let Some(message) = output.failure() {
         return Err(PkgError {
             exit: output.exit,
-            message: "verify: a plugin is missing or differs from rudder.lock".into(),
+            message: message.into(),
         }
         .into());
     }

@@ -124,7 +124,7 @@ pub(crate) struct Outcome {
     /// files): each policy's files with their hashes and its plugin's origin, as a
     /// trial's `config.json` has it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub(crate) policies: Vec<serde_json::Value>,
+    pub(crate) provenance: Vec<serde_json::Value>,
 }
 
 /// `x1`, `x0.5`: a trial's folder name.
@@ -222,7 +222,7 @@ fn run(cfg: &TrainConfig, spec: &Spec, data: &Data) -> Result<Outcome, AppError>
         epochs: cfg.epochs,
         batch_size: cfg.batch_size,
         seed: cfg.seed,
-        policies: trials
+        provenance: trials
             .first()
             .and_then(|t| {
                 let text =

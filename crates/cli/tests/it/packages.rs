@@ -436,7 +436,7 @@ fn the_lock_is_enforced_at_train_and_by_verify() {
     );
     let start = &jsonl(&a.join("run/events.jsonl"))[0];
     assert_eq!(start["kind"], "run_start");
-    assert_eq!(start["policies"], cfg["provenance"]);
+    assert_eq!(start["provenance"], cfg["provenance"]);
     // The report's header, policy list and a sweep show it too.
     let shown = format!("policies goyal/schedule (plugin goyal 1.0.0 {})", &v1[..12]);
     let page = std::fs::read_to_string(a.join("run/report.html")).unwrap();
@@ -474,7 +474,7 @@ fn the_lock_is_enforced_at_train_and_by_verify() {
         serde_json::from_str(&std::fs::read_to_string(a.join("sweep/sweep.json")).unwrap())
             .unwrap();
     assert_eq!(
-        sweep["policies"], cfg["provenance"],
+        sweep["provenance"], cfg["provenance"],
         "a sweep records it once"
     );
 

@@ -178,11 +178,7 @@ pub struct Loaded {
 
 /// SHA-256 of `bytes` as lowercase hex.
 pub fn sha256(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    rudder_policy::checksum::sha256_hex(bytes)
 }
 
 /// The epoch a checkpoint belongs to: the one in progress (`in_progress`), else the

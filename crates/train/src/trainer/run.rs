@@ -96,7 +96,7 @@ impl Trainer<'_> {
             f.insert("kernels".into(), json!(self.learner.kernels()));
             f.insert("world_size".into(), json!(self.world.size()));
             if let Some(p) = &self.cfg.provenance {
-                f.insert("policies".into(), json!(p));
+                f.insert("provenance".into(), json!(p));
             }
             f.insert("rank".into(), json!(self.world.rank()));
             if self.world.size() > 1 {
@@ -144,9 +144,9 @@ impl Trainer<'_> {
     /// A `shadowed` event and a warning (even with `-q`) for each `--policy` name of
     /// the standard library that a file on the search path replaces.
     fn announce_shadowed(&mut self) -> Result<(), TrainError> {
-        // The policies loaded, so the project's lock was read without error.
-        let search = rudder_policy::SearchPath::from_env()
-            .unwrap_or_else(|_| rudder_policy::SearchPath::folders_from_env());
+        // Standard-library names are shadowed by files in the folders only (a plugin
+        // may not take a library namespace), so the lock is not checked again here.
+        let search = rudder_policy::SearchPath::folders_from_env();
         for (policy, path) in rudder_policy::catalog::shadowing(&self.cfg.policy, &search) {
             let message = format!(
                 "--policy {policy} is {}, not the standard library's (a file on the search path shadows it)",
