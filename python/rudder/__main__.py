@@ -6,9 +6,27 @@ Exit codes as there: 0 ok, 1 tests failed, 2 bad usage or a policy that does not
 """
 
 import argparse
+import os
 import sys
 
 from . import _rudder
+
+
+NO_TESTS = ("policy test: no test files here (scripts/tests/*.json, plugins/*/tests/*.json); "
+            "`rudder policy test --std` runs the standard library's own, --allow-empty makes this exit 0")
+
+
+def run(argv=None):
+    """``main``, with a closed stdout (``| head -3``) ending the command quietly, as
+    the rudder binary does: the lines already written, exit 0, no traceback."""
+    try:
+        code = main(argv)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        # Python flushes stdout again at exit; point it at /dev/null first.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def main(argv=None):
@@ -24,6 +42,8 @@ def main(argv=None):
     check.add_argument("--param", action="append", default=[], metavar="[POLICY.]KEY=VALUE")
     test = sub.add_parser("test", help="run policy test files (scripts/tests, plugins/*/tests)")
     test.add_argument("which", nargs="*", help="policy names or test files; all by default")
+    test.add_argument("--std", action="store_true", help="the standard library's own tests, compiled in")
+    test.add_argument("--allow-empty", action="store_true", help="exit 0 when there is nothing to test")
     plugin = commands.add_parser("plugin", help="install, lock and verify policy libraries (rudder.toml, rudder.lock)")
     psub = plugin.add_subparsers(dest="action", required=True)
     add = psub.add_parser("add", help="add a plugin from a git URL or a folder, install it, lock it")
@@ -66,7 +86,13 @@ def main(argv=None):
                 print(f"error: {error}", file=sys.stderr)
                 return 2
         elif args.action == "test":
-            passed, failed, failures = _rudder.policy_test(".", args.which)
+            passed, failed, failures = _rudder.policy_test(".", args.which, std=args.std)
+            if passed + failed == 0:
+                if args.allow_empty:
+                    print("no policy tests to run", file=sys.stderr)
+                    return 0
+                print(f"error: {NO_TESTS}", file=sys.stderr)
+                return 1
             for f in failures:
                 print(f)
             print(f"{passed} passed, {failed} failed")
@@ -78,4 +104,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

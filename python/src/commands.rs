@@ -59,18 +59,26 @@ pub(crate) fn policy_check(
     Ok((lines, failed.map(|e| e.to_string())))
 }
 
-/// `policy test [WHICH...]` under `root`: (passed, failed, failures).
+/// `policy test [WHICH...]` under `root` (with `std`, the standard library's own
+/// tests, compiled in): (passed, failed, failures).
 #[pyfunction]
-#[pyo3(signature = (root=PathBuf::from("."), which=vec![], path=None))]
+#[pyo3(signature = (root=PathBuf::from("."), which=vec![], path=None, std=false))]
 pub(crate) fn policy_test(
     py: Python<'_>,
     root: PathBuf,
     which: Vec<String>,
     path: Option<Vec<PathBuf>>,
+    std: bool,
 ) -> PyResult<(usize, usize, Vec<String>)> {
     let search = search(py, path)?;
     let out = py
-        .detach(|| testing::run(&root, &which, &search))
+        .detach(|| {
+            if std {
+                testing::run_std(&which)
+            } else {
+                testing::run(&root, &which, &search)
+            }
+        })
         .map_err(|e| PyValueError::new_err(e.to_string()))?;
     Ok((out.passed, out.failed, out.failures))
 }

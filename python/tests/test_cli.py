@@ -101,3 +101,26 @@ def test_plugins_through_the_lock(root, tmp_path, monkeypatch):
     assert o.returncode == 1 and "goyal modified" in o.stdout and o.stderr.startswith("error: verify:")
     o = run("plugin", "add", "ftp://example.org/x.git")
     assert o.returncode == 2 and "scheme ftp" in o.stderr
+
+
+def test_a_closed_pipe_ends_the_listing_quietly(root):
+    # `python -m rudder policy list | head -3`: the reader stops after three lines.
+    p = subprocess.Popen([sys.executable, "-m", "rudder", "policy", "list"], cwd=root,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = p.stdout.readline()
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait() == 0, err
+    assert first and "Traceback" not in err and "BrokenPipeError" not in err, err
+
+
+def test_nothing_to_test_is_exit_1_unless_allowed(tmp_path):
+    o = rudder(tmp_path, "policy", "test")
+    assert o.returncode == 1 and "no test files here" in o.stderr, o.stderr
+    o = rudder(tmp_path, "policy", "test", "--allow-empty")
+    assert o.returncode == 0 and o.stdout == "", o.stdout
+    # The standard library's own tests travel inside the package.
+    o = rudder(tmp_path, "policy", "test", "--std")
+    assert o.returncode == 0, o.stdout + o.stderr
+    passed = int(o.stdout.splitlines()[-1].split()[0])
+    assert passed >= 900 and o.stdout.endswith(" passed, 0 failed\n")

@@ -56,6 +56,30 @@ def test_load_errors_are_typed(tmp_path):
     assert e.value.kind == "param"
 
 
+def test_a_misspelled_ctx_field_is_an_error_with_the_nearest_name(tmp_path):
+    typo = tmp_path / "typo.rhai"
+    typo.write_text("fn on_epoch_end(ctx) {\n    if this.best == () { this.best = 1e9; }\n"
+                    "    if ctx.val_los < this.best { return #{ lr: ctx.lr / 2.0 }; }\n}\n")
+    with pytest.raises(rudder.PolicyLoadError) as e:
+        rudder.Policies([str(typo)], watch=False)
+    assert (e.value.kind, e.value.line, e.value.column) == ("script", 3, 12)
+    assert e.value.message == "ctx.val_los: no such field; did you mean val_loss?"
+    # Out of the static check's sight: a policy_error at run time, no decision.
+    dynamic = tmp_path / "dynamic.rhai"
+    dynamic.write_text('fn on_epoch_end(ctx) { let k = "val_" + "los"; if ctx[k] < 9.0 { #{ lr: 0.01 } } }\n')
+    p = rudder.Policies([str(dynamic)], watch=False, messages=lambda m: None)
+    p.on_train_start(lr=0.1, epochs=2)
+    assert p.on_epoch_end(val_loss=0.5) == {}
+    errors = [e for e in p.events if e["kind"] == "policy_error"]
+    assert [e["message"] for e in errors] == ["ctx.val_los: no such field; did you mean val_loss?"]
+    # A field with no value yet is ().
+    empty = tmp_path / "empty.rhai"
+    empty.write_text("fn on_step(ctx) { if ctx.val_loss == () && ctx.val_r2 == () { #{ lr: 0.2 } } }\n")
+    p = rudder.Policies([str(empty)], watch=False)
+    p.on_train_start(lr=0.1, epochs=2)
+    assert p.on_step() == {"lr": 0.2}
+
+
 def test_a_failing_policy_is_an_event_and_the_others_decide(tmp_path):
     f = tmp_path / "boom.rhai"
     f.write_text("fn on_step(ctx) {\n    throw \"boom\";\n}\n")

@@ -9,14 +9,22 @@ use crate::error::AppError;
 
 /// Runs `cli`'s command.
 pub(crate) fn run(cli: Cli) -> Result<(), AppError> {
+    rudder_core::term::set_quiet(cli.quiet == Some(true));
+    // `-q` before the command name reaches the training commands' own flag.
+    let quiet = cli.quiet;
     match cli.command {
-        Command::Train(args) => commands::train::command(args.options()).map(|_| ()),
-        Command::Sweep(o) => {
+        Command::Train(mut args) => {
+            args.quiet = args.quiet.or(quiet);
+            commands::train::command(args.options()).map(|_| ())
+        }
+        Command::Sweep(mut o) => {
             single_process("sweep")?;
+            o.train.quiet = o.train.quiet.or(quiet);
             commands::sweep::command(*o)
         }
-        Command::LrFind(o) => {
+        Command::LrFind(mut o) => {
             single_process("lr-find")?;
+            o.train.quiet = o.train.quiet.or(quiet);
             commands::lr_find::command(*o)
         }
         Command::Rescale(o) => commands::rescale::command(o),

@@ -26,6 +26,17 @@ use crate::args::{TrainArgs, kind, rescale_parser};
   rudder policy list                             every policy on the search path"
 )]
 pub(crate) struct Cli {
+    /// Quiet: nothing on stderr but warnings and errors (results on stdout stay)
+    #[arg(
+        long,
+        short,
+        global = true,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_name = "BOOL"
+    )]
+    pub(crate) quiet: Option<bool>,
     #[command(subcommand)]
     pub(crate) command: Command,
 }
@@ -248,6 +259,12 @@ pub(crate) enum PolicyCommand {
         /// Test files, or policy names whose tests to run [default: all]
         #[arg(value_name = "NAME|PATH")]
         which: Vec<String>,
+        /// Run the standard library's own tests, compiled into rudder
+        #[arg(long)]
+        std: bool,
+        /// Exit 0 when there is nothing to test (by default that is exit 1)
+        #[arg(long)]
+        allow_empty: bool,
     },
     /// Feed recorded per-epoch metrics to the hooks; one JSON line per epoch.
     Replay {

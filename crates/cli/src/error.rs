@@ -51,6 +51,11 @@ pub(crate) enum AppError {
     /// `rudder policy test` could not run its cases.
     #[error(transparent)]
     Tests(#[from] rudder_policy::testing::TestError),
+    /// `rudder policy test` found nothing to test (and was not told `--allow-empty`).
+    #[error(
+        "policy test: no test files here (scripts/tests/*.json, plugins/*/tests/*.json); `rudder policy test --std` runs the standard library's own, --allow-empty makes this exit 0"
+    )]
+    NoTests,
     /// `rudder policy test` ran and some cases failed.
     #[error("{0} policy test case(s) failed")]
     TestsFailed(usize),
@@ -72,7 +77,7 @@ impl AppError {
             | AppError::Project(_)
             | AppError::Tests(_) => 2,
             AppError::Run(e) if e.is_input() => 2,
-            AppError::Run(_) | AppError::TestsFailed(_) => 1,
+            AppError::Run(_) | AppError::TestsFailed(_) | AppError::NoTests => 1,
             AppError::Pkg(e) => e.exit,
             AppError::Interrupted(_) => INTERRUPTED,
         }

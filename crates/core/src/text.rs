@@ -31,8 +31,9 @@ pub fn clip(text: &str) -> String {
     cut
 }
 
-/// The candidate nearest to `word` by edit distance, if near enough to be what was
-/// meant (at most a third of its length, and at least 2, apart).
+/// The candidate nearest to `word` by edit distance, ignoring case (`t_max` finds
+/// `T_max`), if near enough to be what was meant (at most a third of its length, and
+/// at least 2, apart); of equally near ones, the first.
 pub fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     fn distance(a: &str, b: &str) -> usize {
         let b: Vec<char> = b.chars().collect();
@@ -49,9 +50,10 @@ pub fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         row[b.len()]
     }
     let limit = (word.chars().count() / 3).max(2);
+    let word = word.to_lowercase();
     candidates
         .into_iter()
-        .map(|c| (distance(word, c), c))
+        .map(|c| (distance(&word, &c.to_lowercase()), c))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
@@ -104,6 +106,15 @@ pub fn fmt_num(v: f64) -> String {
     }
 }
 
+/// A count with its noun, singular for one: `1 epoch`, `3 epochs`, `0 epochs`.
+pub fn plural(n: i64, noun: &str) -> String {
+    if n == 1 || n == -1 {
+        format!("{n} {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,5 +135,8 @@ mod tests {
             assert_eq!(fmt_metric(v), shown, "{v}");
         }
         assert_eq!(fmt_num(0.6135907273413176), "0.6136");
+        assert_eq!(plural(1, "epoch"), "1 epoch");
+        assert_eq!(plural(0, "epoch"), "0 epochs");
+        assert_eq!(plural(6, "epoch"), "6 epochs");
     }
 }

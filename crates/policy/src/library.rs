@@ -101,8 +101,9 @@ pub fn list_lines(search: &SearchPath) -> Vec<String> {
 }
 
 /// `policy check NAME...`: an `ok` line per policy that loads (its file, hooks,
-/// parameters and version), then, if all load, the set with `params` (an unknown or
-/// mistyped parameter is an error). The first error ends the check.
+/// parameters and version) and a `warning:` line for each lint (`Policies::lint`),
+/// then, if all load, the set with `params` (an unknown or mistyped parameter is an
+/// error; one that reaches several policies a warning). The first error ends the check.
 pub fn check(
     specs: &[String],
     params: &[Param],
@@ -134,6 +135,7 @@ pub fn check(
                     none(p.params.keys().map(String::as_str).collect()),
                     p.version
                 ));
+                lines.extend(set.lint().into_iter().map(|w| format!("warning: {w}")));
             }
             Err(e) => {
                 failed.get_or_insert(e);
@@ -141,13 +143,16 @@ pub fn check(
         }
     }
     if failed.is_none() && !params.is_empty() {
-        failed = Policies::builder()
+        match Policies::builder()
             .policies(specs.iter().cloned())
             .params(params.iter().cloned())
             .search_path(search.clone())
             .messages(Messages::none())
             .build()
-            .err();
+        {
+            Ok(set) => lines.extend(set.warnings().iter().map(|w| format!("warning: {w}"))),
+            Err(e) => failed = Some(e),
+        }
     }
     (lines, failed)
 }

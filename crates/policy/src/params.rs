@@ -10,8 +10,13 @@ use crate::errors::LoadError;
 use crate::script::convert;
 use crate::script::policy::Policy;
 
-/// Merges `--param` values into the policies' `params()` defaults.
-pub(crate) fn apply_params(policies: &mut [Policy], params: &[Param]) -> Result<(), LoadError> {
+/// Merges `--param` values into the policies' `params()` defaults; a warning for each
+/// unprefixed one that reaches more than one policy.
+pub(crate) fn apply_params(
+    policies: &mut [Policy],
+    params: &[Param],
+) -> Result<Vec<String>, LoadError> {
+    let mut warnings = Vec::new();
     for p in params {
         let key = crate::text::clip(&p.key);
         let targets: Vec<&mut Policy> = policies
@@ -25,14 +30,35 @@ pub(crate) fn apply_params(policies: &mut [Policy], params: &[Param]) -> Result<
             let whose = p.policy.as_deref().map_or("no policy".to_string(), |n| {
                 format!("no policy named {:?}", crate::text::clip(n))
             });
+            let declared: Vec<&str> = policies
+                .iter()
+                .filter(|pol| p.policy.as_deref().is_none_or(|n| names_match(n, pol)))
+                .flat_map(|pol| pol.params.keys().map(|k| k.as_str()))
+                .collect();
+            let near = crate::text::nearest(&p.key, declared)
+                .map(|n| format!("; did you mean {n}?"))
+                .unwrap_or_default();
             return Err(LoadError::param(format!(
-                "{key}: {whose} declares {key:?} in fn params()"
+                "{key}: {whose} declares {key:?} in fn params(){near}"
             )));
+        }
+        if p.policy.is_none() && targets.len() > 1 {
+            let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+            warnings.push(format!(
+                "--param {key}={} sets {key} in {} policies ({}); write {}.{key}=... to set one",
+                crate::text::clip(&p.value_text()),
+                names.len(),
+                names.join(", "),
+                names[0]
+            ));
         }
         for pol in targets {
             if !pol.params.contains_key(p.key.as_str()) {
+                let near = crate::text::nearest(&p.key, pol.params.keys().map(|k| k.as_str()))
+                    .map(|n| format!("; did you mean {n}?"))
+                    .unwrap_or_default();
                 return Err(LoadError::param(format!(
-                    "{key}: policy {} declares no parameter {key:?}",
+                    "{key}: policy {} declares no parameter {key:?}{near}",
                     pol.name
                 )));
             }
@@ -42,7 +68,7 @@ pub(crate) fn apply_params(policies: &mut [Policy], params: &[Param]) -> Result<
                     "{key}={}: {why} (policy {} declares {key} = {})",
                     crate::text::clip(&p.value_text()),
                     pol.name,
-                    crate::text::clip(&default.to_string())
+                    crate::text::clip(&json_text(default))
                 ))
             })?;
             let mut merged = pol.params.clone();
@@ -50,7 +76,12 @@ pub(crate) fn apply_params(policies: &mut [Policy], params: &[Param]) -> Result<
             pol.set_params(merged);
         }
     }
-    Ok(())
+    Ok(warnings)
+}
+
+/// A declared default as JSON, as `--param` takes it (`()` is `null`).
+fn json_text(v: &Dynamic) -> String {
+    serde_json::to_string(&convert::to_json(v)).unwrap_or_else(|_| v.to_string())
 }
 
 /// `--param`'s value as a script value of its declared default's type: a number

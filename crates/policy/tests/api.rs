@@ -100,6 +100,39 @@ fn load_errors_are_typed_with_their_place() {
 }
 
 #[test]
+fn a_misspelled_ctx_field_is_an_error_with_the_nearest_name() {
+    let t = tempfile::tempdir().unwrap();
+    let typo = policy(
+        t.path(),
+        "typo.rhai",
+        "fn on_epoch_end(ctx) {\n    if ctx.val_los < 1.0 { #{ lr: ctx.lr / 2.0 } }\n}\n",
+    );
+    let Err(e) = Policies::builder().policy(typo.as_str()).build() else {
+        panic!("a typo in ctx loads");
+    };
+    assert_eq!((e.kind, e.line, e.column), (LoadErrorKind::Script, 2, 12));
+    assert_eq!(
+        e.message,
+        "ctx.val_los: no such field; did you mean val_loss?"
+    );
+    // A key built at run time: a hook error with the same message, and no decision.
+    let dynamic = policy(
+        t.path(),
+        "dynamic.rhai",
+        "fn on_epoch_end(ctx) { let k = \"val_\" + \"los\"; if ctx[k] < 9.0 { #{ lr: 0.01 } } }\n",
+    );
+    let mut set = quiet(&[dynamic.as_str()]);
+    let reply = set.on_epoch_end(&ctx());
+    assert_eq!(reply.decision.lr, None);
+    assert_eq!(reply.errors.len(), 1);
+    assert_eq!(reply.errors[0].kind, HookErrorKind::Script);
+    assert_eq!(
+        reply.errors[0].message,
+        "ctx.val_los: no such field; did you mean val_loss?"
+    );
+}
+
+#[test]
 fn hook_errors_are_typed_and_the_other_policies_decide() {
     let dir = tempfile::tempdir().unwrap();
     let boom = policy(

@@ -70,8 +70,8 @@ fn main() -> Result<()> {
     run.hook(Hook::TrainEnd, &mut policies)?;
     let last = run.state.metrics.val_acc.unwrap_or(0.0);
     println!(
-        "finished after {} epochs: val_acc {last:.4}",
-        run.state.epoch
+        "finished after {}: val_acc {last:.4}",
+        rudder_policy::text::plural(run.state.epoch as i64, "epoch")
     );
     if last < 0.9 {
         bail!("the model did not learn (val_acc {last:.4})");

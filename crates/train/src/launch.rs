@@ -257,6 +257,7 @@ fn open_resumed(
     let (loaded, notes) = match found {
         Some((l, notes)) => {
             // Everything that could refuse the resume, before anything is changed.
+            refuse_finished(cfg, dir, &flag, &l)?;
             rudder_run::checkpoint::check_model(learner.model(), &l.model, &l.dir)?;
             crate::trainer::fits(&l, cfg.seed, train_len)?;
             (Some(l), notes)
@@ -270,7 +271,8 @@ fn open_resumed(
                 return Err(ConfigError::refused(
                     flag,
                     format!(
-                        "{done} finished epoch(s) in metrics.jsonl but no checkpoint to continue from; start a new run (--out) or restore checkpoints/"
+                        "{} in metrics.jsonl but no checkpoint to continue from; start a new run (--out) or restore checkpoints/",
+                        rudder_core::text::plural(done as i64, "finished epoch")
                     ),
                 )
                 .into());
@@ -310,6 +312,42 @@ fn open_resumed(
         config: written,
         skipped: notes,
     })
+}
+
+/// Refuses to resume a run that ended (its last event a `run_end` not caused by a
+/// signal), unless `--epochs` asks for more epochs than it finished: resuming it
+/// would otherwise do nothing.
+fn refuse_finished(
+    cfg: &TrainConfig,
+    dir: &std::path::Path,
+    flag: &str,
+    l: &Loaded,
+) -> Result<(), ConfigError> {
+    let events = rudder_run::files::read_jsonl(&dir.join("events.jsonl")).unwrap_or_default();
+    let Some(end) = events.last().filter(|e| e["kind"] == "run_end") else {
+        return Ok(());
+    };
+    let reason = end["reason"].as_str();
+    let done = l.state.epoch;
+    if reason == Some("interrupted") || l.state.partial.is_some() {
+        return Ok(());
+    }
+    if cfg.overrides.epochs.is_some_and(|e| e > done) {
+        return Ok(());
+    }
+    let how = match reason {
+        Some(r) => format!("stopped after epoch {done}: {}", rudder_core::text::clip(r)),
+        None => format!(
+            "finished all {}",
+            rudder_core::text::plural(done as i64, "epoch")
+        ),
+    };
+    Err(ConfigError::refused(
+        flag,
+        format!(
+            "the run {how}, so there is nothing to resume; to train it longer, resume with --epochs N (N > {done})"
+        ),
+    ))
 }
 
 /// What [`open_resumed`] found.

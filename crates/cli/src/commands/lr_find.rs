@@ -26,6 +26,7 @@ pub(crate) fn command(o: LrFindOptions) -> Result<(), AppError> {
         opts.out = Some(rudder_core::time::default_run_dir().with_extension("lr-find"));
     }
     let cfg = rudder_train::resolve(opts)?;
+    rudder_core::term::set_quiet(rudder_core::term::is_quiet() || cfg.quiet);
     let shown = rudder_core::text::fmt_num;
     check_ramp(o.start_lr, o.end_lr, o.steps)?;
     let _lock = rudder_run::lock::claim(&cfg.out, "--out").map_err(rudder_train::Error::from)?;
@@ -69,7 +70,7 @@ pub(crate) fn command(o: LrFindOptions) -> Result<(), AppError> {
     rudder_run::files::write_atomic(&out.join("lr_find.svg"), svg_page(&run, &s).as_bytes())
         .map_err(io)?;
     let show = |v: Option<f64>| v.map_or("-".into(), rudder_core::text::fmt_num);
-    rudder_core::term::say(&format!(
+    rudder_core::term::info(&format!(
         "lr-find: {} steps{} from {} to {}; suggestions: steepest {}, valley {}, minimum/10 {}; lr_find.json and lr_find.svg in {}",
         run.lrs.len(),
         if run.stopped_early {

@@ -2,7 +2,7 @@
 //! (`rudder_policy::library`, `testing`, `simulate`, `plugin`), printed.
 
 use rudder_core::config::ConfigError;
-use rudder_core::term::{out, out_text, say};
+use rudder_core::term::{info, out, out_text};
 use rudder_core::{Rescale, WatchMode};
 use rudder_policy::{LoadErrorKind, Policies, SearchPath, Settings, library, simulate, testing};
 
@@ -42,11 +42,26 @@ pub(crate) fn command(cmd: PolicyCommand) -> Result<(), AppError> {
         PolicyCommand::Defs { out } => {
             std::fs::write(&out, library::definitions())
                 .map_err(|e| ConfigError::file(format!("--out {}", out.display()), e))?;
-            say(&format!("wrote {}", out.display()));
+            info(&format!("wrote {}", out.display()));
             Ok(())
         }
-        PolicyCommand::Test { which } => {
-            let done = testing::run(std::path::Path::new("."), &which, &search)?;
+        PolicyCommand::Test {
+            which,
+            std,
+            allow_empty,
+        } => {
+            let done = if std {
+                testing::run_std(&which)?
+            } else {
+                testing::run(std::path::Path::new("."), &which, &search)?
+            };
+            if done.passed + done.failed == 0 {
+                if allow_empty {
+                    info("no policy tests to run");
+                    return Ok(());
+                }
+                return Err(AppError::NoTests);
+            }
             for failure in &done.failures {
                 out(failure);
             }
@@ -133,7 +148,7 @@ fn sim_setup(
 /// `rudder plugin new NAME`: a plugin folder to start from.
 pub(crate) fn new_plugin(dir: &std::path::Path, name: &str) -> Result<(), AppError> {
     let made = rudder_policy::plugin::scaffold(dir, name)?;
-    say(&format!(
+    info(&format!(
         "created {} (try: rudder policy test {name}/halve)",
         made.display()
     ));

@@ -48,6 +48,6 @@ pub(crate) fn command(o: ReportOptions) -> Result<(), AppError> {
     });
     rudder_run::report::write_page(&out, &rudder_run::report::compare(&title, &runs))
         .map_err(|e| ConfigError::file(format!("--out {}", out.display()), e))?;
-    rudder_core::term::say(&format!("wrote {}", out.display()));
+    rudder_core::term::info(&format!("wrote {}", out.display()));
     Ok(())
 }

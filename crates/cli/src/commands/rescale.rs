@@ -108,8 +108,8 @@ pub(crate) fn lines(r: &Rescaled) -> Vec<String> {
             r.from.batch_size, r.to.batch_size
         ));
         out.push(format!(
-            "updates in {} epoch(s): {} -> {} (x{})",
-            r.epochs,
+            "updates in {}: {} -> {} (x{})",
+            rudder_core::text::plural(r.epochs as i64, "epoch"),
             a * r.epochs,
             b * r.epochs,
             rudder_core::text::fmt_num(b as f64 / a as f64)

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use rudder_core::config::{ConfigError, TrainConfig};
 use rudder_core::metric::Metric;
-use rudder_core::text::fmt_metric;
+use rudder_core::text::{fmt_metric, plural};
 use rudder_nn::data::Data;
 use rudder_run::report;
 use rudder_train::{load_policies, train_on};
@@ -31,6 +31,8 @@ pub(crate) fn command(o: SweepOptions) -> Result<(), AppError> {
         opts.out = Some(rudder_core::time::default_run_dir().with_extension("sweep"));
     }
     let cfg = rudder_train::resolve(opts)?;
+    // `-q` (or the config's `quiet`): no trial lines, no table.
+    rudder_core::term::set_quiet(rudder_core::term::is_quiet() || cfg.quiet);
     let jobs = o.jobs.max(1);
     check(&o.multipliers, cfg.lr)?;
     let metric = Metric::from_name(&o.metric)
@@ -42,10 +44,10 @@ pub(crate) fn command(o: SweepOptions) -> Result<(), AppError> {
     };
     let device = rudder_train::device(&cfg)?;
     let data = rudder_train::load_data(&cfg, &device)?;
-    rudder_core::term::say(&format!(
-        "rudder sweep: {} trials of {} epochs (lr {} x [{}]), {} at a time, in {}",
-        spec.multipliers.len(),
-        cfg.epochs,
+    rudder_core::term::info(&format!(
+        "rudder sweep: {} of {} (lr {} x [{}]), {} at a time, in {}",
+        plural(spec.multipliers.len() as i64, "trial"),
+        plural(cfg.epochs as i64, "epoch"),
         report::fmt_num(cfg.lr),
         spec.multipliers
             .iter()
@@ -56,11 +58,11 @@ pub(crate) fn command(o: SweepOptions) -> Result<(), AppError> {
         cfg.out.display()
     ));
     let outcome = run(&cfg, &spec, &data)?;
-    rudder_core::term::say_text(&table(&outcome));
+    rudder_core::term::info_text(&table(&outcome));
     match outcome.winner {
         Some(w) => {
             let t = &outcome.trials[w];
-            rudder_core::term::say(&format!(
+            rudder_core::term::info(&format!(
                 "winner: {} (lr {}) by {}; report: {}",
                 t.dir,
                 report::fmt_num(t.lr),
@@ -71,7 +73,7 @@ pub(crate) fn command(o: SweepOptions) -> Result<(), AppError> {
                 serde_json::json!({"multiplier": t.multiplier, "lr": t.lr, "dir": cfg.out.join(&t.dir), "metric": outcome.metric, "score": t.score}),
             );
         }
-        None => rudder_core::term::say("no winner: every trial diverged"),
+        None => rudder_core::term::info("no winner: every trial diverged"),
     }
     Ok(())
 }
@@ -277,11 +279,11 @@ fn run_trials(
             let c = trial_cfg(m);
             let r = run_trial(&c, m, data, spec.metric);
             if let Ok(t) = &r {
-                rudder_core::term::say(&format!(
-                    "rudder sweep: {} (lr {}) done: {} epochs, best {} {}{}",
+                rudder_core::term::info(&format!(
+                    "rudder sweep: {} (lr {}) done: {}, best {} {}{}",
                     t.dir,
                     report::fmt_num(t.lr),
-                    t.epochs_run,
+                    plural(t.epochs_run as i64, "epoch"),
                     spec.metric,
                     t.score.map_or("-".into(), fmt_metric),
                     if t.diverged { ", diverged" } else { "" }
@@ -358,10 +360,10 @@ fn write_outputs(dir: &Path, o: &Outcome) -> Result<(), AppError> {
     text.push('\n');
     rudder_run::files::write_atomic(&dir.join("sweep.json"), text.as_bytes())
         .map_err(io(dir.join("sweep.json")))?;
-    let runs: Vec<report::RunView> = o.trials.iter().map(|t| t.run.clone()).collect();
+    let runs: Vec<report::RunView> = by_lr(o).map(|(_, t)| t.run.clone()).collect();
     let title = format!(
-        "rudder sweep: {} epochs, batch {}, base lr {}, winner by {}: {}",
-        o.epochs,
+        "rudder sweep: {}, batch {}, base lr {}, winner by {}: {}",
+        plural(o.epochs as i64, "epoch"),
         o.batch_size,
         report::fmt_num(o.base_lr),
         o.metric,
@@ -371,6 +373,14 @@ fn write_outputs(dir: &Path, o: &Outcome) -> Result<(), AppError> {
     report::write_page(&dir.join("report.html"), &report::compare(&title, &runs))
         .map_err(io(dir.join("report.html")))?;
     Ok(())
+}
+
+/// The trials (with their index in `o.trials`) from the smallest LR to the largest,
+/// as the table and the report list them (sweep.json keeps the multipliers' order).
+fn by_lr(o: &Outcome) -> impl Iterator<Item = (usize, &Trial)> {
+    let mut order: Vec<(usize, &Trial)> = o.trials.iter().enumerate().collect();
+    order.sort_by(|a, b| a.1.lr.total_cmp(&b.1.lr));
+    order.into_iter()
 }
 
 /// The table printed on stderr at the end of a sweep.
@@ -388,7 +398,7 @@ fn table(o: &Outcome) -> String {
         format!("final {label}"),
         "note"
     );
-    for (i, t) in o.trials.iter().enumerate() {
+    for (i, t) in by_lr(o) {
         let best_epoch = t
             .best
             .get(o.metric.name())

@@ -111,8 +111,12 @@ fn resume_options_take_over_from_the_checkpoint() {
             .contains("with --epochs 8")
     );
 
-    // Shortened: a resume with fewer epochs than are done trains nothing.
-    rudder(d, &["train", "-q", "--resume", "r", "--epochs", "6"]).ok("shorten");
+    // Shortened: a resume with fewer epochs than are done is refused (exit 2) and
+    // changes nothing.
+    rudder(d, &["train", "-q", "--resume", "r", "--epochs", "6"]).refused(
+        "shorten",
+        &["the run finished all 8 epochs", "--epochs N (N > 8)"],
+    );
     assert_eq!(jsonl(&d.join("r/metrics.jsonl")).len(), 8);
     // A new LR: the base and current LR from the resume on (lr/constant's factor
     // applies to the base after its warm period: 0.05 x 1).

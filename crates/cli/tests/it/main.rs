@@ -3,6 +3,7 @@
 
 mod cli;
 mod data;
+mod messages;
 mod models;
 mod packages;
 mod policies;
@@ -10,6 +11,7 @@ mod regression;
 mod reload;
 mod resume;
 mod seam;
+mod strict;
 mod tensorboard;
 mod ux;
 mod workflow;

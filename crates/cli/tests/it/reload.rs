@@ -220,8 +220,13 @@ fn polling_reloads_too() {
     )
     .unwrap();
     run.wait("reload_failed", |r| !r.kinds("reload_failed").is_empty());
+    // Restored to the running text: nothing to swap, and the error is cleared.
+    fs::write(dir.join("steer.rhai"), policy(0.03)).unwrap();
+    run.wait("the error cleared", |r| r.kinds("reload").len() >= 3);
+    let cleared = &run.kinds("reload")[2];
+    assert_eq!(cleared["message"], "v3 (error cleared)", "{cleared}");
     fs::write(dir.join("steer.rhai"), policy(0.04)).unwrap();
-    run.wait_reload(3, 0.04);
+    run.wait_reload(4, 0.04);
     stop(dir);
     run.wait("the end of the run", |r| !r.kinds("run_end").is_empty());
     let _ = run.child.wait();

@@ -173,7 +173,10 @@ impl Builder {
             })?;
             policies.push(Policy::compile(src, &search)?);
         }
-        apply_params(&mut policies, &self.params)?;
+        let warnings = apply_params(&mut policies, &self.params)?;
+        for w in &warnings {
+            self.messages.say(&format!("warning: {w}"));
+        }
         let n = policies.len();
         let mut set = Policies {
             policies,
@@ -188,6 +191,7 @@ impl Builder {
             params: self.params,
             search,
             watcher: None,
+            warnings,
         };
         let files = set.watched_files();
         let messages = set.messages.clone();

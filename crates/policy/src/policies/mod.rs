@@ -80,6 +80,8 @@ pub struct Policies {
     generation: Vec<u32>,
     failed: Vec<Option<String>>,
     watcher: Option<Watcher>,
+    /// What building it warned of (an unprefixed `--param` reaching several policies).
+    warnings: Vec<String>,
 }
 
 impl Policies {
@@ -91,6 +93,23 @@ impl Policies {
     /// Whether the set holds no policy.
     pub fn is_empty(&self) -> bool {
         self.policies.is_empty()
+    }
+
+    /// What building the set warned of: an unprefixed `--param` that reached more
+    /// than one policy, naming them (also said through its [`Messages`]).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// `policy check`'s warnings for each policy, `file:line:col: message`: a
+    /// function named like a hook that is not one, a decision key that does not exist
+    /// in a map a hook returns, a parameter nothing reads.
+    pub fn lint(&self) -> Vec<String> {
+        self.policies
+            .iter()
+            .flat_map(|p| p.lint())
+            .map(|e| e.to_string())
+            .collect()
     }
 
     /// Each policy's name, file, hooks, parameters and version.

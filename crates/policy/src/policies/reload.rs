@@ -83,7 +83,7 @@ impl Policies {
             })
             .cloned()
             .collect();
-        apply_params(std::slice::from_mut(&mut fresh), &mine)
+        let _one_policy_no_warnings = apply_params(std::slice::from_mut(&mut fresh), &mine)
             .map_err(|e| at_file(e.to_string()))?;
         // Dry run on a copy of `this`; the caller moves the real one in.
         fresh.this = self.policies[i].this.clone();
@@ -108,10 +108,22 @@ impl Policies {
         history: &Dynamic,
     ) -> Option<(PolicyEvent, bool)> {
         let now = self.current_version(i)?;
-        if now == self.policies[i].version || self.failed[i].as_deref() == Some(now.as_str()) {
+        let name = self.policies[i].name.clone();
+        if now == self.policies[i].version {
+            // Restored to the running text after a failed reload: nothing to swap,
+            // but the error is gone, and the person who fixed it should see that.
+            self.failed[i].take()?;
+            let v = format!("v{} (error cleared)", self.generation[i]);
+            self.messages.say(&crate::text::one_line(&format!(
+                "policy {name} back to {v}"
+            )));
+            let mut ev = event(EventKind::Reload, &self.policies[i], Hook::Reload);
+            ev.message = Some(v);
+            return Some((ev, false));
+        }
+        if self.failed[i].as_deref() == Some(now.as_str()) {
             return None;
         }
-        let name = self.policies[i].name.clone();
         match self.recompile(i, ctx, history) {
             Ok(mut fresh) => {
                 fresh.this = std::mem::replace(&mut self.policies[i].this, Dynamic::UNIT);

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use rhai::{Dynamic, Map};
 
 use super::host::number;
+use super::strict::View;
 use crate::{Ctx, Decision, Invalid, Rescale, Save, Target};
 
 fn opt(v: Option<f64>) -> Dynamic {
@@ -16,8 +17,8 @@ fn int(v: usize) -> Dynamic {
     Dynamic::from_int(v as rhai::INT)
 }
 
-/// The `ctx` map for `c`, with the policy's `params` and the shared, read-only
-/// `history` array.
+/// The `ctx` a hook sees for `c` (a strict [`View`]: an unknown field is an error),
+/// with the policy's `params` (a view too) and the shared, read-only `history` array.
 pub(crate) fn ctx_map(c: &Ctx, params: &Dynamic, history: &Dynamic) -> Dynamic {
     let s = &c.settings;
     let mut m = Map::new();
@@ -40,25 +41,19 @@ pub(crate) fn ctx_map(c: &Ctx, params: &Dynamic, history: &Dynamic) -> Dynamic {
     m.insert("train_acc".into(), opt(c.metrics.train_acc));
     m.insert("val_loss".into(), opt(c.metrics.val_loss));
     m.insert("val_acc".into(), opt(c.metrics.val_acc));
-    // Regression's metrics, where the trainer has them.
-    for (k, v) in [
-        ("val_rmse", c.metrics.val_rmse),
-        ("val_mae", c.metrics.val_mae),
-        ("val_r2", c.metrics.val_r2),
-    ] {
-        if v.is_some() {
-            m.insert(k.into(), opt(v));
-        }
-    }
+    // Regression's metrics: `()` where the trainer has none.
+    m.insert("val_rmse".into(), opt(c.metrics.val_rmse));
+    m.insert("val_mae".into(), opt(c.metrics.val_mae));
+    m.insert("val_r2".into(), opt(c.metrics.val_r2));
     let mut best = Map::new();
     best.insert("val_loss".into(), opt(c.best.val_loss));
     best.insert("val_acc".into(), opt(c.best.val_acc));
     best.insert("epoch".into(), c.best.epoch.map_or(Dynamic::UNIT, int));
-    m.insert("best".into(), best.into());
+    m.insert("best".into(), View::best(best));
     m.insert("history".into(), history.clone());
     m.insert("params".into(), params.clone());
     m.insert("resumed".into(), c.resumed.into());
-    Dynamic::from_map(m).into_read_only()
+    View::ctx(m)
 }
 
 /// JSON (metrics.jsonl lines) to a read-only script value; non-finite numbers,
@@ -109,6 +104,23 @@ fn text(key: &'static str, v: &Dynamic) -> Result<String, Invalid> {
         .into_string()
         .map_err(|t| Invalid::new(key, format!("must be a string, got {t}")))
 }
+
+/// Every key a decision may have (the book's Decisions page).
+pub(crate) const DECISION_KEYS: &[&str] = &[
+    "lr",
+    "batch_size",
+    "accumulation",
+    "epochs",
+    "momentum",
+    "weight_decay",
+    "rescale",
+    "stop",
+    "reason",
+    "log",
+    "metrics",
+    "save",
+    "rollback",
+];
 
 /// The decision a hook returned: `()` is none; a map is checked key by key and
 /// rejected whole at the first bad key.

@@ -149,6 +149,7 @@ pub(crate) fn engine() -> (Engine, Budget) {
     // Registered after the standard package: its functions win.
     e.register_global_module(checked());
     e.register_static_module("lr", lr_module().into());
+    super::strict::register(&mut e);
     e.set_max_operations(MAX_OPERATIONS);
     e.set_max_call_levels(MAX_CALL_LEVELS);
     e.set_max_expr_depths(MAX_EXPR_DEPTH, MAX_FN_EXPR_DEPTH);

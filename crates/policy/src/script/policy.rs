@@ -203,6 +203,8 @@ impl Policy {
         if has_params {
             policy.params = policy.declared_params()?;
         }
+        super::strict::check(&policy.ast, &policy.name, &policy.params)
+            .map_err(|(pos, message)| ScriptError::new(&policy.file, pos, message))?;
         policy.set_params(policy.params.clone());
         Ok(policy)
     }
@@ -230,9 +232,19 @@ impl Policy {
             .cloned()
     }
 
+    /// `policy check`'s warnings for it (`super::lint`), placed in its script.
+    pub(crate) fn lint(&self) -> Vec<ScriptError> {
+        let texts = self.module_texts.lock().expect("module texts lock");
+        let modules: Vec<&str> = texts.values().map(|t| &**t).collect();
+        super::lint::lint(&self.ast, &self.params, &modules)
+            .into_iter()
+            .map(|w| ScriptError::new(&self.file, w.pos, w.message))
+            .collect()
+    }
+
     /// Replaces the merged parameters.
     pub(crate) fn set_params(&mut self, params: Map) {
-        self.params_value = Dynamic::from_map(params.clone()).into_read_only();
+        self.params_value = super::strict::View::params(&self.name, params.clone());
         self.params = params;
     }
 

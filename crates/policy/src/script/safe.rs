@@ -126,6 +126,9 @@ pub(crate) fn fmt(x: FLOAT) -> String {
 fn checked(m: &mut Module) {
     m.set_native_fn("fmt", |x: FLOAT| Ok(fmt(x)));
     m.set_native_fn("fmt", |x: INT| Ok(x.to_string()));
+    m.set_native_fn("plural", |n: INT, noun: &str| {
+        Ok(crate::text::plural(n, noun))
+    });
     m.set_native_fn(
         "replace",
         |s: &mut ImmutableString, find: &str, with: &str| replace(s, find, with),

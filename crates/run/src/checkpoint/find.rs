@@ -136,9 +136,9 @@ fn epochs_fit(state: &State, state_path: &Path, run_dir: &Path) -> Result<(), Ch
         return Err(fault(
             state_path,
             format!(
-                "epoch {} but {} finished epoch(s) in the first {} bytes of metrics.jsonl",
+                "epoch {} but {} in the first {} bytes of metrics.jsonl",
                 state.epoch,
-                lines.len(),
+                rudder_core::text::plural(lines.len() as i64, "finished epoch"),
                 state.logs.metrics
             ),
         ));

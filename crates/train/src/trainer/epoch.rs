@@ -204,8 +204,10 @@ impl Trainer<'_> {
         let stop = Decision {
             stop: true,
             reason: Some(format!(
-                "diverged: step {} loss {loss:.4e} (first step {first:.4})",
-                self.state.step
+                "diverged: step {} loss {} (first step {})",
+                self.state.step,
+                rudder_core::text::fmt_metric(loss),
+                rudder_core::text::fmt_metric(first)
             )),
             ..Decision::default()
         };

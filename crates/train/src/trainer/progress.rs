@@ -89,19 +89,19 @@ impl Progress {
                     String::new(),
                     format!(
                         " rmse {} r2 {}",
-                        rudder_core::text::fmt_num(rmse),
+                        fmt_metric(rmse),
                         fmt_metric(r.val_r2.unwrap_or(f64::NAN))
                     ),
                 ),
                 _ => (String::new(), String::new()),
             };
             rudder_core::term::say(&format!(
-                "epoch {:>3}/{}  train loss {}{train}  val loss {}{val}  lr {:.4e}  bs {}  {}  {:.1}s",
+                "epoch {:>3}/{}  train loss {}{train}  val loss {}{val}  lr {}  bs {}  {}  {:.1}s",
                 r.epoch + 1,
                 r.epochs,
                 fmt_metric(r.train_loss),
                 fmt_metric(r.val_loss),
-                r.lr,
+                rudder_core::text::fmt_num(r.lr),
                 r.batch_size,
                 rate_text(r.samples_per_s),
                 r.epoch_time_s

@@ -2,6 +2,8 @@
 //! JSON files of hook calls with a `ctx`, an optional starting `this`, and the
 //! decisions (a subset) and `this` expected back. Numbers match to 1e-9 relative.
 
+mod embedded;
+
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -229,11 +231,13 @@ pub enum TestError {
 }
 
 /// `policy test [WHICH...]` under `root`: every test file, or those of the named
-/// policies (by their `policy` key) and the `.json` files named. An error names a
-/// policy without tests or a file that is not a test file.
+/// policies (by their `policy` key) and the `.json` files named; a standard-library
+/// policy with no test file under `root` runs its embedded tests ([`run_std`]). An
+/// error names a policy without tests or a file that is not a test file.
 pub fn run(root: &Path, which: &[String], search: &SearchPath) -> Result<Outcome, TestError> {
     let all = discover(root);
     let mut files = Vec::new();
+    let mut out = Outcome::default();
     for w in which {
         if w.ends_with(".json") {
             files.push(PathBuf::from(w));
@@ -246,7 +250,7 @@ pub fn run(root: &Path, which: &[String], search: &SearchPath) -> Result<Outcome
                 files.push(f.clone());
             }
         }
-        if files.len() == before {
+        if files.len() == before && run_embedded(Some(w), &mut out)? == 0 {
             return Err(TestError::NoTests {
                 policy: crate::text::clip(w),
             });
@@ -255,7 +259,6 @@ pub fn run(root: &Path, which: &[String], search: &SearchPath) -> Result<Outcome
     if which.is_empty() {
         files = all;
     }
-    let mut out = Outcome::default();
     for f in &files {
         let text = std::fs::read_to_string(f).map_err(|e| TestError::File {
             at: f.display().to_string(),
@@ -268,6 +271,44 @@ pub fn run(root: &Path, which: &[String], search: &SearchPath) -> Result<Outcome
         run_file(&file, &f.display().to_string(), search, &mut out);
     }
     Ok(out)
+}
+
+/// `policy test --std [NAME...]`: the standard library's own tests, compiled into
+/// the binary, against the embedded policies (nothing on disk shadows them); those
+/// of the named policies only, when names are given.
+pub fn run_std(which: &[String]) -> Result<Outcome, TestError> {
+    let mut out = Outcome::default();
+    if which.is_empty() {
+        run_embedded(None, &mut out)?;
+    }
+    for w in which {
+        if run_embedded(Some(w), &mut out)? == 0 {
+            return Err(TestError::NoTests {
+                policy: crate::text::clip(w),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Runs the embedded test files of `policy` (all of them for `None`) into `out`;
+/// returns how many files ran.
+fn run_embedded(policy: Option<&str>, out: &mut Outcome) -> Result<usize, TestError> {
+    let search = SearchPath::default();
+    let mut ran = 0;
+    for (name, text) in embedded::EMBEDDED_TESTS {
+        let at = format!("<embedded>/tests/{name}.json");
+        let file: TestFile = serde_json::from_str(text).map_err(|e| TestError::File {
+            at: at.clone(),
+            message: crate::text::one_line(&e.to_string()),
+        })?;
+        if policy.is_some_and(|p| p != file.policy) {
+            continue;
+        }
+        run_file(&file, &at, &search, out);
+        ran += 1;
+    }
+    Ok(ran)
 }
 
 /// Test files: `scripts/tests/*.json` and `plugins/*/tests/*.json` under `root`.
