@@ -86,7 +86,7 @@ def main(argv=None):
                 print(f"error: {error}", file=sys.stderr)
                 return 2
         elif args.action == "test":
-            passed, failed, failures = _rudder.policy_test(".", args.which, std=args.std)
+            passed, failed, failures = _rudder.policy_test(".", args.which, stdlib=args.std)
             if passed + failed == 0:
                 if args.allow_empty:
                     print("no policy tests to run", file=sys.stderr)

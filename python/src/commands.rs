@@ -62,18 +62,18 @@ pub(crate) fn policy_check(
 /// `policy test [WHICH...]` under `root` (with `std`, the standard library's own
 /// tests, compiled in): (passed, failed, failures).
 #[pyfunction]
-#[pyo3(signature = (root=PathBuf::from("."), which=vec![], path=None, std=false))]
+#[pyo3(signature = (root=PathBuf::from("."), which=vec![], path=None, stdlib=false))]
 pub(crate) fn policy_test(
     py: Python<'_>,
     root: PathBuf,
     which: Vec<String>,
     path: Option<Vec<PathBuf>>,
-    std: bool,
+    stdlib: bool,
 ) -> PyResult<(usize, usize, Vec<String>)> {
     let search = search(py, path)?;
     let out = py
         .detach(|| {
-            if std {
+            if stdlib {
                 testing::run_std(&which)
             } else {
                 testing::run(&root, &which, &search)

@@ -186,6 +186,10 @@ pub trait Controller: Send {
     fn provenance(&self) -> Vec<crate::project::Provenance> {
         Vec::new()
     }
+    /// Each policy's name and script text, as it runs (what TensorBoard shows).
+    fn sources(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
     /// The state a checkpoint keeps (per policy: name, version, `this`).
     fn snapshot(&self) -> Vec<PolicyState> {
         Vec::new()

@@ -450,4 +450,9 @@ pub struct Provenance {
     /// The locked plugin it belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plugin: Option<Origin>,
+    /// Its parameters as the run resolved them (`fn params()`'s defaults with the
+    /// `--param`s given), what the report's header and TensorBoard's hyperparameters
+    /// show.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub params: serde_json::Map<String, serde_json::Value>,
 }

@@ -73,7 +73,7 @@ pub fn train_learner(
     }
     if let Some(tb) = &cfg.tensorboard {
         let name = cfg.out.file_name().unwrap_or_default().to_string_lossy();
-        trainer = trainer.with_tensorboard(tb, &name);
+        trainer = trainer.with_tensorboard(tb, &name, &controller.sources());
     }
     let summary = trainer.run(controller)?;
     if !cfg.quiet && !summary.interrupted {

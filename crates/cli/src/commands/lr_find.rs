@@ -67,8 +67,11 @@ pub(crate) fn command(o: LrFindOptions) -> Result<(), AppError> {
     let mut text = serde_json::to_string_pretty(&report).expect("serialises");
     text.push('\n');
     rudder_run::files::write_atomic(&out.join("lr_find.json"), text.as_bytes()).map_err(io)?;
-    rudder_run::files::write_atomic(&out.join("lr_find.svg"), svg_page(&run, &s).as_bytes())
-        .map_err(io)?;
+    rudder_run::files::write_atomic(
+        &out.join("lr_find.svg"),
+        svg_page(&run, &s, &svg_title(&cfg)).as_bytes(),
+    )
+    .map_err(io)?;
     let show = |v: Option<f64>| v.map_or("-".into(), rudder_core::text::fmt_num);
     rudder_core::term::info(&format!(
         "lr-find: {} steps{} from {} to {}; suggestions: steepest {}, valley {}, minimum/10 {}; lr_find.json and lr_find.svg in {}",
@@ -236,10 +239,30 @@ pub(crate) fn y_range(smoothed: &[f64]) -> Option<(f64, f64)> {
     Some((lo - pad, hi + pad))
 }
 
-/// The chart, an SVG file of its own: the raw loss faint, the smoothed loss bold,
-/// against the LR on a log axis, clipped to the smoothed curve's range; the
-/// suggestions as labelled lines, their labels staggered so none overlaps.
-pub(crate) fn svg_page(run: &RangeRun, s: &Suggestions) -> String {
+/// What the chart is of: `LR range test: mlp [256, 128] on digits, sgd momentum 0.9,
+/// batch 64`.
+fn svg_title(cfg: &rudder_core::config::TrainConfig) -> String {
+    let model = match &cfg.model {
+        rudder_core::ModelKind::Mlp => format!("mlp {:?}", cfg.hidden),
+        rudder_core::ModelKind::Cnn => format!("cnn {:?}", cfg.channels),
+        rudder_core::ModelKind::File(p) => format!("model {}", p.display()),
+    };
+    let momentum = match cfg.momentum {
+        m if m > 0.0 => format!(" momentum {}", rudder_core::text::fmt_num(m)),
+        _ => String::new(),
+    };
+    format!(
+        "LR range test: {model} on {}, {}{momentum}, batch {}",
+        cfg.data,
+        cfg.optimizer.name(),
+        cfg.batch_size
+    )
+}
+
+/// The chart, an SVG file of its own titled `title`: the raw loss faint, the
+/// smoothed loss bold, against the LR on a log axis, clipped to the smoothed curve's
+/// range; the suggestions as labelled lines, their labels staggered so none overlaps.
+pub(crate) fn svg_page(run: &RangeRun, s: &Suggestions, title: &str) -> String {
     let pts = |ys: &[f64]| -> Vec<(f64, f64)> {
         run.lrs.iter().copied().zip(ys.iter().copied()).collect()
     };
@@ -287,7 +310,22 @@ pub(crate) fn svg_page(run: &RangeRun, s: &Suggestions) -> String {
     // A standalone SVG file: the figure's <svg> element with the styles it uses.
     let start = plot.find("<svg").unwrap_or(0);
     let end = plot.rfind("</svg>").map_or(plot.len(), |e| e + 6);
-    plot[start..end]
+    // The title above the chart, in a strip the viewBox grows upwards by.
+    let (w, h) = (
+        rudder_run::report::PLOT_SIZE.0,
+        rudder_run::report::PLOT_SIZE.1,
+    );
+    let heading = format!(
+        "<title>{t}</title><text x=\"12\" y=\"-10\" font-size=\"13\" font-weight=\"600\" fill=\"#1d2330\">{t}</text>",
+        t = rudder_run::report::esc(title)
+    );
+    let svg = plot[start..end].replacen(
+        &format!("viewBox=\"0 0 {w} {h}\""),
+        &format!("viewBox=\"0 -28 {w} {}\"", h + 28.0),
+        1,
+    );
+    let open = svg.find('>').map_or(0, |i| i + 1);
+    format!("{}{heading}{}", &svg[..open], &svg[open..])
         .replacen(
             "<svg ",
             "<svg xmlns=\"http://www.w3.org/2000/svg\" style=\"font:11px sans-serif;background:#fff\" ",

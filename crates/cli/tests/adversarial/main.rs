@@ -189,8 +189,10 @@ pub fn survives(dir: &Path, what: &str, policy: &str, epochs: usize) -> Vec<Valu
     let m = jsonl(&dir.join("r/metrics.jsonl"));
     assert_eq!(m.len(), epochs, "{what}: every epoch ran");
     assert!(m.iter().all(|r| r["lr"] == 0.05), "{what}: {m:?}");
-    // The checkpoints it left load: a resume of the finished run trains nothing more.
-    let again = rudder(dir, &["train", "-q", "--resume", "r"]);
+    let events = jsonl(&dir.join("r/events.jsonl"));
+    // The checkpoints it left load: the finished run, resumed for one more epoch.
+    let more = (epochs + 1).to_string();
+    let again = rudder(dir, &["train", "-q", "--resume", "r", "--epochs", &more]);
     again.ok(&format!("{what}: resume"));
     assert!(
         jsonl(&dir.join("r/events.jsonl"))
@@ -198,7 +200,7 @@ pub fn survives(dir: &Path, what: &str, policy: &str, epochs: usize) -> Vec<Valu
             .any(|e| e["kind"] == "resume"),
         "{what}: the resume loaded a checkpoint"
     );
-    jsonl(&dir.join("r/events.jsonl"))
+    events
 }
 
 /// The first event of `kind`, which must exist.

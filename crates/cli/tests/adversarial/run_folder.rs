@@ -222,9 +222,13 @@ fn sixty_kills_at_random_points_of_resumes_lose_nothing() {
             config.len()
         );
     }
-    // Whether any killed resume lived to record `--epochs 40` depends on the
-    // machine's speed: the last one says it again.
-    rudder(d, &["train", "-q", "--resume", "r", "--epochs", "40"]).ok("final resume");
+    // Whether any killed resume lived to record `--epochs 40`, or to finish them,
+    // depends on the machine's speed: the last one says it again, or that the run
+    // is finished.
+    let last = rudder(d, &["train", "-q", "--resume", "r", "--epochs", "40"]);
+    if last.code != Some(0) {
+        last.refused("final resume", &["the run finished all 40 epochs"]);
+    }
     assert_eq!(numbers(&d.join("r")), numbers(&d.join("whole")));
 }
 

@@ -75,7 +75,7 @@ fn runtime_faults_are_events_with_their_place() {
     use serde_json::json;
     let at = |line: u32, column: u32| vec![("line", json!(line)), ("column", json!(column))];
     survives("type_mismatch", "policy_error", &at(5, 17));
-    survives("unknown_ctx_field", "policy_error", &at(5, 30));
+    survives("unknown_ctx_field", "policy_error", &at(7, 15));
     survives("integer_division_by_zero", "policy_error", &at(6, 14));
     // Budgets: rhai gives no place, so the hook that ran out is named.
     survives("infinite_loop", "policy_error", &at(4, 1));

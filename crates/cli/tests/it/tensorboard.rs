@@ -35,14 +35,33 @@ fn python() -> Option<PathBuf> {
 }
 
 /// What TensorBoard reads in `dir`: `{scalars: {tag: [[step, value]]}, texts: {tag:
-/// [[step, text]]}}`.
+/// [[step, text]]}, hparams: {start: {name: value}, end: status}}` (the HParams
+/// plugin's data parsed by the plugin's own functions).
 fn read(py: &Path, dir: &Path) -> Value {
     let script = r#"
 import json, sys
+from google.protobuf.json_format import MessageToDict
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import api_pb2, metadata
 ea = EventAccumulator(sys.argv[1]); ea.Reload()
+texts = {}
+for t in ea.Tags()["tensors"]:
+    shown = [[e.step, e.tensor_proto.string_val[0].decode()] for e in ea.Tensors(t) if e.tensor_proto.string_val]
+    if shown:
+        texts[t] = shown
+hparams = {}
+try:
+    content = ea.PluginTagToContent(metadata.PLUGIN_NAME)
+except KeyError:
+    content = {}
+if metadata.SESSION_START_INFO_TAG in content:
+    start = metadata.parse_session_start_info_plugin_data(content[metadata.SESSION_START_INFO_TAG])
+    hparams["start"] = {k: MessageToDict(v) for k, v in start.hparams.items()}
+if metadata.SESSION_END_INFO_TAG in content:
+    end = metadata.parse_session_end_info_plugin_data(content[metadata.SESSION_END_INFO_TAG])
+    hparams["end"] = api_pb2.Status.Name(end.status)
 out = {"scalars": {t: [[e.step, e.value] for e in ea.Scalars(t)] for t in ea.Tags()["scalars"]},
-       "texts": {t: [[e.step, e.tensor_proto.string_val[0].decode()] for e in ea.Tensors(t)] for t in ea.Tags()["tensors"]}}
+       "texts": texts, "hparams": hparams}
 print(json.dumps(out))
 "#;
     let o = Command::new(py)
@@ -188,4 +207,55 @@ fn a_resume_that_replays_epochs_leaves_each_once() {
     assert!(o.status.success(), "{}", stderr(&o));
     let tb = read(&py, &d.join("tb/r"));
     matches_metrics(&tb, &d.join("r"));
+}
+
+#[test]
+fn steps_hyperparameters_config_and_sources_reach_tensorboard() {
+    let Some(py) = python() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let train = |extra: &[&str]| {
+        let mut args = vec!["train", "-q", "--log-steps", "--tensorboard", "tb"];
+        args.extend_from_slice(extra);
+        let o = rudder(d, &args);
+        assert!(o.status.success(), "{}", stderr(&o));
+    };
+    train(&[
+        "--epochs",
+        "2",
+        "--policy",
+        "lr/cosine",
+        "--param",
+        "eta_min=0.001",
+        "--out",
+        "r",
+    ]);
+    // Resumed for a third epoch: each step once in TensorBoard, as in steps.jsonl.
+    train(&["--resume", "r", "--epochs", "3"]);
+    let steps = jsonl(&d.join("r/steps.jsonl"));
+    let tb = read(&py, &d.join("tb/r/steps"));
+    for (tag, key) in [("loss/train_step", "loss"), ("lr_step", "lr")] {
+        let points = tb["scalars"][tag].as_array().unwrap();
+        assert_eq!(points.len(), steps.len(), "{tag}");
+        for (p, s) in points.iter().zip(&steps) {
+            assert_eq!(p[0], s["step"], "{tag}: the optimizer step");
+            let (got, want) = (p[1].as_f64().unwrap(), s[key].as_f64().unwrap());
+            assert!(
+                (got - want).abs() <= 1e-6 * want.abs(),
+                "{tag}: {got} {want}"
+            );
+        }
+    }
+    let tb = read(&py, &d.join("tb/r"));
+    let start = &tb["hparams"]["start"];
+    assert_eq!(start["lr"], 0.1, "{start}");
+    assert_eq!(start["optimizer"], "sgd");
+    // TensorBoard keeps a run's first session start (a resume writes its own too).
+    assert_eq!(start["epochs"], 2.0);
+    assert_eq!(start["lr/cosine.eta_min"], 0.001);
+    assert_eq!(tb["hparams"]["end"], "STATUS_SUCCESS");
+    let config = tb["texts"]["config"][0][1].as_str().unwrap();
+    assert!(config.contains("\"batch_size\": 64"), "{config}");
+    let source = tb["texts"]["policies/lr/cosine"][0][1].as_str().unwrap();
+    assert!(source.contains("CosineAnnealingLR"), "{source}");
 }

@@ -251,16 +251,17 @@ impl TrainConfig {
             ModelKind::Cnn => format!("cnn {:?}", self.channels),
             ModelKind::File(p) => format!("model {}", p.display()),
         };
+        // The LR is not here: the report's header shows the LR the run trained at
+        // beside the configured one, which a schedule may never use.
+        let batch = match self.accumulation {
+            1 => self.batch_size.to_string(),
+            a => format!("{} x {a}", self.batch_size),
+        };
         format!(
-            "{model} on {} · {} loss · {} lr {} momentum {} weight decay {} · batch {} x {} · seed {}",
+            "{model} on {} · {} loss · {} · batch {batch} · seed {}",
             self.data,
             self.loss.name(),
             self.optimizer.name(),
-            self.lr,
-            self.momentum,
-            self.weight_decay,
-            self.batch_size,
-            self.accumulation,
             self.seed
         )
     }

@@ -134,7 +134,18 @@ impl Policies {
 
     /// What steered the run: each policy's files with their hashes and its plugin.
     pub fn provenance(&self) -> Vec<crate::project::Provenance> {
-        self.policies.iter().map(|p| p.provenance.clone()).collect()
+        self.policies
+            .iter()
+            .map(|p| {
+                let mut record = p.provenance.clone();
+                for (k, v) in &p.params {
+                    record
+                        .params
+                        .insert(k.to_string(), crate::script::convert::to_json(v));
+                }
+                record
+            })
+            .collect()
     }
 
     /// The files whose edits reload the set (none for the embedded library's).
@@ -279,6 +290,13 @@ impl Policies {
 impl Controller for Policies {
     fn provenance(&self) -> Vec<crate::project::Provenance> {
         Policies::provenance(self)
+    }
+
+    fn sources(&self) -> Vec<(String, String)> {
+        self.policies
+            .iter()
+            .map(|p| (p.name.clone(), p.source().to_string()))
+            .collect()
     }
 
     fn defines(&self, hook: Hook) -> bool {

@@ -127,6 +127,7 @@ fn provenance_of(
             })
             .collect(),
         plugin: src.origin.clone(),
+        params: serde_json::Map::new(),
     }
 }
 
@@ -246,6 +247,11 @@ impl Policy {
     pub(crate) fn set_params(&mut self, params: Map) {
         self.params_value = super::strict::View::params(&self.name, params.clone());
         self.params = params;
+    }
+
+    /// The script's text.
+    pub(crate) fn source(&self) -> &str {
+        &self.source
     }
 
     /// `ctx.params`.

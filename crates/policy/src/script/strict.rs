@@ -53,7 +53,7 @@ enum What {
     Params(Arc<str>),
 }
 
-/// A read-only map whose unknown keys are errors: `ctx`, `ctx.best`, `ctx.params`.
+/// A map whose unknown keys are errors to read: `ctx`, `ctx.best`, `ctx.params`.
 /// Scripts read it as a map (`ctx.lr`, `ctx["val_loss"]`, `keys`, `in`, `get`,
 /// `to_map`, `to_json`); `get` is the lenient read (`()` for an unknown key).
 #[derive(Clone, Debug)]
@@ -120,6 +120,11 @@ fn unknown(what: &What, key: &str, names: &[&str]) -> String {
 pub(crate) fn register(e: &mut Engine) {
     e.register_type_with_name::<View>("ctx")
         .register_indexer_get(|v: &mut View, k: &str| v.read(k))
+        // A script's own copy may be written (`ctx.epoch = 5`): nothing outside it
+        // changes, as with any value passed to a function.
+        .register_indexer_set(|v: &mut View, k: &str, x: Dynamic| {
+            Arc::make_mut(&mut v.map).insert(k.into(), x);
+        })
         .register_fn("get", |v: &mut View, k: &str| {
             v.map.get(k).cloned().unwrap_or(Dynamic::UNIT)
         })
@@ -134,8 +139,7 @@ pub(crate) fn register(e: &mut Engine) {
         .register_fn("is_empty", |v: &mut View| v.map.is_empty())
         .register_fn("to_map", |v: &mut View| plain(v))
         .register_fn("to_json", |v: &mut View| {
-            serde_json::to_string(&super::convert::to_json(&Dynamic::from_map(plain(v))))
-                .unwrap_or_default()
+            rhai::format_map_as_json(&plain(v))
         })
         .register_fn("to_string", |v: &mut View| {
             Dynamic::from_map(plain(v)).to_string()

@@ -12,10 +12,12 @@ use serde_json::Value;
 mod compare;
 pub mod markers;
 mod plot;
+pub mod story;
 
 pub use compare::{LoadRunError, RunView, compare, load_run};
 pub use markers::Marker;
-pub use plot::{PALETTE, Plot, Series, VLine, esc, fmt_num};
+pub use plot::{PALETTE, PLOT_SIZE, Plot, Series, VLine, esc, fmt_num};
+pub use story::Steps;
 
 /// The `(epoch + 1, history[key])` points of a `metrics.jsonl` history; NaN where the
 /// key is missing or `null`.
@@ -63,6 +65,11 @@ line.grid{stroke:#eceef2}
 table{border-collapse:collapse;background:#fff;margin-top:18px;font-size:13px}
 td,th{border:1px solid #dde1e8;padding:4px 10px;text-align:right}
 th{background:#eef0f4}
+table.story{margin:0 0 16px}
+table.story td,table.story th{text-align:left}
+#events td.text{text-align:left;white-space:pre-wrap}
+#filter{margin-top:4px;padding:4px 8px;font:inherit;width:280px}
+h2{font-size:16px;margin:24px 0 4px}
 ";
 
 /// The score a run's lines carry: `(val_rmse, "rmse")` for a regression (its
@@ -72,6 +79,29 @@ pub fn score_key(history: &[Value]) -> (Metric, &'static str) {
         (Metric::ValRmse, "rmse")
     } else {
         (Metric::ValAcc, "acc")
+    }
+}
+
+/// What one run's page is drawn from besides its epochs and events: its
+/// `config.json` (`Null` when unknown) and its `steps.jsonl` lines.
+#[derive(Debug, Default, Clone)]
+pub struct RunFiles {
+    /// `config.json`.
+    pub config: Value,
+    /// `steps.jsonl`, as read so far.
+    pub steps: Steps,
+}
+
+impl RunFiles {
+    /// The files of the run in `dir`: its config, and the steps logged so far.
+    pub fn read(dir: &Path) -> RunFiles {
+        let config = std::fs::read_to_string(dir.join("config.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(Value::Null);
+        let mut steps = Steps::default();
+        steps.read_more(&dir.join("steps.jsonl"));
+        RunFiles { config, steps }
     }
 }
 
@@ -104,6 +134,19 @@ fn chart(
 
 /// The page for one run's `history` (metrics.jsonl objects) and `markers`.
 pub fn render(title: &str, subtitle: &str, history: &[Value], markers: &[Marker]) -> String {
+    render_run(title, subtitle, &RunFiles::default(), history, markers)
+}
+
+/// The page for one run: the header of what ran (from `files.config`), the summary,
+/// the charts (per-step curves from `files.steps` under the epoch curves), the
+/// events' table and the epochs' table.
+pub fn render_run(
+    title: &str,
+    subtitle: &str,
+    files: &RunFiles,
+    history: &[Value],
+    markers: &[Marker],
+) -> String {
     // A regression's lines carry val_rmse, val_mae and val_r2 instead of accuracies.
     let (score, label) = score_key(history);
     let regression = score == Metric::ValRmse;
@@ -116,10 +159,18 @@ pub fn render(title: &str, subtitle: &str, history: &[Value], markers: &[Marker]
     );
     html.push_str(&stats(history, score, label));
     html.push_str("</div>");
+    let lrs: Vec<f64> = if files.steps.is_empty() {
+        history.iter().filter_map(|r| r["lr"].as_f64()).collect()
+    } else {
+        files.steps.lrs().to_vec()
+    };
+    html.push_str(&story::header(&files.config, &lrs, markers));
     let groups = markers::group(markers);
     html.push_str(&markers::legend(&groups));
     html.push_str("<div class=\"grid\">");
-    html.push_str(&charts(history, regression, &groups));
+    html.push_str(&charts(history, regression, &groups, &files.steps));
+    html.push_str("</div>");
+    html.push_str(&story::events_table(markers));
     html.push_str(&table(history, regression));
     html.push_str("</table></main></body></html>\n");
     html
@@ -165,15 +216,25 @@ fn stats(history: &[Value], score: Metric, label: &str) -> String {
     html
 }
 
-/// The charts: loss, accuracy (or a regression's errors), LR and batch size.
-fn charts(history: &[Value], regression: bool, groups: &[markers::Group]) -> String {
+/// Whether `key` has one value in every line of `history` (its chart would be a
+/// flat line: the header says it instead).
+fn constant(history: &[Value], key: &str) -> bool {
+    let mut values = history.iter().map(|r| r.get(key).and_then(Value::as_f64));
+    let first = values.next().flatten();
+    values.all(|v| v == first)
+}
+
+/// The charts: loss (per step too, when logged), accuracy (or a regression's
+/// errors), LR (per step when logged; a log axis when it spans more than a decade)
+/// and batch size (the effective one too under accumulation); a quantity that never
+/// changed gets no chart.
+fn charts(history: &[Value], regression: bool, groups: &[markers::Group], steps: &Steps) -> String {
     let two = |a: &str, b: &str, ka: &str, kb: &str| {
         vec![
             Series::new(a, "#3b5bdb", column(history, ka)),
             Series::new(b, "#e8590c", column(history, kb)),
         ]
     };
-    let one = |name: &str, key: &str| vec![Series::new(name, "#2b8a3e", column(history, key))];
     let scores = if regression {
         chart(
             ("Validation error (the targets' units)", "error"),
@@ -191,31 +252,93 @@ fn charts(history: &[Value], regression: bool, groups: &[markers::Group]) -> Str
             groups,
         )
     };
-    [
-        chart(
-            ("Loss", "loss"),
-            false,
+    let mut losses = two("train", "validation", "train_loss", "val_loss");
+    if !steps.is_empty() {
+        losses.insert(
+            0,
+            Series {
+                faint: true,
+                width: 1.0,
+                ..Series::new("train, per step", "#3b5bdb", steps.loss_points())
+            },
+        );
+    }
+    let mut out = chart(("Loss", "loss"), false, true, losses, groups);
+    out.push_str(&scores);
+    out.push_str(&lr_chart(history, groups, steps));
+    out.push_str(&batch_chart(history, groups));
+    out
+}
+
+/// The LR chart (per step when logged; a log axis when it spans more than a
+/// decade), or nothing when the LR never changed.
+fn lr_chart(history: &[Value], groups: &[markers::Group], steps: &Steps) -> String {
+    let mut out = String::new();
+    let lr_constant = constant(history, "lr")
+        && story::lr_used(steps.lrs()).is_none_or(|t| t.ends_with("throughout"));
+    if !lr_constant {
+        let (points, per) = if steps.is_empty() {
+            (column(history, "lr"), "at each epoch's last step")
+        } else {
+            (steps.lr_points(), "per step")
+        };
+        let ys: Vec<f64> = points.iter().map(|p| p.1).collect();
+        let log = story::spans_decades(&ys);
+        let title = format!(
+            "Learning rate ({per}{})",
+            if log { ", log scale" } else { "" }
+        );
+        out.push_str(&chart(
+            (&title, "learning rate"),
+            log,
             true,
-            two("train", "validation", "train_loss", "val_loss"),
+            one_of("lr", points),
             groups,
-        ),
-        scores,
-        chart(
-            ("Learning rate (at each epoch's last step)", "learning rate"),
-            false,
-            true,
-            one("lr", "lr"),
-            groups,
-        ),
-        chart(
+        ));
+    }
+    out
+}
+
+/// The batch-size chart (the effective batch too under accumulation), or nothing
+/// when neither changed nor accumulates.
+fn batch_chart(history: &[Value], groups: &[markers::Group]) -> String {
+    let one = |name: &str, key: &str| vec![Series::new(name, "#2b8a3e", column(history, key))];
+    let mut out = String::new();
+    let accumulated = !constant(history, "accumulation")
+        || history
+            .first()
+            .and_then(|r| r["accumulation"].as_u64())
+            .is_some_and(|a| a > 1);
+    if !constant(history, "batch_size") || accumulated {
+        let mut series = one("batch_size", "batch_size");
+        if accumulated {
+            let effective = history
+                .iter()
+                .filter_map(|r| {
+                    let e = r["epoch"].as_f64()? + 1.0;
+                    Some((e, r["batch_size"].as_f64()? * r["accumulation"].as_f64()?))
+                })
+                .collect();
+            series.push(Series::new(
+                "effective (x accumulation)",
+                "#c2255c",
+                effective,
+            ));
+        }
+        out.push_str(&chart(
             ("Batch size", "batch size"),
             false,
             true,
-            one("batch_size", "batch_size"),
+            series,
             groups,
-        ),
-    ]
-    .concat()
+        ));
+    }
+    out
+}
+
+/// One green series of `points`.
+fn one_of(name: &str, points: Vec<(f64, f64)>) -> Vec<Series> {
+    vec![Series::new(name, "#2b8a3e", points)]
 }
 
 /// The table of every epoch, after the charts.
@@ -230,7 +353,7 @@ fn table(history: &[Value], regression: bool) -> String {
         .map(|k| format!("<th>{}</th>", k.replace('_', " ")))
         .collect();
     let mut html = format!(
-        "</div><table><tr><th>epoch</th><th>step</th><th>lr</th><th>batch</th>{head}<th>time s</th></tr>"
+        "<h2>Epochs</h2><table><tr><th>epoch</th><th>step</th><th>lr</th><th>batch</th>{head}<th>time s</th></tr>"
     );
     for r in history {
         let f = |k: &str, d: usize| {
@@ -295,13 +418,14 @@ pub fn policies_line(provenance: &[Value]) -> String {
 pub fn write(
     dir: &Path,
     subtitle: &str,
+    files: &RunFiles,
     history: &[Value],
     markers: &[Marker],
 ) -> std::io::Result<()> {
     let title = dir.display().to_string();
     write_page(
         &dir.join("report.html"),
-        &render(&title, subtitle, history, markers),
+        &render_run(&title, subtitle, files, history, markers),
     )
 }
 
@@ -313,16 +437,20 @@ pub struct Live {
     dir: std::path::PathBuf,
     subtitle: String,
     markers: Vec<Marker>,
+    files: RunFiles,
 }
 
 impl Live {
-    /// The report of the run in `dir`; `subtitle` describes the setup.
+    /// The report of the run in `dir`; `subtitle` describes the setup. Its
+    /// `config.json` is read now (the run wrote it before its first epoch), its
+    /// `steps.jsonl` as it grows.
     pub fn open(dir: &Path, subtitle: String) -> Live {
         let markers = markers::read(&dir.join("events.jsonl"), |_| {});
         Live {
             dir: dir.to_path_buf(),
             subtitle,
             markers,
+            files: RunFiles::read(dir),
         }
     }
 }
@@ -338,7 +466,14 @@ impl crate::sink::Sink for Live {
         _record: &crate::log::EpochRecord,
         history: &[Value],
     ) -> std::io::Result<()> {
-        write(&self.dir, &self.subtitle, history, &self.markers)
+        self.files.steps.read_more(&self.dir.join("steps.jsonl"));
+        write(
+            &self.dir,
+            &self.subtitle,
+            &self.files,
+            history,
+            &self.markers,
+        )
     }
 
     fn dropped(&self, e: &std::io::Error) -> Option<String> {
@@ -365,7 +500,7 @@ mod tests {
     #[test]
     fn renders_every_epoch_and_marker() {
         let h: Vec<Value> = (0..3)
-            .map(|e| serde_json::json!({"epoch": e, "epochs": 3, "lr": 0.1, "batch_size": 64, "train_loss": 1.0 / (e as f64 + 1.0), "val_loss": null, "train_acc": 0.5, "val_acc": 0.6}))
+            .map(|e| serde_json::json!({"epoch": e, "epochs": 3, "lr": 0.1 / (e as f64 + 1.0), "batch_size": 64, "train_loss": 1.0 / (e as f64 + 1.0), "val_loss": null, "train_acc": 0.5, "val_acc": 0.6}))
             .collect();
         let page = render(
             "t",
@@ -377,10 +512,13 @@ mod tests {
                 label: "stop: <x>".into(),
             }],
         );
-        // 4 charts, and the legend's one symbol.
-        assert_eq!(page.matches("<svg").count(), 5);
+        // Loss, accuracy and LR charts (no batch-size chart: it never changed), and
+        // the legend's one symbol.
+        assert_eq!(page.matches("<svg").count(), 4);
+        assert!(!page.contains("Batch size"));
         assert!(page.contains("epoch 2: stop: &lt;x&gt;"));
-        assert_eq!(page.matches("<tr>").count(), 4);
+        assert_eq!(page.matches("<tr>").count(), 5, "3 epochs, 2 heads");
+        assert!(page.contains("<tr class=\"ev\"><td>2</td><td>stop</td>"));
         // The table counts epochs from 1.
         assert!(page.contains("<tr><td>1</td>"));
     }

@@ -228,12 +228,31 @@ impl<'a> Trainer<'a> {
     /// Writes TensorBoard event files too, into the run's folder under `root`
     /// (`root/NAME`, or `NAME-2`, ... when another run holds that name: see
     /// [`rudder_run::tensorboard::claim`]); a run resumed at epoch `e` tells
-    /// TensorBoard to drop what an earlier file holds from there on.
-    pub fn with_tensorboard(mut self, root: &std::path::Path, name: &str) -> Self {
-        let resumed_at = self.state.resumed.then_some(self.state.epoch as u64 + 1);
+    /// TensorBoard to drop what an earlier file holds from there on. The files start
+    /// with the configuration, the policies' `sources` and the hyperparameters; with
+    /// `--log-steps` the steps go to a `steps` folder beside them.
+    pub fn with_tensorboard(
+        mut self,
+        root: &std::path::Path,
+        name: &str,
+        sources: &[(String, String)],
+    ) -> Self {
+        let resumed = self.state.resumed;
+        let resumed_at = resumed.then_some(self.state.epoch as u64 + 1);
         let shown = root.display().to_string();
-        let made = rudder_run::tensorboard::claim(root, name, &self.cfg.out, self.state.resumed)
-            .and_then(|dir| rudder_run::tensorboard::Writer::create(&dir, resumed_at));
+        // The configuration as this start resolved it: a resume's options win.
+        let mut config = serde_json::to_value(self.cfg).unwrap_or_default();
+        if let Some(c) = config.as_object_mut() {
+            c.extend(self.cfg.overrides.given.clone());
+        }
+        let steps = self.cfg.log_steps.then(|| self.cfg.out.join("steps.jsonl"));
+        let made = rudder_run::tensorboard::claim(root, name, &self.cfg.out, resumed)
+            .and_then(|dir| rudder_run::tensorboard::Writer::create(&dir, resumed_at))
+            .map(|w| match &steps {
+                Some(s) => w.with_steps(s, resumed),
+                None => w,
+            })
+            .and_then(|mut w| w.start(&config, sources).map(|()| w));
         match made {
             Ok(w) => self
                 .sinks

@@ -88,6 +88,8 @@ pub struct Plot<'a> {
 
 const W: f64 = 520.0;
 const H: f64 = 250.0;
+/// A chart's viewBox: width and height.
+pub const PLOT_SIZE: (f64, f64) = (W, H);
 const ML: f64 = 62.0;
 const MR: f64 = 16.0;
 const MT: f64 = 14.0;

@@ -1,6 +1,9 @@
-//! TensorBoard event files (`--tensorboard DIR`): the per-epoch scalars and the
-//! policy events of a run, written as TensorBoard's own `Event` protocol buffers in
-//! its record framing, so an existing TensorBoard shows rudder runs beside others.
+//! TensorBoard event files (`--tensorboard DIR`): the per-epoch scalars, the policy
+//! events, the configuration and policy sources (text), the hyperparameters (the
+//! HParams plugin) and, with `--log-steps`, per-step scalars in a `steps` folder
+//! beside them (its own steps: optimizer steps), written as TensorBoard's own `Event`
+//! protocol buffers in its record framing, so an existing TensorBoard shows rudder
+//! runs beside others.
 //!
 //! A file is `events.out.tfevents.<secs>.<host>.rudder`: records of a little-endian
 //! u64 length, its masked CRC-32C, the bytes, their masked CRC-32C. The first event
@@ -17,7 +20,10 @@ use std::path::{Path, PathBuf};
 use prost::Message;
 
 use crate::log::EpochRecord;
+use crate::report::Steps;
 use crate::sink::Sink;
+
+mod hparams;
 
 /// `tensorflow.Event` (the fields rudder writes).
 #[derive(Clone, PartialEq, prost::Message)]
@@ -66,6 +72,8 @@ struct SummaryMetadata {
 struct PluginData {
     #[prost(string, tag = "1")]
     plugin_name: String,
+    #[prost(bytes = "vec", tag = "2")]
+    content: Vec<u8>,
 }
 
 /// `tensorflow.TensorProto` (a string scalar).
@@ -81,7 +89,17 @@ struct TensorProto {
 
 /// `tensorflow.TensorShapeProto` (no dimensions: a scalar).
 #[derive(Clone, PartialEq, prost::Message)]
-struct TensorShape {}
+struct TensorShape {
+    #[prost(message, repeated, tag = "2")]
+    dim: Vec<Dim>,
+}
+
+/// `tensorflow.TensorShapeProto.Dim`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Dim {
+    #[prost(int64, tag = "1")]
+    size: i64,
+}
 
 /// `tensorflow.SessionLog`.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -90,8 +108,14 @@ struct SessionLog {
     status: i32,
 }
 
+const DT_FLOAT: i32 = 1;
 const DT_STRING: i32 = 7;
 const SESSION_START: i32 = 1;
+
+/// `text` as a Markdown code block (TensorBoard's Text tab renders Markdown).
+fn code_block(text: &str) -> String {
+    text.lines().map(|l| format!("    {l}\n")).collect()
+}
 
 /// The CRC TensorBoard's records carry: CRC-32C, rotated and offset.
 fn masked_crc(bytes: &[u8]) -> u32 {
@@ -169,6 +193,21 @@ pub struct Writer {
     path: PathBuf,
     /// How a note names the files when they fail (`--tensorboard DIR`).
     shown: String,
+    /// The per-step scalars, when the run logs steps.
+    steps: Option<Box<StepScalars>>,
+}
+
+/// The per-step scalars: `steps.jsonl`'s new lines at each epoch's end, written to
+/// an event file of their own in `steps/` (its steps are optimizer steps, and a
+/// resume's order to drop replayed steps is its own).
+struct StepScalars {
+    /// The run's `steps.jsonl`.
+    source: PathBuf,
+    /// The folder of the event file, `<run's TensorBoard folder>/steps`.
+    dir: PathBuf,
+    read: Steps,
+    written: usize,
+    out: Option<Writer>,
 }
 
 impl Writer {
@@ -201,6 +240,7 @@ impl Writer {
             out: BufWriter::new(file),
             shown: format!("--tensorboard {}", dir.display()),
             path,
+            steps: None,
         };
         w.write(&Event {
             wall_time: now(),
@@ -225,6 +265,99 @@ impl Writer {
     /// The event file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Also writes the steps `steps_jsonl` (the run's `steps.jsonl`) gains, as
+    /// `loss/train_step` and `lr_step`, into `dir/steps`; a `resumed` run's start at
+    /// the lines written from now on.
+    pub fn with_steps(mut self, steps_jsonl: &Path, resumed: bool) -> Writer {
+        let mut read = Steps::default();
+        if resumed {
+            read.skip_existing(steps_jsonl);
+        }
+        let dir = self.path.parent().unwrap_or(Path::new(".")).join("steps");
+        self.steps = Some(Box::new(StepScalars {
+            source: steps_jsonl.to_path_buf(),
+            dir,
+            read,
+            written: 0,
+            out: None,
+        }));
+        self
+    }
+
+    /// What ran, at the run's start (step 0): `config` (`config.json`) as text and
+    /// as the HParams plugin's hyperparameters (with the policies' parameters), and
+    /// each policy's source as text (`policies/NAME`), from `sources`.
+    pub fn start(
+        &mut self,
+        config: &serde_json::Value,
+        sources: &[(String, String)],
+    ) -> std::io::Result<()> {
+        let pretty = serde_json::to_string_pretty(config).unwrap_or_default();
+        self.text(0, "config", &code_block(&pretty))?;
+        for (name, source) in sources {
+            self.text(0, &format!("policies/{name}"), &code_block(source))?;
+        }
+        let data = hparams::start(config, now());
+        self.plugin(0, hparams::START_TAG, &data)?;
+        self.flush()
+    }
+
+    /// A summary of HParams plugin data at `step`.
+    fn plugin(&mut self, step: u64, tag: &str, data: &hparams::PluginData) -> std::io::Result<()> {
+        self.write(&Event {
+            wall_time: now(),
+            step: step as i64,
+            summary: Some(Summary {
+                value: vec![Value {
+                    tag: tag.into(),
+                    // TensorBoard's own: an empty float tensor.
+                    tensor: Some(TensorProto {
+                        dtype: DT_FLOAT,
+                        tensor_shape: Some(TensorShape {
+                            dim: vec![Dim { size: 0 }],
+                        }),
+                        string_val: Vec::new(),
+                    }),
+                    metadata: Some(SummaryMetadata {
+                        plugin_data: Some(PluginData {
+                            plugin_name: "hparams".into(),
+                            content: data.encode_to_vec(),
+                        }),
+                    }),
+                    ..Default::default()
+                }],
+            }),
+            ..Default::default()
+        })
+    }
+
+    /// Writes the steps `steps.jsonl` gained since the last call.
+    fn write_steps(&mut self) -> std::io::Result<()> {
+        let Some(s) = self.steps.as_mut() else {
+            return Ok(());
+        };
+        s.read.read_more(&s.source);
+        if s.written == s.read.len() {
+            return Ok(());
+        }
+        if s.out.is_none() {
+            // The first step this file holds: earlier files' steps from there on are
+            // what a resume replays.
+            let first = s.read.at(s.written).0;
+            s.out = Some(Writer::create(&s.dir, Some(first))?);
+        }
+        let out = s.out.as_mut().expect("just created");
+        for i in s.written..s.read.len() {
+            let (step, loss, lr) = s.read.at(i);
+            out.scalars(
+                step,
+                &[("loss/train_step".into(), loss), ("lr_step".into(), lr)],
+            )?;
+        }
+        s.written = s.read.len();
+        out.flush()
     }
 
     /// Names the files as `shown` in the note a failure gives (`--tensorboard DIR`).
@@ -271,12 +404,13 @@ impl Writer {
                     tag: tag.into(),
                     tensor: Some(TensorProto {
                         dtype: DT_STRING,
-                        tensor_shape: Some(TensorShape {}),
+                        tensor_shape: Some(TensorShape::default()),
                         string_val: vec![text.as_bytes().to_vec()],
                     }),
                     metadata: Some(SummaryMetadata {
                         plugin_data: Some(PluginData {
                             plugin_name: "text".into(),
+                            content: Vec::new(),
                         }),
                     }),
                     ..Default::default()
@@ -300,6 +434,16 @@ impl Sink for Writer {
         _event: &crate::sink::Event,
         line: &serde_json::Value,
     ) -> std::io::Result<()> {
+        if line["kind"] == "run_end" && line["reason"] != "interrupted" {
+            // A finished session, for the HParams tab (interrupted: it goes on later).
+            let status = match line["reason"].as_str() {
+                Some(r) if r.starts_with("diverged") => hparams::STATUS_FAILURE,
+                _ => hparams::STATUS_SUCCESS,
+            };
+            let step = line["epoch"].as_u64().unwrap_or(0) + 1;
+            self.plugin(step, hparams::END_TAG, &hparams::end(status, now()))?;
+            return self.flush();
+        }
         match crate::report::markers::from_event(line, None) {
             Some(m) => self.text(m.epoch as u64 + 1, &format!("events/{}", m.kind), &m.label),
             None => Ok(()),
@@ -324,6 +468,7 @@ impl Sink for Writer {
         .collect();
         v.extend(r.policy.iter().map(|(k, x)| (format!("policy/{k}"), *x)));
         self.scalars(r.epoch as u64 + 1, &v)?;
+        self.write_steps()?;
         self.flush()
     }
 
