@@ -7,7 +7,7 @@ use crate::error::AppError;
 
 /// The run folders `dir` stands for: itself, or for a sweep's folder (finished or
 /// stopped part-way, with or without its `sweep.json`) its trials that have
-/// metrics, in name order.
+/// metrics, from the smallest LR up (as the sweep's own table; by name at equal LRs).
 fn runs_in(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     if dir.join("metrics.jsonl").is_file() {
         return vec![dir.to_path_buf()];
@@ -19,7 +19,14 @@ fn runs_in(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         .map(|e| e.path())
         .filter(|p| p.join("metrics.jsonl").is_file() && p.join("config.json").is_file())
         .collect();
-    trials.sort();
+    let lr = |p: &std::path::Path| {
+        std::fs::read_to_string(p.join("config.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|c| c["lr"].as_f64())
+            .unwrap_or(f64::INFINITY)
+    };
+    trials.sort_by(|a, b| lr(a).total_cmp(&lr(b)).then_with(|| a.cmp(b)));
     if trials.is_empty() {
         vec![dir.to_path_buf()]
     } else {

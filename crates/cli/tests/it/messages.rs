@@ -166,7 +166,29 @@ fn quiet_means_quiet_for_every_command() {
     assert!(
         err.contains("rudder sweep: 3 trials of 1 epoch (lr 0.1"),
         "{err}"
+    ); // `rudder report` of a sweep's folder too: x2 before x16 (by name, x16 came first).
+    let o = rudder(
+        d,
+        &[
+            "sweep",
+            "-q",
+            "--epochs",
+            "1",
+            "--multipliers",
+            "16,2",
+            "--out",
+            "s3",
+        ],
     );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = rudder(d, &["report", "-q", "s3", "--out", "s3.html"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let page = std::fs::read_to_string(d.join("s3.html")).unwrap();
+    let at = |k: &str| {
+        page.find(&format!("</i>{k}</span>"))
+            .unwrap_or_else(|| panic!("{k}"))
+    };
+    assert!(at("x2") < at("x16"), "trials from the smallest LR up");
 }
 
 #[test]
