@@ -304,26 +304,39 @@ impl Writer {
         self.flush()
     }
 
-    /// A summary of HParams plugin data at `step`.
+    /// A summary of HParams plugin data at `step` (with TensorBoard's own empty
+    /// float tensor).
     fn plugin(&mut self, step: u64, tag: &str, data: &hparams::PluginData) -> std::io::Result<()> {
+        let empty = TensorProto {
+            dtype: DT_FLOAT,
+            tensor_shape: Some(TensorShape {
+                dim: vec![Dim { size: 0 }],
+            }),
+            string_val: Vec::new(),
+        };
+        self.tensor(step, tag, empty, "hparams", data.encode_to_vec())
+    }
+
+    /// A tensor summary of `plugin` (with its `content`) at `step`.
+    fn tensor(
+        &mut self,
+        step: u64,
+        tag: &str,
+        tensor: TensorProto,
+        plugin: &str,
+        content: Vec<u8>,
+    ) -> std::io::Result<()> {
         self.write(&Event {
             wall_time: now(),
             step: step as i64,
             summary: Some(Summary {
                 value: vec![Value {
                     tag: tag.into(),
-                    // TensorBoard's own: an empty float tensor.
-                    tensor: Some(TensorProto {
-                        dtype: DT_FLOAT,
-                        tensor_shape: Some(TensorShape {
-                            dim: vec![Dim { size: 0 }],
-                        }),
-                        string_val: Vec::new(),
-                    }),
+                    tensor: Some(tensor),
                     metadata: Some(SummaryMetadata {
                         plugin_data: Some(PluginData {
-                            plugin_name: "hparams".into(),
-                            content: data.encode_to_vec(),
+                            plugin_name: plugin.into(),
+                            content,
                         }),
                     }),
                     ..Default::default()
@@ -396,28 +409,12 @@ impl Writer {
 
     /// A text summary (TensorBoard's Text tab) at `step`.
     pub fn text(&mut self, step: u64, tag: &str, text: &str) -> std::io::Result<()> {
-        self.write(&Event {
-            wall_time: now(),
-            step: step as i64,
-            summary: Some(Summary {
-                value: vec![Value {
-                    tag: tag.into(),
-                    tensor: Some(TensorProto {
-                        dtype: DT_STRING,
-                        tensor_shape: Some(TensorShape::default()),
-                        string_val: vec![text.as_bytes().to_vec()],
-                    }),
-                    metadata: Some(SummaryMetadata {
-                        plugin_data: Some(PluginData {
-                            plugin_name: "text".into(),
-                            content: Vec::new(),
-                        }),
-                    }),
-                    ..Default::default()
-                }],
-            }),
-            ..Default::default()
-        })
+        let string = TensorProto {
+            dtype: DT_STRING,
+            tensor_shape: Some(TensorShape::default()),
+            string_val: vec![text.as_bytes().to_vec()],
+        };
+        self.tensor(step, tag, string, "text", Vec::new())
     }
 
     /// Makes what was written visible to a TensorBoard reading the file.
