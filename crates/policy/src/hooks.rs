@@ -124,6 +124,13 @@ impl EpochMetrics {
         m
     }
 
+    /// The metric `name`; `None` when it has no value or is not one of
+    /// [`METRIC_NAMES`].
+    pub fn get(&self, name: &str) -> Option<f64> {
+        let mut m = *self;
+        m.slot(name).and_then(|v| *v)
+    }
+
     /// Sets the metric `name`; false when it is not one of [`METRIC_NAMES`].
     pub fn set(&mut self, name: &str, value: Option<f64>) -> bool {
         self.slot(name).map(|v| *v = value).is_some()

@@ -25,8 +25,7 @@ pub(crate) fn command(o: LrFindOptions) -> Result<(), AppError> {
     if opts.out.is_none() {
         opts.out = Some(rudder_core::time::default_run_dir().with_extension("lr-find"));
     }
-    let cfg = rudder_train::resolve(opts)?;
-    rudder_core::term::set_quiet(rudder_core::term::is_quiet() || cfg.quiet);
+    let cfg = super::resolve(opts)?;
     let shown = rudder_core::text::fmt_num;
     check_ramp(o.start_lr, o.end_lr, o.steps)?;
     let _lock = rudder_run::lock::claim(&cfg.out, "--out").map_err(rudder_train::Error::from)?;
@@ -282,7 +281,7 @@ pub(crate) fn svg_page(run: &RangeRun, s: &Suggestions, title: &str) -> String {
             });
         }
     }
-    let plot = Plot {
+    Plot {
         title: "LR range test: loss per step against the learning rate",
         x_label: "learning rate (log scale)",
         x_log: true,
@@ -306,37 +305,7 @@ pub(crate) fn svg_page(run: &RangeRun, s: &Suggestions, title: &str) -> String {
         legend_inside: true,
         legend: false,
     }
-    .render();
-    // A standalone SVG file: the figure's <svg> element with the styles it uses.
-    let start = plot.find("<svg").unwrap_or(0);
-    let end = plot.rfind("</svg>").map_or(plot.len(), |e| e + 6);
-    // The title above the chart, in a strip the viewBox grows upwards by.
-    let (w, h) = (
-        rudder_run::report::PLOT_SIZE.0,
-        rudder_run::report::PLOT_SIZE.1,
-    );
-    let heading = format!(
-        "<title>{t}</title><text x=\"12\" y=\"-10\" font-size=\"13\" font-weight=\"600\" fill=\"#1d2330\">{t}</text>",
-        t = rudder_run::report::esc(title)
-    );
-    let svg = plot[start..end].replacen(
-        &format!("viewBox=\"0 0 {w} {h}\""),
-        &format!("viewBox=\"0 -28 {w} {}\"", h + 28.0),
-        1,
-    );
-    let open = svg.find('>').map_or(0, |i| i + 1);
-    format!("{}{heading}{}", &svg[..open], &svg[open..])
-        .replacen(
-            "<svg ",
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" style=\"font:11px sans-serif;background:#fff\" ",
-            1,
-        )
-        .replace("class=\"grid\"", "stroke=\"#eceef2\"")
-        .replace("class=\"frame\"", "fill=\"none\" stroke=\"#c7ccd6\"")
-        .replace("class=\"tick\"", "fill=\"#5b6478\"")
-        .replace("class=\"axis\"", "fill=\"#5b6478\"")
-        .replace("class=\"tag\"", "font-weight=\"600\"")
-        .replace("class=\"marker\"", "stroke-dasharray=\"4 3\" stroke-width=\"1.5\"")
+    .standalone(title)
 }
 
 #[cfg(test)]

@@ -11,3 +11,13 @@ pub(crate) mod report;
 pub(crate) mod rescale;
 pub(crate) mod sweep;
 pub(crate) mod train;
+
+/// The options resolved (flags over the config file over defaults), with the
+/// config's `quiet` silencing what every command says, as `-q` does.
+pub(crate) fn resolve(
+    opts: rudder_core::TrainOptions,
+) -> Result<rudder_core::TrainConfig, rudder_train::Error> {
+    let cfg = rudder_train::resolve(opts)?;
+    rudder_core::term::set_quiet(rudder_core::term::is_quiet() || cfg.quiet);
+    Ok(cfg)
+}

@@ -30,9 +30,8 @@ pub(crate) fn command(o: SweepOptions) -> Result<(), AppError> {
     if opts.out.is_none() {
         opts.out = Some(rudder_core::time::default_run_dir().with_extension("sweep"));
     }
-    let cfg = rudder_train::resolve(opts)?;
     // `-q` (or the config's `quiet`): no trial lines, no table.
-    rudder_core::term::set_quiet(rudder_core::term::is_quiet() || cfg.quiet);
+    let cfg = super::resolve(opts)?;
     let jobs = o.jobs.max(1);
     check(&o.multipliers, cfg.lr)?;
     let metric = Metric::from_name(&o.metric)

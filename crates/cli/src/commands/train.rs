@@ -8,7 +8,7 @@ use crate::error::AppError;
 
 /// `rudder train`.
 pub(crate) fn command(opts: TrainOptions) -> Result<Summary, AppError> {
-    let cfg = rudder_train::resolve(opts)?;
+    let cfg = super::resolve(opts)?;
     // Every rank loads the policies (a fault is the same exit 2 everywhere); rank 0
     // alone calls and watches them.
     let root = rudder_train::dist::world().rank() == 0;

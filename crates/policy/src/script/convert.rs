@@ -37,14 +37,10 @@ pub(crate) fn ctx_map(c: &Ctx, params: &Dynamic, history: &Dynamic) -> Dynamic {
     m.insert("weight_decay".into(), Dynamic::from_float(s.weight_decay));
     m.insert("optimizer".into(), c.optimizer.into());
     m.insert("dataset_size".into(), int(c.dataset_size));
-    m.insert("train_loss".into(), opt(c.metrics.train_loss));
-    m.insert("train_acc".into(), opt(c.metrics.train_acc));
-    m.insert("val_loss".into(), opt(c.metrics.val_loss));
-    m.insert("val_acc".into(), opt(c.metrics.val_acc));
-    // Regression's metrics: `()` where the trainer has none.
-    m.insert("val_rmse".into(), opt(c.metrics.val_rmse));
-    m.insert("val_mae".into(), opt(c.metrics.val_mae));
-    m.insert("val_r2".into(), opt(c.metrics.val_r2));
+    // Every metric, `()` where the trainer has none (regression's for classification).
+    for name in crate::METRIC_NAMES {
+        m.insert(name.into(), opt(c.metrics.get(name)));
+    }
     let mut best = Map::new();
     best.insert("val_loss".into(), opt(c.best.val_loss));
     best.insert("val_acc".into(), opt(c.best.val_acc));

@@ -6,14 +6,14 @@
 //! stays a free map.
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use rhai::{AST, ASTNode, Dynamic, Engine, EvalAltResult, Expr, Map, Position, Stmt};
 
 use crate::Hook;
 
-/// Every field of `ctx` (the book's Hooks and ctx page).
-pub(crate) const FIELDS: &[&str] = &[
+/// The fields of `ctx` that are not metrics (the book's Hooks and ctx page).
+const SETTING_FIELDS: [&str; 18] = [
     "epoch",
     "epoch_number",
     "epochs",
@@ -28,18 +28,19 @@ pub(crate) const FIELDS: &[&str] = &[
     "weight_decay",
     "optimizer",
     "dataset_size",
-    "train_loss",
-    "train_acc",
-    "val_loss",
-    "val_acc",
-    "val_rmse",
-    "val_mae",
-    "val_r2",
     "best",
     "history",
     "params",
     "resumed",
 ];
+
+/// Every field of `ctx`: the settings' and the metrics' ([`crate::METRIC_NAMES`]).
+pub(crate) static FIELDS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+    SETTING_FIELDS
+        .into_iter()
+        .chain(crate::METRIC_NAMES)
+        .collect()
+});
 
 /// The fields of `ctx.best`.
 pub(crate) const BEST_FIELDS: &[&str] = &["val_loss", "val_acc", "epoch"];
@@ -357,7 +358,7 @@ fn fault_in(
     } else {
         constant(&x.rhs)?
     };
-    if let Some(f) = miss(&What::Ctx, field, pos, FIELDS) {
+    if let Some(f) = miss(&What::Ctx, field, pos, &FIELDS) {
         return Some(f);
     }
     // `ctx.params.KEY`, `ctx.best.KEY`, `ctx.params["KEY"]`.
@@ -391,6 +392,22 @@ mod tests {
                 pos.position().unwrap_or(0)
             )
         })
+    }
+
+    #[test]
+    fn the_fields_checked_are_the_fields_a_hook_sees() {
+        let ctx = crate::Ctx::new(crate::Settings::new(0.1, 8), 100);
+        let seen = super::super::convert::ctx_map(&ctx, &Dynamic::UNIT, &Dynamic::UNIT);
+        let mut seen: Vec<String> = seen
+            .cast::<View>()
+            .map
+            .keys()
+            .map(|k| k.to_string())
+            .collect();
+        let mut fields: Vec<String> = FIELDS.iter().map(|f| f.to_string()).collect();
+        seen.sort();
+        fields.sort();
+        assert_eq!(seen, fields);
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub mod story;
 
 pub use compare::{LoadRunError, RunView, compare, load_run};
 pub use markers::Marker;
-pub use plot::{PALETTE, PLOT_SIZE, Plot, Series, VLine, esc, fmt_num};
+pub use plot::{PALETTE, Plot, Series, VLine, esc, fmt_num};
 pub use story::Steps;
 
 /// The `(epoch + 1, history[key])` points of a `metrics.jsonl` history; NaN where the

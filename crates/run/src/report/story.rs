@@ -72,6 +72,17 @@ impl Steps {
             .map_or(0, |i| i as u64 + 1);
     }
 
+    /// Forgets the steps read so far, keeping the place: the next
+    /// [`Steps::read_more`] reads only lines written after them (a reader that hands
+    /// each step on once, as the TensorBoard writer does, keeps none in memory).
+    pub fn forget(&mut self) {
+        let read = self.read;
+        *self = Steps {
+            read,
+            ..Steps::default()
+        };
+    }
+
     /// How many steps were read.
     pub fn len(&self) -> usize {
         self.epoch.len()
@@ -361,5 +372,11 @@ mod tests {
         std::fs::write(&p, line(0, 1)).unwrap();
         steps.read_more(&p);
         assert_eq!(steps.loss, [1.0]);
+        // Forgotten steps are not read again; the next line is.
+        steps.forget();
+        assert!(steps.is_empty());
+        std::fs::write(&p, format!("{}{}", line(0, 1), line(0, 2))).unwrap();
+        steps.read_more(&p);
+        assert_eq!(steps.loss, [2.0]);
     }
 }

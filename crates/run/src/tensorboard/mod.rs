@@ -205,8 +205,8 @@ struct StepScalars {
     source: PathBuf,
     /// The folder of the event file, `<run's TensorBoard folder>/steps`.
     dir: PathBuf,
+    /// The steps read and not yet written.
     read: Steps,
-    written: usize,
     out: Option<Writer>,
 }
 
@@ -280,7 +280,6 @@ impl Writer {
             source: steps_jsonl.to_path_buf(),
             dir,
             read,
-            written: 0,
             out: None,
         }));
         self
@@ -352,24 +351,25 @@ impl Writer {
             return Ok(());
         };
         s.read.read_more(&s.source);
-        if s.written == s.read.len() {
+        if s.read.is_empty() {
             return Ok(());
         }
         if s.out.is_none() {
             // The first step this file holds: earlier files' steps from there on are
             // what a resume replays.
-            let first = s.read.at(s.written).0;
+            let first = s.read.at(0).0;
             s.out = Some(Writer::create(&s.dir, Some(first))?);
         }
         let out = s.out.as_mut().expect("just created");
-        for i in s.written..s.read.len() {
+        for i in 0..s.read.len() {
             let (step, loss, lr) = s.read.at(i);
             out.scalars(
                 step,
                 &[("loss/train_step".into(), loss), ("lr_step".into(), lr)],
             )?;
         }
-        s.written = s.read.len();
+        // Each step is written once: none stays in memory.
+        s.read.forget();
         out.flush()
     }
 

@@ -88,8 +88,8 @@ pub struct Plot<'a> {
 
 const W: f64 = 520.0;
 const H: f64 = 250.0;
-/// A chart's viewBox: width and height.
-pub const PLOT_SIZE: (f64, f64) = (W, H);
+/// The strip above a standalone chart that holds its heading.
+const HEADING: f64 = 28.0;
 const ML: f64 = 62.0;
 const MR: f64 = 16.0;
 const MT: f64 = 14.0;
@@ -166,25 +166,73 @@ impl Plot<'_> {
             out.push_str(r#"<p class="empty">no finished epoch yet</p></figure>"#);
             return out;
         };
-        let _ = write!(
-            out,
-            r#"<svg viewBox="0 0 {W} {H}" role="img" aria-label="{}">"#,
-            esc(self.title)
-        );
-        self.axes(&mut out, &f);
-        self.event_marks(&mut out, &f);
-        self.lines(&mut out, &f);
-        self.curves(&mut out, &f);
-        self.tags(&mut out, &f);
-        if self.legend_inside {
-            self.legend_in_chart(&mut out, &f);
-        }
-        out.push_str("</svg>");
+        self.svg(&mut out, &f, None);
         if self.series.len() > 1 && self.legend && !self.legend_inside {
             self.legend_below(&mut out);
         }
         out.push_str("</figure>");
         out
+    }
+
+    /// The chart as an SVG file of its own: `heading` in a strip above it (and as
+    /// its `<title>`), the styles a report's CSS gives written inline; an empty SVG
+    /// with the heading when nothing can be drawn.
+    pub fn standalone(&self, heading: &str) -> String {
+        let mut out = String::new();
+        match self.frame() {
+            Some(f) => self.svg(&mut out, &f, Some(heading)),
+            None => {
+                let _ = write!(
+                    out,
+                    r#"<svg viewBox="0 -{HEADING} {W} {HEADING}"><title>{}</title></svg>"#,
+                    esc(heading)
+                );
+            }
+        }
+        out.replacen(
+            "<svg ",
+            r#"<svg xmlns="http://www.w3.org/2000/svg" style="font:11px sans-serif;background:#fff" "#,
+            1,
+        )
+        .replace(r#"class="grid""#, r##"stroke="#eceef2""##)
+        .replace(r#"class="frame""#, r##"fill="none" stroke="#c7ccd6""##)
+        .replace(r#"class="tick""#, r##"fill="#5b6478""##)
+        .replace(r#"class="axis""#, r##"fill="#5b6478""##)
+        .replace(r#"class="tag""#, r#"font-weight="600""#)
+        .replace(
+            r#"class="marker""#,
+            r#"stroke-dasharray="4 3" stroke-width="1.5""#,
+        )
+    }
+
+    /// The `<svg>` element; a `heading` is written in a strip the viewBox grows
+    /// upwards by.
+    fn svg(&self, out: &mut String, f: &Frame, heading: Option<&str>) {
+        let view = match heading {
+            Some(_) => format!("0 -{HEADING} {W} {}", H + HEADING),
+            None => format!("0 0 {W} {H}"),
+        };
+        let _ = write!(
+            out,
+            r#"<svg viewBox="{view}" role="img" aria-label="{}">"#,
+            esc(self.title)
+        );
+        if let Some(h) = heading {
+            let _ = write!(
+                out,
+                r##"<title>{t}</title><text x="12" y="-10" font-size="13" font-weight="600" fill="#1d2330">{t}</text>"##,
+                t = esc(h)
+            );
+        }
+        self.axes(out, f);
+        self.event_marks(out, f);
+        self.lines(out, f);
+        self.curves(out, f);
+        self.tags(out, f);
+        if self.legend_inside {
+            self.legend_in_chart(out, f);
+        }
+        out.push_str("</svg>");
     }
 
     fn tx(&self, x: f64) -> f64 {
