@@ -13,6 +13,7 @@ mod resume;
 mod seam;
 mod strict;
 mod tensorboard;
+mod tutorial;
 mod ux;
 mod workflow;
 
