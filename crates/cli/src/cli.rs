@@ -60,6 +60,19 @@ pub(crate) enum Command {
     Rescale(RescaleOptions),
     /// One HTML page overlaying runs: loss, accuracy, LR, batch size, policy events.
     Report(ReportOptions),
+    /// Steer a running run: stop it, save or roll back a checkpoint, set a value.
+    #[command(after_help = "Examples:
+  rudder ctl runs/a stop                         stop at the next step boundary
+  rudder ctl runs/a stop \"plateaued\"            with the reason the run records
+  rudder ctl runs/a set lr=0.01                  the LR from the next step on
+  rudder ctl runs/a set batch_size=256 rescale=sqrt
+  rudder ctl runs/a save warm                    a checkpoint under checkpoints/warm
+  rudder ctl runs/a rollback best                the best checkpoint's weights back
+
+Each writes one line to RUN/control.jsonl and waits until the run has recorded it
+(a `decision` or `invalid_decision` from `control` in events.jsonl).
+Exit 0: applied; 2: rejected (or not a running run); 1: not read within --timeout.")]
+    Ctl(CtlOptions),
     /// Work with policies without training.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -154,6 +167,47 @@ pub(crate) struct LrFindOptions {
     /// Steps (one LR each)
     #[arg(long, default_value_t = 100, value_name = "N")]
     pub(crate) steps: usize,
+}
+
+/// `rudder ctl`.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct CtlOptions {
+    /// The run folder (as `--out` named it)
+    #[arg(value_name = "RUN")]
+    pub(crate) run: std::path::PathBuf,
+    #[command(subcommand)]
+    pub(crate) action: CtlAction,
+    /// Seconds to wait for the run to record the line; 0 writes it and returns
+    #[arg(long, global = true, default_value_t = 60.0, value_name = "SECS")]
+    pub(crate) timeout: f64,
+}
+
+/// What `rudder ctl` tells the run.
+#[derive(Debug, Clone, Subcommand)]
+pub(crate) enum CtlAction {
+    /// Stop at the next step boundary (the epoch in progress is validated and kept)
+    Stop {
+        /// Why, as the run records it (default "stopped through rudder ctl")
+        reason: Option<String>,
+    },
+    /// Write a checkpoint at the next boundary, tagged TAG (default: by epoch or step)
+    Save { tag: Option<String> },
+    /// Restore the best or the last checkpoint's weights and optimizer state
+    Rollback {
+        #[arg(value_parser = ["best", "last"])]
+        target: String,
+    },
+    /// Set decision keys: lr, batch_size, accumulation, epochs, momentum,
+    /// weight_decay, rescale, log, metrics (as JSON), ...
+    Set {
+        #[arg(value_name = "KEY=VALUE", required = true)]
+        pairs: Vec<String>,
+    },
+    /// Send one decision written as a JSON object
+    Send {
+        #[arg(value_name = "JSON")]
+        json: String,
+    },
 }
 
 /// `rudder rescale`.

@@ -59,6 +59,9 @@ pub(crate) enum AppError {
     /// `rudder policy test` ran and some cases failed.
     #[error("{0} policy test case(s) failed")]
     TestsFailed(usize),
+    /// `rudder ctl` wrote its line and the run did not record it in time, or ended.
+    #[error("{0}")]
+    Ctl(String),
     /// SIGINT or SIGTERM: the message says where and how to go on.
     #[error("{0}")]
     Interrupted(String),
@@ -77,7 +80,7 @@ impl AppError {
             | AppError::Project(_)
             | AppError::Tests(_) => 2,
             AppError::Run(e) if e.is_input() => 2,
-            AppError::Run(_) | AppError::TestsFailed(_) | AppError::NoTests => 1,
+            AppError::Run(_) | AppError::TestsFailed(_) | AppError::NoTests | AppError::Ctl(_) => 1,
             AppError::Pkg(e) => e.exit,
             AppError::Interrupted(_) => INTERRUPTED,
         }

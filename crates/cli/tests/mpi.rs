@@ -346,6 +346,39 @@ fn an_edit_reaches_both_ranks_at_the_same_step() {
 }
 
 #[test]
+fn ctl_reaches_both_ranks_at_the_same_step() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::write(d.join("idle.rhai"), "fn on_epoch_end(ctx) { () }\n").unwrap();
+    let (child, t) = endless(d, "./idle.rhai", "steered");
+    let ctl = |args: &[&str]| {
+        let o = Command::new(bin())
+            .arg("ctl")
+            .arg("steered")
+            .args(args)
+            .current_dir(d)
+            .output()
+            .unwrap();
+        ok(&o);
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert!(ctl(&["set", "lr=0.0234"]).contains("lr 0.0234 applied"));
+    assert!(ctl(&["stop", "two ranks"]).contains("stop (two ranks) applied"));
+    let out = wait_end(child, t, "rudder ctl stop never ended the job");
+    assert!(out.status.success());
+    let (r0, r1) = (rank_log(d, 0), rank_log(d, 1));
+    assert_eq!(r0, r1, "both ranks applied the line at the same step");
+    let lrs: Vec<f64> = r0.iter().filter_map(|l| l["lr"].as_f64()).collect();
+    let switch = lrs.iter().position(|&lr| lr == 0.0234).expect("applied");
+    assert!(switch > 0 && lrs[switch..].iter().all(|&lr| lr == 0.0234));
+    let events = jsonl(&d.join("steered/events.jsonl"));
+    let control: Vec<&Value> = events.iter().filter(|e| e["policy"] == "control").collect();
+    assert_eq!(control.len(), 2, "recorded once, by rank 0: {control:?}");
+    let end = events.iter().find(|e| e["kind"] == "run_end").unwrap();
+    assert_eq!(end["reason"], "two ranks");
+}
+
+#[test]
 fn a_killed_rank_ends_the_job_and_its_run_resumes_on_two_ranks_or_one() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();

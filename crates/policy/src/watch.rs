@@ -22,6 +22,8 @@ const DEBOUNCE: Duration = Duration::from_millis(150);
 const POLL: Duration = Duration::from_millis(200);
 
 enum Inner {
+    /// Without a debouncer: every content event sets the flag at once.
+    Raw(#[allow(dead_code)] RecommendedWatcher),
     Native(#[allow(dead_code)] Debouncer<RecommendedWatcher, RecommendedCache>),
     Poll(#[allow(dead_code)] Debouncer<notify::PollWatcher, RecommendedCache>),
 }
@@ -88,7 +90,6 @@ impl Watcher {
             .filter_map(|f| f.parent().map(Path::to_path_buf))
             .collect();
         let pending = Arc::new(AtomicBool::new(false));
-        let flag = pending.clone();
         // The watched files, and any script or manifest in their folders (a reload may
         // import a module that was not there at the start); editor temp files
         // (`.swp`, `~`, `.tmp`) are none of these.
@@ -96,23 +97,7 @@ impl Watcher {
             let p = absolute(p);
             wanted.contains(&p) || p.extension().is_some_and(|e| e == "rhai" || e == "json")
         };
-        // Content changes only: notify also reports opens and reads (the reload
-        // check's own read among them, which would schedule another check forever)
-        // and metadata changes. The poll watcher reports a write as a new write time.
-        let handler = move |res: DebounceEventResult| {
-            if let Ok(events) = res
-                && events.iter().any(|e| {
-                    let content = match e.kind {
-                        EventKind::Access(_) => false,
-                        EventKind::Modify(ModifyKind::Metadata(m)) => m == MetadataKind::WriteTime,
-                        _ => true,
-                    };
-                    content && e.paths.iter().any(|p| relevant(p))
-                })
-            {
-                flag.store(true, Ordering::Release);
-            }
-        };
+        let handler = content_handler(pending.clone(), relevant);
         if mode == WatchMode::Auto {
             match watch_all(new_debouncer(DEBOUNCE, None, handler.clone()), &folders) {
                 Ok(d) => {
@@ -145,6 +130,38 @@ impl Watcher {
         }))
     }
 
+    /// Native events for exactly `files`, not debounced (a file appended to a line at
+    /// a time, as a run's `control.jsonl`, is whole at each write); no other file of
+    /// their folders counts, and there is no polling (a busy folder polled would be
+    /// read whole every time). `None` where native events cannot be had, for the
+    /// caller to look some other way.
+    pub fn native_exact(files: &[PathBuf]) -> Option<Watcher> {
+        let wanted: HashSet<PathBuf> = files.iter().map(|f| absolute(f)).collect();
+        let folders: HashSet<PathBuf> = wanted
+            .iter()
+            .filter_map(|f| f.parent().map(Path::to_path_buf))
+            .collect();
+        let pending = Arc::new(AtomicBool::new(false));
+        let flag = pending.clone();
+        let handler = move |res: notify::Result<notify::Event>| {
+            if let Ok(e) = res
+                && is_content(&e.kind)
+                && e.paths.iter().any(|p| wanted.contains(&absolute(p)))
+            {
+                flag.store(true, Ordering::Release);
+            }
+        };
+        let mut w = notify::recommended_watcher(handler).ok()?;
+        for f in &folders {
+            notify::Watcher::watch(&mut w, f, RecursiveMode::NonRecursive).ok()?;
+        }
+        Some(Watcher {
+            _inner: Inner::Raw(w),
+            pending,
+            mode: "native",
+        })
+    }
+
     /// Whether a watched file changed since the last [`Watcher::take`], leaving the
     /// flag as it is.
     pub fn peek(&self) -> bool {
@@ -154,6 +171,35 @@ impl Watcher {
     /// Whether a watched file changed since the last call; one atomic swap.
     pub fn take(&self) -> bool {
         self.pending.load(Ordering::Relaxed) && self.pending.swap(false, Ordering::Acquire)
+    }
+}
+
+/// The debouncer's handler: sets `flag` when a content change reaches a path that
+/// `relevant` takes. Content changes only: notify also reports opens and reads (the
+/// reload check's own read among them, which would schedule another check forever)
+/// and metadata changes. The poll watcher reports a write as a new write time.
+fn content_handler(
+    flag: Arc<AtomicBool>,
+    relevant: impl Fn(&Path) -> bool + Clone + Send + 'static,
+) -> impl FnMut(DebounceEventResult) + Clone + Send + 'static {
+    move |res: DebounceEventResult| {
+        if let Ok(events) = res
+            && events
+                .iter()
+                .any(|e| is_content(&e.kind) && e.paths.iter().any(|p| relevant(p)))
+        {
+            flag.store(true, Ordering::Release);
+        }
+    }
+}
+
+/// Whether an event is a change of content (or a new write time, as polling sees
+/// one), not an open, a read or another change of metadata.
+fn is_content(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(_) => false,
+        EventKind::Modify(ModifyKind::Metadata(m)) => *m == MetadataKind::WriteTime,
+        _ => true,
     }
 }
 

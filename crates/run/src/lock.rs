@@ -55,7 +55,7 @@ pub const LOCK_FILE: &str = ".lock";
 
 /// The PID written in `dir/.lock`, read without following a link, blocking on a FIFO
 /// or reading more than a PID.
-fn holder(dir: &Path) -> Option<String> {
+pub fn holder(dir: &Path) -> Option<String> {
     use std::os::unix::fs::OpenOptionsExt;
     let f = OpenOptions::new()
         .read(true)
@@ -101,6 +101,19 @@ impl Lock {
             format!("{}\n", std::process::id()).as_bytes(),
         );
         Ok(Lock { _dir: folder })
+    }
+}
+
+/// Whether a process holds `dir`'s lock (a run is being written there): the lock
+/// tried and at once let go, so nothing is written. `None` when `dir` cannot be
+/// opened. (A trainer starting in the instant it is tried finds it busy, as it would
+/// any second process.)
+pub fn held(dir: &Path) -> Option<bool> {
+    let folder = File::open(dir).ok()?;
+    match folder.try_lock() {
+        Ok(()) => Some(false),
+        Err(std::fs::TryLockError::WouldBlock) => Some(true),
+        Err(std::fs::TryLockError::Error(_)) => None,
     }
 }
 

@@ -1,9 +1,11 @@
 //! The commands: `train`, the LR workflow of the founding notes (`sweep`, a trial per
 //! LR multiplier; `lr-find`, the range test; `rescale`, a reference setup carried to
-//! another batch size), `report`, and the policy runtime's own (`policy ...`,
+//! another batch size), `report`, `ctl` (a running run steered through its control
+//! channel), and the policy runtime's own (`policy ...`,
 //! `plugin new`). Each turns its options into a library call, and its result into
 //! files and lines.
 
+pub(crate) mod ctl;
 pub(crate) mod lr_find;
 pub(crate) mod plugin;
 pub(crate) mod policy;

@@ -2,7 +2,9 @@
 //! published checksums, and the trainer's decision seam.
 
 mod cli;
+mod control;
 mod data;
+mod live;
 mod messages;
 mod models;
 mod packages;
@@ -50,6 +52,26 @@ pub fn jsonl(path: &Path) -> Vec<serde_json::Value> {
         .lines()
         .map(|l| serde_json::from_str(l).expect("valid JSON line"))
         .collect()
+}
+
+/// The lines of a JSONL file being written that parse so far (none if it is absent).
+pub fn lines_so_far(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// A child process killed and reaped when the test that started it ends, passed or
+/// failed.
+pub struct Reaped(pub std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// The repository's root (data/, plugins/, bench/).

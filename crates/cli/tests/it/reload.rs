@@ -4,87 +4,36 @@
 //! deadline; nothing asserts on time.
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
-use serde_json::Value;
+use super::live::Live;
 
-struct Run {
-    dir: PathBuf,
-    child: Child,
+type Run = Live;
+
+/// A run steered by `steer.rhai` for as long as it is told, watching it in `watch`.
+fn start(dir: &Path, watch: &str) -> Live {
+    let args = [
+        "-q",
+        "--epochs",
+        "100000",
+        "--batch-size",
+        "8",
+        "--policy",
+        "steer.rhai",
+        "--watch",
+        watch,
+        "--out",
+        "r",
+    ];
+    Live::start(dir, &args)
 }
 
-impl Drop for Run {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+trait Reloads {
+    fn wait_reload(&self, n: usize, lr: f64);
 }
 
-fn lines(path: &Path) -> Vec<Value> {
-    fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
-impl Run {
-    fn start(dir: &Path, watch: &str) -> Run {
-        let child = Command::new(env!("CARGO_BIN_EXE_rudder"))
-            .args([
-                "train",
-                "-q",
-                "--epochs",
-                "100000",
-                "--batch-size",
-                "8",
-                "--policy",
-                "steer.rhai",
-                "--watch",
-                watch,
-                "--out",
-                "r",
-            ])
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("rudder starts");
-        Run {
-            dir: dir.to_path_buf(),
-            child,
-        }
-    }
-
-    fn metrics(&self) -> Vec<Value> {
-        lines(&self.dir.join("r/metrics.jsonl"))
-    }
-
-    fn events(&self) -> Vec<Value> {
-        lines(&self.dir.join("r/events.jsonl"))
-    }
-
-    /// Waits until `done` holds (deadline 30 s, so a broken build fails, not hangs).
-    fn wait(&self, what: &str, done: impl Fn(&Run) -> bool) {
-        let t = Instant::now();
-        while !done(self) {
-            assert!(
-                t.elapsed() < Duration::from_secs(30),
-                "gave up waiting for {what}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn kinds(&self, kind: &str) -> Vec<Value> {
-        self.events()
-            .into_iter()
-            .filter(|e| e["kind"] == kind)
-            .collect()
-    }
-
+impl Reloads for Live {
     /// Waits for the `n`-th reload and then for an epoch trained at `lr`.
     fn wait_reload(&self, n: usize, lr: f64) {
         self.wait(&format!("reload {n}"), |r| r.kinds("reload").len() >= n);
@@ -138,7 +87,7 @@ fn every_save_style_reloads_natively() {
     let dir = tmp.path();
     fs::write(dir.join("common.rhai"), module(1.0)).unwrap();
     fs::write(dir.join("steer.rhai"), policy(0.01)).unwrap();
-    let mut run = Run::start(dir, "auto");
+    let mut run = start(dir, "auto");
     run.wait("two epochs", |r| r.metrics().len() >= 2);
 
     // In place.
@@ -183,7 +132,7 @@ fn every_save_style_reloads_natively() {
     run.wait_reload(reloads + 1, 0.12);
     stop(dir);
     run.wait("the end of the run", |r| !r.kinds("run_end").is_empty());
-    let _ = run.child.wait();
+    let _ = run.child.0.wait();
 
     // The LRs of the 20 quick saves in between may or may not have had an epoch each.
     let mut lrs: Vec<f64> = run
@@ -207,7 +156,7 @@ fn polling_reloads_too() {
     let dir = tmp.path();
     fs::write(dir.join("common.rhai"), module(1.0)).unwrap();
     fs::write(dir.join("steer.rhai"), policy(0.01)).unwrap();
-    let mut run = Run::start(dir, "poll");
+    let mut run = start(dir, "poll");
     run.wait("two epochs", |r| r.metrics().len() >= 2);
     fs::write(dir.join("steer.rhai"), policy(0.02)).unwrap();
     run.wait_reload(1, 0.02);
@@ -229,6 +178,6 @@ fn polling_reloads_too() {
     run.wait_reload(4, 0.04);
     stop(dir);
     run.wait("the end of the run", |r| !r.kinds("run_end").is_empty());
-    let _ = run.child.wait();
+    let _ = run.child.0.wait();
     check_run(&run, &[0.01, 0.02, 0.03, 0.04]);
 }

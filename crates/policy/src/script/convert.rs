@@ -118,6 +118,55 @@ pub(crate) const DECISION_KEYS: &[&str] = &[
     "rollback",
 ];
 
+impl Decision {
+    /// Every key a decision may have.
+    pub const KEYS: &'static [&'static str] = DECISION_KEYS;
+
+    /// A decision written as JSON (a line of a run's `control.jsonl`), checked key by
+    /// key exactly as a hook's returned map is: a number where a number goes, `save`
+    /// `true` or a tag, `rollback` `"best"` or `"last"`, no unknown key. Validate it
+    /// against the context ([`Decision::validate`]) before applying it.
+    ///
+    /// ```
+    /// use rudder_policy::Decision;
+    /// let d = Decision::from_json(&serde_json::json!({"lr": 0.01, "save": "warm"})).unwrap();
+    /// assert_eq!(d.lr, Some(0.01));
+    /// let e = Decision::from_json(&serde_json::json!({"lr_": 0.01})).unwrap_err();
+    /// assert_eq!(e.message, "unknown decision key \"lr_\"; did you mean lr?");
+    /// ```
+    pub fn from_json(v: &serde_json::Value) -> Result<Decision, Invalid> {
+        if !v.is_object() {
+            return Err(Invalid::new(
+                "decision",
+                format!("a decision is a JSON object, got {}", json_type(v)),
+            ));
+        }
+        let value = rhai::serde::to_dynamic(v)
+            .map_err(|e| Invalid::new("decision", format!("cannot be read: {e}")))?;
+        decision(&value)
+    }
+}
+
+/// How a person names a JSON value's type.
+fn json_type(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// A key no decision has, with the nearest that one has.
+fn unknown_key(key: &str) -> Invalid {
+    let near = crate::text::nearest(key, DECISION_KEYS.iter().copied())
+        .map(|n| format!("; did you mean {n}?"))
+        .unwrap_or_default();
+    Invalid::new(key, format!("unknown decision key {key:?}{near}"))
+}
+
 /// The decision a hook returned: `()` is none; a map is checked key by key and
 /// rejected whole at the first bad key.
 pub(crate) fn decision(v: &Dynamic) -> Result<Decision, Invalid> {
@@ -186,12 +235,7 @@ pub(crate) fn decision(v: &Dynamic) -> Result<Decision, Invalid> {
                         .map_err(|m| Invalid::new("rollback", m.to_string()))?,
                 )
             }
-            other => {
-                return Err(Invalid::new(
-                    other,
-                    format!("unknown decision key {other:?}"),
-                ));
-            }
+            other => return Err(unknown_key(other)),
         }
     }
     Ok(d)

@@ -327,7 +327,11 @@ impl Trainer<'_> {
     /// Restores weights and optimizer state from the `target` checkpoint; settings,
     /// counters and data order go on. A checkpoint that cannot be read is reported
     /// and training goes on as it was.
-    pub(super) fn rollback(&mut self, hook: Hook, target: Target) -> Result<(), TrainError> {
+    pub(super) fn rollback(
+        &mut self,
+        hook: &'static str,
+        target: Target,
+    ) -> Result<(), TrainError> {
         let dir = match self.rollback_from.take() {
             Some(d) if !self.is_root() => Some(d),
             _ => self.rollback_dir(target),
@@ -360,7 +364,7 @@ impl Trainer<'_> {
                 f.insert("message".into(), json!(msg));
                 // A rollback before the epoch's validation (`on_step`,
                 // `on_epoch_start`) leaves the weights it is measured on.
-                self.ckpt.rolled_back |= hook == Hook::EpochEnd;
+                self.ckpt.rolled_back |= hook == Hook::EpochEnd.function();
                 self.restored =
                     (l.state.partial.is_none() && l.state.epoch > 0).then(|| l.state.epoch - 1);
             }

@@ -44,7 +44,7 @@ impl Trainer<'_> {
     ) -> Result<bool, TrainError> {
         let train = self.data.train.clone();
         while self.batcher.remaining() > 0 {
-            self.maybe_reload(controller)?;
+            self.boundary(controller, false)?;
             self.hook(Hook::Step, controller)?;
             if self.stop.is_some() {
                 break;
@@ -211,7 +211,7 @@ impl Trainer<'_> {
             )),
             ..Decision::default()
         };
-        self.apply(Hook::Step, stop)?;
+        self.apply(Hook::Step.function(), stop)?;
         Ok(true)
     }
 

@@ -8,23 +8,36 @@ use serde_json::{Map, Value, json};
 
 use super::{TrainError, Trainer};
 
+/// What the events of a control line's decision name as their hook.
+const CONTROL: &str = "control";
+
 impl Trainer<'_> {
-    /// Reloads policies when their files change, checked at each step boundary.
-    /// Picks up a pending reload: one atomic load when there is none.
-    /// With many ranks, rank 0 alone watches, and its reload's decision reaches every
-    /// rank at this same boundary.
-    pub(super) fn maybe_reload(
+    /// A step or epoch boundary (`epoch_start`): policies reloaded when their files
+    /// changed, and the control channel's new lines. Picks up a pending reload with one
+    /// atomic load when there is none, and the channel's likewise (see `control`).
+    /// With many ranks, rank 0 alone watches and reads, and the merged decision
+    /// (the reload's, then the channel's) reaches every rank at this same boundary.
+    pub(super) fn boundary(
         &mut self,
         controller: &mut dyn Controller,
+        epoch_start: bool,
     ) -> Result<(), TrainError> {
         let mut decided = None;
-        if self.is_root() && controller.reload_due() {
-            let reply = controller.reload(&self.state.ctx());
-            self.record(reply.events)?;
-            decided = Some(reply.decision);
+        let mut from_control = false;
+        if self.is_root() {
+            if controller.reload_due() {
+                let reply = controller.reload(&self.state.ctx());
+                self.record(reply.events)?;
+                decided = Some(reply.decision);
+            }
+            if let Some(d) = self.control_decision(epoch_start)? {
+                decided = Some(decided.unwrap_or_default().then(d));
+                from_control = true;
+            }
         }
-        match self.share(decided)? {
-            Some(d) => self.apply(Hook::Reload, d),
+        match self.share_from(decided, from_control)? {
+            Some((d, true)) => self.apply(CONTROL, d),
+            Some((d, false)) => self.apply(Hook::Reload.function(), d),
             None => Ok(()),
         }
     }
@@ -43,7 +56,7 @@ impl Trainer<'_> {
             None
         };
         match self.share(decided)? {
-            Some(d) => self.apply(hook, d),
+            Some(d) => self.apply(hook.function(), d),
             None => Ok(()),
         }
     }
@@ -100,8 +113,9 @@ impl Trainer<'_> {
         Ok(())
     }
 
-    /// Applies a validated decision between steps.
-    pub(super) fn apply(&mut self, hook: Hook, d: Decision) -> Result<(), TrainError> {
+    /// Applies a validated decision between steps; `hook` (the hook's function, or
+    /// `control`) is what its events name.
+    pub(super) fn apply(&mut self, hook: &'static str, d: Decision) -> Result<(), TrainError> {
         if d.is_empty() {
             return Ok(());
         }

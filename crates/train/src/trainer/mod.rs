@@ -3,6 +3,7 @@
 //! between optimizer steps, never inside a (micro-)batch.
 
 mod checkpointing;
+mod control;
 mod epoch;
 mod hooks;
 mod learner;
@@ -106,15 +107,19 @@ pub struct Trainer<'a> {
     /// Time spent in the per-step collectives (the gradient and loss sums, waiting for
     /// the slowest rank included), this session.
     comm_s: f64,
+    /// `control.jsonl` as rank 0 reads it (from the run's start on).
+    control: Option<control::Control>,
 }
 
-/// What rank 0 broadcasts at a hook: the validated decision, and the checkpoint its
-/// rollback reads.
+/// What rank 0 broadcasts at a hook: the validated decision, the checkpoint its
+/// rollback reads, and whether it came (last) from the control channel.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Shared {
     decision: Decision,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     rollback_from: Option<PathBuf>,
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    control: bool,
 }
 
 /// Where checkpoints go, when, and what the trainer knows of them.
@@ -207,6 +212,7 @@ impl<'a> Trainer<'a> {
             world,
             rollback_from: None,
             comm_s: 0.0,
+            control: None,
         }
     }
 
@@ -267,8 +273,17 @@ impl<'a> Trainer<'a> {
 
     /// Rank 0's decision on every rank (`None`: nothing to apply). One process: as is.
     fn share(&mut self, d: Option<Decision>) -> Result<Option<Decision>, TrainError> {
+        Ok(self.share_from(d, false)?.map(|(d, _)| d))
+    }
+
+    /// [`Trainer::share`], with whether the decision came from the control channel.
+    fn share_from(
+        &mut self,
+        d: Option<Decision>,
+        control: bool,
+    ) -> Result<Option<(Decision, bool)>, TrainError> {
         if self.world.size() == 1 {
-            return Ok(d);
+            return Ok(d.map(|d| (d, control)));
         }
         let from = d
             .as_ref()
@@ -277,13 +292,14 @@ impl<'a> Trainer<'a> {
         let shared = d.map(|decision| Shared {
             decision,
             rollback_from: from,
+            control,
         });
         let got = crate::dist::share(self.world, shared).map_err(TrainError::Rank)?;
         Ok(got.map(|s| {
             if !self.is_root() {
                 self.rollback_from = s.rollback_from;
             }
-            s.decision
+            (s.decision, s.control)
         }))
     }
 

@@ -15,11 +15,16 @@ impl Trainer<'_> {
     pub fn run(mut self, controller: &mut dyn Controller) -> Result<Summary, TrainError> {
         self.start()?;
         self.announce_shadowed()?;
+        if self.is_root() {
+            self.control = Some(super::control::Control::open(&self.cfg.out, self.cfg.watch));
+        }
         self.hook(Hook::TrainStart, controller)?;
         let (last, interrupted) = self.epochs(controller)?;
         if interrupted {
             return self.interrupted(controller, last);
         }
+        // The control lines written while the last epoch ran: a `save` still writes.
+        self.boundary(controller, true)?;
         self.hook(Hook::TrainEnd, controller)?;
         if self.state.epoch > 0
             && let Some(name) = self.take_save()
@@ -64,7 +69,7 @@ impl Trainer<'_> {
             if self.interrupt_agreed() {
                 return Ok((last, true));
             }
-            self.maybe_reload(controller)?;
+            self.boundary(controller, true)?;
             if self.partial.is_none() {
                 self.hook(Hook::EpochStart, controller)?;
                 if self.stop.is_some() {
