@@ -21,6 +21,7 @@ use crate::args::{TrainArgs, kind, rescale_parser};
   rudder train --policy lr/cosine --policy stop/early_stop --param patience=5
   rudder lr-find --data mnist --optimizer adamw  suggest a learning rate
   rudder sweep --data mnist --epochs 3           one trial per LR multiplier
+  rudder sweep --grid batch_size=64,256 --multipliers 0.5,1,2   the LR carried to each batch
   rudder rescale --lr 16 --batch-size 1024 --to-batch-size 64
   rudder report runs/a runs/b --out compare.html
   rudder policy list                             every policy on the search path"
@@ -52,7 +53,8 @@ pub(crate) enum Command {
   rudder train --resume runs/cnn --epochs 15            continue, planning 15 epochs
   rudder train --config run.json --lr 0.2               a JSON file of these options; flags win")]
     Train(Box<TrainArgs>),
-    /// One training run per LR multiplier (same seed and data order); picks the best.
+    /// One training run per trial: LR multipliers, a grid or random samples of options
+    /// and policy parameters (the LR carried to each batch size); picks the best.
     Sweep(Box<SweepOptions>),
     /// LR range test: an exponential LR ramp, one step each; suggests an LR.
     LrFind(Box<LrFindOptions>),
@@ -137,14 +139,22 @@ pub(crate) enum PluginCommand {
 pub(crate) struct SweepOptions {
     #[command(flatten)]
     pub(crate) train: TrainArgs,
-    /// Multipliers of the base --lr, one trial each
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "1,2,4,0.5,0.25",
-        value_name = "M,M"
-    )]
-    pub(crate) multipliers: Vec<f64>,
+    /// Multipliers of each trial's base LR, crossed with the grid or the samples
+    /// [default: 1,2,4,0.5,0.25; with --grid or --samples: 1]
+    #[arg(long, value_delimiter = ',', value_name = "M,M")]
+    pub(crate) multipliers: Option<Vec<f64>>,
+    /// An axis of the grid: a train option (lr, batch_size, momentum, weight_decay,
+    /// accumulation, optimizer, hidden, channels, dropout, nesterov, seed, epochs) or a
+    /// policy parameter [POLICY.]PARAM, with its values; repeat for more axes
+    #[arg(long, value_name = "KEY=V1,V2")]
+    pub(crate) grid: Vec<String>,
+    /// Random search: N configurations drawn from --space (from --seed)
+    #[arg(long, value_name = "N")]
+    pub(crate) samples: Option<usize>,
+    /// A distribution to draw KEY from: log(A,B), uniform(A,B), int(A,B),
+    /// choice(V,...); repeat for more keys
+    #[arg(long, value_name = "KEY=DIST")]
+    pub(crate) space: Vec<String>,
     /// What picks the winner, at its best epoch: train_loss, train_acc, val_loss, val_acc
     #[arg(long, default_value = "val_loss")]
     pub(crate) metric: String,

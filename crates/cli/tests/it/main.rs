@@ -13,6 +13,7 @@ mod regression;
 mod reload;
 mod resume;
 mod seam;
+mod search;
 mod strict;
 mod tensorboard;
 mod tutorial;

@@ -124,6 +124,12 @@ pub fn load_run(dir: &Path) -> Result<RunView, LoadRunError> {
 /// training dashed; LR (log scale) and batch size per epoch; policy events as markers
 /// in each run's colour, their message on hover; and a table of the runs.
 pub fn compare(title: &str, runs: &[RunView]) -> String {
+    compare_with(title, runs, "")
+}
+
+/// [`compare`], with `extra` (HTML a caller built, escaped: [`super::tables`]) after
+/// the runs' table.
+pub fn compare_with(title: &str, runs: &[RunView], extra: &str) -> String {
     // Every run's events, merged by epoch and kind across runs: a page of ten runs
     // shows one symbol per kind and epoch, its hover text naming the runs.
     let all: Vec<super::Marker> = runs
@@ -187,6 +193,7 @@ pub fn compare(title: &str, runs: &[RunView]) -> String {
         each(runs, "batch_size"),
     ));
     html.push_str(&table(runs));
+    html.push_str(extra);
     html.push_str("</main></body></html>\n");
     html
 }

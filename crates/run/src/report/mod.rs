@@ -13,8 +13,9 @@ mod compare;
 pub mod markers;
 mod plot;
 pub mod story;
+pub mod tables;
 
-pub use compare::{LoadRunError, RunView, compare, load_run};
+pub use compare::{LoadRunError, RunView, compare, compare_with, load_run};
 pub use markers::Marker;
 pub use plot::{PALETTE, Plot, Series, VLine, esc, fmt_num};
 pub use story::Steps;

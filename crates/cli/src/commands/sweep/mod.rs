@@ -1,6 +1,14 @@
-//! `rudder sweep`: one full run per LR multiplier, same seed, data order, epochs and
-//! batch size, sharing the loaded data set; trials that diverge are stopped and
-//! marked; the winner is picked by a metric; one report overlays every trial.
+//! `rudder sweep`: one full run per trial, sharing the loaded data set: an LR
+//! multiplier each (same seed, data order, epochs and batch size), or the points of a
+//! grid or a random search over options and policy parameters (`plan`, `space`), the
+//! LR coupled to the batch size; trials that diverge are stopped and marked; the
+//! winner is picked by a metric; one report overlays every trial, and a sweep over
+//! batch sizes says how the best LR moved with them (`rule`).
+
+mod page;
+mod plan;
+mod rule;
+mod space;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -21,7 +29,7 @@ use crate::error::AppError;
 
 /// `rudder sweep`.
 pub(crate) fn command(o: SweepOptions) -> Result<(), AppError> {
-    let mut opts = o.train.options();
+    let mut opts = o.train.clone().options();
     if opts.resume.is_some() {
         return Err(
             ConfigError::refused("--resume", "a sweep cannot be resumed; run it again").into(),
@@ -30,34 +38,37 @@ pub(crate) fn command(o: SweepOptions) -> Result<(), AppError> {
     if opts.out.is_none() {
         opts.out = Some(rudder_core::time::default_run_dir().with_extension("sweep"));
     }
+    let base = opts.clone();
     // `-q` (or the config's `quiet`): no trial lines, no table.
     let cfg = super::resolve(opts)?;
     let jobs = o.jobs.max(1);
-    check(&o.multipliers, cfg.lr)?;
     let metric = Metric::from_name(&o.metric)
         .map_err(|e| ConfigError::invalid("--metric", e.to_string()))?;
+    metric
+        .check_task(cfg.task)
+        .map_err(|e| ConfigError::invalid("--metric", e.to_string()))?;
+    let search = plan::plans(&o, &base, &cfg)?;
     let spec = Spec {
-        multipliers: o.multipliers,
+        plans: search.plans,
+        searched: search.record,
         metric,
         jobs,
     };
     let device = rudder_train::device(&cfg)?;
     let data = rudder_train::load_data(&cfg, &device)?;
     rudder_core::term::info(&format!(
-        "rudder sweep: {} of {} (lr {} x [{}]), {} at a time, in {}",
-        plural(spec.multipliers.len() as i64, "trial"),
+        "rudder sweep: {} of {} ({}), {} at a time, in {}",
+        plural(spec.plans.len() as i64, "trial"),
         plural(cfg.epochs as i64, "epoch"),
-        report::fmt_num(cfg.lr),
-        spec.multipliers
-            .iter()
-            .map(|&m| report::fmt_num(m))
-            .collect::<Vec<_>>()
-            .join(", "),
-        jobs.min(spec.multipliers.len()),
+        search.summary,
+        jobs.min(spec.plans.len()),
         cfg.out.display()
     ));
     let outcome = run(&cfg, &spec, &data)?;
     rudder_core::term::info_text(&table(&outcome));
+    if let Some(r) = &outcome.lr_rule {
+        rudder_core::term::info_text(&rule::text(r, outcome.metric));
+    }
     match outcome.winner {
         Some(w) => {
             let t = &outcome.trials[w];
@@ -80,8 +91,10 @@ pub(crate) fn command(o: SweepOptions) -> Result<(), AppError> {
 /// What the sweep varies and how it picks.
 #[derive(Debug, Clone)]
 pub(crate) struct Spec {
-    /// Multipliers of the base LR, one trial each.
-    pub(crate) multipliers: Vec<f64>,
+    /// Every trial, planned.
+    pub(crate) plans: Vec<plan::Plan>,
+    /// What was searched, as `sweep.json` records it.
+    pub(crate) searched: Value,
     /// The metric that picks the winner: its best epoch (min for losses, max for
     /// accuracies).
     pub(crate) metric: Metric,
@@ -92,6 +105,8 @@ pub(crate) struct Spec {
 /// One trial in `sweep.json`.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Trial {
+    /// What the search set for it (`{}` for a sweep of the LR alone).
+    pub(crate) settings: Value,
     pub(crate) multiplier: f64,
     pub(crate) lr: f64,
     /// The run directory, relative to the sweep's.
@@ -118,6 +133,10 @@ pub(crate) struct Outcome {
     pub(crate) epochs: usize,
     pub(crate) batch_size: usize,
     pub(crate) seed: u64,
+    /// How a trial's LR followed its batch size.
+    pub(crate) lr_scaling: rudder_core::Rescale,
+    /// The grid, or the samples and their space, and the multipliers.
+    pub(crate) searched: Value,
     pub(crate) trials: Vec<Trial>,
     /// Index into `trials` of the best trial that did not diverge.
     pub(crate) winner: Option<usize>,
@@ -126,6 +145,9 @@ pub(crate) struct Outcome {
     /// trial's `config.json` has it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub(crate) provenance: Vec<serde_json::Value>,
+    /// With several batch sizes: the best LR at each, against the rules' predictions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) lr_rule: Option<rule::Rule>,
 }
 
 /// `x1`, `x0.5`: a trial's folder name.
@@ -138,62 +160,8 @@ pub(crate) fn trial_name(m: f64) -> String {
     }
 }
 
-/// The sweep's multipliers: finite, > 0, each once, and each trial's LR (`base_lr`
-/// times it) a finite number > 0, checked before any trial starts.
-fn check(multipliers: &[f64], base_lr: f64) -> Result<(), AppError> {
-    let shown = |m: f64| report::fmt_num(m);
-    if let Some(&m) = multipliers.iter().find(|m| !m.is_finite() || **m <= 0.0) {
-        return Err(ConfigError::invalid(
-            "--multipliers",
-            format!("need finite numbers > 0, got {}", shown(m)),
-        )
-        .into());
-    }
-    if multipliers.is_empty() {
-        return Err(ConfigError::invalid("--multipliers", "need at least one".to_string()).into());
-    }
-    for &m in multipliers {
-        let lr = base_lr * m;
-        if !lr.is_finite() || lr <= 0.0 || rudder_core::check_hyper("lr", lr).is_err() {
-            return Err(ConfigError::invalid(
-                "--multipliers",
-                format!(
-                    "{} x --lr {} gives LR {}, not a finite number > 0",
-                    shown(m),
-                    shown(base_lr),
-                    shown(lr)
-                ),
-            )
-            .into());
-        }
-    }
-    // Each trial has a folder of its own: two multipliers that are the same number
-    // would share one.
-    let mut names: Vec<String> = multipliers.iter().map(|&m| trial_name(m)).collect();
-    names.sort();
-    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-        return Err(ConfigError::invalid(
-            "--multipliers",
-            format!("{} is given twice", w[0].trim_start_matches('x')),
-        )
-        .into());
-    }
-    Ok(())
-}
-
 /// Runs the trials of `spec` for `cfg` (whose `out` is the sweep's folder) on `data`.
 fn run(cfg: &TrainConfig, spec: &Spec, data: &Data) -> Result<Outcome, AppError> {
-    check(&spec.multipliers, cfg.lr)?;
-    spec.metric
-        .check_task(cfg.task)
-        .map_err(|e| ConfigError::invalid("--metric", e.to_string()))?;
-    // Policies are checked once here, so a bad one is exit 2 before any trial.
-    load_policies(
-        &cfg.policy,
-        &cfg.param,
-        cfg.lr_scaling,
-        rudder_policy::WatchMode::Off,
-    )?;
     // The sweep's own folder: absent or empty, and ours while the trials run.
     let _lock = rudder_run::lock::claim(&cfg.out, "--out").map_err(rudder_train::Error::from)?;
     let results = run_trials(cfg, spec, data);
@@ -223,6 +191,9 @@ fn run(cfg: &TrainConfig, spec: &Spec, data: &Data) -> Result<Outcome, AppError>
         epochs: cfg.epochs,
         batch_size: cfg.batch_size,
         seed: cfg.seed,
+        lr_scaling: cfg.lr_scaling,
+        searched: spec.searched.clone(),
+        lr_rule: None,
         provenance: trials
             .first()
             .and_then(|t| {
@@ -235,6 +206,10 @@ fn run(cfg: &TrainConfig, spec: &Spec, data: &Data) -> Result<Outcome, AppError>
         trials,
         winner,
     };
+    let outcome = Outcome {
+        lr_rule: rule::of(&outcome),
+        ..outcome
+    };
     write_outputs(&cfg.out, &outcome)?;
     Ok(outcome)
 }
@@ -246,11 +221,10 @@ fn run_trials(
     spec: &Spec,
     data: &Data,
 ) -> Mutex<Vec<Option<Result<Trial, AppError>>>> {
-    let jobs = spec.jobs.clamp(1, spec.multipliers.len());
-    let trial_cfg = |m: f64| {
-        let mut c = cfg.clone();
-        c.lr = cfg.lr * m;
-        c.out = cfg.out.join(trial_name(m));
+    let jobs = spec.jobs.clamp(1, spec.plans.len());
+    let trial_cfg = |p: &plan::Plan| {
+        let mut c = p.cfg.clone();
+        c.out = cfg.out.join(&p.name);
         // TensorBoard: a folder per sweep, a run per trial in it.
         c.tensorboard = cfg
             .tensorboard
@@ -264,7 +238,7 @@ fn run_trials(
     };
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Result<Trial, AppError>>>> =
-        Mutex::new((0..spec.multipliers.len()).map(|_| None).collect());
+        Mutex::new((0..spec.plans.len()).map(|_| None).collect());
     let work = || {
         loop {
             // After Ctrl-C no trial starts; the running ones checkpoint.
@@ -272,11 +246,11 @@ fn run_trials(
                 break;
             }
             let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(&m) = spec.multipliers.get(i) else {
+            let Some(p) = spec.plans.get(i) else {
                 break;
             };
-            let c = trial_cfg(m);
-            let r = run_trial(&c, m, data, spec.metric);
+            let c = trial_cfg(p);
+            let r = run_trial(&c, p, data, spec.metric);
             if let Ok(t) = &r {
                 rudder_core::term::info(&format!(
                     "rudder sweep: {} (lr {}) done: {}, best {} {}{}",
@@ -306,7 +280,12 @@ fn run_trials(
     results
 }
 
-fn run_trial(cfg: &TrainConfig, m: f64, data: &Data, metric: Metric) -> Result<Trial, AppError> {
+fn run_trial(
+    cfg: &TrainConfig,
+    p: &plan::Plan,
+    data: &Data,
+    metric: Metric,
+) -> Result<Trial, AppError> {
     let mut policies = load_policies(
         &cfg.policy,
         &cfg.param,
@@ -323,9 +302,10 @@ fn run_trial(cfg: &TrainConfig, m: f64, data: &Data, metric: Metric) -> Result<T
         )
     };
     Ok(Trial {
-        multiplier: m,
+        settings: space::settings_json(&p.settings),
+        multiplier: p.multiplier,
         lr: cfg.lr,
-        dir: trial_name(m),
+        dir: p.name.clone(),
         diverged: summary.diverged,
         epochs_run: summary.epochs_run,
         last: view.history.last().cloned().unwrap_or(Value::Null),
@@ -343,7 +323,7 @@ fn run_trial(cfg: &TrainConfig, m: f64, data: &Data, metric: Metric) -> Result<T
         run: report::RunView {
             name: format!(
                 "{} lr {}{}",
-                trial_name(m),
+                p.name,
                 report::fmt_num(cfg.lr),
                 if summary.diverged { " (diverged)" } else { "" }
             ),
@@ -369,16 +349,23 @@ fn write_outputs(dir: &Path, o: &Outcome) -> Result<(), AppError> {
         o.winner
             .map_or("none (all diverged)".into(), |w| o.trials[w].dir.clone())
     );
-    report::write_page(&dir.join("report.html"), &report::compare(&title, &runs))
-        .map_err(io(dir.join("report.html")))?;
+    let page = report::compare_with(&title, &runs, &page::extra(o));
+    report::write_page(&dir.join("report.html"), &page).map_err(io(dir.join("report.html")))?;
     Ok(())
 }
 
 /// The trials (with their index in `o.trials`) from the smallest LR to the largest,
 /// as the table and the report list them (sweep.json keeps the multipliers' order).
 fn by_lr(o: &Outcome) -> impl Iterator<Item = (usize, &Trial)> {
+    // Trials of the same settings stay together, in the grid's order.
+    let group = |t: &Trial| {
+        o.trials
+            .iter()
+            .position(|u| u.settings == t.settings)
+            .unwrap_or(0)
+    };
     let mut order: Vec<(usize, &Trial)> = o.trials.iter().enumerate().collect();
-    order.sort_by(|a, b| a.1.lr.total_cmp(&b.1.lr));
+    order.sort_by(|a, b| group(a.1).cmp(&group(b.1)).then(a.1.lr.total_cmp(&b.1.lr)));
     order.into_iter()
 }
 
@@ -387,8 +374,16 @@ fn table(o: &Outcome) -> String {
     // Classification's accuracy, or a regression's RMSE.
     let lines: Vec<Value> = o.trials.iter().map(|t| t.last.clone()).collect();
     let (score, label) = report::score_key(&lines);
+    let w = o
+        .trials
+        .iter()
+        .map(|t| t.dir.len())
+        .max()
+        .unwrap_or(0)
+        .max(10);
+    let sampled = o.searched.get("samples").is_some();
     let mut out = format!(
-        "{:<10} {:>10} {:>14} {:>6} {:>14} {:>13}  {}\n",
+        "{:<w$} {:>10} {:>14} {:>6} {:>14} {:>13}  {}\n",
         "trial",
         "lr",
         format!("best {}", o.metric),
@@ -411,8 +406,17 @@ fn table(o: &Outcome) -> String {
                 .and_then(Value::as_f64)
                 .map_or("-".into(), fmt_metric)
         };
-        out.push_str(&format!(
-            "{:<10} {:>10} {:>14} {:>6} {:>14} {:>13}  {}\n",
+        let settings = t
+            .settings
+            .as_object()
+            .filter(|_| sampled)
+            .map_or(String::new(), |m| {
+                let s: Vec<(String, Value)> =
+                    m.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                format!("  {}", space::describe(&s))
+            });
+        let line = format!(
+            "{:<w$} {:>10} {:>14} {:>6} {:>14} {:>13}  {:<8}{settings}\n",
             t.dir,
             report::fmt_num(t.lr),
             t.score.map_or("-".into(), fmt_metric),
@@ -426,7 +430,9 @@ fn table(o: &Outcome) -> String {
             } else {
                 ""
             }
-        ));
+        );
+        out.push_str(line.trim_end());
+        out.push('\n');
     }
     out
 }
