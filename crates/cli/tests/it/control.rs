@@ -311,3 +311,62 @@ fn a_resume_does_not_apply_again_what_the_run_had_read() {
         "the LR it was set to"
     );
 }
+
+#[test]
+fn a_sweeps_trials_are_steered_through_their_own_channels() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    fs::write(d.join("idle.rhai"), "fn on_epoch_end(ctx) { () }\n").unwrap();
+    let child = Command::new(bin())
+        .args([
+            "sweep",
+            "-q",
+            "--epochs",
+            "100000",
+            "--batch-size",
+            "8",
+            "--policy",
+            "idle.rhai",
+            "--multipliers",
+            "1,2",
+            "--jobs",
+            "2",
+            "--out",
+            "sw",
+        ])
+        .current_dir(d)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut sweep = super::Reaped(child);
+    let t = std::time::Instant::now();
+    while !["x1", "x2"]
+        .iter()
+        .all(|x| d.join(format!("sw/{x}/metrics.jsonl")).is_file())
+    {
+        assert!(t.elapsed().as_secs() < 60, "the trials never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    for (trial, reason) in [("sw/x2", "a loser, by hand"), ("sw/x1", "enough")] {
+        let o = Command::new(bin())
+            .args(["ctl", trial, "stop", reason])
+            .current_dir(d)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
+    assert!(sweep.0.wait().unwrap().success());
+    let s: Value =
+        serde_json::from_str(&fs::read_to_string(d.join("sw/sweep.json")).unwrap()).unwrap();
+    let reasons: Vec<&Value> = s["trials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| &t["stop_reason"])
+        .collect();
+    assert_eq!(
+        reasons,
+        [&Value::from("enough"), &Value::from("a loser, by hand")]
+    );
+}

@@ -112,6 +112,8 @@ pub(crate) struct Trial {
     /// The run directory, relative to the sweep's.
     pub(crate) dir: String,
     pub(crate) diverged: bool,
+    /// Why it stopped before its planned epochs (a policy, `rudder ctl`), if it did.
+    pub(crate) stop_reason: Option<String>,
     pub(crate) epochs_run: usize,
     /// The last epoch's metrics line.
     #[serde(rename = "final")]
@@ -307,6 +309,7 @@ fn run_trial(
         lr: cfg.lr,
         dir: p.name.clone(),
         diverged: summary.diverged,
+        stop_reason: summary.stop_reason.clone(),
         epochs_run: summary.epochs_run,
         last: view.history.last().cloned().unwrap_or(Value::Null),
         best: {
@@ -427,6 +430,8 @@ fn table(o: &Outcome) -> String {
                 "winner"
             } else if t.diverged {
                 "diverged"
+            } else if t.stop_reason.is_some() {
+                "stopped"
             } else {
                 ""
             }
