@@ -100,7 +100,8 @@ fn a_grid_over_batch_size_carries_the_lr_by_the_rule_exactly() {
         assert!(["linear", "sqrt"].contains(&rule["closer"].as_str().unwrap()));
     }
     let page = std::fs::read_to_string(d.path().join("g-linear/report.html")).unwrap();
-    assert!(page.contains("The best LR at each batch size: the best LRs are closer to the"));
+    assert!(page.contains("The best LR at each batch size: the best LRs are"));
+    assert!(page.contains("The best LR at each batch size, and the two rules (log scales)"));
     // Three dimensions (two axes and the multipliers): no heatmap.
     assert!(!page.contains("class=\"heatmap\""));
     let s = sweep(

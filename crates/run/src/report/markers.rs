@@ -149,8 +149,14 @@ pub fn from_event(e: &Value, run: Option<&str>) -> Option<Marker> {
     let epoch = e["epoch"].as_u64()? as usize;
     let decision = e.get("decision").and_then(Value::as_object);
     match kind {
-        // The LR curve shows a schedule; a marker per epoch would hide the rest.
-        "decision" if decision.is_some_and(|d| d.keys().all(|k| k == "lr")) => return None,
+        // The LR curve shows a schedule; a marker per epoch would hide the rest. A
+        // person's LR (through `control.jsonl`) is marked: it is the story.
+        "decision"
+            if e["policy"] != "control"
+                && decision.is_some_and(|d| d.keys().all(|k| k == "lr")) =>
+        {
+            return None;
+        }
         "decision" | "log" | "stop" | "rollback" | "resume" | "reload" | "reload_failed"
         | "policy_error" | "invalid_decision" => {}
         // A save a policy asked for, the interrupt's, or one that failed; not the
@@ -173,7 +179,7 @@ pub fn from_event(e: &Value, run: Option<&str>) -> Option<Marker> {
     text.push_str(style(kind).name);
     if let Some(p) = e["policy"].as_str() {
         text.push_str(&format!(" ({p}"));
-        if let Some(h) = e["hook"].as_str() {
+        if let Some(h) = e["hook"].as_str().filter(|h| *h != p) {
             text.push_str(&format!(", {h}"));
         }
         text.push(')');
@@ -391,4 +397,17 @@ pub fn group(markers: &[Marker]) -> Vec<Group> {
     }
     out.sort_by_key(|g| g.epoch);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_persons_lr_is_marked_a_schedules_is_not() {
+        let at = |policy: &str, hook: &str| serde_json::json!({"kind": "decision", "epoch": 2, "policy": policy, "hook": hook, "decision": {"lr": 0.01}});
+        assert!(from_event(&at("lr/cosine", "on_epoch_start"), None).is_none());
+        let m = from_event(&at("control", "control"), None).expect("marked");
+        assert_eq!(m.label, "decision (control): lr: 0.01");
+    }
 }

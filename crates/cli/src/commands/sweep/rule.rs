@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use rudder_core::metric::Metric;
 use rudder_core::text::fmt_metric;
-use rudder_run::report::{fmt_num, tables};
+use rudder_run::report::{PALETTE, Plot, Series, fmt_num, tables};
 
 use super::Outcome;
 
@@ -215,12 +215,51 @@ pub(crate) fn text(r: &Rule, metric: Metric) -> String {
     out
 }
 
-/// The table for the sweep's page.
+/// The chart and the table for the sweep's page: the best LR against the batch size
+/// on log axes, with the two rules' lines through the reference's best.
 pub(crate) fn html(r: &Rule, metric: Metric) -> String {
     let (head, rows) = cells(r, metric);
-    tables::table(
+    let line = |f: fn(&Row) -> f64| {
+        r.rows
+            .iter()
+            .map(|row| (row.batch_size as f64, f(row)))
+            .collect()
+    };
+    let chart = Plot {
+        title: "The best LR at each batch size, and the two rules (log scales)",
+        x_label: "batch size (log scale)",
+        x_log: true,
+        y_log: true,
+        x_whole: false,
+        series: vec![
+            Series {
+                width: 2.6,
+                ..Series::new("best LR found", PALETTE[0], line(|row| row.best_lr))
+            },
+            Series {
+                dashed: true,
+                ..Series::new("linear rule", PALETTE[1], line(|row| row.linear))
+            },
+            Series {
+                dashed: true,
+                ..Series::new("square-root rule", PALETTE[2], line(|row| row.sqrt))
+            },
+        ],
+        vlines: Vec::new(),
+        events: &[],
+        y_label: "learning rate",
+        y_range: None,
+        legend_inside: false,
+        legend: true,
+    };
+    // Half the page's width, as the other charts: an empty second cell.
+    let mut html = String::from("<div class=\"grid\">");
+    html.push_str(&chart.render());
+    html.push_str("<div></div></div>");
+    html.push_str(&tables::table(
         &format!("The best LR at each batch size: {}", verdict(r)),
         &head,
         &rows,
-    )
+    ));
+    html
 }
