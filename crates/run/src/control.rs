@@ -59,7 +59,8 @@ pub struct Reader {
     /// Inside a line longer than [`MAX_LINE`] (already reported): bytes are dropped
     /// to its newline.
     skipping: bool,
-    /// The last read stopped at [`MAX_READ`] or [`MAX_LINES`]: more is there.
+    /// The last read stopped at [`MAX_READ`] or [`MAX_LINES`]: more is there (a torn
+    /// line waiting for its newline is not).
     more: bool,
     /// The file is not a regular file (reported once; looked at again when it is).
     refused: bool,
@@ -68,7 +69,8 @@ pub struct Reader {
 }
 
 impl Reader {
-    /// A reader of `dir`'s channel, from `pos` on, that keeps its position itself.
+    /// A reader of `dir`'s channel from `pos` on, whose position its caller keeps (it
+    /// writes none).
     pub fn new(dir: &Path, pos: Position) -> Reader {
         Reader {
             path: dir.join(CONTROL_FILE),
@@ -168,8 +170,10 @@ impl Reader {
             out.push(self.fault(format!("cannot be read ({e})")));
             return out;
         }
+        // Cut at MAX_READ: the rest is read at the next boundary. A torn line at the
+        // end is not "more": it is read when a write completes it (an event, a poll).
+        self.more = want < len - self.pos.offset;
         self.split(&buf, &mut out);
-        self.more |= self.pos.offset < len;
         out
     }
 

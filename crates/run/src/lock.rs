@@ -55,7 +55,7 @@ pub const LOCK_FILE: &str = ".lock";
 
 /// The PID written in `dir/.lock`, read without following a link, blocking on a FIFO
 /// or reading more than a PID.
-pub fn holder(dir: &Path) -> Option<String> {
+fn holder(dir: &Path) -> Option<String> {
     use std::os::unix::fs::OpenOptionsExt;
     let f = OpenOptions::new()
         .read(true)

@@ -119,9 +119,6 @@ pub(crate) const DECISION_KEYS: &[&str] = &[
 ];
 
 impl Decision {
-    /// Every key a decision may have.
-    pub const KEYS: &'static [&'static str] = DECISION_KEYS;
-
     /// A decision written as JSON (a line of a run's `control.jsonl`), checked key by
     /// key exactly as a hook's returned map is: a number where a number goes, `save`
     /// `true` or a tag, `rollback` `"best"` or `"last"`, no unknown key. Validate it

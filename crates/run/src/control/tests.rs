@@ -38,6 +38,10 @@ fn complete_lines_only_and_numbered_from_one() {
         }
     );
     assert!(r.changed(), "the torn line is still there to read");
+    assert!(
+        !r.has_more(),
+        "a torn line is no reason to read again at every step: its write will say"
+    );
     assert!(r.read().is_empty());
     write(d.path(), b"p\": true}\r\n");
     let got = r.read();

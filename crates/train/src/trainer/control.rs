@@ -23,6 +23,9 @@ use super::{TrainError, Trainer};
 /// How often the file's length is looked at when no native events come.
 const POLL: Duration = Duration::from_millis(200);
 
+/// What a control line's events name as their policy and their hook.
+pub(super) const CONTROL: &str = "control";
+
 /// The stop reason of a `stop` line that gives none.
 const STOP_REASON: &str = "stopped through control.jsonl";
 
@@ -102,8 +105,8 @@ impl Trainer<'_> {
     /// One line: parsed, checked as a policy's decision, recorded.
     fn control_line(&mut self, line: &Line) -> Result<Option<Decision>, TrainError> {
         let mut f = Map::new();
-        f.insert("policy".into(), json!("control"));
-        f.insert("hook".into(), json!("control"));
+        f.insert("policy".into(), json!(CONTROL));
+        f.insert("hook".into(), json!(CONTROL));
         if line.number > 0 {
             f.insert("line".into(), json!(line.number));
         }

@@ -8,9 +8,6 @@ use serde_json::{Map, Value, json};
 
 use super::{TrainError, Trainer};
 
-/// What the events of a control line's decision name as their hook.
-const CONTROL: &str = "control";
-
 impl Trainer<'_> {
     /// A step or epoch boundary (`epoch_start`): policies reloaded when their files
     /// changed, and the control channel's new lines. Picks up a pending reload with one
@@ -36,7 +33,7 @@ impl Trainer<'_> {
             }
         }
         match self.share_from(decided, from_control)? {
-            Some((d, true)) => self.apply(CONTROL, d),
+            Some((d, true)) => self.apply(super::control::CONTROL, d),
             Some((d, false)) => self.apply(Hook::Reload.function(), d),
             None => Ok(()),
         }

@@ -107,6 +107,9 @@ pub(crate) struct Spec {
 pub(crate) struct Trial {
     /// What the search set for it (`{}` for a sweep of the LR alone).
     pub(crate) settings: Value,
+    /// The same, for people (`lr 0.1, momentum 0.9`).
+    #[serde(skip)]
+    pub(crate) described: String,
     pub(crate) multiplier: f64,
     pub(crate) lr: f64,
     /// The run directory, relative to the sweep's.
@@ -305,6 +308,7 @@ fn run_trial(
     };
     Ok(Trial {
         settings: space::settings_json(&p.settings),
+        described: space::describe(&p.settings),
         multiplier: p.multiplier,
         lr: cfg.lr,
         dir: p.name.clone(),
@@ -409,15 +413,11 @@ fn table(o: &Outcome) -> String {
                 .and_then(Value::as_f64)
                 .map_or("-".into(), fmt_metric)
         };
-        let settings = t
-            .settings
-            .as_object()
-            .filter(|_| sampled)
-            .map_or(String::new(), |m| {
-                let s: Vec<(String, Value)> =
-                    m.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-                format!("  {}", space::describe(&s))
-            });
+        let settings = if sampled {
+            format!("  {}", t.described)
+        } else {
+            String::new()
+        };
         let line = format!(
             "{:<w$} {:>10} {:>14} {:>6} {:>14} {:>13}  {:<8}{settings}\n",
             t.dir,

@@ -82,6 +82,21 @@ pub(crate) fn plans(
             cfg,
         });
     }
+    // The policies of each distinct set of parameters, loaded once here: a bad one is
+    // exit 2 before any trial (each trial loads its own when it starts).
+    let mut checked: Vec<(&[String], &[String])> = Vec::new();
+    for c in plans.iter().map(|p| &p.cfg) {
+        let key = (c.policy.as_slice(), c.param.as_slice());
+        if !checked.contains(&key) {
+            rudder_train::load_policies(
+                &c.policy,
+                &c.param,
+                c.lr_scaling,
+                rudder_policy::WatchMode::Off,
+            )?;
+            checked.push(key);
+        }
+    }
     let mut names: Vec<&str> = plans.iter().map(|p| p.name.as_str()).collect();
     names.sort();
     if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
@@ -248,12 +263,5 @@ fn trial_config(
         )
         .into());
     }
-    // Its policies with its parameters: a bad one is exit 2 before any trial.
-    rudder_train::load_policies(
-        &c.policy,
-        &c.param,
-        c.lr_scaling,
-        rudder_policy::WatchMode::Off,
-    )?;
     Ok(c)
 }
