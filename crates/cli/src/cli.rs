@@ -161,6 +161,13 @@ pub(crate) struct SweepOptions {
     /// Trials run at once; --threads is split between them
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub(crate) jobs: usize,
+    /// A sweep policy deciding over the trials as they report: sweep/asha,
+    /// sweep/hyperband, sweep/median, sweep/pbt, a file, or none
+    #[arg(long, default_value = "none", value_name = "NAME|PATH")]
+    pub(crate) scheduler: String,
+    /// A parameter of the scheduler, over its fn params(); repeat for more
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub(crate) scheduler_param: Vec<String>,
 }
 
 /// `rudder lr-find`.

@@ -80,33 +80,55 @@ pub enum Save {
     Tag(String),
 }
 
-/// `rollback`: which checkpoint to restore.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// `rollback`: which checkpoint to restore. Serialised as its name (`"best"`,
+/// `"last"`, or the tag).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
 #[non_exhaustive]
 pub enum Target {
     /// The `best` checkpoint (the best validation result so far).
     Best,
     /// The latest checkpoint.
     Last,
+    /// The checkpoint a `save: "TAG"` wrote (or a sweep's exploit put there),
+    /// under `checkpoints/TAG`.
+    Tag(String),
 }
 
 impl Target {
-    /// `"best"` or `"last"`.
+    /// `"best"`, `"last"`, or a tag a `save` may write.
     pub fn from_name(name: &str) -> Result<Target, UnknownName> {
         match name {
             "best" => Ok(Target::Best),
             "last" => Ok(Target::Last),
-            other => Err(UnknownName::new("must be \"best\" or \"last\"", other)),
+            tag if tag_ok(tag) => Ok(Target::Tag(tag.to_string())),
+            other => Err(UnknownName::new(
+                "must be \"best\", \"last\" or a checkpoint's tag",
+                other,
+            )),
         }
     }
 
-    /// `"best"` or `"last"`.
-    pub fn name(self) -> &'static str {
+    /// `"best"`, `"last"` or the tag.
+    pub fn name(&self) -> &str {
         match self {
             Target::Best => "best",
             Target::Last => "last",
+            Target::Tag(t) => t,
         }
+    }
+}
+
+impl From<Target> for String {
+    fn from(t: Target) -> String {
+        t.name().to_string()
+    }
+}
+
+impl TryFrom<String> for Target {
+    type Error = UnknownName;
+    fn try_from(s: String) -> Result<Target, UnknownName> {
+        Target::from_name(&s)
     }
 }
 

@@ -4,6 +4,10 @@
 use rudder_core::metric::Metric;
 use serde::Serialize;
 
+/// The hook a sweep policy defines (`on_report(sweep)`), apart from a training
+/// policy's six.
+pub const ON_REPORT: &str = "on_report";
+
 /// When a hook is called; serialised as its function name (`on_step`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]

@@ -58,6 +58,7 @@ pub mod meter;
 pub mod plugin;
 pub mod project;
 pub mod simulate;
+pub mod sweep;
 pub mod testing;
 pub mod watch;
 

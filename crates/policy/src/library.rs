@@ -119,6 +119,23 @@ pub fn check(
     let mut lines = Vec::new();
     let mut failed = None;
     for spec in specs {
+        // A sweep policy (it defines on_report) is checked as one.
+        if let Ok(s) = crate::sweep::Scheduler::load(spec, &[], search) {
+            let params = s.params();
+            let keys: Vec<&str> = params
+                .as_object()
+                .map(|m| m.keys().map(String::as_str).collect())
+                .unwrap_or_default();
+            lines.push(format!(
+                "ok {} ({}): sweep policy, hook on_report; params {}; version {}",
+                s.name(),
+                s.file().display(),
+                none(keys),
+                s.version()
+            ));
+            lines.extend(s.lint().into_iter().map(|w| format!("warning: {w}")));
+            continue;
+        }
         let built = Policies::builder()
             .policy(spec.as_str())
             .search_path(search.clone())

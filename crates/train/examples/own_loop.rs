@@ -130,7 +130,7 @@ impl Run {
     /// rollback first (the other values apply to the restored state), then a save,
     /// the settings, stop, log and metrics.
     fn apply(&mut self, d: &Decision, policies: &Policies) -> Result<()> {
-        if let Some(target) = d.rollback {
+        if let Some(target) = d.rollback.clone() {
             self.rollback(target)?;
         }
         if let Some(save) = &d.save {
@@ -297,6 +297,7 @@ impl Run {
     fn rollback(&mut self, target: Target) -> Result<()> {
         let dir = match target {
             Target::Best => Some(self.checkpoints.join("best")),
+            Target::Tag(t) => Some(self.checkpoints.join(t)),
             _ => self.last.clone(),
         };
         let Some(dir) = dir.filter(|d| d.exists()) else {

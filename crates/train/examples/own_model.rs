@@ -75,9 +75,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .nth(1)
         .unwrap_or_else(|| "runs/own_model".into());
     let device = Device::Cpu;
-    // The text: the standard policy library's sources, one after the other.
+    // The text: the standard library's training policies' sources, one after the
+    // other.
     let text: Vec<u8> = rudder_policy::EMBEDDED
         .iter()
+        .filter(|(name, _)| !name.starts_with("sweep/"))
         .flat_map(|(_, source)| source.bytes())
         .collect();
     // The last tenth of the text is the validation set (not shuffled in).

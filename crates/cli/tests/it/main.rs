@@ -12,6 +12,7 @@ mod policies;
 mod regression;
 mod reload;
 mod resume;
+mod schedulers;
 mod seam;
 mod search;
 mod strict;

@@ -171,7 +171,15 @@ impl Builder {
                 let message = crate::catalog::hint(spec, &message, &search);
                 LoadError::not_found(&clipped, message.replace(spec.as_str(), &clipped))
             })?;
-            policies.push(Policy::compile(src, &search)?);
+            let policy = Policy::compile(src, &search)?;
+            if policy.defines_fn(crate::hooks::ON_REPORT, 1) {
+                return Err(LoadError::not_found(
+                    &crate::text::clip(spec),
+                    "is a sweep policy (it defines on_report): give it to rudder sweep --scheduler"
+                        .into(),
+                ));
+            }
+            policies.push(policy);
         }
         let warnings = apply_params(&mut policies, &self.params)?;
         for w in &warnings {

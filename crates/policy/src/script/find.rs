@@ -39,6 +39,10 @@ pub const EMBEDDED: &[(&str, &str)] = library![
     "adapt/divergence_rollback",
     "batch/batch_growth",
     "batch/accumulate",
+    "sweep/asha",
+    "sweep/hyperband",
+    "sweep/median",
+    "sweep/pbt",
 ];
 
 /// Where policy names and imports are looked up: the project's locked plugins (by

@@ -149,6 +149,7 @@ pub(crate) fn engine() -> (Engine, Budget) {
     // Registered after the standard package: its functions win.
     e.register_global_module(checked());
     e.register_static_module("lr", lr_module().into());
+    e.register_static_module("sched", super::sched::module().into());
     super::strict::register(&mut e);
     e.set_max_operations(MAX_OPERATIONS);
     e.set_max_call_levels(MAX_CALL_LEVELS);

@@ -10,6 +10,7 @@ pub(crate) mod lint;
 pub(crate) mod policy;
 mod resolver;
 mod safe;
+mod sched;
 mod source;
 pub(crate) mod state;
 pub(crate) mod strict;

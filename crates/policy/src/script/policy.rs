@@ -307,15 +307,27 @@ impl Policy {
         result
     }
 
-    /// Calls `hook` with `ctx`; the raw value it returned.
-    pub(crate) fn call(&mut self, hook: Hook, ctx: Dynamic) -> Result<Dynamic, ScriptError> {
-        self.call_raw(hook.function(), (ctx,)).map_err(|e| {
-            // Budgets have no place in rhai's errors: point at the hook that ran out.
+    /// Whether its script defines `name` taking `params` parameters.
+    pub(crate) fn defines_fn(&self, name: &str, params: usize) -> bool {
+        self.ast
+            .iter_functions()
+            .any(|f| f.name == name && f.params.len() == params)
+    }
+
+    /// Calls `name` with one argument; the raw value it returned.
+    pub(crate) fn call_fn(&mut self, name: &str, arg: Dynamic) -> Result<Dynamic, ScriptError> {
+        self.call_raw(name, (arg,)).map_err(|e| {
+            // Budgets have no place in rhai's errors: point at the function that ran out.
             if e.line == 0 && e.file == self.file {
-                e.or_place(&self.source, &format!("fn {}", hook.function()))
+                e.or_place(&self.source, &format!("fn {name}"))
             } else {
                 e
             }
         })
+    }
+
+    /// Calls `hook` with `ctx`; the raw value it returned.
+    pub(crate) fn call(&mut self, hook: Hook, ctx: Dynamic) -> Result<Dynamic, ScriptError> {
+        self.call_fn(hook.function(), ctx)
     }
 }

@@ -23,7 +23,11 @@ pub struct TestFile {
     #[serde(default)]
     pub params: Map<String, Value>,
     /// The hook calls, run in order on one instance.
+    #[serde(default)]
     pub cases: Vec<Case>,
+    /// For a sweep policy: recorded curves replayed through it, and what it must do.
+    #[serde(default)]
+    pub sweep: Option<crate::sweep::replay::Replay>,
 }
 
 /// One hook call and what it must return.
@@ -114,6 +118,9 @@ fn case_ctx<'a>(c: &'a Map<String, Value>, history: &'a [Value]) -> Ctx<'a> {
 
 /// Runs one test file; `label` names it in failures.
 pub fn run_file(file: &TestFile, label: &str, search: &SearchPath, out: &mut Outcome) {
+    if let Some(replay) = &file.sweep {
+        return run_replay(file, replay, label, search, out);
+    }
     let params = file.params.iter().map(|(k, v)| Param::new(k, v.clone()));
     // One policy instance for the whole file: cases run in order, so `this` carries
     // from one to the next unless a case sets it.
@@ -141,6 +148,46 @@ pub fn run_file(file: &TestFile, label: &str, search: &SearchPath, out: &mut Out
                     .push(format!("FAIL {label} case {i} ({}): {why}", case.hook));
             }
         }
+    }
+}
+
+/// A sweep policy's test: the replay's outcome against `expect` (`stopped` exactly,
+/// the others as subsets).
+fn run_replay(
+    file: &TestFile,
+    replay: &crate::sweep::replay::Replay,
+    label: &str,
+    search: &SearchPath,
+    out: &mut Outcome,
+) {
+    let params: Vec<Param> = file
+        .params
+        .iter()
+        .map(|(k, v)| Param::new(k, v.clone()))
+        .collect();
+    let mut s = match crate::sweep::Scheduler::load(&file.policy, &params, search) {
+        Ok(s) => s,
+        Err(e) => {
+            out.failed += 1;
+            out.failures
+                .push(format!("FAIL {label}: cannot load {}: {e}", file.policy));
+            return;
+        }
+    };
+    let got = crate::sweep::replay::run(&mut s, replay);
+    let mut want = replay.expect.clone();
+    want.entry("errors").or_insert(Value::Array(Vec::new()));
+    let exact = want
+        .get("stopped")
+        .is_none_or(|w| w.as_object().map(Map::len) == got["stopped"].as_object().map(Map::len));
+    if exact && matches(&Value::Object(want.clone()), &got) {
+        out.passed += 1;
+    } else {
+        out.failed += 1;
+        out.failures.push(format!(
+            "FAIL {label} (replay): expected {}, got {got}",
+            Value::Object(want)
+        ));
     }
 }
 

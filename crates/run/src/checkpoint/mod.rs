@@ -79,9 +79,9 @@ pub enum CheckpointError {
     /// line and column.
     #[error("{0}")]
     Log(String),
-    /// A rollback asked for a checkpoint the run has not written (`best`, `last`).
+    /// A rollback asked for a checkpoint the run has not written (`best`, `last`, a tag).
     #[error("no {0} checkpoint")]
-    Missing(&'static str),
+    Missing(String),
 }
 
 /// The error for `path`: `msg` says what is wrong with it.

@@ -69,6 +69,15 @@ impl Trainer<'_> {
         if let Some(h) = self.state.history.last().and_then(Value::as_object) {
             self.state.metrics = EpochMetrics::from_json(h);
         }
+        // The divergence guard's reference: the run's first epoch's loss (its first
+        // step's is not kept), not the resumed run's first step, far down the curve.
+        self.first_loss = self
+            .state
+            .history
+            .first()
+            .and_then(|h| h.get("train_loss"))
+            .and_then(Value::as_f64)
+            .filter(|l| l.is_finite());
         self.state.settings = s.settings;
         // The options given with `--resume` take over from here.
         let o = &self.cfg.overrides;
@@ -150,6 +159,9 @@ impl Trainer<'_> {
                 "rollback",
                 "no checkpoint has been written yet",
             )),
+            Some(Target::Tag(ref t)) if checkpoint::locate(&self.ckpt.root, t).is_none() => Err(
+                Invalid::new("rollback", format!("there is no checkpoint tagged {t:?}")),
+            ),
             _ => Ok(()),
         }
     }
@@ -317,9 +329,10 @@ impl Trainer<'_> {
     }
 
     /// The checkpoint a rollback to `target` reads.
-    pub(super) fn rollback_dir(&self, target: Target) -> Option<std::path::PathBuf> {
+    pub(super) fn rollback_dir(&self, target: &Target) -> Option<std::path::PathBuf> {
         match target {
             Target::Best => checkpoint::locate(&self.ckpt.root, "best"),
+            Target::Tag(t) => checkpoint::locate(&self.ckpt.root, t),
             _ => self.ckpt.last.clone(),
         }
     }
@@ -330,14 +343,14 @@ impl Trainer<'_> {
     pub(super) fn rollback(
         &mut self,
         hook: &'static str,
-        target: Target,
+        target: &Target,
     ) -> Result<(), TrainError> {
         let dir = match self.rollback_from.take() {
             Some(d) if !self.is_root() => Some(d),
             _ => self.rollback_dir(target),
         };
         let result = dir
-            .ok_or(CheckpointError::Missing(target.name()))
+            .ok_or_else(|| CheckpointError::Missing(target.name().to_string()))
             .and_then(|d| checkpoint::read(&d))
             .and_then(|l| self.restore_weights(&l).map(|()| l));
         let mut f = Map::new();

@@ -117,7 +117,7 @@ impl Trainer<'_> {
             return Ok(());
         }
         // A rollback first: the decision's other values apply to the restored state.
-        if let Some(target) = d.rollback {
+        if let Some(target) = &d.rollback {
             self.rollback(hook, target)?;
         }
         if d.save.is_some() {

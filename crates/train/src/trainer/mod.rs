@@ -287,7 +287,7 @@ impl<'a> Trainer<'a> {
         }
         let from = d
             .as_ref()
-            .and_then(|d| d.rollback)
+            .and_then(|d| d.rollback.as_ref())
             .and_then(|t| self.rollback_dir(t));
         let shared = d.map(|decision| Shared {
             decision,

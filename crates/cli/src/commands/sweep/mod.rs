@@ -5,36 +5,74 @@
 //! winner is picked by a metric; one report overlays every trial, and a sweep over
 //! batch sizes says how the best LR moved with them (`rule`).
 
+mod coord;
+mod copy;
+mod decide;
+mod lineage;
 mod page;
 mod plan;
+mod record;
+mod reporter;
+mod resume;
 mod rule;
 mod space;
+mod table;
+mod trials;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Serialize;
 use serde_json::Value;
 
 use rudder_core::config::{ConfigError, TrainConfig};
 use rudder_core::metric::Metric;
-use rudder_core::text::{fmt_metric, plural};
+use rudder_core::text::plural;
 use rudder_nn::data::Data;
 use rudder_run::report;
-use rudder_train::{load_policies, train_on};
 
 use crate::cli::{SweepOptions, print_json};
 use crate::error::AppError;
 
-/// `rudder sweep`.
+/// `rudder sweep`, or `rudder sweep --resume DIR`.
 pub(crate) fn command(o: SweepOptions) -> Result<(), AppError> {
-    let mut opts = o.train.clone().options();
-    if opts.resume.is_some() {
-        return Err(
-            ConfigError::refused("--resume", "a sweep cannot be resumed; run it again").into(),
-        );
+    let Some(dir) = o.train.resume.clone() else {
+        // What `--resume` replans from: the arguments after `sweep`.
+        let all: Vec<String> = std::env::args().collect();
+        let args = all
+            .iter()
+            .position(|a| a == "sweep")
+            .map_or(Vec::new(), |i| all[i + 1..].to_vec());
+        return start(o, args, None);
+    };
+    let given: Vec<String> = std::env::args()
+        .skip_while(|a| a != "sweep")
+        .skip(1)
+        .filter(|a| a.starts_with('-'))
+        .filter(|a| !a.starts_with("--resume") && !a.starts_with("-q") && !a.starts_with("--quiet"))
+        .collect();
+    if let Some(a) = given.first() {
+        return Err(ConfigError::refused(
+            rudder_core::text::clip(a),
+            "a resumed sweep takes its options from its sweep.json; give only --resume DIR",
+        )
+        .into());
     }
+    let (mut resumed, saved) = resume::options(&dir)?;
+    resumed.train.quiet = o.train.quiet.or(resumed.train.quiet);
+    let args = saved["args"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    start(resumed, args, Some(saved))
+}
+
+/// The sweep of `o` (whose arguments were `args`), from scratch or from `saved`.
+fn start(o: SweepOptions, args: Vec<String>, saved: Option<Value>) -> Result<(), AppError> {
+    let mut opts = o.train.clone().options();
     if opts.out.is_none() {
         opts.out = Some(rudder_core::time::default_run_dir().with_extension("sweep"));
     }
@@ -48,11 +86,13 @@ pub(crate) fn command(o: SweepOptions) -> Result<(), AppError> {
         .check_task(cfg.task)
         .map_err(|e| ConfigError::invalid("--metric", e.to_string()))?;
     let search = plan::plans(&o, &base, &cfg)?;
+    let scheduler = scheduler(&o)?;
     let spec = Spec {
         plans: search.plans,
         searched: search.record,
         metric,
         jobs,
+        base: base.clone(),
     };
     let device = rudder_train::device(&cfg)?;
     let data = rudder_train::load_data(&cfg, &device)?;
@@ -64,8 +104,8 @@ pub(crate) fn command(o: SweepOptions) -> Result<(), AppError> {
         jobs.min(spec.plans.len()),
         cfg.out.display()
     ));
-    let outcome = run(&cfg, &spec, &data)?;
-    rudder_core::term::info_text(&table(&outcome));
+    let outcome = run(&cfg, &spec, scheduler, &data, Resume { args, saved })?;
+    rudder_core::term::info_text(&table::text(&outcome));
     if let Some(r) = &outcome.lr_rule {
         rudder_core::term::info_text(&rule::text(r, outcome.metric));
     }
@@ -100,6 +140,48 @@ pub(crate) struct Spec {
     pub(crate) metric: Metric,
     /// Trials run at once.
     pub(crate) jobs: usize,
+    /// The command's options (what a scheduler's new trials start from).
+    pub(crate) base: rudder_core::TrainOptions,
+}
+
+/// What a sweep records for `--resume`, and what it resumes from.
+struct Resume {
+    args: Vec<String>,
+    saved: Option<Value>,
+}
+
+/// `--scheduler` with its `--scheduler-param`s, loaded (`none`: no scheduler).
+fn scheduler(o: &SweepOptions) -> Result<Option<rudder_policy::sweep::Scheduler>, AppError> {
+    if o.scheduler == "none" {
+        if let Some(p) = o.scheduler_param.first() {
+            return Err(ConfigError::invalid(
+                format!("--scheduler-param {}", rudder_core::text::clip(p)),
+                "needs a --scheduler (sweep/asha, sweep/hyperband, sweep/median, sweep/pbt or a file)",
+            )
+            .into());
+        }
+        return Ok(None);
+    }
+    let params: Vec<rudder_policy::Param> = o
+        .scheduler_param
+        .iter()
+        .map(|p| {
+            p.parse::<rudder_policy::Param>().map_err(|e| {
+                ConfigError::invalid(format!("--scheduler-param {:?}", e.input()), e.reason())
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let search = rudder_policy::SearchPath::from_env()
+        .map_err(|e| ConfigError::invalid("--scheduler", e.to_string()))?;
+    rudder_policy::sweep::Scheduler::load(&o.scheduler, &params, &search)
+        .map(Some)
+        .map_err(|e| {
+            ConfigError::invalid(
+                format!("--scheduler {}", rudder_core::text::clip(&o.scheduler)),
+                e.to_string(),
+            )
+            .into()
+        })
 }
 
 /// One trial in `sweep.json`.
@@ -115,8 +197,20 @@ pub(crate) struct Trial {
     /// The run directory, relative to the sweep's.
     pub(crate) dir: String,
     pub(crate) diverged: bool,
-    /// Why it stopped before its planned epochs (a policy, `rudder ctl`), if it did.
+    /// Why it stopped before its planned epochs (a policy, `rudder ctl`, the
+    /// scheduler), if it did.
     pub(crate) stop_reason: Option<String>,
+    /// Where it ended: `done`, `stopped` (by the scheduler), `paused`.
+    pub(crate) status: rudder_policy::sweep::Status,
+    /// The checkpoints it copied from others (PBT's exploits), in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) lineage: Vec<Value>,
+    /// Ended by Ctrl-C or SIGTERM mid-run (it resumes with the sweep).
+    #[serde(skip)]
+    pub(crate) interrupted: bool,
+    /// Its trainer settings as planned (what its lineage starts from).
+    #[serde(skip)]
+    pub(crate) initial: serde_json::Map<String, Value>,
     pub(crate) epochs_run: usize,
     /// The last epoch's metrics line.
     #[serde(rename = "final")]
@@ -133,6 +227,10 @@ pub(crate) struct Trial {
 /// `sweep.json`.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Outcome {
+    /// `done` (while the sweep runs, `running`: what `--resume` reads).
+    pub(crate) state: &'static str,
+    /// The command's arguments after `sweep`.
+    pub(crate) args: Vec<String>,
     pub(crate) metric: Metric,
     pub(crate) base_lr: f64,
     pub(crate) epochs: usize,
@@ -150,6 +248,9 @@ pub(crate) struct Outcome {
     /// trial's `config.json` has it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub(crate) provenance: Vec<serde_json::Value>,
+    /// The scheduler, its parameters and its `this` at the end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) scheduler: Option<Value>,
     /// With several batch sizes: the best LR at each, against the rules' predictions.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) lr_rule: Option<rule::Rule>,
@@ -165,20 +266,65 @@ pub(crate) fn trial_name(m: f64) -> String {
     }
 }
 
-/// Runs the trials of `spec` for `cfg` (whose `out` is the sweep's folder) on `data`.
-fn run(cfg: &TrainConfig, spec: &Spec, data: &Data) -> Result<Outcome, AppError> {
-    // The sweep's own folder: absent or empty, and ours while the trials run.
-    let _lock = rudder_run::lock::claim(&cfg.out, "--out").map_err(rudder_train::Error::from)?;
-    let results = run_trials(cfg, spec, data);
+/// Runs the trials of `spec` for `cfg` (whose `out` is the sweep's folder) on `data`,
+/// under `scheduler` if any.
+fn run(
+    cfg: &TrainConfig,
+    spec: &Spec,
+    scheduler: Option<rudder_policy::sweep::Scheduler>,
+    data: &Data,
+    resume: Resume,
+) -> Result<Outcome, AppError> {
+    // The sweep's own folder: absent or empty (or the one resumed), and ours while
+    // the trials run.
+    let _lock = match resume.saved {
+        Some(_) => rudder_run::lock::Lock::take(&cfg.out, "--resume"),
+        None => rudder_run::lock::claim(&cfg.out, "--out"),
+    }
+    .map_err(rudder_train::Error::from)?;
+    let mut coord = coord::Coordinator::new(
+        cfg,
+        &spec.base,
+        spec.plans.clone(),
+        scheduler,
+        spec.metric,
+        spec.jobs,
+    );
+    coord.args = resume.args.clone();
+    if let Some(saved) = &resume.saved {
+        resume::restore(&coord, saved)?;
+    }
+    coord.save(&coord.lock());
+    trials::run_all(cfg, &coord, data);
     if rudder_core::interrupt::requested() {
         return Err(AppError::Interrupted(format!(
-            "interrupted; each trial in {} that ran checkpointed where it stopped (a sweep is not resumed: run it again)",
+            "interrupted; each trial in {} that ran checkpointed where it stopped: rudder sweep --resume {} goes on",
+            cfg.out.display(),
             cfg.out.display()
         )));
     }
+    let st = coord.state.into_inner().unwrap_or_else(|e| e.into_inner());
+    let outcome = outcome(cfg, spec, st, resume.args)?;
+    write_outputs(&cfg.out, &outcome)?;
+    Ok(outcome)
+}
+
+/// The sweep's record once its trials are done: `st`'s trials and scheduler, the
+/// winner, the batch-size rule.
+fn outcome(
+    cfg: &TrainConfig,
+    spec: &Spec,
+    st: coord::State,
+    args: Vec<String>,
+) -> Result<Outcome, AppError> {
     let mut trials = Vec::new();
-    for r in results.into_inner().expect("no trial panics") {
-        trials.push(r.expect("every trial ran")?);
+    for slot in st.slots {
+        let Some(r) = slot.result else { continue };
+        let mut t = r?;
+        t.status = slot.view.status;
+        t.lineage = slot.lineage;
+        t.initial = coord::settings_of(&slot.plan);
+        trials.push(t);
     }
     let winner = spec
         .metric
@@ -199,6 +345,11 @@ fn run(cfg: &TrainConfig, spec: &Spec, data: &Data) -> Result<Outcome, AppError>
         lr_scaling: cfg.lr_scaling,
         searched: spec.searched.clone(),
         lr_rule: None,
+        state: "done",
+        args,
+        scheduler: st.scheduler.as_ref().map(|s| {
+            serde_json::json!({"name": s.name(), "file": s.file(), "version": s.version(), "params": s.params(), "this": s.this()})
+        }),
         provenance: trials
             .first()
             .and_then(|t| {
@@ -211,131 +362,9 @@ fn run(cfg: &TrainConfig, spec: &Spec, data: &Data) -> Result<Outcome, AppError>
         trials,
         winner,
     };
-    let outcome = Outcome {
+    Ok(Outcome {
         lr_rule: rule::of(&outcome),
         ..outcome
-    };
-    write_outputs(&cfg.out, &outcome)?;
-    Ok(outcome)
-}
-
-/// Every trial of `spec`, `spec.jobs` at a time on threads of their own, each
-/// trial's result in its multiplier's place (`None`: not started, after Ctrl-C).
-fn run_trials(
-    cfg: &TrainConfig,
-    spec: &Spec,
-    data: &Data,
-) -> Mutex<Vec<Option<Result<Trial, AppError>>>> {
-    let jobs = spec.jobs.clamp(1, spec.plans.len());
-    let trial_cfg = |p: &plan::Plan| {
-        let mut c = p.cfg.clone();
-        c.out = cfg.out.join(&p.name);
-        // TensorBoard: a folder per sweep, a run per trial in it.
-        c.tensorboard = cfg
-            .tensorboard
-            .as_ref()
-            .map(|d| d.join(cfg.out.file_name().unwrap_or_default()));
-        c.quiet = true;
-        c.watch = rudder_policy::WatchMode::Off;
-        c.threads = (cfg.threads / jobs).max(1);
-        c.stop_on_divergence = true;
-        c
-    };
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Result<Trial, AppError>>>> =
-        Mutex::new((0..spec.plans.len()).map(|_| None).collect());
-    let work = || {
-        loop {
-            // After Ctrl-C no trial starts; the running ones checkpoint.
-            if rudder_core::interrupt::requested() {
-                break;
-            }
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(p) = spec.plans.get(i) else {
-                break;
-            };
-            let c = trial_cfg(p);
-            let r = run_trial(&c, p, data, spec.metric);
-            if let Ok(t) = &r {
-                rudder_core::term::info(&format!(
-                    "rudder sweep: {} (lr {}) done: {}, best {} {}{}",
-                    t.dir,
-                    report::fmt_num(t.lr),
-                    plural(t.epochs_run as i64, "epoch"),
-                    spec.metric,
-                    t.score.map_or("-".into(), fmt_metric),
-                    if t.diverged { ", diverged" } else { "" }
-                ));
-            }
-            results.lock().expect("no trial panics")[i] = Some(r);
-        }
-    };
-    std::thread::scope(|s| {
-        for _ in 0..jobs {
-            // Policies run on the trial's thread: it gets their stack.
-            let started = std::thread::Builder::new()
-                .name("rudder-trial".into())
-                .stack_size(rudder_policy::limits::POLICY_STACK)
-                .spawn_scoped(s, work);
-            if started.is_err() {
-                work();
-            }
-        }
-    });
-    results
-}
-
-fn run_trial(
-    cfg: &TrainConfig,
-    p: &plan::Plan,
-    data: &Data,
-    metric: Metric,
-) -> Result<Trial, AppError> {
-    let mut policies = load_policies(
-        &cfg.policy,
-        &cfg.param,
-        cfg.lr_scaling,
-        rudder_policy::WatchMode::Off,
-    )?;
-    let summary = rudder_train::with_threads(cfg.threads, || train_on(cfg, data, &mut policies))?;
-    let view = report::load_run(&cfg.out)
-        .map_err(|e| ConfigError::file(format!("--out {}", cfg.out.display()), e))?;
-    let best = |k: Metric| {
-        k.best_epoch(&view.history).map_or(
-            Value::Null,
-            |(e, v)| serde_json::json!({"epoch": e, "value": v}),
-        )
-    };
-    Ok(Trial {
-        settings: space::settings_json(&p.settings),
-        described: space::describe(&p.settings),
-        multiplier: p.multiplier,
-        lr: cfg.lr,
-        dir: p.name.clone(),
-        diverged: summary.diverged,
-        stop_reason: summary.stop_reason.clone(),
-        epochs_run: summary.epochs_run,
-        last: view.history.last().cloned().unwrap_or(Value::Null),
-        best: {
-            let (score, _) = report::score_key(&view.history);
-            let mut b = serde_json::Map::new();
-            b.insert("val_loss".into(), best(Metric::ValLoss));
-            b.insert(score.name().into(), best(score));
-            if metric != Metric::ValLoss && metric != score {
-                b.insert(metric.name().into(), best(metric));
-            }
-            Value::Object(b)
-        },
-        score: metric.best_epoch(&view.history).map(|(_, v)| v),
-        run: report::RunView {
-            name: format!(
-                "{} lr {}{}",
-                p.name,
-                report::fmt_num(cfg.lr),
-                if summary.diverged { " (diverged)" } else { "" }
-            ),
-            ..view
-        },
     })
 }
 
@@ -346,7 +375,10 @@ fn write_outputs(dir: &Path, o: &Outcome) -> Result<(), AppError> {
     text.push('\n');
     rudder_run::files::write_atomic(&dir.join("sweep.json"), text.as_bytes())
         .map_err(io(dir.join("sweep.json")))?;
-    let runs: Vec<report::RunView> = by_lr(o).map(|(_, t)| t.run.clone()).collect();
+    let runs: Vec<report::RunView> = table::by_lr(o)
+        .filter(|(_, t)| t.epochs_run > 0)
+        .map(|(_, t)| t.run.clone())
+        .collect();
     let title = format!(
         "rudder sweep: {}, batch {}, base lr {}, winner by {}: {}",
         plural(o.epochs as i64, "epoch"),
@@ -358,86 +390,18 @@ fn write_outputs(dir: &Path, o: &Outcome) -> Result<(), AppError> {
     );
     let page = report::compare_with(&title, &runs, &page::extra(o));
     report::write_page(&dir.join("report.html"), &page).map_err(io(dir.join("report.html")))?;
-    Ok(())
-}
-
-/// The trials (with their index in `o.trials`) from the smallest LR to the largest,
-/// as the table and the report list them (sweep.json keeps the multipliers' order).
-fn by_lr(o: &Outcome) -> impl Iterator<Item = (usize, &Trial)> {
-    // Trials of the same settings stay together, in the grid's order.
-    let group = |t: &Trial| {
-        o.trials
-            .iter()
-            .position(|u| u.settings == t.settings)
-            .unwrap_or(0)
-    };
-    let mut order: Vec<(usize, &Trial)> = o.trials.iter().enumerate().collect();
-    order.sort_by(|a, b| group(a.1).cmp(&group(b.1)).then(a.1.lr.total_cmp(&b.1.lr)));
-    order.into_iter()
-}
-
-/// The table printed on stderr at the end of a sweep.
-fn table(o: &Outcome) -> String {
-    // Classification's accuracy, or a regression's RMSE.
-    let lines: Vec<Value> = o.trials.iter().map(|t| t.last.clone()).collect();
-    let (score, label) = report::score_key(&lines);
-    let w = o
-        .trials
-        .iter()
-        .map(|t| t.dir.len())
-        .max()
-        .unwrap_or(0)
-        .max(10);
-    let sampled = o.searched.get("samples").is_some();
-    let mut out = format!(
-        "{:<w$} {:>10} {:>14} {:>6} {:>14} {:>13}  {}\n",
-        "trial",
-        "lr",
-        format!("best {}", o.metric),
-        "epoch",
-        "final loss",
-        format!("final {label}"),
-        "note"
-    );
-    for (i, t) in by_lr(o) {
-        let best_epoch = t
-            .best
-            .get(o.metric.name())
-            .and_then(|b| b.get("epoch"))
-            .and_then(Value::as_u64)
-            // 1-based, as people count epochs (sweep.json keeps the 0-based index).
-            .map_or("-".into(), |e| (e + 1).to_string());
-        let f = |k: &str| {
-            t.last
-                .get(k)
-                .and_then(Value::as_f64)
-                .map_or("-".into(), fmt_metric)
-        };
-        let settings = if sampled {
-            format!("  {}", t.described)
-        } else {
-            String::new()
-        };
-        let line = format!(
-            "{:<w$} {:>10} {:>14} {:>6} {:>14} {:>13}  {:<8}{settings}\n",
-            t.dir,
-            report::fmt_num(t.lr),
-            t.score.map_or("-".into(), fmt_metric),
-            best_epoch,
-            f("val_loss"),
-            f(score.name()),
-            if o.winner == Some(i) {
-                "winner"
-            } else if t.diverged {
-                "diverged"
-            } else if t.stop_reason.is_some() {
-                "stopped"
-            } else {
-                ""
-            }
-        );
-        out.push_str(line.trim_end());
-        out.push('\n');
+    // After exploits (PBT): the winner's lineage as a policy anyone can rerun.
+    if let Some(w) = o
+        .winner
+        .filter(|_| o.trials.iter().any(|t| !t.lineage.is_empty()))
+    {
+        let file = dir.join("best_schedule.rhai");
+        let text = lineage::policy(&o.trials, w, &dir.display().to_string());
+        rudder_run::files::write_atomic(&file, text.as_bytes()).map_err(io(file.clone()))?;
+        rudder_core::term::info(&format!(
+            "rudder sweep: the winner's schedule, as a policy: {}",
+            file.display()
+        ));
     }
-    out
+    Ok(())
 }

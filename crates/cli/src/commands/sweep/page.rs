@@ -1,7 +1,8 @@
 //! What the sweep's page adds below the trials' charts and table: the best LR at
 //! each batch size against the rules (`rule`), and, when the trials vary along
 //! exactly two dimensions (two grid axes, or one and the LR multipliers), a heatmap of
-//! the sweep's metric over them.
+//! the sweep's metric over them; under a scheduler, what it stopped and paused, and
+//! the exploits' lineage (which trial copied which, at which epoch) drawn and listed.
 
 use rudder_core::text::fmt_metric;
 use rudder_run::report::tables;
@@ -17,7 +18,139 @@ pub(crate) fn extra(o: &Outcome) -> String {
     if let Some(h) = heatmap(o) {
         html.push_str(&h);
     }
+    if o.scheduler.is_some() {
+        html.push_str(&scheduled(o));
+    }
     html
+}
+
+/// The scheduler's doing: each trial's status and epochs, then its lineage.
+fn scheduled(o: &Outcome) -> String {
+    let name = o
+        .scheduler
+        .as_ref()
+        .and_then(|s| s["name"].as_str())
+        .unwrap_or("");
+    let rows: Vec<Vec<String>> = o
+        .trials
+        .iter()
+        .map(|t| {
+            vec![
+                t.dir.clone(),
+                t.status.name().to_string(),
+                t.epochs_run.to_string(),
+                t.score.map_or("-".into(), fmt_metric),
+                t.stop_reason.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let head = [
+        "trial",
+        "status",
+        "epochs",
+        &format!("best {}", o.metric),
+        "stop reason",
+    ]
+    .map(String::from);
+    let mut html = tables::table(&format!("what {name} decided"), &head, &rows);
+    let copies: Vec<Vec<String>> = o
+        .trials
+        .iter()
+        .flat_map(|t| t.lineage.iter().map(move |e| (t, e)))
+        .map(|(t, e)| {
+            vec![
+                t.dir.clone(),
+                e["epoch"].to_string(),
+                e["from"].as_str().unwrap_or("").to_string(),
+                e["from_epoch"].to_string(),
+                e["settings"]["lr"]
+                    .as_f64()
+                    .map_or("-".into(), rudder_run::report::fmt_num),
+            ]
+        })
+        .collect();
+    if !copies.is_empty() {
+        html.push_str(&lineage_svg(o));
+        let head = [
+            "trial",
+            "at its epoch",
+            "copied from",
+            "checkpoint after epoch",
+            "then lr",
+        ]
+        .map(String::from);
+        html.push_str(&tables::table("exploits, in order", &head, &copies));
+    }
+    html
+}
+
+/// Each trial a line over its epochs, each exploit an arrow from the checkpoint it
+/// copied to the trial and epoch that took it.
+fn lineage_svg(o: &Outcome) -> String {
+    let (w, row, left) = (900.0, 26.0, 110.0);
+    let epochs = o
+        .trials
+        .iter()
+        .map(|t| t.epochs_run)
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
+    let x = |e: f64| left + (w - left - 20.0) * e / epochs;
+    let y = |i: usize| 20.0 + row * i as f64;
+    let h = y(o.trials.len()) + 14.0;
+    let esc = rudder_run::report::esc;
+    let mut svg = format!(
+        "<figure><figcaption>lineage: each exploit an arrow from the checkpoint copied to the trial that took it (x: epochs)</figcaption><svg viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\" role=\"img\"><defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" orient=\"auto\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"#e8590c\"/></marker></defs>"
+    );
+    for (i, t) in o.trials.iter().enumerate() {
+        svg.push_str(&format!(
+            "<text x=\"4\" y=\"{:.1}\" font-size=\"12\">{}</text><line x1=\"{:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"#adb5bd\" stroke-width=\"3\"/>",
+            y(i) + 4.0,
+            esc(&t.dir),
+            x(0.0),
+            y(i),
+            x(t.epochs_run as f64),
+            y(i)
+        ));
+    }
+    for (i, t) in o.trials.iter().enumerate() {
+        for e in &t.lineage {
+            let Some(f) = o
+                .trials
+                .iter()
+                .position(|u| Some(u.dir.as_str()) == e["from"].as_str())
+            else {
+                continue;
+            };
+            let (fe, te) = (
+                e["from_epoch"].as_f64().unwrap_or(0.0),
+                e["epoch"].as_f64().unwrap_or(0.0),
+            );
+            svg.push_str(&format!(
+                "<line x1=\"{:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"#e8590c\" stroke-width=\"1.5\" marker-end=\"url(#arrow)\"><title>{} took {}'s checkpoint after epoch {} at its epoch {}</title></line>",
+                x(fe),
+                y(f),
+                x(te),
+                y(i),
+                esc(&t.dir),
+                esc(&o.trials[f].dir),
+                fe,
+                te
+            ));
+        }
+    }
+    let step = (epochs / 10.0).ceil().max(1.0);
+    let mut e = 0.0;
+    while e <= epochs {
+        svg.push_str(&format!(
+            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"middle\" fill=\"#495057\">{e}</text>",
+            x(e),
+            h - 2.0
+        ));
+        e += step;
+    }
+    svg.push_str("</svg></figure>");
+    svg
 }
 
 /// A trial's value along each dimension: its settings, then `x` (its multiplier).

@@ -265,3 +265,35 @@ fn trial_config(
     }
     Ok(c)
 }
+
+/// A trial a scheduler starts (`start: [#{settings}]`), the `k`-th: `new000`, ...,
+/// planned and checked as the command's own are; why not, on one line.
+pub(crate) fn started(
+    base: &TrainOptions,
+    cfg: &TrainConfig,
+    settings: &serde_json::Map<String, Value>,
+    k: usize,
+) -> Result<Plan, String> {
+    let settings = settings
+        .iter()
+        .map(|(key, v)| Ok((space::check_key(key)?, v.clone())))
+        .collect::<Result<Vec<_>, String>>()?;
+    let p = Point {
+        settings,
+        multiplier: 1.0,
+    };
+    let c = trial_config(base, cfg, &p).map_err(|e| e.to_string())?;
+    rudder_train::load_policies(
+        &c.policy,
+        &c.param,
+        c.lr_scaling,
+        rudder_policy::WatchMode::Off,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(Plan {
+        name: format!("new{k:03}"),
+        settings: p.settings,
+        multiplier: 1.0,
+        cfg: c,
+    })
+}

@@ -151,7 +151,7 @@ pub(crate) fn parse_space(arg: &str) -> Result<(String, Dist), ConfigError> {
 
 /// A key a trial may vary: a train option of [`OPTION_KEYS`] (`batch-size` is
 /// `batch_size`), or a policy parameter (checked when the policies load).
-fn check_key(key: &str) -> Result<String, String> {
+pub(crate) fn check_key(key: &str) -> Result<String, String> {
     let k = key.replace('-', "_");
     if OPTION_KEYS.contains(&k.as_str()) {
         return Ok(k);

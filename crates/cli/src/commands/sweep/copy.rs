@@ -1,0 +1,36 @@
+//! An exploit's copy: another trial's newest epoch checkpoint put in place whole (a
+//! folder renamed in) under a tag of the trial that takes it.
+
+use std::path::Path;
+
+/// `from`'s newest `epoch-N` checkpoint copied into `to`'s checkpoints as `tag`:
+/// the epochs it had trained and the SHA-256 of its weights.
+pub(crate) fn copy_newest(from: &Path, to: &Path, tag: &str) -> Result<(usize, String), String> {
+    let root = from.join("checkpoints");
+    let newest = std::fs::read_dir(&root)
+        .map_err(|e| format!("{}: {e}", root.display()))?
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            let n: usize = name.strip_prefix("epoch-")?.parse().ok()?;
+            e.path()
+                .join("state.json")
+                .is_file()
+                .then_some((n, e.path()))
+        })
+        .max_by_key(|(n, _)| *n)
+        .ok_or_else(|| format!("{} has no epoch checkpoint yet", from.display()))?;
+    let dir = to.join("checkpoints");
+    let tmp = dir.join(format!(".{tag}.tmp"));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let io = |e: std::io::Error| format!("copying {}: {e}", newest.1.display());
+    std::fs::create_dir_all(&tmp).map_err(io)?;
+    for f in std::fs::read_dir(&newest.1).map_err(io)?.flatten() {
+        if f.file_type().map_err(io)?.is_file() {
+            std::fs::copy(f.path(), tmp.join(f.file_name())).map_err(io)?;
+        }
+    }
+    let weights = std::fs::read(tmp.join("model.safetensors")).map_err(io)?;
+    std::fs::rename(&tmp, dir.join(tag)).map_err(io)?;
+    Ok((newest.0 + 1, rudder_policy::checksum::sha256(&weights)))
+}
