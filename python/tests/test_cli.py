@@ -19,7 +19,8 @@ def test_policy_test_runs_every_case_of_the_library(root, library):
                          (root, (root / "plugins").glob("*/tests/*.json"))]:
         o = rudder(where, "policy", "test")
         assert o.returncode == 0, o.stdout + o.stderr
-        cases = sum(len(json.loads(f.read_text())["cases"]) for f in files)
+        # A sweep policy's file is one case (its replay of recorded curves).
+        cases = sum(len(json.loads(f.read_text()).get("cases", [None])) for f in files)
         assert o.stdout.splitlines()[-1] == f"{cases} passed, 0 failed"
         total += cases
     assert total >= 948
