@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use rhai::packages::{Package, StandardPackage};
-use rhai::{Dynamic, Engine, EvalAltResult, LexError, Module, Shared, Token};
+use rhai::{Dynamic, Engine, LexError, Module, Shared, Token};
 
 use super::{clock, safe};
 use crate::meter;
@@ -31,16 +31,8 @@ fn checked() -> Shared<Module> {
     CHECKED.get_or_init(|| safe::overrides().into()).clone()
 }
 
-/// A number from a script: integer or float.
-pub(crate) fn number(v: &Dynamic) -> Option<f64> {
-    v.as_float()
-        .ok()
-        .or_else(|| v.as_int().ok().map(|i| i as f64))
-}
-
-fn arg(v: &Dynamic, name: &str) -> Result<f64, Box<EvalAltResult>> {
-    number(v).ok_or_else(|| format!("{name} must be a number, got {}", v.type_name()).into())
-}
+use super::sched::arg;
+pub(crate) use super::sched::number;
 
 /// The native `lr` module: schedule shapes shared by the standard library.
 pub(crate) fn lr_module() -> Module {

@@ -5,7 +5,7 @@
 use rhai::{Array, Dynamic, EvalAltResult, Module};
 
 /// A number from a script: integer or float.
-fn number(v: &Dynamic) -> Option<f64> {
+pub(crate) fn number(v: &Dynamic) -> Option<f64> {
     v.as_float()
         .ok()
         .or_else(|| v.as_int().ok().map(|i| i as f64))
@@ -59,7 +59,8 @@ fn promotable(value: f64, competing: &Array, rf: i64, max: bool) -> bool {
     }
 }
 
-fn arg(v: &Dynamic, name: &str) -> Result<f64, Box<EvalAltResult>> {
+/// A number argument of a native function, or an error naming it.
+pub(crate) fn arg(v: &Dynamic, name: &str) -> Result<f64, Box<EvalAltResult>> {
     number(v).ok_or_else(|| format!("{name} must be a number, got {}", v.type_name()).into())
 }
 

@@ -1,24 +1,23 @@
 //! An exploit's copy: another trial's newest epoch checkpoint put in place whole (a
 //! folder renamed in) under a tag of the trial that takes it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Run folder `run`'s newest `epoch-N` checkpoint: the epochs it had trained, and
+/// its folder.
+pub(crate) fn newest_epoch(run: &Path) -> Option<(usize, PathBuf)> {
+    rudder_run::checkpoint::list(&run.join("checkpoints"))
+        .into_iter()
+        .filter_map(|(name, dir)| {
+            Some((name.strip_prefix("epoch-")?.parse::<usize>().ok()? + 1, dir))
+        })
+        .max_by_key(|(n, _)| *n)
+}
 
 /// `from`'s newest `epoch-N` checkpoint copied into `to`'s checkpoints as `tag`:
 /// the epochs it had trained and the SHA-256 of its weights.
 pub(crate) fn copy_newest(from: &Path, to: &Path, tag: &str) -> Result<(usize, String), String> {
-    let root = from.join("checkpoints");
-    let newest = std::fs::read_dir(&root)
-        .map_err(|e| format!("{}: {e}", root.display()))?
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().to_string();
-            let n: usize = name.strip_prefix("epoch-")?.parse().ok()?;
-            e.path()
-                .join("state.json")
-                .is_file()
-                .then_some((n, e.path()))
-        })
-        .max_by_key(|(n, _)| *n)
+    let newest = newest_epoch(from)
         .ok_or_else(|| format!("{} has no epoch checkpoint yet", from.display()))?;
     let dir = to.join("checkpoints");
     let tmp = dir.join(format!(".{tag}.tmp"));
@@ -32,5 +31,5 @@ pub(crate) fn copy_newest(from: &Path, to: &Path, tag: &str) -> Result<(usize, S
     }
     let weights = std::fs::read(tmp.join("model.safetensors")).map_err(io)?;
     std::fs::rename(&tmp, dir.join(tag)).map_err(io)?;
-    Ok((newest.0 + 1, rudder_policy::checksum::sha256(&weights)))
+    Ok((newest.0, rudder_policy::checksum::sha256(&weights)))
 }

@@ -66,32 +66,9 @@ pub(super) fn options(dir: &Path) -> Result<(SweepOptions, Value), AppError> {
     Ok((*o, saved))
 }
 
-/// The newest epoch checkpoint's epochs in run folder `dir` (0 when none).
-fn checkpointed(dir: &Path) -> usize {
-    std::fs::read_dir(dir.join("checkpoints"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let n: usize = e
-                .file_name()
-                .to_str()?
-                .strip_prefix("epoch-")?
-                .parse()
-                .ok()?;
-            e.path().join("state.json").is_file().then_some(n + 1)
-        })
-        .max()
-        .unwrap_or(0)
-}
-
-/// The run folder `dir`'s metrics lines.
+/// The run folder `dir`'s metrics lines (none when it has no readable log).
 fn history(dir: &Path) -> Vec<Value> {
-    std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
+    rudder_run::files::read_jsonl(&dir.join("metrics.jsonl")).unwrap_or_default()
 }
 
 fn status_of(v: &Value) -> Status {
@@ -155,7 +132,7 @@ pub(super) fn restore(coord: &Coordinator, saved: &Value) -> Result<(), AppError
             }
             Status::Running | Status::Pending => {
                 s.view.status = Status::Pending;
-                let n = checkpointed(&dir);
+                let n = super::copy::newest_epoch(&dir).map_or(0, |(n, _)| n);
                 if n > 0 && dir.join("config.json").is_file() {
                     // It resumes from its newest checkpoint; the logs are cut to it.
                     s.view.history = lines[..n.min(lines.len())].to_vec();
