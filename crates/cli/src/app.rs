@@ -35,6 +35,7 @@ pub(crate) fn run(cli: Cli) -> Result<(), AppError> {
             commands::policy::new_plugin(&dir, &name)
         }
         Command::Plugin(cmd) => commands::plugin::command(cmd),
+        Command::SweepTask(o) => commands::sweep::task(o),
     }
 }
 

@@ -176,6 +176,7 @@ impl TrainArgs {
             log_steps: self.log_steps,
             tensorboard: self.tensorboard,
             quiet: self.quiet,
+            launcher: None,
             resumes: None,
             data_sha256: None,
             model_sha256: None,

@@ -81,6 +81,9 @@ Exit 0: applied; 2: rejected (or not a running run); 1: not read within --timeou
     /// Work with plugins (shared policy libraries).
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// One trial of a sweep on Slurm, as its batch script runs it (not for people).
+    #[command(hide = true)]
+    SweepTask(SweepTaskOptions),
 }
 
 #[derive(Debug, Subcommand)]
@@ -168,6 +171,43 @@ pub(crate) struct SweepOptions {
     /// A parameter of the scheduler, over its fn params(); repeat for more
     #[arg(long, value_name = "KEY=VALUE")]
     pub(crate) scheduler_param: Vec<String>,
+    /// Where the trials run: local (here, --jobs at a time) or slurm (a job array,
+    /// this process following it) [default: local, or the --config file's launcher]
+    #[arg(long, value_parser = ["local", "slurm"], value_name = "local|slurm")]
+    pub(crate) launcher: Option<String>,
+    /// Slurm: an option for sbatch (--partition=P, --time=2:00:00, --gres=gpu:1,
+    /// --ntasks=2, --account=A), written into the batch script; repeat for more
+    #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
+    pub(crate) slurm_arg: Vec<String>,
+    /// Slurm: the warning signal before a time limit or preemption, SIG@SECONDS
+    /// (sbatch's --signal=B:SIG@SECONDS); the trial checkpoints and is requeued
+    #[arg(long, default_value = "USR1@120", value_name = "SIG@SECS")]
+    pub(crate) slurm_signal: String,
+    /// Slurm: times a trial's task that ended without finishing it is resubmitted
+    /// (from its newest checkpoint) before the trial is failed
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub(crate) max_retries: usize,
+    /// Slurm: print the batch script and submit nothing
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Slurm: submit the array and return; `rudder sweep --resume DIR` follows it
+    #[arg(long)]
+    pub(crate) detach: bool,
+}
+
+/// `rudder sweep-task`: what each task of a sweep's Slurm array runs.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct SweepTaskOptions {
+    /// The sweep's folder
+    #[arg(value_name = "SWEEP")]
+    pub(crate) dir: std::path::PathBuf,
+    /// The task's index in the array: the trial's place in SWEEP/slurm/trials.json
+    #[arg(long, value_name = "N")]
+    pub(crate) task: usize,
+    /// The sweep's marker (SWEEP/slurm/marker), proving the folder is the one the
+    /// coordinator writes
+    #[arg(long, value_name = "TOKEN")]
+    pub(crate) token: String,
 }
 
 /// `rudder lr-find`.

@@ -8,6 +8,12 @@ use rudder_run::report::LoadRunError;
 
 /// The exit code of an interrupted run (128 + SIGINT, as shells report it).
 pub(crate) const INTERRUPTED: u8 = 130;
+/// The exit code of a sweep's Slurm task that checkpointed on a signal and asks to
+/// go on from there (sysexits' `EX_TEMPFAIL`): its batch script requeues it.
+pub(crate) const REQUEUE: u8 = 75;
+/// The exit code of a sweep's Slurm task that cannot see the sweep's folder as the
+/// coordinator wrote it (not on a file system the nodes share).
+pub(crate) const NOT_SHARED: u8 = 3;
 
 /// Any failure of a command.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +71,9 @@ pub(crate) enum AppError {
     /// SIGINT or SIGTERM: the message says where and how to go on.
     #[error("{0}")]
     Interrupted(String),
+    /// A sweep's task ended early with this exit code (`REQUEUE`, `NOT_SHARED`).
+    #[error("{1}")]
+    Task(u8, String),
 }
 
 impl AppError {
@@ -83,6 +92,7 @@ impl AppError {
             AppError::Run(_) | AppError::TestsFailed(_) | AppError::NoTests | AppError::Ctl(_) => 1,
             AppError::Pkg(e) => e.exit,
             AppError::Interrupted(_) => INTERRUPTED,
+            AppError::Task(code, _) => *code,
         }
     }
 }

@@ -37,16 +37,17 @@ fn run() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Ctrl-C, SIGTERM and SIGHUP: the first sets the flag the trainer reads between
+/// Ctrl-C, SIGTERM, SIGHUP and SIGUSR1: the first sets the flag the trainer reads between
 /// optimizer steps (it finishes the step, writes `step-N`, records a `run_end` with
 /// reason `interrupted`, and the binary exits 130); a second exits at once with 130.
 /// The conditional exit is registered first, so it acts on the second signal only
 /// (signal-hook runs a signal's actions in order). SIGHUP: the terminal closed; the
-/// run stops as for Ctrl-C rather than die.
+/// run stops as for Ctrl-C rather than die. SIGUSR1: Slurm's warning before a time
+/// limit or a preemption (`--signal`), the same stop.
 fn install_signals() -> std::io::Result<()> {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
     let flag = rudder_core::interrupt::flag();
-    for sig in [SIGINT, SIGTERM, SIGHUP] {
+    for sig in [SIGINT, SIGTERM, SIGHUP, SIGUSR1] {
         signal_hook::flag::register_conditional_shutdown(sig, i32::from(error::INTERRUPTED), flag)?;
         signal_hook::flag::register(sig, flag)?;
     }

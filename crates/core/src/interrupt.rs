@@ -1,6 +1,6 @@
 //! The stop a signal asks for: a flag the trainer reads between optimizer steps (it
 //! finishes the step, writes `step-N`, records a `run_end` with reason
-//! `interrupted`). The `rudder` binary sets it from its SIGINT, SIGTERM and SIGHUP
+//! `interrupted`). The `rudder` binary sets it from its SIGINT, SIGTERM, SIGHUP and SIGUSR1
 //! handlers; a library user sets it from their own, or never.
 
 use std::sync::atomic::{AtomicBool, Ordering};

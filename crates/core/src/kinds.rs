@@ -161,3 +161,13 @@ pub struct Hyper {
     /// AdamW's epsilon.
     pub eps: f64,
 }
+
+/// Where `rudder sweep` runs its trials (`--launcher`, the config's `launcher`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SweepLauncher {
+    /// Here, `--jobs` at a time on threads of this process.
+    Local,
+    /// As a Slurm job array, this process following it.
+    Slurm,
+}

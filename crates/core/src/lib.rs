@@ -25,7 +25,7 @@ pub mod watch;
 
 pub use config::{ConfigError, ModelKind, Overrides, TrainConfig, TrainOptions};
 pub use event::EventKind;
-pub use kinds::{Hyper, Kernels, Loss, OptimizerKind, Task};
+pub use kinds::{Hyper, Kernels, Loss, OptimizerKind, SweepLauncher, Task};
 pub use name::UnknownName;
 pub use param::{Param, ParamError};
 pub use range::{Invalid, MAX_ACCUMULATION, MAX_EPOCHS, check_count, check_hyper};

@@ -7,14 +7,17 @@
 //! and allocates nothing.
 //!
 //! `die:S` kills the process with SIGKILL after step S, as a crashed machine would;
-//! `RUDDER_FAULT_RANK=R` limits any of them to rank R of a many-process run (the
-//! rank its MPI launcher gave it).
+//! `pace:MS` makes every optimizer step last MS milliseconds more (a run long enough
+//! to be steered or signalled mid-epoch); `RUDDER_FAULT_RANK=R` limits any of them to
+//! rank R of a many-process run (the rank its MPI launcher gave it), and
+//! `RUDDER_FAULT_TASK=N` to task N of a Slurm job array (`SLURM_ARRAY_TASK_ID`).
 
 use std::sync::OnceLock;
 
 enum Spec {
     Step(u64),
     Die(u64),
+    Pace(u64),
     Checkpoint(String),
 }
 
@@ -27,9 +30,15 @@ fn spec() -> Option<&'static Spec> {
         {
             return None;
         }
+        if let Ok(t) = std::env::var("RUDDER_FAULT_TASK")
+            && std::env::var("SLURM_ARRAY_TASK_ID").ok() != Some(t)
+        {
+            return None;
+        }
         match v.split_once(':')? {
             ("step", s) => s.parse().ok().map(Spec::Step),
             ("die", s) => s.parse().ok().map(Spec::Die),
+            ("pace", ms) => ms.parse().ok().map(Spec::Pace),
             ("checkpoint", name) => Some(Spec::Checkpoint(name.to_string())),
             _ => None,
         }
@@ -59,6 +68,7 @@ pub fn step(step: u64) {
                 libc::kill(libc::getpid(), libc::SIGKILL);
             }
         }
+        Some(Spec::Pace(ms)) => std::thread::sleep(std::time::Duration::from_millis(*ms)),
         _ => {}
     }
 }

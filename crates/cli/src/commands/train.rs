@@ -8,6 +8,15 @@ use crate::error::AppError;
 
 /// `rudder train`.
 pub(crate) fn command(opts: TrainOptions) -> Result<Summary, AppError> {
+    if let Some(path) = &opts.config
+        && TrainOptions::from_file(path)?.launcher.is_some()
+    {
+        return Err(rudder_core::config::ConfigError::invalid(
+            format!("{}: launcher", path.display()),
+            "is rudder sweep's key (where its trials run); rudder train trains here",
+        )
+        .into());
+    }
     let cfg = super::resolve(opts)?;
     // Every rank loads the policies (a fault is the same exit 2 everywhere); rank 0
     // alone calls and watches them.

@@ -15,6 +15,7 @@ mod resume;
 mod schedulers;
 mod seam;
 mod search;
+mod slurm;
 mod strict;
 mod tensorboard;
 mod tutorial;

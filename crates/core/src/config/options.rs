@@ -94,6 +94,10 @@ pub struct TrainOptions {
     pub tensorboard: Option<PathBuf>,
     /// No progress bars or per-epoch lines on stderr
     pub quiet: Option<bool>,
+    /// `rudder sweep` alone: where its trials run, `local` or `slurm` (its
+    /// `--launcher`); `rudder train` refuses it.
+    #[serde(default, skip_serializing)]
+    pub launcher: Option<crate::SweepLauncher>,
     /// A run's own record of its resumes (config.json); not an option.
     #[serde(skip_serializing)]
     pub resumes: Option<Vec<serde_json::Value>>,
@@ -163,7 +167,8 @@ impl TrainOptions {
             keep_last,
             keep_tagged,
             monitor,
-            quiet
+            quiet,
+            launcher
         )
     }
 }

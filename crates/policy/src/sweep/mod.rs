@@ -44,6 +44,9 @@ pub enum Status {
     Stopped,
     /// Ended on its own: its planned epochs, or its own policies' stop.
     Done,
+    /// Its launcher could not finish it: every attempt ended early (a cluster's node
+    /// lost, a time limit, a crash) and the retries are spent. Optuna's `FAIL`.
+    Failed,
 }
 
 impl Status {
@@ -55,12 +58,13 @@ impl Status {
             Status::Paused => "paused",
             Status::Stopped => "stopped",
             Status::Done => "done",
+            Status::Failed => "failed",
         }
     }
 
     /// Whether it will not train again.
     pub fn finished(self) -> bool {
-        matches!(self, Status::Stopped | Status::Done)
+        matches!(self, Status::Stopped | Status::Done | Status::Failed)
     }
 }
 

@@ -7,7 +7,8 @@
 //! When it looks: with `--watch auto`, when a native file event says the file
 //! changed (one atomic load per step otherwise); where native events fail, and with
 //! `--watch poll`, by its length at most every 200 ms; with `--watch off`, at each
-//! epoch's start only. It also looks at each epoch's start whatever the mode.
+//! epoch's start only. It also looks at each epoch's start and end (after
+//! `on_epoch_end`, before the epoch is recorded and checkpointed) whatever the mode.
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -112,6 +112,11 @@ impl Trainer<'_> {
         let used = self.state.settings;
         self.sinks.progress.hold();
         self.hook(Hook::EpochEnd, controller)?;
+        // The control channel once more before the epoch is recorded and
+        // checkpointed: a line written while it validated (a sweep's coordinator
+        // answering the epoch's report) counts at this epoch's end, in its
+        // checkpoint.
+        self.boundary(controller, true)?;
         let record = EpochRecord {
             epoch: self.state.epoch,
             step: self.state.step,

@@ -47,6 +47,8 @@ pub(crate) struct Slot {
     pub(crate) result: Option<Result<Trial, AppError>>,
     /// The settings a scheduler started it with (`None`: the command planned it).
     pub(crate) start: Option<Map<String, Value>>,
+    /// Its tasks on a cluster (`--launcher slurm`).
+    pub(crate) tasks: Option<super::attempts::Tasks>,
 }
 
 impl Slot {
@@ -67,6 +69,7 @@ impl Slot {
             started: false,
             result: None,
             start,
+            tasks: None,
         }
     }
 }
@@ -91,6 +94,8 @@ pub(crate) struct Coordinator {
     pub(crate) jobs: usize,
     /// The command's arguments after `sweep`, for `--resume`.
     pub(crate) args: Vec<String>,
+    /// Its trials are Slurm tasks (`--launcher slurm`).
+    pub(crate) slurm: bool,
 }
 
 /// The settings a scheduler sees and an exploit may change: the searched ones, and
@@ -144,6 +149,7 @@ impl Coordinator {
             metric,
             jobs,
             args: Vec::new(),
+            slurm: false,
         }
     }
 
@@ -152,6 +158,7 @@ impl Coordinator {
     pub(crate) fn save(&self, st: &State) {
         let v = json!({
             "state": "running",
+            "launcher": if self.slurm { "slurm" } else { "local" },
             "args": self.args,
             "metric": self.metric,
             "trials": st.slots.iter().map(entry).collect::<Vec<_>>(),
@@ -213,14 +220,19 @@ impl Coordinator {
     /// end (or done), its slot freed.
     pub(crate) fn finished(&self, i: usize, result: Result<Trial, AppError>) {
         let mut st = self.lock();
+        self.finished_in(&mut st, i, result);
+        self.save(&st);
+        self.wake.notify_all();
+    }
+
+    /// [`Coordinator::finished`] with the population's lock held.
+    pub(crate) fn finished_in(&self, st: &mut State, i: usize, result: Result<Trial, AppError>) {
         let s = &mut st.slots[i];
         s.started = true;
         if matches!(&result, Ok(t) if t.interrupted) {
             // Ctrl-C: it checkpointed mid-run and resumes with the sweep.
             s.view.status = Status::Running;
-            st.running -= 1;
-            self.save(&st);
-            self.wake.notify_all();
+            st.running = st.running.saturating_sub(1);
             return;
         }
         s.view.status = match (&result, s.ending) {
@@ -239,37 +251,34 @@ impl Coordinator {
             t.stop_reason = None;
         }
         s.result = Some(result);
-        st.running -= 1;
-        self.save(&st);
-        self.wake.notify_all();
+        st.running = st.running.saturating_sub(1);
     }
 
     /// The instructions for trial `i` now, delivered.
     pub(crate) fn take(&self, i: usize) -> Vec<Instruction> {
-        let mut st = self.lock();
-        let s = &mut st.slots[i];
-        let out = std::mem::take(&mut s.pending);
-        for ins in &out {
-            if let Instruction::End(status) = ins {
-                s.ending = Some(*status);
-            }
-        }
-        out
+        take_in(&mut self.lock(), i)
     }
 
     /// Trial `i` finished an epoch with `line`: the scheduler's turn.
     pub(crate) fn report(&self, i: usize, line: Value) {
         let mut st = self.lock();
+        if self.report_in(&mut st, i, line) {
+            self.save(&st);
+            self.wake.notify_all();
+        }
+    }
+
+    /// [`Coordinator::report`] with the population's lock held: whether a scheduler
+    /// was asked.
+    pub(crate) fn report_in(&self, st: &mut State, i: usize, line: Value) -> bool {
         st.slots[i].view.history.push(line);
         if st.scheduler.is_none() {
-            return;
+            return false;
         }
-        let decided = self.ask(&mut st, i);
-        if let Some(d) = decided {
-            self.carry_out(&mut st, i, d);
+        if let Some(d) = self.ask(st, i) {
+            self.carry_out(st, i, d);
         }
-        self.save(&st);
-        self.wake.notify_all();
+        true
     }
 
     /// Calls the scheduler (reloading it first when its file changed).
@@ -344,6 +353,18 @@ impl Coordinator {
     }
 }
 
+/// The instructions for trial `i` now, delivered (its `ending` noted).
+pub(crate) fn take_in(st: &mut State, i: usize) -> Vec<Instruction> {
+    let s = &mut st.slots[i];
+    let out = std::mem::take(&mut s.pending);
+    for ins in &out {
+        if let Instruction::End(status) = ins {
+            s.ending = Some(*status);
+        }
+    }
+    out
+}
+
 /// A trial's entry in the `sweep.json` written while the sweep runs.
 fn entry(s: &Slot) -> Value {
     let done = s.result.as_ref().and_then(|r| r.as_ref().ok());
@@ -362,6 +383,9 @@ fn entry(s: &Slot) -> Value {
     }
     if let Some(start) = &s.start {
         m.insert("start".into(), Value::Object(start.clone()));
+    }
+    if let Some(t) = &s.tasks {
+        m.insert("slurm".into(), t.json());
     }
     Value::Object(m)
 }

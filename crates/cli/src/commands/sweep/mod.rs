@@ -5,6 +5,7 @@
 //! winner is picked by a metric; one report overlays every trial, and a sweep over
 //! batch sizes says how the best LR moved with them (`rule`).
 
+mod attempts;
 mod coord;
 mod copy;
 mod decide;
@@ -15,6 +16,7 @@ mod record;
 mod reporter;
 mod resume;
 mod rule;
+mod slurm;
 mod space;
 mod table;
 mod trials;
@@ -32,6 +34,8 @@ use rudder_run::report;
 
 use crate::cli::{SweepOptions, print_json};
 use crate::error::AppError;
+
+pub(crate) use slurm::task;
 
 /// `rudder sweep`, or `rudder sweep --resume DIR`.
 pub(crate) fn command(o: SweepOptions) -> Result<(), AppError> {
@@ -59,6 +63,9 @@ pub(crate) fn command(o: SweepOptions) -> Result<(), AppError> {
     }
     let (mut resumed, saved) = resume::options(&dir)?;
     resumed.train.quiet = o.train.quiet.or(resumed.train.quiet);
+    // A detached sweep is followed from here on.
+    resumed.detach = false;
+    resumed.dry_run = false;
     let args = saved["args"]
         .as_array()
         .map(|a| {
@@ -87,6 +94,7 @@ fn start(o: SweepOptions, args: Vec<String>, saved: Option<Value>) -> Result<(),
         .map_err(|e| ConfigError::invalid("--metric", e.to_string()))?;
     let search = plan::plans(&o, &base, &cfg)?;
     let scheduler = scheduler(&o)?;
+    let launch = slurm::launch(&o)?;
     let spec = Spec {
         plans: search.plans,
         searched: search.record,
@@ -94,17 +102,38 @@ fn start(o: SweepOptions, args: Vec<String>, saved: Option<Value>) -> Result<(),
         jobs,
         base: base.clone(),
     };
-    let device = rudder_train::device(&cfg)?;
-    let data = rudder_train::load_data(&cfg, &device)?;
+    if let Some(l) = launch.as_ref().filter(|l| l.dry_run) {
+        rudder_core::term::out_text(&slurm::dry_run(&cfg, l, spec.plans.len(), jobs));
+        return Ok(());
+    }
+    // On Slurm each task loads its own data.
+    let data = match &launch {
+        None => {
+            let device = rudder_train::device(&cfg)?;
+            Some(rudder_train::load_data(&cfg, &device)?)
+        }
+        Some(_) => None,
+    };
     rudder_core::term::info(&format!(
-        "rudder sweep: {} of {} ({}), {} at a time, in {}",
+        "rudder sweep: {} of {} ({}), {} at a time{}, in {}",
         plural(spec.plans.len() as i64, "trial"),
         plural(cfg.epochs as i64, "epoch"),
         search.summary,
         jobs.min(spec.plans.len()),
+        if launch.is_some() { " on Slurm" } else { "" },
         cfg.out.display()
     ));
-    let outcome = run(&cfg, &spec, scheduler, &data, Resume { args, saved })?;
+    let how = How {
+        data: data.as_ref(),
+        launch: launch.as_ref(),
+    };
+    let Some(outcome) = run(&cfg, &spec, scheduler, how, Resume { args, saved })? else {
+        rudder_core::term::info(&format!(
+            "rudder sweep: detached; its tasks run in Slurm: rudder sweep --resume {} follows them",
+            cfg.out.display()
+        ));
+        return Ok(());
+    };
     rudder_core::term::info_text(&table::text(&outcome));
     if let Some(r) = &outcome.lr_rule {
         rudder_core::term::info_text(&rule::text(r, outcome.metric));
@@ -142,6 +171,13 @@ pub(crate) struct Spec {
     pub(crate) jobs: usize,
     /// The command's options (what a scheduler's new trials start from).
     pub(crate) base: rudder_core::TrainOptions,
+}
+
+/// Where the trials run: here on `data`, or on Slurm.
+#[derive(Clone, Copy)]
+struct How<'a> {
+    data: Option<&'a Data>,
+    launch: Option<&'a slurm::Launch>,
 }
 
 /// What a sweep records for `--resume`, and what it resumes from.
@@ -208,6 +244,9 @@ pub(crate) struct Trial {
     /// Ended by Ctrl-C or SIGTERM mid-run (it resumes with the sweep).
     #[serde(skip)]
     pub(crate) interrupted: bool,
+    /// Its tasks on a cluster: task index, attempts (`--launcher slurm`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) slurm: Option<Value>,
     /// Its trainer settings as planned (what its lineage starts from).
     #[serde(skip)]
     pub(crate) initial: serde_json::Map<String, Value>,
@@ -231,6 +270,8 @@ pub(crate) struct Outcome {
     pub(crate) state: &'static str,
     /// The command's arguments after `sweep`.
     pub(crate) args: Vec<String>,
+    /// Where its trials ran: `local` or `slurm`.
+    pub(crate) launcher: &'static str,
     pub(crate) metric: Metric,
     pub(crate) base_lr: f64,
     pub(crate) epochs: usize,
@@ -266,15 +307,15 @@ pub(crate) fn trial_name(m: f64) -> String {
     }
 }
 
-/// Runs the trials of `spec` for `cfg` (whose `out` is the sweep's folder) on `data`,
-/// under `scheduler` if any.
+/// Runs the trials of `spec` for `cfg` (whose `out` is the sweep's folder), here or
+/// on Slurm, under `scheduler` if any; `None` when detached from its Slurm tasks.
 fn run(
     cfg: &TrainConfig,
     spec: &Spec,
     scheduler: Option<rudder_policy::sweep::Scheduler>,
-    data: &Data,
+    how: How<'_>,
     resume: Resume,
-) -> Result<Outcome, AppError> {
+) -> Result<Option<Outcome>, AppError> {
     // The sweep's own folder: absent or empty (or the one resumed), and ours while
     // the trials run.
     let _lock = match resume.saved {
@@ -291,11 +332,20 @@ fn run(
         spec.jobs,
     );
     coord.args = resume.args.clone();
+    coord.slurm = how.launch.is_some();
     if let Some(saved) = &resume.saved {
         resume::restore(&coord, saved)?;
     }
     coord.save(&coord.lock());
-    trials::run_all(cfg, &coord, data);
+    match (how.launch, how.data) {
+        (Some(l), _) => {
+            if !slurm::run_all(&coord, l, resume.saved.is_none())? {
+                return Ok(None);
+            }
+        }
+        (None, Some(data)) => trials::run_all(cfg, &coord, data),
+        (None, None) => unreachable!("a local sweep has its data"),
+    }
     if rudder_core::interrupt::requested() {
         return Err(AppError::Interrupted(format!(
             "interrupted; each trial in {} that ran checkpointed where it stopped: rudder sweep --resume {} goes on",
@@ -306,7 +356,7 @@ fn run(
     let st = coord.state.into_inner().unwrap_or_else(|e| e.into_inner());
     let outcome = outcome(cfg, spec, st, resume.args)?;
     write_outputs(&cfg.out, &outcome)?;
-    Ok(outcome)
+    Ok(Some(outcome))
 }
 
 /// The sweep's record once its trials are done: `st`'s trials and scheduler, the
@@ -323,6 +373,7 @@ fn outcome(
         let mut t = r?;
         t.status = slot.view.status;
         t.lineage = slot.lineage;
+        t.slurm = slot.tasks.as_ref().map(attempts::Tasks::json);
         t.initial = coord::settings_of(&slot.plan);
         trials.push(t);
     }
@@ -346,9 +397,14 @@ fn outcome(
         searched: spec.searched.clone(),
         lr_rule: None,
         state: "done",
+        launcher: if trials.iter().any(|t| t.slurm.is_some()) {
+            "slurm"
+        } else {
+            "local"
+        },
         args,
         scheduler: st.scheduler.as_ref().map(|s| {
-            serde_json::json!({"name": s.name(), "file": s.file(), "version": s.version(), "params": s.params(), "this": s.this()})
+            serde_json::json!({"name": s.name(), "file": s.file(), "version": s.version(), "params": s.params(), "this": s.this(), "reports": st.reports})
         }),
         provenance: trials
             .first()

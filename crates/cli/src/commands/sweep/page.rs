@@ -2,7 +2,8 @@
 //! each batch size against the rules (`rule`), and, when the trials vary along
 //! exactly two dimensions (two grid axes, or one and the LR multipliers), a heatmap of
 //! the sweep's metric over them; under a scheduler, what it stopped and paused, and
-//! the exploits' lineage (which trial copied which, at which epoch) drawn and listed.
+//! the exploits' lineage (which trial copied which, at which epoch) drawn and listed;
+//! on Slurm, every task attempt.
 
 use rudder_core::text::fmt_metric;
 use rudder_run::report::tables;
@@ -21,7 +22,42 @@ pub(crate) fn extra(o: &Outcome) -> String {
     if o.scheduler.is_some() {
         html.push_str(&scheduled(o));
     }
+    html.push_str(&tasks(o));
     html
+}
+
+/// On Slurm: every attempt of every trial (job, node, state, exit, queued, ran).
+fn tasks(o: &Outcome) -> String {
+    let secs = |v: &serde_json::Value| v.as_f64().map_or("-".into(), |s| format!("{s:.1} s"));
+    let rows: Vec<Vec<String>> = o
+        .trials
+        .iter()
+        .filter_map(|t| Some((t, t.slurm.as_ref()?["attempts"].as_array()?.clone())))
+        .flat_map(|(t, attempts)| {
+            attempts.into_iter().enumerate().map(move |(k, a)| {
+                let text = |key: &str| a[key].as_str().unwrap_or("-").to_string();
+                vec![
+                    t.dir.clone(),
+                    (k + 1).to_string(),
+                    text("job"),
+                    text("node"),
+                    text("state"),
+                    a["exit"].as_i64().map_or("-".into(), |e| e.to_string()),
+                    text("outcome"),
+                    secs(&a["queued_s"]),
+                    secs(&a["running_s"]),
+                ]
+            })
+        })
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let head = [
+        "trial", "attempt", "job", "node", "state", "exit", "outcome", "queued", "ran",
+    ]
+    .map(String::from);
+    tables::table("Slurm tasks", &head, &rows)
 }
 
 /// The scheduler's doing: each trial's status and epochs, then its lineage.

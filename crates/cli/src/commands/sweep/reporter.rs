@@ -12,6 +12,37 @@ use rudder_policy::{Controller, Ctx, Decision, Hook, Policies, PolicyEvent, Repl
 
 use super::coord::{Coordinator, Instruction};
 
+/// The `Controller` methods a trial's wrapping controller hands to the trial's own
+/// policies (`self.inner`) unchanged: reloads, provenance, sources, state.
+macro_rules! forward_to_inner {
+    () => {
+        fn reload_due(&mut self) -> bool {
+            self.inner.reload_due()
+        }
+
+        fn reload(&mut self, ctx: &rudder_policy::Ctx) -> rudder_policy::Reply {
+            self.inner.reload(ctx)
+        }
+
+        fn provenance(&self) -> Vec<rudder_policy::project::Provenance> {
+            rudder_policy::Controller::provenance(&self.inner)
+        }
+
+        fn sources(&self) -> Vec<(String, String)> {
+            rudder_policy::Controller::sources(&self.inner)
+        }
+
+        fn snapshot(&self) -> Vec<rudder_policy::PolicyState> {
+            rudder_policy::Controller::snapshot(&self.inner)
+        }
+
+        fn restore(&mut self, saved: &[rudder_policy::PolicyState]) -> Vec<String> {
+            rudder_policy::Controller::restore(&mut self.inner, saved)
+        }
+    };
+}
+pub(super) use forward_to_inner;
+
 /// The controller a sweep trial trains under.
 pub(crate) struct Reporter<'a> {
     pub(crate) inner: Policies,
@@ -20,7 +51,7 @@ pub(crate) struct Reporter<'a> {
 }
 
 /// The epoch's metrics line as the scheduler sees it in `history`.
-fn line_of(ctx: &Ctx) -> Value {
+pub(super) fn line_of(ctx: &Ctx) -> Value {
     let mut m = serde_json::Map::new();
     m.insert("epoch".into(), json!(ctx.epoch));
     for name in rudder_policy::METRIC_NAMES {
@@ -91,27 +122,5 @@ impl Controller for Reporter<'_> {
         reply
     }
 
-    fn reload_due(&mut self) -> bool {
-        self.inner.reload_due()
-    }
-
-    fn reload(&mut self, ctx: &Ctx) -> Reply {
-        self.inner.reload(ctx)
-    }
-
-    fn provenance(&self) -> Vec<rudder_policy::project::Provenance> {
-        Controller::provenance(&self.inner)
-    }
-
-    fn sources(&self) -> Vec<(String, String)> {
-        Controller::sources(&self.inner)
-    }
-
-    fn snapshot(&self) -> Vec<rudder_policy::PolicyState> {
-        Controller::snapshot(&self.inner)
-    }
-
-    fn restore(&mut self, saved: &[rudder_policy::PolicyState]) -> Vec<String> {
-        Controller::restore(&mut self.inner, saved)
-    }
+    forward_to_inner!();
 }

@@ -99,53 +99,13 @@ pub(super) fn restore(coord: &Coordinator, saved: &Value) -> Result<(), AppError
         else {
             continue;
         };
-        let dir = coord.cfg.out.join(&st.slots[i].plan.name);
-        let s = &mut st.slots[i];
-        s.lineage = t["lineage"].as_array().cloned().unwrap_or_default();
-        for e in &s.lineage {
-            if let Some(m) = e["settings"].as_object() {
-                s.view.settings.extend(m.clone());
-            }
-        }
-        let lines = history(&dir);
-        let status = status_of(&t["status"]);
-        s.view.status = status;
-        match status {
-            Status::Done | Status::Stopped => {
-                s.view.history = lines;
-                s.started = true;
-                s.result = Some(if dir.join("metrics.jsonl").is_file() {
-                    super::record::read(
-                        &dir,
-                        &s.plan,
-                        coord.metric,
-                        t["diverged"].as_bool().unwrap_or(false),
-                        t["stop_reason"].as_str().map(str::to_string),
-                    )
-                } else {
-                    Ok(super::record::not_run(&s.plan))
-                });
-            }
-            Status::Paused => {
-                s.view.history = lines;
-                s.started = true;
-            }
-            Status::Running | Status::Pending => {
-                s.view.status = Status::Pending;
-                let n = super::copy::newest_epoch(&dir).map_or(0, |(n, _)| n);
-                if n > 0 && dir.join("config.json").is_file() {
-                    // It resumes from its newest checkpoint; the logs are cut to it.
-                    s.view.history = lines[..n.min(lines.len())].to_vec();
-                    s.started = true;
-                } else if dir.exists() {
-                    // Killed before its first checkpoint: it starts again.
-                    let _ = std::fs::remove_dir_all(&dir);
-                }
-            }
-        }
+        restore_trial(coord, &mut st.slots[i], t);
     }
     let waiting: Vec<usize> = (0..st.slots.len())
-        .filter(|&i| st.slots[i].view.status == Status::Pending)
+        .filter(|&i| {
+            !st.slots[i].view.status.finished() && st.slots[i].view.status != Status::Paused
+        })
+        .filter(|&i| !st.slots[i].tasks.as_ref().is_some_and(|t| t.active()))
         .collect();
     st.queue = waiting.into();
     if let (Some(s), Some(sched)) = (st.scheduler.as_mut(), saved.get("scheduler")) {
@@ -153,4 +113,65 @@ pub(super) fn restore(coord: &Coordinator, saved: &Value) -> Result<(), AppError
     }
     st.reports = saved["scheduler"]["reports"].as_u64().unwrap_or(0);
     Ok(())
+}
+
+/// Slot `s` as `t`, its entry in `sweep.json`, recorded it.
+fn restore_trial(coord: &Coordinator, s: &mut Slot, t: &Value) {
+    let dir = coord.cfg.out.join(&s.plan.name);
+    s.lineage = t["lineage"].as_array().cloned().unwrap_or_default();
+    for e in &s.lineage {
+        if let Some(m) = e["settings"].as_object() {
+            s.view.settings.extend(m.clone());
+        }
+    }
+    let lines = history(&dir);
+    let status = status_of(&t["status"]);
+    s.view.status = status;
+    s.tasks = serde_json::from_value(t["slurm"].clone()).ok();
+    if coord.slurm && !status.finished() && status != Status::Paused {
+        // Its task may still run: its folder stays, and the epochs not yet
+        // reported are reported as the coordinator follows it again.
+        let reported = t["epochs_reported"].as_u64().unwrap_or(0) as usize;
+        s.view.history = lines[..reported.min(lines.len())].to_vec();
+        s.started = dir.join("config.json").is_file();
+        s.view.status = if s.started {
+            Status::Running
+        } else {
+            Status::Pending
+        };
+        return;
+    }
+    match status {
+        Status::Done | Status::Stopped | Status::Failed => {
+            s.view.history = lines;
+            s.started = true;
+            s.result = Some(if dir.join("metrics.jsonl").is_file() {
+                super::record::read(
+                    &dir,
+                    &s.plan,
+                    coord.metric,
+                    t["diverged"].as_bool().unwrap_or(false),
+                    t["stop_reason"].as_str().map(str::to_string),
+                )
+            } else {
+                Ok(super::record::not_run(&s.plan))
+            });
+        }
+        Status::Paused => {
+            s.view.history = lines;
+            s.started = true;
+        }
+        Status::Running | Status::Pending => {
+            s.view.status = Status::Pending;
+            let n = super::copy::newest_epoch(&dir).map_or(0, |(n, _)| n);
+            if n > 0 && dir.join("config.json").is_file() {
+                // It resumes from its newest checkpoint; the logs are cut to it.
+                s.view.history = lines[..n.min(lines.len())].to_vec();
+                s.started = true;
+            } else if dir.exists() {
+                // Killed before its first checkpoint: it starts again.
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+        }
+    }
 }

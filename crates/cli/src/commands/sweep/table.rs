@@ -76,6 +76,8 @@ pub(super) fn text(o: &Outcome) -> String {
                 "winner"
             } else if t.diverged {
                 "diverged"
+            } else if t.status == rudder_policy::sweep::Status::Failed {
+                "failed"
             } else if t.stop_reason.is_some() {
                 "stopped"
             } else {
@@ -84,6 +86,53 @@ pub(super) fn text(o: &Outcome) -> String {
         );
         out.push_str(line.trim_end());
         out.push('\n');
+    }
+    out.push_str(&tasks(o));
+    out
+}
+
+/// On Slurm: the tasks' totals, and each trial that took more than one attempt.
+fn tasks(o: &Outcome) -> String {
+    let all: Vec<(&str, Vec<Value>)> = o
+        .trials
+        .iter()
+        .filter_map(|t| {
+            let a = t.slurm.as_ref()?["attempts"].as_array()?.clone();
+            Some((t.dir.as_str(), a))
+        })
+        .collect();
+    if all.is_empty() {
+        return String::new();
+    }
+    let sum = |k: &str| -> f64 {
+        all.iter()
+            .flat_map(|(_, a)| a.iter())
+            .filter_map(|a| a[k].as_f64())
+            .sum()
+    };
+    let n: usize = all.iter().map(|(_, a)| a.len()).sum();
+    let mut out = format!(
+        "slurm: {n} task attempt(s) for {} trial(s), {:.1} s queued and {:.1} s running in all\n",
+        all.len(),
+        sum("queued_s"),
+        sum("running_s")
+    );
+    for (dir, attempts) in all.iter().filter(|(_, a)| a.len() > 1) {
+        let each: Vec<String> = attempts
+            .iter()
+            .map(|a| {
+                format!(
+                    "{} on {} {}{}",
+                    a["job"].as_str().unwrap_or("?"),
+                    a["node"].as_str().unwrap_or("?"),
+                    a["state"].as_str().unwrap_or("?"),
+                    a["exit"]
+                        .as_i64()
+                        .map_or(String::new(), |e| format!(" (exit {e})"))
+                )
+            })
+            .collect();
+        out.push_str(&format!("  {dir}: {}\n", each.join("; ")));
     }
     out
 }

@@ -472,3 +472,5 @@ fn ctrl_c_to_mpirun_ends_every_rank_as_one_interrupted_run() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.matches("interrupted at epoch").count(), 1, "{err}");
 }
+
+mod slurm;
