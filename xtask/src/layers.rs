@@ -27,6 +27,7 @@ const ENGINE: &str = "rudder-engine";
 const PKG: &str = "rudder-pkg";
 const RUN: &str = "rudder-run";
 const TRAIN: &str = "rudder-train";
+const SERVE: &str = "rudder-serve";
 
 /// The crate map, from the bottom up.
 pub(crate) const CRATES: &[Crate] = &[
@@ -87,11 +88,19 @@ pub(crate) const CRATES: &[Crate] = &[
         extra: &["examples"],
     },
     Crate {
+        name: SERVE,
+        dir: "crates/serve",
+        root: "lib.rs",
+        library: true,
+        may_use: &[CORE, POLICY, NN, RUN],
+        extra: &[],
+    },
+    Crate {
         name: "rudder-cli",
         dir: "crates/cli",
         root: "main.rs",
         library: false,
-        may_use: &[CORE, POLICY, NN, PKG, RUN, TRAIN],
+        may_use: &[CORE, POLICY, NN, PKG, RUN, TRAIN, SERVE],
         extra: &[],
     },
     Crate {
@@ -123,6 +132,9 @@ const NOT_IN_TREE: &[(&str, &[&str])] = &[
         &["candle-core", "gemm", "rayon", "mimalloc", "rhai", "notify"],
     ),
     (POLICY, &["candle-core", "gemm", "rayon", "mimalloc"]),
+    // The trainer's library knows nothing of a web server (`rudder serve` only reads
+    // run folders and appends to their control channels).
+    (TRAIN, &["axum", "tokio", "hyper"]),
     ("rudder-cli", &["mpi"]),
 ];
 

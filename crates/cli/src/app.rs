@@ -30,6 +30,7 @@ pub(crate) fn run(cli: Cli) -> Result<(), AppError> {
         Command::Rescale(o) => commands::rescale::command(o),
         Command::Report(o) => commands::report::command(o),
         Command::Ctl(o) => commands::ctl::command(o),
+        Command::Serve(o) => commands::serve::command(o),
         Command::Policy(cmd) => commands::policy::command(cmd),
         Command::Plugin(PluginCommand::New { name, dir }) => {
             commands::policy::new_plugin(&dir, &name)

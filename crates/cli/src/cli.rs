@@ -75,6 +75,16 @@ Each writes one line to RUN/control.jsonl and waits until the run has recorded i
 (a `decision` or `invalid_decision` from `control` in events.jsonl).
 Exit 0: applied; 2: rejected (or not a running run); 1: not read within --timeout.")]
     Ctl(CtlOptions),
+    /// A live dashboard of the runs and sweeps under folders, with controls and a
+    /// policy editor, in the browser.
+    #[command(after_help = "Examples:
+  rudder serve                              runs/ at http://127.0.0.1:8686/?token=...
+  rudder serve runs sweeps --port 9000      two folders, another port
+  rudder serve --host 0.0.0.0               reachable from other machines (a warning)
+
+Open the printed URL: its token is asked of every request (then kept in a cookie).
+Controls and saved policy edits go through each run's control.jsonl and its watcher.")]
+    Serve(ServeOptions),
     /// Work with policies without training.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -237,6 +247,21 @@ pub(crate) struct CtlOptions {
     /// Seconds to wait for the run to record the line; 0 writes it and returns
     #[arg(long, global = true, default_value_t = 60.0, value_name = "SECS")]
     pub(crate) timeout: f64,
+}
+
+/// `rudder serve`.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ServeOptions {
+    /// Folders whose runs and sweeps to show (default runs/)
+    #[arg(value_name = "DIR")]
+    pub(crate) dirs: Vec<std::path::PathBuf>,
+    /// The address to listen on; anything but 127.0.0.1 or ::1 is reachable from
+    /// other machines
+    #[arg(long, default_value = "127.0.0.1", value_name = "ADDR")]
+    pub(crate) host: std::net::IpAddr,
+    /// The port (0: any free one)
+    #[arg(long, default_value_t = rudder_serve::DEFAULT_PORT, value_name = "N")]
+    pub(crate) port: u16,
 }
 
 /// What `rudder ctl` tells the run.

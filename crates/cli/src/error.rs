@@ -35,6 +35,9 @@ pub(crate) enum AppError {
         /// Why.
         source: JsonlError,
     },
+    /// `rudder serve` could not start or had to end.
+    #[error(transparent)]
+    Serve(#[from] rudder_serve::ServeError),
     /// A policy a command names cannot be found (`policy doc NAME`).
     #[error("{at} {source}")]
     Policy {
@@ -89,6 +92,8 @@ impl AppError {
             | AppError::Project(_)
             | AppError::Tests(_) => 2,
             AppError::Run(e) if e.is_input() => 2,
+            AppError::Serve(e) if e.is_input() => 2,
+            AppError::Serve(_) => 1,
             AppError::Run(_) | AppError::TestsFailed(_) | AppError::NoTests | AppError::Ctl(_) => 1,
             AppError::Pkg(e) => e.exit,
             AppError::Interrupted(_) => INTERRUPTED,

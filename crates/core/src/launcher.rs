@@ -1,5 +1,6 @@
 //! What an MPI launcher (OpenMPI, PMIx, Slurm's PMI, MPICH's Hydra) tells a process
-//! through its environment, in any build: whether one started it, and its rank.
+//! through its environment, in any build: whether one started it, and its rank; and
+//! the machine's name.
 
 /// Whether an MPI launcher started this process: several ranks then share the
 /// machine's cores.
@@ -32,4 +33,17 @@ pub fn local_rank() -> Option<usize> {
     ]
     .iter()
     .find_map(|k| std::env::var(k).ok()?.parse::<usize>().ok())
+}
+
+/// This machine's name (`gethostname(2)`), as a run's `run_start` records it; empty
+/// if the system will not say.
+pub fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname writes at most that.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    if !ok {
+        return String::new();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 /// Why a file is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Escape {
+pub enum Escape {
     /// Its real path lies outside the folder.
     Outside,
     /// It (or the folder) does not resolve: a dangling link, a file gone.
@@ -15,7 +15,7 @@ pub(crate) enum Escape {
 }
 
 /// `file`'s real path, if it lies inside `dir`'s.
-pub(crate) fn real_inside(dir: &Path, file: &Path) -> Result<PathBuf, Escape> {
+pub fn real_inside(dir: &Path, file: &Path) -> Result<PathBuf, Escape> {
     let (Ok(root), Ok(real)) = (dir.canonicalize(), file.canonicalize()) else {
         return Err(Escape::Broken);
     };

@@ -42,7 +42,7 @@
 
 pub mod catalog;
 pub mod checksum;
-mod contain;
+pub mod contain;
 mod controller;
 mod decision;
 mod errors;

@@ -1,7 +1,7 @@
 //! The commands: `train`, the LR workflow of the founding notes (`sweep`, a trial per
 //! LR multiplier; `lr-find`, the range test; `rescale`, a reference setup carried to
 //! another batch size), `report`, `ctl` (a running run steered through its control
-//! channel), and the policy runtime's own (`policy ...`,
+//! channel), `serve` (the dashboard), and the policy runtime's own (`policy ...`,
 //! `plugin new`). Each turns its options into a library call, and its result into
 //! files and lines.
 
@@ -11,6 +11,7 @@ pub(crate) mod plugin;
 pub(crate) mod policy;
 pub(crate) mod report;
 pub(crate) mod rescale;
+pub(crate) mod serve;
 pub(crate) mod sweep;
 pub(crate) mod train;
 

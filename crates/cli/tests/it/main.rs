@@ -15,6 +15,7 @@ mod resume;
 mod schedulers;
 mod seam;
 mod search;
+mod serve;
 mod slurm;
 mod strict;
 mod tensorboard;

@@ -87,17 +87,24 @@ impl Policies {
             .map_err(|e| at_file(e.to_string()))?;
         // Dry run on a copy of `this`; the caller moves the real one in.
         fresh.this = self.policies[i].this.clone();
-        for hook in [Hook::EpochStart, Hook::Step, Hook::EpochEnd] {
-            if fresh.defines(hook) {
-                let h = if fresh.uses_history {
-                    history.clone()
-                } else {
-                    Dynamic::UNIT
-                };
-                let _dry_run = fresh.call(hook, convert::ctx_map(ctx, fresh.params_value(), &h))?;
-            }
-        }
+        dry_run_one(&mut fresh, ctx, history)?;
         Ok(fresh)
+    }
+
+    /// Calls every policy's `on_epoch_start`, `on_step` and `on_epoch_end` once with
+    /// `ctx`, on a copy of its `this`, as a reload does with a new version before it
+    /// swaps it in: the first error, at its place. Nothing changes: each `this` is
+    /// put back, no decision is kept. What `rudder serve`'s policy editor checks an
+    /// edit with.
+    pub fn dry_run(&mut self, ctx: &Ctx) -> Result<(), crate::LoadError> {
+        let history = self.history_if_used(ctx.history);
+        for p in &mut self.policies {
+            let kept = p.this.clone();
+            let result = dry_run_one(p, ctx, &history);
+            p.this = kept;
+            result.map_err(crate::LoadError::from)?;
+        }
+        Ok(())
     }
 
     /// Reloads policy `i` if its files changed: the event, and whether it was swapped.
@@ -154,6 +161,21 @@ impl Policies {
             }
         }
     }
+}
+
+/// `p`'s epoch-start, step and epoch-end hooks called once each with `ctx`.
+fn dry_run_one(p: &mut Policy, ctx: &Ctx, history: &Dynamic) -> Result<(), ScriptError> {
+    for hook in [Hook::EpochStart, Hook::Step, Hook::EpochEnd] {
+        if p.defines(hook) {
+            let h = if p.uses_history {
+                history.clone()
+            } else {
+                Dynamic::UNIT
+            };
+            let _dry_run = p.call(hook, convert::ctx_map(ctx, p.params_value(), &h))?;
+        }
+    }
+    Ok(())
 }
 
 /// A file's bytes for its version: only a regular file is read, and no further than

@@ -153,6 +153,7 @@ pub fn from_event(e: &Value, run: Option<&str>) -> Option<Marker> {
         // person's LR (through `control.jsonl`) is marked: it is the story.
         "decision"
             if e["policy"] != "control"
+                && e["policy"] != "console"
                 && decision.is_some_and(|d| d.keys().all(|k| k == "lr")) =>
         {
             return None;

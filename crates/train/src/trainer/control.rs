@@ -27,6 +27,9 @@ const POLL: Duration = Duration::from_millis(200);
 /// What a control line's events name as their policy and their hook.
 pub(super) const CONTROL: &str = "control";
 
+/// What a line from a page of `rudder serve` names as its policy.
+const CONSOLE: &str = "console";
+
 /// The stop reason of a `stop` line that gives none.
 const STOP_REASON: &str = "stopped through control.jsonl";
 
@@ -175,6 +178,9 @@ impl Trainer<'_> {
                 }
             }
         }
+        if let Some(obj) = v.as_object_mut() {
+            who_asked(obj, f)?;
+        }
         let invalid =
             |e: rudder_policy::Invalid| (e.key.clone(), format!("{}: {}", e.key, e.message));
         let mut d = Decision::from_json(&v).map_err(invalid)?;
@@ -189,5 +195,36 @@ impl Trainer<'_> {
             d.reason = Some(STOP_REASON.into());
         }
         Ok(d)
+    }
+}
+
+/// A line's `source` and `asked`: a page of `rudder serve` sends `source: "console"`
+/// (its events then name `console` as their policy) and the time it was asked.
+fn who_asked(
+    obj: &mut Map<String, Value>,
+    f: &mut Map<String, Value>,
+) -> Result<(), (String, String)> {
+    match obj.remove("source") {
+        None => {}
+        Some(Value::String(s)) if s == CONSOLE => {
+            f.insert("policy".into(), json!(CONSOLE));
+        }
+        Some(_) => {
+            return Err((
+                "source".into(),
+                format!("source must be \"{CONSOLE}\" (a page of rudder serve) or absent"),
+            ));
+        }
+    }
+    match obj.remove("asked") {
+        None => Ok(()),
+        Some(Value::String(s)) if s.len() <= 64 => {
+            f.insert("asked".into(), Value::String(s));
+            Ok(())
+        }
+        Some(_) => Err((
+            "asked".into(),
+            "asked must be a time of at most 64 bytes".into(),
+        )),
     }
 }

@@ -93,6 +93,12 @@ impl Trainer<'_> {
     /// given, or `run_start`, with the parameters, the kernels and the ranks.
     fn start(&mut self) -> Result<(), TrainError> {
         let mut f = Map::new();
+        // Where it runs: the dashboard shows the host, and finds a policy file the
+        // run names relative to its working folder.
+        f.insert("host".into(), json!(rudder_core::launcher::host_name()));
+        if let Ok(cwd) = std::env::current_dir() {
+            f.insert("cwd".into(), json!(cwd.display().to_string()));
+        }
         let Some((dir, notes)) = self.resume_note.take() else {
             f.insert(
                 "message".into(),

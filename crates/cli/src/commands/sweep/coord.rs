@@ -96,6 +96,8 @@ pub(crate) struct Coordinator {
     pub(crate) args: Vec<String>,
     /// Its trials are Slurm tasks (`--launcher slurm`).
     pub(crate) slurm: bool,
+    /// The sweep's own control channel (`console.rs`).
+    pub(crate) console: Mutex<rudder_run::control::Reader>,
 }
 
 /// The settings a scheduler sees and an exploit may change: the searched ones, and
@@ -150,6 +152,7 @@ impl Coordinator {
             jobs,
             args: Vec::new(),
             slurm: false,
+            console: Mutex::new(rudder_run::control::Reader::open(&cfg.out)),
         }
     }
 
@@ -212,7 +215,15 @@ impl Coordinator {
                 }
                 continue;
             }
-            st = self.wake.wait(st).unwrap_or_else(|e| e.into_inner());
+            // Woken by a trial's end or report, or to read the sweep's channel.
+            st = self
+                .wake
+                .wait_timeout(st, std::time::Duration::from_millis(500))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+            if self.heed_console(&mut st) {
+                self.save(&st);
+            }
         }
     }
 
@@ -262,7 +273,8 @@ impl Coordinator {
     /// Trial `i` finished an epoch with `line`: the scheduler's turn.
     pub(crate) fn report(&self, i: usize, line: Value) {
         let mut st = self.lock();
-        if self.report_in(&mut st, i, line) {
+        let heeded = self.heed_console(&mut st);
+        if self.report_in(&mut st, i, line) || heeded {
             self.save(&st);
             self.wake.notify_all();
         }

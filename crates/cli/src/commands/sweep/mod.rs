@@ -6,6 +6,7 @@
 //! batch sizes says how the best LR moved with them (`rule`).
 
 mod attempts;
+mod console;
 mod coord;
 mod copy;
 mod decide;

@@ -56,6 +56,9 @@ impl Slurm<'_> {
                 r?;
             }
         }
+        if coord.heed_console(&mut st) {
+            self.dirty = true;
+        }
         self.deliver(&mut st);
         self.cancel_unneeded(&mut st);
         self.resume_paused(&mut st);
