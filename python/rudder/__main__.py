@@ -1,13 +1,17 @@
-"""``python -m rudder policy list|doc|check|test`` and ``python -m rudder plugin
+"""``python -m rudder --version``, ``python -m rudder policy list|doc|check|test`` and ``python -m rudder plugin
 add|install|update|remove|list|verify``: the ``rudder policy`` and ``rudder plugin``
 commands, so that a policy library is tested and installed the same way from Python as
 from the command line.
 Exit codes as there: 0 ok, 1 tests failed, 2 bad usage or a policy that does not load.
 """
 
+from __future__ import annotations
+
 import argparse
 import os
+import platform
 import sys
+from typing import List, Optional
 
 from . import _rudder
 
@@ -16,7 +20,7 @@ NO_TESTS = ("policy test: no test files here (scripts/tests/*.json, plugins/*/te
             "`rudder policy test --std` runs the standard library's own, --allow-empty makes this exit 0")
 
 
-def run(argv=None):
+def run(argv: Optional[List[str]] = None) -> int:
     """``main``, with a closed stdout (``| head -3``) ending the command quietly, as
     the rudder binary does: the lines already written, exit 0, no traceback."""
     try:
@@ -29,8 +33,12 @@ def run(argv=None):
         return 0
 
 
-def main(argv=None):
+def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rudder")
+    parser.add_argument("--version", action="version",
+                        version=f"rudder-policy {_rudder.__version__} (the Rust library rudder-policy "
+                                f"{_rudder.library_version}, {platform.python_implementation()} "
+                                f"{platform.python_version()})")
     commands = parser.add_subparsers(dest="command", required=True)
     policy = commands.add_parser("policy", help="list, document, check and test policies")
     sub = policy.add_subparsers(dest="action", required=True)

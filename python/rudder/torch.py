@@ -22,42 +22,71 @@ first); ``batch_size`` through the :class:`ResizableBatchSampler` (from the next
 batch); ``accumulation`` by :meth:`Steer.backward`; ``epochs`` by :meth:`Steer.epochs`;
 ``stop`` (:attr:`Steer.should_stop`); ``save`` and ``rollback`` by ``torch.save`` and
 ``torch.load`` of the model, the optimizer and the policies' state in
-``checkpoint_dir`` (``best`` is written whenever val_loss improves); ``log`` (stderr)
+``checkpoint_dir`` (``best`` is written whenever val_loss improves); ``log`` (the
+``rudder`` logger)
 and ``metrics`` (:attr:`Steer.metrics`). A key it cannot apply (``batch_size`` without a
 sampler, ``save`` without a model or folder) is an ``unsupported_decision`` event in
-``steer.policies.events``, and a line on stderr.
+``steer.policies.events``, and a warning on the ``rudder`` logger. Under torch DDP the
+policies run on rank 0 and every rank applies the same decision at the same step.
 """
+
+from __future__ import annotations
 
 import math
 import os
 import pickle
-import sys
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
 
 import torch
 
-from . import policies_from
+from . import Policies
+from ._common import Shared, build, logger, momentum_of, set_group, torch_broadcast, torch_world, unsupported
 
-__all__ = ["Steer", "ResizableBatchSampler"]
+__all__ = ["Steer", "ResizableBatchSampler", "safe_load", "momentum_of", "set_group", "unsupported"]
 
 
-class ResizableBatchSampler(torch.utils.data.Sampler):
-    """Batches of indices whose size is read at each batch: set ``batch_size`` (as
-    :class:`Steer` does) and the next batch has the new size. For a DataLoader's
-    ``batch_sampler``; with worker processes the batches already prefetched keep the
-    old size."""
+class ResizableBatchSampler(torch.utils.data.Sampler[List[int]]):
+    """Batches of indices whose size is read at each batch.
 
-    def __init__(self, data_len, batch_size, shuffle=True, drop_last=False, generator=None):
-        self.data_len = int(data_len)
+    Set ``batch_size`` (as :class:`Steer` does) and the next batch has the new size.
+    For a DataLoader's ``batch_sampler``; with worker processes the batches already
+    prefetched keep the old size. Under DDP give each rank its own share
+    (``indices=``) as ``DistributedSampler`` would.
+
+    Args:
+        data_len: the dataset's length (the indices are ``range(data_len)``), unless
+            ``indices`` is given.
+        batch_size: the first batch size.
+        shuffle: a new order each epoch (``torch.randperm`` with ``generator``).
+        drop_last: leave out a last batch smaller than ``batch_size``.
+        generator: the ``torch.Generator`` of the shuffle.
+        indices: the indices to batch (a rank's share), instead of ``range(data_len)``.
+
+    Example:
+        >>> s = ResizableBatchSampler(10, batch_size=4, shuffle=False)
+        >>> list(s)
+        [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+        >>> s.batch_size = 5
+        >>> len(s), list(s)[0]
+        (2, [0, 1, 2, 3, 4])
+    """
+
+    def __init__(self, data_len: int, batch_size: int, shuffle: bool = True, drop_last: bool = False,
+                 generator: Optional[torch.Generator] = None, indices: Optional[Sequence[int]] = None) -> None:
+        self.indices = list(indices) if indices is not None else None
+        self.data_len = len(self.indices) if self.indices is not None else int(data_len)
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.generator = generator
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[List[int]]:
         if self.shuffle:
-            order = torch.randperm(self.data_len, generator=self.generator).tolist()
+            order: List[int] = torch.randperm(self.data_len, generator=self.generator).tolist()
         else:
             order = list(range(self.data_len))
+        if self.indices is not None:
+            order = [self.indices[i] for i in order]
         at = 0
         while at < self.data_len:
             size = self.batch_size
@@ -66,24 +95,20 @@ class ResizableBatchSampler(torch.utils.data.Sampler):
             yield order[at:at + size]
             at += size
 
-    def __len__(self):
+    def __len__(self) -> int:
         if self.drop_last:
             return self.data_len // self.batch_size
         return math.ceil(self.data_len / self.batch_size)
 
 
-def unsupported(policies, key, why):
-    """Records that decision key ``key`` could not be applied (``why``) as an
-    ``unsupported_decision`` event of ``policies``, and says so on stderr: how every
-    adapter reports a decision its framework cannot take."""
-    policies.record_event("unsupported_decision", key=key, message=why)
-    print(f"rudder: decision {key} not applied: {why}", file=sys.stderr)
-
-
-def safe_load(policies, path, **kwargs):
+def safe_load(policies: Any, path: str, **kwargs: Any) -> Any:
     """``torch.load(path, weights_only=True)``: tensors, containers and numbers only,
-    never code a checkpoint file could carry. A file that holds other objects is
-    not loaded: an ``unsupported_decision`` event for ``rollback``, and None."""
+    never code a checkpoint file could carry.
+
+    Returns:
+        What the file holds; None (and an ``unsupported_decision`` event for
+        ``rollback``) when it holds other objects.
+    """
     try:
         return torch.load(path, weights_only=True, **kwargs)
     except pickle.UnpicklingError as e:
@@ -92,64 +117,74 @@ def safe_load(policies, path, **kwargs):
         return None
 
 
-def momentum_of(group):
-    """A param group's momentum: Adam's beta1, SGD's momentum, else 0."""
-    return group["betas"][0] if "betas" in group else group.get("momentum", 0.0)
-
-
-def set_group(group, decision, lr_ratio=1.0):
-    """Applies a decision's ``lr`` (times ``lr_ratio``), ``momentum`` (beta1 for
-    Adam-type optimizers) and ``weight_decay`` to one param group. False when the
-    decision sets a momentum the group does not have (the caller records it)."""
-    if "lr" in decision:
-        group["lr"] = decision["lr"] * lr_ratio
-    if "weight_decay" in decision:
-        group["weight_decay"] = decision["weight_decay"]
-    if "momentum" not in decision:
-        return True
-    if "betas" in group:
-        group["betas"] = (decision["momentum"], group["betas"][1])
-    elif "momentum" in group:
-        group["momentum"] = decision["momentum"]
-    else:
-        return False
-    return True
-
-
-def _optimizer_name(optimizer):
-    return type(optimizer).__name__.lower()
-
-
-def _adam_like(optimizer):
+def _adam_like(optimizer: torch.optim.Optimizer) -> bool:
     return "betas" in optimizer.param_groups[0]
 
 
 class Steer:
     """Applies a policy set's decisions to a PyTorch optimizer, data sampler and loop.
 
-    ``policies``: a :class:`rudder.Policies`, or names built with ``params``,
-    ``watch``, ``path``. ``epochs``: the planned epochs. ``steps_per_epoch``: optimizer
-    steps per epoch (default: from the sampler and the accumulation). ``batch_size``,
-    ``dataset_size``: default from the sampler. ``rescale``: the LR rule of a batch-size
-    change (default: ``"sqrt"`` for Adam-type optimizers, else ``"linear"``).
+    Under torch DDP (``torch.distributed`` initialized when Steer is built, as
+    ``torchrun`` does), the policies run on rank 0 only and every rank applies rank
+    0's decision at the same call (:class:`rudder._common.Shared`); rank 0 alone
+    writes checkpoints and log lines, and a rollback loads rank 0's file on every rank.
+
+    Args:
+        optimizer: the ``torch.optim.Optimizer`` to steer.
+        policies: a :class:`rudder.Policies`, or policy names or paths.
+        params, watch, path, messages: as :class:`rudder.Policies` takes them.
+        epochs: the planned epochs.
+        steps_per_epoch: optimizer steps per epoch (default: from the sampler and the
+            accumulation).
+        batch_size, dataset_size: default from the sampler.
+        sampler: a :class:`ResizableBatchSampler`, for ``batch_size`` decisions.
+        model: the model, for ``save`` and ``rollback``.
+        checkpoint_dir: the folder of ``save`` and ``rollback``.
+        rescale: the LR rule of a batch-size change (default ``"sqrt"`` for Adam-type
+            optimizers, else ``"linear"``).
+
+    Raises:
+        rudder.PolicyLoadError: a policy that does not load.
+
+    Example:
+        >>> import torch
+        >>> w = torch.nn.Parameter(torch.zeros(1))
+        >>> opt = torch.optim.SGD([w], lr=0.1)
+        >>> steer = Steer(opt, ["lr/step"], params={"step_size": 1, "gamma": 0.5},
+        ...               watch=False, epochs=3, steps_per_epoch=1)
+        >>> lrs = []
+        >>> for epoch in steer.epochs():
+        ...     lrs.append(opt.param_groups[0]["lr"])
+        ...     _ = steer.step()
+        ...     _ = steer.epoch_end(val_loss=1.0)
+        >>> lrs
+        [0.1, 0.05, 0.025]
     """
 
-    def __init__(self, optimizer, policies, params=None, watch=True, path=None, *, epochs,
-                 steps_per_epoch=None, batch_size=None, dataset_size=None, sampler=None,
-                 model=None, checkpoint_dir=None, rescale=None, messages=None):
+    def __init__(self, optimizer: torch.optim.Optimizer, policies: Union[Policies, Sequence[str], str],
+                 params: Optional[Mapping[str, Any]] = None, watch: bool = True,
+                 path: Optional[Sequence[str]] = None, *, epochs: int, steps_per_epoch: Optional[int] = None,
+                 batch_size: Optional[int] = None, dataset_size: Optional[int] = None,
+                 sampler: Optional[ResizableBatchSampler] = None, model: Optional[torch.nn.Module] = None,
+                 checkpoint_dir: Optional[str] = None, rescale: Optional[str] = None,
+                 messages: Any = None) -> None:
         self.optimizer = optimizer
-        rescale = rescale or ("sqrt" if _adam_like(optimizer) else "linear")
-        self.policies = policies_from(policies, params, watch, path, rescale, messages)
+        rule = rescale or ("sqrt" if _adam_like(optimizer) else "linear")
+        rank, world = torch_world()
+        built = build(policies, params, watch, path, rule, messages, rank)
+        #: The policies: a :class:`rudder._common.Shared` over the set (rank 0 runs it).
+        self.policies = Shared(built, rank, torch_broadcast if world > 1 else None)
         self.sampler = sampler
         self.model = model
         self.checkpoint_dir = checkpoint_dir
         self.accumulation = 1
         self.planned_epochs = int(epochs)
         self.epoch = 0
-        self.metrics = {}
+        #: The ``metrics`` of the decisions so far.
+        self.metrics: Dict[str, Any] = {}
         self._micro = 0
-        self._last_checkpoint = None
-        self._best = None
+        self._last_checkpoint: Optional[str] = None
+        self._best: Optional[float] = None
         group0 = optimizer.param_groups[0]
         self._ratios = [g["lr"] / group0["lr"] if group0["lr"] else 1.0 for g in optimizer.param_groups]
         self.batch_size = int(batch_size or (sampler.batch_size if sampler is not None else 1))
@@ -159,46 +194,51 @@ class Steer:
 
     # -- the hooks -----------------------------------------------------------------
 
-    def _context(self):
+    def _context(self) -> Dict[str, Any]:
         group = self.optimizer.param_groups[0]
         ctx = dict(lr=group["lr"], momentum=momentum_of(group), weight_decay=group.get("weight_decay", 0.0),
                    batch_size=self.batch_size, accumulation=self.accumulation,
                    epochs=self.planned_epochs, steps_per_epoch=self.steps_per_epoch,
-                   optimizer=_optimizer_name(self.optimizer))
+                   optimizer=type(self.optimizer).__name__.lower())
         if self.dataset_size:
             ctx["dataset_size"] = int(self.dataset_size)
         return ctx
 
     @property
-    def steps_per_epoch(self):
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps per epoch: as given, or from the dataset, batch size and
+        accumulation."""
         if self._steps_per_epoch:
             return int(self._steps_per_epoch)
         if self.dataset_size:
             return max(1, math.ceil(math.ceil(self.dataset_size / self.batch_size) / self.accumulation))
         return 1
 
-    def start(self):
-        """``on_train_start``; :meth:`epochs` calls it."""
+    def start(self) -> Dict[str, Any]:
+        """``on_train_start``; :meth:`epochs` calls it. Returns the decision, applied."""
         self._started = True
         return self.apply(self.policies.on_train_start(**self._context()))
 
-    def epoch_start(self):
+    def epoch_start(self) -> Dict[str, Any]:
         """``on_epoch_start`` for :attr:`epoch`; :meth:`epochs` calls it."""
         return self.apply(self.policies.on_epoch_start(epoch=self.epoch, **self._context()))
 
-    def on_step(self):
+    def on_step(self) -> Dict[str, Any]:
         """``on_step`` alone (the loop steps the optimizer itself); its decision, applied."""
         # The rest of the context was given at the epoch's start.
         return self.apply(self.policies.on_step(lr=self.optimizer.param_groups[0]["lr"]))
 
-    def backward(self, loss):
-        """``(loss / accumulation).backward()``; True when ``accumulation`` micro-batches
-        are in and :meth:`step` is due."""
-        (loss / self.accumulation).backward()
+    def backward(self, loss: torch.Tensor) -> bool:
+        """``(loss / accumulation).backward()``.
+
+        Returns:
+            True when ``accumulation`` micro-batches are in and :meth:`step` is due.
+        """
+        (loss / self.accumulation).backward()  # type: ignore[no-untyped-call]
         self._micro += 1
         return self._micro >= self.accumulation
 
-    def step(self):
+    def step(self) -> Dict[str, Any]:
         """``on_step`` (its decision applied first: the LR of this step), then
         ``optimizer.step()`` and ``optimizer.zero_grad()``."""
         decision = self.on_step()
@@ -207,10 +247,10 @@ class Steer:
         self._micro = 0
         return decision
 
-    def epoch_end(self, **metrics):
+    def epoch_end(self, **metrics: Optional[float]) -> Dict[str, Any]:
         """``on_epoch_end`` with this epoch's metrics (``val_loss``, ``val_acc``,
         ``train_loss``, ``train_acc``); writes the ``best`` checkpoint first when
-        val_loss improved."""
+        val_loss improved (rank 0's val_loss under DDP)."""
         val_loss = metrics.get("val_loss")
         if val_loss is not None and math.isfinite(val_loss) and (self._best is None or val_loss < self._best):
             self._best = val_loss
@@ -220,11 +260,11 @@ class Steer:
         self.epoch += 1
         return decision
 
-    def end(self):
+    def end(self) -> Dict[str, Any]:
         """``on_train_end``; :meth:`epochs` calls it."""
         return self.apply(self.policies.on_train_end(**self._context()))
 
-    def epochs(self):
+    def epochs(self) -> Iterator[int]:
         """The epoch indices, as the policies plan them: ``on_train_start`` first,
         ``on_epoch_start`` before each, ``on_train_end`` after the last; ends at the
         planned epochs (an ``epochs`` decision moves the end) or at a ``stop``."""
@@ -240,19 +280,22 @@ class Steer:
         self.end()
 
     @property
-    def should_stop(self):
+    def should_stop(self) -> bool:
+        """Whether a decision has stopped the run."""
         return self.policies.should_stop
 
     # -- applying decisions --------------------------------------------------------
 
-    def apply(self, decision):
+    def apply(self, decision: Dict[str, Any]) -> Dict[str, Any]:
         """Applies a decision dict (what a hook returned) and returns it. A rollback
         first: the decision's other values apply to the restored state."""
+        if not decision:
+            return decision
         if "rollback" in decision:
             self._rollback(decision["rollback"])
         if "save" in decision:
             tag = decision["save"]
-            self._save(tag if isinstance(tag, str) else f"step-{self.policies.state()['run']['step']}")
+            self._save(tag if isinstance(tag, str) else f"step-{self._step()}")
         applied = [set_group(g, decision, ratio)
                    for g, ratio in zip(self.optimizer.param_groups, self._ratios)]
         if not all(applied):
@@ -266,32 +309,37 @@ class Steer:
             self.accumulation = int(decision["accumulation"])
         if "epochs" in decision:
             self.planned_epochs = int(decision["epochs"])
-        if "log" in decision:
-            print(f"policy: {decision['log']}", file=sys.stderr)
-        if decision.get("stop"):
-            print(f"rudder: stop: {decision.get('reason', 'a policy stopped the run')}", file=sys.stderr)
+        if "log" in decision and self.policies.is_zero:
+            logger.info("policy: %s", decision["log"])
+        if decision.get("stop") and self.policies.is_zero:
+            logger.info("stop: %s", decision.get("reason", "a policy stopped the run"))
         self.metrics.update(decision.get("metrics", {}))
         return decision
 
+    def _step(self) -> int:
+        state = self.policies.policies.state()
+        return int(state["run"]["step"])
+
     # -- checkpoints ---------------------------------------------------------------
 
-    def _save(self, name):
+    def _save(self, name: str) -> None:
         if self.model is None or self.checkpoint_dir is None:
             unsupported(self.policies, "save", "Steer needs model= and checkpoint_dir= to save")
             return
-        folder = os.path.join(self.checkpoint_dir, name)
-        os.makedirs(folder, exist_ok=True)
-        path = os.path.join(folder, "checkpoint.pt")
+        path = os.path.join(self.checkpoint_dir, name, "checkpoint.pt")
+        if name != "best":
+            self._last_checkpoint = path
+        if not self.policies.is_zero:
+            return
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = path + ".tmp"
         torch.save({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                     "policies": self.policies.state(), "epoch": self.epoch,
                     "accumulation": self.accumulation, "batch_size": self.batch_size}, tmp)
         os.replace(tmp, path)
-        if name != "best":
-            self._last_checkpoint = path
-        print(f"rudder: saved {path}", file=sys.stderr)
+        logger.info("saved %s", path)
 
-    def _rollback(self, target):
+    def _rollback(self, target: str) -> None:
         if self.model is None or self.checkpoint_dir is None:
             unsupported(self.policies, "rollback", "Steer needs model= and checkpoint_dir= to roll back")
             return
@@ -303,18 +351,19 @@ class Steer:
         saved = safe_load(self.policies, path)
         if saved is None:
             return
-        settings = [{k: g[k] for k in ("lr", "momentum", "betas", "weight_decay") if k in g}
+        settings: List[Dict[str, Any]] = [{k: g[k] for k in ("lr", "momentum", "betas", "weight_decay") if k in g}
                     for g in self.optimizer.param_groups]
         self.model.load_state_dict(saved["model"])
         self.optimizer.load_state_dict(saved["optimizer"])
         # The run's settings go on: the optimizer's state, not its hyperparameters.
         for g, s in zip(self.optimizer.param_groups, settings):
             g.update(s)
-        print(f"rudder: rolled back to {path}", file=sys.stderr)
+        if self.policies.is_zero:
+            logger.info("rolled back to %s", path)
 
-    def load(self, path):
+    def load(self, path: str) -> None:
         """Restores a checkpoint written by a ``save`` (model, optimizer, policies'
-        state): a resume."""
+        state): a resume. Every rank loads the same file."""
         saved = torch.load(path, weights_only=True)
         if self.model is not None:
             self.model.load_state_dict(saved["model"])

@@ -23,49 +23,70 @@ Hooks: ``on_train_start`` at ``on_train_begin``, ``on_epoch_start`` at
 ``momentum`` (beta1 for Adam-type optimizers) and ``weight_decay`` go to the param
 groups; ``stop`` to ``control.should_training_stop``; ``save`` to
 ``control.should_save`` (the Trainer writes ``checkpoint-STEP``; a tag is not kept);
-``log`` is printed; ``metrics`` join the policies' ``ctx.history``. ``batch_size``, ``accumulation``,
+``log`` goes to the ``rudder`` logger (rank 0); ``metrics`` join the policies' ``ctx.history``. ``batch_size``, ``accumulation``,
 ``epochs`` and ``rollback`` cannot be applied to a running Trainer: each is an
-``unsupported_decision`` event and a line on stderr.
+``unsupported_decision`` event and a warning on the ``rudder`` logger.
 """
 
+from __future__ import annotations
+
 import math
-import sys
+from typing import Any, Dict, Mapping, Optional, Sequence, Union
 
-from transformers import TrainerCallback
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from . import policies_from
-from .torch import momentum_of, set_group, unsupported
+from . import Policies
+from ._common import Shared, build, logger, momentum_of, set_group, torch_broadcast, torch_world, unsupported
 
 __all__ = ["RudderCallback"]
 
 
-def _per_epoch(args):
+def _per_epoch(args: TrainingArguments) -> bool:
     return str(getattr(args, "eval_strategy", "no")).lower().endswith("epoch")
 
 
 class RudderCallback(TrainerCallback):
-    """``policies``: a :class:`rudder.Policies`, or names built with ``params``,
-    ``watch``, ``path``. ``metrics`` maps the context's names to the Trainer's
-    (default ``{"val_loss": "eval_loss", "val_acc": "eval_accuracy"}``)."""
+    """rudder policies steering a Hugging Face ``Trainer``.
 
-    def __init__(self, policies, params=None, watch=True, path=None, *, metrics=None,
-                 rescale=None, messages=None):
+    Under ``accelerate launch`` or ``torchrun`` (``torch.distributed`` initialized
+    when training starts) the policies run on rank 0 and every process applies rank
+    0's decision at the same step; log lines are rank 0's.
+
+    Args:
+        policies: a :class:`rudder.Policies`, or policy names or paths.
+        params, watch, path, messages: as :class:`rudder.Policies` takes them.
+        metrics: the context's names to the Trainer's (default ``{"val_loss":
+            "eval_loss", "val_acc": "eval_accuracy"}``).
+        rescale: the LR rule of a batch-size change (default ``"sqrt"`` for Adam-type
+            optimizers, else ``"linear"``).
+
+    Example:
+        >>> cb = RudderCallback(["lr/onecycle"], watch=False)
+        >>> cb.names["val_loss"]
+        'eval_loss'
+    """
+
+    def __init__(self, policies: Union[Policies, Sequence[str], str], params: Optional[Mapping[str, Any]] = None,
+                 watch: bool = True, path: Optional[Sequence[str]] = None, *,
+                 metrics: Optional[Mapping[str, str]] = None, rescale: Optional[str] = None,
+                 messages: Any = None) -> None:
         self._spec = (policies, params, watch, path, messages)
         self._rescale = rescale
-        self.policies = None if isinstance(policies, (list, tuple, str)) else policies
+        #: The policies (a :class:`rudder._common.Shared`), from the training's start on.
+        self.policies: Any = None
         self.names = {"val_loss": "eval_loss", "val_acc": "eval_accuracy"}
         self.names.update(metrics or {})
-        self.optimizer = None
-        self.lr = None
-        self._ratios = None
+        self.optimizer: Any = None
+        self.lr: float = 0.0
+        self._ratios: list[float] = []
         self._evaluated_epoch = -1
         self._epoch = 0
         self._steps_per_epoch = 1
         self._batch_size = 1
-        self._dataset_size = None
-        self._eval = {}
+        self._dataset_size: Optional[int] = None
+        self._eval: Dict[str, float] = {}
 
-    def _context(self, args, state):
+    def _context(self, args: TrainingArguments, state: TrainerState) -> Dict[str, Any]:
         g = self.optimizer.param_groups[0]
         ctx = dict(lr=self.lr, momentum=momentum_of(g), weight_decay=g.get("weight_decay", 0.0),
                    batch_size=self._batch_size, accumulation=args.gradient_accumulation_steps,
@@ -75,7 +96,8 @@ class RudderCallback(TrainerCallback):
             ctx["dataset_size"] = self._dataset_size
         return ctx
 
-    def on_train_begin(self, args, state, control, optimizer=None, lr_scheduler=None, train_dataloader=None, **kw):
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, optimizer: Any = None, lr_scheduler: Any = None,
+                       train_dataloader: Any = None, **kw: Any) -> None:
         self.optimizer = optimizer
         g0 = optimizer.param_groups[0]
         base = args.learning_rate
@@ -85,7 +107,9 @@ class RudderCallback(TrainerCallback):
         if self.policies is None:
             rescale = self._rescale or ("sqrt" if "betas" in g0 else "linear")
             names, params, watch, path, messages = self._spec
-            self.policies = policies_from(names, params, watch, path, rescale, messages)
+            rank, world = torch_world()
+            built = build(names, params, watch, path, rescale, messages, rank)
+            self.policies = Shared(built, rank, torch_broadcast if world > 1 else None)
         epochs = max(1, math.ceil(args.num_train_epochs))
         self._steps_per_epoch = max(1, state.max_steps // epochs) if state.max_steps else 1
         self._batch_size = args.per_device_train_batch_size * max(1, args.n_gpu)
@@ -99,26 +123,28 @@ class RudderCallback(TrainerCallback):
             lr_scheduler.get_last_lr = lambda: [g["lr"] for g in optimizer.param_groups]
         self._apply(control, self.policies.on_train_start(**self._context(args, state)))
 
-    def on_epoch_begin(self, args, state, control, **kw):
+    def on_epoch_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
         self._epoch = int(state.epoch or 0)
         self._apply(control, self.policies.on_epoch_start(epoch=self._epoch, **self._context(args, state)))
 
-    def on_step_begin(self, args, state, control, **kw):
+    def on_step_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
         # The rest of the context was given at the epoch's start.
         self._apply(control, self.policies.on_step(step=state.global_step, lr=self.lr))
 
-    def on_pre_optimizer_step(self, args, state, control, **kw):
+    def on_pre_optimizer_step(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
         # Whatever the scheduler set after the last step, this step uses the policy's LR.
         self._set_lr()
 
-    def on_evaluate(self, args, state, control, metrics=None, **kw):
+    def on_evaluate(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, metrics: Optional[Dict[str, float]] = None,
+                    **kw: Any) -> None:
         # Evaluated per epoch: the epoch ends here (the Trainer evaluates after its
         # on_epoch_end); evaluations by steps are not an epoch's end.
-        self._eval = {name: float(metrics[key]) for name, key in self.names.items() if key in (metrics or {})}
+        given = metrics or {}
+        self._eval = {name: float(given[key]) for name, key in self.names.items() if key in given}
         if _per_epoch(args):
             self._epoch_end(args, state, control, self._eval)
 
-    def on_epoch_end(self, args, state, control, **kw):
+    def on_epoch_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
         if _per_epoch(args):
             return
         losses = [h["loss"] for h in state.log_history if "loss" in h]
@@ -127,20 +153,26 @@ class RudderCallback(TrainerCallback):
             given["train_loss"] = float(losses[-1])
         self._epoch_end(args, state, control, given)
 
-    def on_train_end(self, args, state, control, **kw):
+    def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
         self._apply(control, self.policies.on_train_end(**self._context(args, state)))
 
-    def _epoch_end(self, args, state, control, metrics):
+    def _epoch_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, metrics: Dict[str, float]) -> None:
         if self._evaluated_epoch == self._epoch:
             return
         self._evaluated_epoch = self._epoch
         self._apply(control, self.policies.on_epoch_end(epoch=self._epoch, **self._context(args, state), **metrics))
 
-    def _set_lr(self):
+    def _info(self, message: str, *args: Any) -> None:
+        if self.policies.is_zero:
+            logger.info(message, *args)
+
+    def _set_lr(self) -> None:
         for g, ratio in zip(self.optimizer.param_groups, self._ratios):
             g["lr"] = self.lr * ratio
 
-    def _apply(self, control, d):
+    def _apply(self, control: TrainerControl, d: Dict[str, Any]) -> TrainerControl:
+        if not d:
+            return control
         if "lr" in d:
             self.lr = d["lr"]
             self._set_lr()
@@ -157,10 +189,10 @@ class RudderCallback(TrainerCallback):
         if "save" in d:
             control.should_save = True
             if isinstance(d["save"], str):
-                print(f"rudder: save {d['save']}: the Trainer names it checkpoint-STEP", file=sys.stderr)
+                self._info("save %s: the Trainer names it checkpoint-STEP", d["save"])
         if d.get("stop"):
             control.should_training_stop = True
-            print(f"rudder: stop: {d.get('reason', 'a policy stopped the run')}", file=sys.stderr)
+            self._info("stop: %s", d.get("reason", "a policy stopped the run"))
         if "log" in d:
-            print(f"policy: {d['log']}", file=sys.stderr)
+            self._info("policy: %s", d["log"])
         return control

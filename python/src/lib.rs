@@ -7,6 +7,7 @@
 mod commands;
 mod context;
 mod convert;
+mod events;
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -24,6 +25,7 @@ use serde_json::{Map, Value, json};
 use commands::{policy_check, policy_doc, policy_list, policy_test};
 use context::{Update, epoch_record, read_kwargs, restore, update};
 use convert::{to_json, to_py};
+use events::Event;
 
 pyo3::create_exception!(
     _rudder,
@@ -40,7 +42,8 @@ struct State {
     /// The context a hook sees, kept between calls.
     run: RunState,
     rule: Rescale,
-    events: Vec<Value>,
+    /// Kept as they came, made dicts only when `events` is read.
+    events: Vec<Event>,
     /// Which of the bases the loop has given a value for yet.
     given: Given,
 }
@@ -220,7 +223,7 @@ impl PyPolicies {
     /// `column`, `key`, `version`.
     #[getter]
     fn events<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let events = self.with(py, |s| s.events.clone());
+        let events: Vec<Value> = self.with(py, |s| s.events.iter().map(Event::to_json).collect());
         let list = PyList::empty(py);
         for e in &events {
             list.append(to_py(py, e)?)?;
@@ -247,7 +250,7 @@ impl PyPolicies {
             let (epoch, step) = (state.run.epoch, state.run.step);
             event.entry("epoch").or_insert(json!(epoch));
             event.entry("step").or_insert(json!(step));
-            state.push_event(Value::Object(event));
+            state.push_event(Event::Own(Value::Object(event)));
         });
         Ok(())
     }
@@ -424,12 +427,8 @@ impl State {
     /// decision as JSON.
     fn take(&mut self, reply: Reply) -> Value {
         let (epoch, step) = (self.run.epoch, self.run.step);
-        for e in &reply.events {
-            if let Ok(Value::Object(mut m)) = serde_json::to_value(e) {
-                m.insert("epoch".into(), json!(epoch));
-                m.insert("step".into(), json!(step));
-                self.push_event(Value::Object(m));
-            }
+        for e in reply.events {
+            self.push_event(Event::Policy(e, epoch, step));
         }
         self.run.apply(&reply.decision, self.rule);
         serde_json::to_value(&reply.decision).unwrap_or(Value::Null)
@@ -440,7 +439,7 @@ impl State {
         self.take(reply)
     }
 
-    fn push_event(&mut self, e: Value) {
+    fn push_event(&mut self, e: Event) {
         if self.events.len() >= MAX_EVENTS {
             self.events.drain(..MAX_EVENTS / 10);
         }
@@ -477,6 +476,10 @@ fn embedded() -> Vec<&'static str> {
 
 #[pymodule]
 fn _rudder(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // One version for the workspace and the package: Cargo.toml's, which maturin
+    // also gives the wheel.
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("library_version", rudder_policy::VERSION)?;
     m.add_class::<PyPolicies>()?;
     m.add("PolicyLoadError", m.py().get_type::<PolicyLoadError>())?;
     m.add_function(wrap_pyfunction!(commands::plugin_run, m)?)?;

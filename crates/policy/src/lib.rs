@@ -67,6 +67,9 @@ pub use controller::{
 };
 pub use decision::{Decision, Invalid, Rescale, Save, Target, check_count, check_hyper};
 pub use errors::{LoadError, LoadErrorKind};
+/// This crate's version (the workspace's).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 pub use hooks::{Best, Ctx, EpochMetrics, Hook, METRIC_NAMES, Settings};
 pub use params::Param;
 pub use policies::{Builder, Messages, Policies, PolicyInfo};

@@ -33,7 +33,7 @@ impl Policies {
             } else {
                 Dynamic::UNIT
             };
-            let ctx_value = convert::ctx_map(&view, self.policies[i].params_value(), &h);
+            let ctx_value = self.policies[i].ctx_value(&view, &h);
             match self.policies[i].call(hook, ctx_value) {
                 Ok(raw) => {
                     if let Some(d) = self.take(i, hook, &view, &raw, &mut reply) {

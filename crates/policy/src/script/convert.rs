@@ -2,11 +2,12 @@
 //! hook returns, checked key by key (numbers may be integer or float).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use rhai::{Dynamic, Map};
 
 use super::host::number;
-use super::strict::View;
+use super::strict::{BEST_FIELDS, FIELDS, View};
 use crate::{Ctx, Decision, Invalid, Rescale, Save, Target};
 
 fn opt(v: Option<f64>) -> Dynamic {
@@ -20,36 +21,76 @@ fn int(v: usize) -> Dynamic {
 /// The `ctx` a hook sees for `c` (a strict [`View`]: an unknown field is an error),
 /// with the policy's `params` (a view too) and the shared, read-only `history` array.
 pub(crate) fn ctx_map(c: &Ctx, params: &Dynamic, history: &Dynamic) -> Dynamic {
-    let s = &c.settings;
-    let mut m = Map::new();
-    m.insert("epoch".into(), int(c.epoch));
-    // For messages: people count epochs from 1.
-    m.insert("epoch_number".into(), int(c.epoch + 1));
-    m.insert("epochs".into(), int(s.epochs));
-    m.insert("step".into(), Dynamic::from_int(c.step as rhai::INT));
-    m.insert("steps_per_epoch".into(), int(c.steps_per_epoch));
-    m.insert("lr".into(), Dynamic::from_float(s.lr));
-    m.insert("base_lr".into(), Dynamic::from_float(c.base_lr));
-    m.insert("batch_size".into(), int(s.batch_size));
-    m.insert("base_batch_size".into(), int(c.base_batch_size));
-    m.insert("accumulation".into(), int(s.accumulation));
-    m.insert("momentum".into(), Dynamic::from_float(s.momentum));
-    m.insert("weight_decay".into(), Dynamic::from_float(s.weight_decay));
-    m.insert("optimizer".into(), c.optimizer.into());
-    m.insert("dataset_size".into(), int(c.dataset_size));
-    // Every metric, `()` where the trainer has none (regression's for classification).
-    for name in crate::METRIC_NAMES {
-        m.insert(name.into(), opt(c.metrics.get(name)));
+    ctx_cached(&mut Arc::new(Map::new()), c, params, history)
+}
+
+/// [`ctx_map`] through `cache`, the policy's last `ctx`: its map is updated in place
+/// when nothing else holds it (a hook's `ctx` is dropped when the hook returns), so a
+/// call builds no map; a copy a script kept is copied before (`Arc::make_mut`) and
+/// keeps its values. Every field is written at every call.
+pub(crate) fn ctx_cached(
+    cache: &mut Arc<Map>,
+    c: &Ctx,
+    params: &Dynamic,
+    history: &Dynamic,
+) -> Dynamic {
+    let m = Arc::make_mut(cache);
+    if m.is_empty() {
+        for name in FIELDS.iter() {
+            m.insert((*name).into(), Dynamic::UNIT);
+        }
+        let best = BEST_FIELDS.iter().map(|k| ((*k).into(), Dynamic::UNIT));
+        m.insert("best".into(), View::best(best.collect()));
     }
-    let mut best = Map::new();
-    best.insert("val_loss".into(), opt(c.best.val_loss));
-    best.insert("val_acc".into(), opt(c.best.val_acc));
-    best.insert("epoch".into(), c.best.epoch.map_or(Dynamic::UNIT, int));
-    m.insert("best".into(), View::best(best));
-    m.insert("history".into(), history.clone());
-    m.insert("params".into(), params.clone());
-    m.insert("resumed".into(), c.resumed.into());
-    View::ctx(m)
+    for (key, v) in m.iter_mut() {
+        set_field(key, v, c, params, history);
+    }
+    View::ctx_shared(cache.clone())
+}
+
+/// Field `key` of `ctx` for `c`.
+fn set_field(key: &str, v: &mut Dynamic, c: &Ctx, params: &Dynamic, history: &Dynamic) {
+    let s = &c.settings;
+    *v = match key {
+        "epoch" => int(c.epoch),
+        // For messages: people count epochs from 1.
+        "epoch_number" => int(c.epoch + 1),
+        "epochs" => int(s.epochs),
+        "step" => Dynamic::from_int(c.step as rhai::INT),
+        "steps_per_epoch" => int(c.steps_per_epoch),
+        "lr" => Dynamic::from_float(s.lr),
+        "base_lr" => Dynamic::from_float(c.base_lr),
+        "batch_size" => int(s.batch_size),
+        "base_batch_size" => int(c.base_batch_size),
+        "accumulation" => int(s.accumulation),
+        "momentum" => Dynamic::from_float(s.momentum),
+        "weight_decay" => Dynamic::from_float(s.weight_decay),
+        "optimizer" => {
+            // A string is allocated only when it changes.
+            if v.read_lock::<rhai::ImmutableString>()
+                .is_some_and(|o| o.as_str() == c.optimizer)
+            {
+                return;
+            }
+            c.optimizer.into()
+        }
+        "dataset_size" => int(c.dataset_size),
+        "best" => {
+            if let Some(mut best) = v.write_lock::<View>() {
+                best.update(|b| {
+                    b.insert("val_loss".into(), opt(c.best.val_loss));
+                    b.insert("val_acc".into(), opt(c.best.val_acc));
+                    b.insert("epoch".into(), c.best.epoch.map_or(Dynamic::UNIT, int));
+                });
+            }
+            return;
+        }
+        "history" => history.clone(),
+        "params" => params.clone(),
+        "resumed" => c.resumed.into(),
+        // Every metric, `()` where the trainer has none (regression's for classification).
+        metric => opt(c.metrics.get(metric)),
+    };
 }
 
 /// JSON (metrics.jsonl lines) to a read-only script value; non-finite numbers,

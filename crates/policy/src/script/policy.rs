@@ -41,6 +41,9 @@ pub(crate) struct Policy {
     eval_top: bool,
     /// `params` as the read-only value `ctx.params` carries, built once.
     params_value: Dynamic,
+    /// The `ctx` map of its last call, updated in place for the next
+    /// ([`super::convert::ctx_cached`]).
+    ctx_cache: Arc<Map>,
     /// Whether any of its files mentions `history`: `ctx.history` (a copy of the run's
     /// metrics so far, growing by an epoch each epoch) is built only for those.
     pub uses_history: bool,
@@ -197,6 +200,7 @@ impl Policy {
             source: src.source,
             eval_top,
             params_value: Dynamic::UNIT,
+            ctx_cache: Arc::new(Map::new()),
             uses_history,
             module_texts,
             may_import,
@@ -245,6 +249,10 @@ impl Policy {
 
     /// Replaces the merged parameters.
     pub(crate) fn set_params(&mut self, params: Map) {
+        // A getter per parameter, as `ctx`'s fields have (`super::strict::register`).
+        for key in params.keys() {
+            super::strict::register_field(&mut self.engine, key);
+        }
         self.params_value = super::strict::View::params(&self.name, params.clone());
         self.params = params;
     }
@@ -257,6 +265,12 @@ impl Policy {
     /// `ctx.params`.
     pub(crate) fn params_value(&self) -> &Dynamic {
         &self.params_value
+    }
+
+    /// The `ctx` its hook sees for `c`, with the run's `history` (see
+    /// [`super::convert::ctx_cached`]).
+    pub(crate) fn ctx_value(&mut self, c: &crate::Ctx, history: &Dynamic) -> Dynamic {
+        super::convert::ctx_cached(&mut self.ctx_cache, c, &self.params_value, history)
     }
 
     /// The functions of the hooks it defines, in run order.

@@ -64,12 +64,17 @@ pub(crate) struct View {
 }
 
 impl View {
-    /// `ctx` over `map` (its `best` and `params` already views).
-    pub(crate) fn ctx(map: Map) -> Dynamic {
+    /// `ctx` over a map shared with the policy's cache ([`super::convert::ctx_cached`]).
+    pub(crate) fn ctx_shared(map: Arc<Map>) -> Dynamic {
         Dynamic::from(View {
-            map: Arc::new(map),
+            map,
             what: What::Ctx,
         })
+    }
+
+    /// Changes its map (copied first if another value shares it).
+    pub(crate) fn update(&mut self, f: impl FnOnce(&mut Map)) {
+        f(Arc::make_mut(&mut self.map));
     }
 
     /// `ctx.best` over `map`.
@@ -117,8 +122,20 @@ fn unknown(what: &What, key: &str, names: &[&str]) -> String {
     }
 }
 
+/// A getter of field `name` on every [`View`] (a view without it gives the same
+/// error as the indexer).
+pub(crate) fn register_field(e: &mut Engine, name: &str) {
+    let key: rhai::ImmutableString = name.into();
+    e.register_get(name, move |v: &mut View| v.read(&key));
+}
+
 /// Registers [`View`] and what scripts may do with it.
 pub(crate) fn register(e: &mut Engine) {
+    // A getter per field of `ctx` and `ctx.best`: `ctx.lr` then resolves at the first
+    // try, not after the property lookup fails and the indexer is tried.
+    for name in FIELDS.iter().chain(BEST_FIELDS).copied() {
+        register_field(e, name);
+    }
     e.register_type_with_name::<View>("ctx")
         .register_indexer_get(|v: &mut View, k: &str| v.read(k))
         // A script's own copy may be written (`ctx.epoch = 5`): nothing outside it

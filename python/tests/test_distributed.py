@@ -1,0 +1,68 @@
+"""Two CPU processes (gloo): a plain `torchrun --nproc-per-node 2` loop with
+rudder.torch.Steer and a Lightning `ddp` fit with RudderCallback. In each, the
+policies run on rank 0 only: both ranks take the same LR at every step (torch's
+OneCycleLR until the edit), an edit saved by rank 0 lands on both ranks at the same
+step, and the events and the log line are written once."""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import write
+
+HERE = pathlib.Path(__file__).parent / "dist"
+EPOCHS, EDIT_AT = 3, 10
+UNEDITED = "fn on_step(ctx) { () }\n"
+
+
+def onecycle(total):
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=total, cycle_momentum=False)
+    lrs = []
+    for _ in range(total):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return lrs
+
+
+def run(command, tmp_path):
+    policy = tmp_path / "edit.rhai"
+    write(policy, UNEDITED)
+    done = subprocess.run(command + [str(tmp_path), str(policy)], capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    return ranks, done.stdout + done.stderr
+
+
+def check(ranks, output):
+    zero, one = ranks
+    steps = EPOCHS * zero["steps_per_epoch"]
+    assert len(zero["lrs"]) == len(one["lrs"]) == steps
+    assert zero["lrs"] == one["lrs"]
+    theirs = onecycle(steps)
+    for ours, want in zip(zero["lrs"][:EDIT_AT], theirs[:EDIT_AT]):
+        assert ours == pytest.approx(want, rel=1e-12)
+    assert zero["lrs"][EDIT_AT:] == [0.001] * (steps - EDIT_AT)
+    assert zero["lrs"][EDIT_AT - 1] != 0.001
+    assert [e["kind"] for e in zero["events"]].count("reload") == 1
+    assert one["events"] == []
+    assert zero["weights"] == one["weights"]
+    assert output.count("policy: edited") == 1, output[-3000:]
+
+
+def test_a_torchrun_loop_takes_rank_zeros_decisions_on_both_ranks(tmp_path):
+    torchrun = pathlib.Path(sys.executable).with_name("torchrun")
+    ranks, output = run([str(torchrun), "--nproc-per-node", "2", "--master-port", "29517",
+                         str(HERE / "torchrun_loop.py")], tmp_path)
+    check(ranks, output)
+
+
+def test_a_lightning_ddp_fit_takes_rank_zeros_decisions_on_both_ranks(tmp_path):
+    ranks, output = run([sys.executable, str(HERE / "lightning_ddp.py")], tmp_path)
+    check(ranks, output)
