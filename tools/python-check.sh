@@ -14,6 +14,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${1:-.venv}
 export CARGO_TARGET_DIR=$PWD/target
+# The package's license files are the repository's (python/ is the sdist's root).
+cmp LICENSE-MIT python/LICENSE-MIT && cmp LICENSE-APACHE python/LICENSE-APACHE
 fresh=$(mktemp -d)
 trap 'rm -rf "$fresh"' EXIT
 pipq=(--quiet --disable-pip-version-check)
@@ -24,8 +26,7 @@ python3 -m venv "$fresh/by-pip"
 "$fresh/by-pip/bin/python" -m rudder --version
 (cd crates/policy && "$fresh/by-pip/bin/python" -m rudder policy test | tail -1)
 
-"$venv/bin/maturin" sdist --quiet -m python/Cargo.toml -o "$fresh/sdist" 2>/dev/null \
-  || "$venv/bin/maturin" sdist -m python/Cargo.toml -o "$fresh/sdist"
+"$venv/bin/maturin" sdist -m python/Cargo.toml -o "$fresh/sdist"
 sdist=$(ls "$fresh"/sdist/rudder_policy-*.tar.gz)
 python3 -m venv "$fresh/by-sdist"
 "$fresh/by-sdist/bin/pip" install "${pipq[@]}" "$sdist"

@@ -7,9 +7,10 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Dict, List, Mapping, MutableMapping, Optional, Sequence, Union
 
+from . import policies_from
 from ._rudder import Policies
 
-__all__ = ["logger", "unsupported", "momentum_of", "set_group", "Shared", "torch_world"]
+__all__ = ["logger", "unsupported", "momentum_of", "set_group", "Shared", "build", "torch_world", "torch_broadcast"]
 
 #: The package's logger: decisions' ``log`` lines, stops, saves and rollbacks, and
 #: decisions an adapter cannot apply, at INFO (WARNING for the last). Only rank 0 of
@@ -47,7 +48,10 @@ def unsupported(policies: Any, key: str, why: str) -> None:
         >>> p.events[-1]["kind"], p.events[-1]["key"]
         ('unsupported_decision', 'batch_size')
     """
-    if isinstance(policies, Shared) and not policies.is_zero:
+    if isinstance(policies, Shared):
+        if policies.is_zero:
+            policies.record_event("unsupported_decision", key=key, message=why)
+            policies.warn(f"decision {key} not applied: {why}")
         return
     policies.record_event("unsupported_decision", key=key, message=why)
     logger.warning("decision %s not applied: %s", key, why)
@@ -105,17 +109,20 @@ def torch_world() -> "tuple[int, int]":
     return dist.get_rank(), dist.get_world_size()
 
 
-def torch_broadcast(obj: Any) -> Any:
-    """Rank 0's ``obj`` on every rank of the default ``torch.distributed`` group."""
+def torch_broadcast() -> Broadcast:
+    """A function giving rank 0's value on every rank of the default
+    ``torch.distributed`` group (through the current GPU under NCCL)."""
     import torch
     import torch.distributed as dist
 
-    device = None
-    if dist.get_backend() == "nccl":
-        device = torch.device("cuda", torch.cuda.current_device())
-    box = [obj]
-    dist.broadcast_object_list(box, src=0, device=device)
-    return box[0]
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+
+    def broadcast(obj: Any) -> Any:
+        box = [obj]
+        dist.broadcast_object_list(box, src=0, device=device)
+        return box[0]
+
+    return broadcast
 
 
 class Shared:
@@ -133,6 +140,8 @@ class Shared:
         rank: this process's rank.
         broadcast: a function giving rank 0's value on every rank (``None`` with one
             process).
+        warn: how rank 0 warns (default: the ``rudder`` logger; Lightning's
+            ``rank_zero_warn`` in its callback).
 
     Example:
         >>> import rudder
@@ -143,10 +152,12 @@ class Shared:
         (True, False)
     """
 
-    def __init__(self, policies: Policies, rank: int = 0, broadcast: Optional[Broadcast] = None) -> None:
+    def __init__(self, policies: Policies, rank: int = 0, broadcast: Optional[Broadcast] = None,
+                 warn: Optional[Callable[[str], None]] = None) -> None:
         self.policies = policies
         self.rank = rank
         self.broadcast = broadcast
+        self.warn: Callable[[str], None] = warn or logger.warning
         self._stopped = False
 
     def __getattr__(self, name: str) -> Any:
@@ -168,6 +179,19 @@ class Shared:
             sent = None
         decision, self._stopped = self.broadcast(sent)
         return dict(decision)
+
+    def info(self, message: str, *args: Any) -> None:
+        """A line on the ``rudder`` logger, from rank 0 only."""
+        if self.is_zero:
+            logger.info(message, *args)
+
+    def say(self, decision: Mapping[str, Any]) -> None:
+        """The lines a decision's ``stop`` (with its reason) and ``log`` make, from
+        rank 0 only: the same in every adapter."""
+        if decision.get("stop"):
+            self.info("stop: %s", decision.get("reason", "a policy stopped the run"))
+        if "log" in decision:
+            self.info("policy: %s", decision["log"])
 
     def agree(self, value: Any) -> Any:
         """Rank 0's ``value`` on every rank (``value`` itself with one process): for a
@@ -228,8 +252,6 @@ def build(policies: Union[Policies, Sequence[str], str], params: Optional[Mappin
           messages: Optional[Callable[[str], None]] = None, rank: int = 0) -> Policies:
     """A :class:`rudder.Policies` as the adapters take it: one already built, or names
     built with the other arguments; on a rank other than 0, unwatched and silent."""
-    if isinstance(policies, Policies):
-        return policies
     if rank != 0:
         watch, messages = False, (lambda _m: None)
-    return Policies(policies, params=params, watch=watch, path=path, rescale=rescale, messages=messages)
+    return policies_from(policies, params, watch, path, rescale, messages)

@@ -1,14 +1,41 @@
 # The Rust extension's types (python/src/*.rs). Kept in step with it by
 # python/tests/test_types.py, which compares every name, parameter and context key
-# here with the compiled module's.
+# here (`Context`: what a hook's keywords may be) with the compiled module's.
 from os import PathLike
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+from typing_extensions import TypedDict, Unpack
 
 _Path = Union[str, PathLike[str]]
 Decision = Dict[str, Any]
 
 __version__: str
 library_version: str
+
+class Context(TypedDict, total=False):
+    """The context keys a hook takes (any subset), as the book's Policy API names them."""
+
+    epoch: int
+    step: int
+    steps_per_epoch: int
+    batch_size: int
+    accumulation: int
+    epochs: int
+    dataset_size: int
+    lr: Optional[float]
+    momentum: Optional[float]
+    weight_decay: Optional[float]
+    base_lr: Optional[float]
+    train_loss: Optional[float]
+    train_acc: Optional[float]
+    val_loss: Optional[float]
+    val_acc: Optional[float]
+    val_rmse: Optional[float]
+    val_mae: Optional[float]
+    val_r2: Optional[float]
+    optimizer: str
+    base_batch_size: int
+    resumed: bool
 
 class PolicyLoadError(ValueError):
     kind: str
@@ -28,51 +55,11 @@ class Policies:
         messages: Optional[Callable[[str], Any]] = None,
     ) -> None: ...
     def call(self, hook: str, **kwargs: Any) -> Decision: ...
-    def on_train_start(self, *, epoch: int = ..., step: int = ..., steps_per_epoch: int = ...,
-                       batch_size: int = ..., accumulation: int = ..., epochs: int = ...,
-                       dataset_size: int = ..., lr: Optional[float] = ..., momentum: Optional[float] = ...,
-                       weight_decay: Optional[float] = ..., base_lr: Optional[float] = ...,
-                       train_loss: Optional[float] = ..., train_acc: Optional[float] = ...,
-                       val_loss: Optional[float] = ..., val_acc: Optional[float] = ...,
-                       val_rmse: Optional[float] = ..., val_mae: Optional[float] = ...,
-                       val_r2: Optional[float] = ..., optimizer: str = ..., base_batch_size: int = ...,
-                       resumed: bool = ...) -> Decision: ...
-    def on_epoch_start(self, *, epoch: int = ..., step: int = ..., steps_per_epoch: int = ...,
-                       batch_size: int = ..., accumulation: int = ..., epochs: int = ...,
-                       dataset_size: int = ..., lr: Optional[float] = ..., momentum: Optional[float] = ...,
-                       weight_decay: Optional[float] = ..., base_lr: Optional[float] = ...,
-                       train_loss: Optional[float] = ..., train_acc: Optional[float] = ...,
-                       val_loss: Optional[float] = ..., val_acc: Optional[float] = ...,
-                       val_rmse: Optional[float] = ..., val_mae: Optional[float] = ...,
-                       val_r2: Optional[float] = ..., optimizer: str = ..., base_batch_size: int = ...,
-                       resumed: bool = ...) -> Decision: ...
-    def on_step(self, *, epoch: int = ..., step: int = ..., steps_per_epoch: int = ...,
-                batch_size: int = ..., accumulation: int = ..., epochs: int = ...,
-                dataset_size: int = ..., lr: Optional[float] = ..., momentum: Optional[float] = ...,
-                weight_decay: Optional[float] = ..., base_lr: Optional[float] = ...,
-                train_loss: Optional[float] = ..., train_acc: Optional[float] = ...,
-                val_loss: Optional[float] = ..., val_acc: Optional[float] = ...,
-                val_rmse: Optional[float] = ..., val_mae: Optional[float] = ...,
-                val_r2: Optional[float] = ..., optimizer: str = ..., base_batch_size: int = ...,
-                resumed: bool = ...) -> Decision: ...
-    def on_epoch_end(self, *, epoch: int = ..., step: int = ..., steps_per_epoch: int = ...,
-                     batch_size: int = ..., accumulation: int = ..., epochs: int = ...,
-                     dataset_size: int = ..., lr: Optional[float] = ..., momentum: Optional[float] = ...,
-                     weight_decay: Optional[float] = ..., base_lr: Optional[float] = ...,
-                     train_loss: Optional[float] = ..., train_acc: Optional[float] = ...,
-                     val_loss: Optional[float] = ..., val_acc: Optional[float] = ...,
-                     val_rmse: Optional[float] = ..., val_mae: Optional[float] = ...,
-                     val_r2: Optional[float] = ..., optimizer: str = ..., base_batch_size: int = ...,
-                     resumed: bool = ...) -> Decision: ...
-    def on_train_end(self, *, epoch: int = ..., step: int = ..., steps_per_epoch: int = ...,
-                     batch_size: int = ..., accumulation: int = ..., epochs: int = ...,
-                     dataset_size: int = ..., lr: Optional[float] = ..., momentum: Optional[float] = ...,
-                     weight_decay: Optional[float] = ..., base_lr: Optional[float] = ...,
-                     train_loss: Optional[float] = ..., train_acc: Optional[float] = ...,
-                     val_loss: Optional[float] = ..., val_acc: Optional[float] = ...,
-                     val_rmse: Optional[float] = ..., val_mae: Optional[float] = ...,
-                     val_r2: Optional[float] = ..., optimizer: str = ..., base_batch_size: int = ...,
-                     resumed: bool = ...) -> Decision: ...
+    def on_train_start(self, **context: Unpack[Context]) -> Decision: ...
+    def on_epoch_start(self, **context: Unpack[Context]) -> Decision: ...
+    def on_step(self, **context: Unpack[Context]) -> Decision: ...
+    def on_epoch_end(self, **context: Unpack[Context]) -> Decision: ...
+    def on_train_end(self, **context: Unpack[Context]) -> Decision: ...
     @property
     def events(self) -> List[Dict[str, Any]]: ...
     def record_event(self, kind: str, **fields: Any) -> None: ...

@@ -32,7 +32,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Union
 import keras  # type: ignore[import-untyped]
 
 from . import Policies, policies_from
-from ._common import logger, unsupported
+from ._common import Shared, unsupported
 
 __all__ = ["RudderCallback"]
 
@@ -74,8 +74,9 @@ class RudderCallback(keras.callbacks.Callback):  # type: ignore[misc]
                  metrics: Optional[Mapping[str, str]] = None, checkpoint_dir: str = "checkpoints",
                  rescale: str = "linear", messages: Any = None) -> None:
         super().__init__()
-        #: The policy set.
-        self.policies = policies_from(policies, params, watch, path, rescale, messages)
+        #: The policies (a :class:`rudder._common.Shared` of one process: Keras's fit
+        #: runs in one).
+        self.policies = Shared(policies_from(policies, params, watch, path, rescale, messages))
         self.names = dict(_NAMES)
         self.names.update(metrics or {})
         self.checkpoint_dir = checkpoint_dir
@@ -151,9 +152,7 @@ class RudderCallback(keras.callbacks.Callback):  # type: ignore[misc]
                 unsupported(self.policies, "epochs", f"fit(epochs={most}) runs {most} epochs at most")
         if d.get("stop"):
             self.model.stop_training = True
-            logger.info("stop: %s", d.get("reason", "a policy stopped the run"))
-        if "log" in d:
-            logger.info("policy: %s", d["log"])
+        self.policies.say(d)
         self._metrics.update(d.get("metrics", {}))
 
     # -- weights files -------------------------------------------------------------
@@ -165,7 +164,7 @@ class RudderCallback(keras.callbacks.Callback):  # type: ignore[misc]
         self.model.save_weights(tmp, overwrite=True)
         os.replace(tmp, path)
         if name != "best":
-            logger.info("saved %s", path)
+            self.policies.info("saved %s", path)
         return path
 
     def _rollback(self, target: str) -> None:
@@ -174,4 +173,4 @@ class RudderCallback(keras.callbacks.Callback):  # type: ignore[misc]
             unsupported(self.policies, "rollback", f"no {target} checkpoint yet")
             return
         self.model.load_weights(path)
-        logger.info("rolled back to %s", path)
+        self.policies.info("rolled back to %s", path)

@@ -20,7 +20,8 @@ epoch's validation (``on_validation_end``, with ``trainer.callback_metrics``; at
 model and optimizer states of that checkpoint (``best``: the last one written when
 val_loss improved, or the ModelCheckpoint's best; ``last``: the newest saved);
 ``batch_size`` goes to a :class:`rudder.torch.ResizableBatchSampler` if the train
-dataloader has one; ``log`` goes to the ``rudder`` logger (rank 0); ``metrics`` are logged as ``policy/NAME``. A
+dataloader has one; ``log`` goes to the ``rudder`` logger (rank 0); a key it cannot
+apply warns through Lightning's ``rank_zero_warn``; ``metrics`` are logged as ``policy/NAME``. A
 key it cannot apply is an ``unsupported_decision`` event. The policies' state is the
 callback's state in Lightning's checkpoints, so a resumed fit resumes the policies.
 Metric names: ``metrics={"val_loss": "valid/loss", ...}`` maps the context's names
@@ -35,10 +36,10 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities import rank_zero_warn
 
 from . import Policies
-from ._common import Shared, build, logger, momentum_of, set_group, unsupported
+from ._common import Shared, build, momentum_of, set_group, unsupported
 from .torch import ResizableBatchSampler, safe_load
 
 __all__ = ["RudderCallback"]
@@ -52,11 +53,6 @@ def _scalar(v: Any) -> Optional[float]:
     if isinstance(v, torch.Tensor):
         v = v.detach().float().item()
     return float(v)
-
-
-@rank_zero_only
-def _info(message: str, *args: Any) -> None:
-    logger.info(message, *args)
 
 
 class RudderCallback(pl.Callback):
@@ -130,7 +126,8 @@ class RudderCallback(pl.Callback):
             rank = trainer.global_rank
             built = build(names, params, watch, path, rescale, messages, rank)
             many = trainer.world_size > 1
-            self.policies = Shared(built, rank, (lambda o: trainer.strategy.broadcast(o, src=0)) if many else None)
+            broadcast = (lambda o: trainer.strategy.broadcast(o, src=0)) if many else None
+            self.policies = Shared(built, rank, broadcast, warn=rank_zero_warn)
         if self._pending_state is not None:
             self.policies.load_state(self._pending_state)
             self._pending_state = None
@@ -248,9 +245,7 @@ class RudderCallback(pl.Callback):
                 sampler.batch_size = int(d["batch_size"])
         if d.get("stop"):
             trainer.should_stop = True
-            _info("stop: %s", d.get("reason", "a policy stopped the run"))
-        if "log" in d:
-            _info("policy: %s", d["log"])
+        self._set().say(d)
         if d.get("metrics") and trainer.logger is not None:
             trainer.logger.log_metrics({f"policy/{k}": v for k, v in d["metrics"].items()}, step=trainer.global_step)
 
@@ -282,7 +277,7 @@ class RudderCallback(pl.Callback):
             # The run's settings go on: the optimizer's state, not its hyperparameters.
             for g, s in zip(o.param_groups, groups):
                 g.update(s)
-        _info("rolled back to %s", path)
+        self._set().info("rolled back to %s", path)
 
     # -- the callback's state in Lightning's checkpoints -----------------------------
 

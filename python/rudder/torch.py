@@ -40,7 +40,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
 import torch
 
 from . import Policies
-from ._common import Shared, build, logger, momentum_of, set_group, torch_broadcast, torch_world, unsupported
+from ._common import Shared, build, momentum_of, set_group, torch_broadcast, torch_world, unsupported
 
 __all__ = ["Steer", "ResizableBatchSampler", "safe_load", "momentum_of", "set_group", "unsupported"]
 
@@ -173,7 +173,7 @@ class Steer:
         rank, world = torch_world()
         built = build(policies, params, watch, path, rule, messages, rank)
         #: The policies: a :class:`rudder._common.Shared` over the set (rank 0 runs it).
-        self.policies = Shared(built, rank, torch_broadcast if world > 1 else None)
+        self.policies = Shared(built, rank, torch_broadcast() if world > 1 else None)
         self.sampler = sampler
         self.model = model
         self.checkpoint_dir = checkpoint_dir
@@ -183,6 +183,8 @@ class Steer:
         #: The ``metrics`` of the decisions so far.
         self.metrics: Dict[str, Any] = {}
         self._micro = 0
+        #: Optimizer steps so far (the same on every rank; a ``save``'s default tag).
+        self.steps = 0
         self._last_checkpoint: Optional[str] = None
         self._best: Optional[float] = None
         group0 = optimizer.param_groups[0]
@@ -226,6 +228,7 @@ class Steer:
     def on_step(self) -> Dict[str, Any]:
         """``on_step`` alone (the loop steps the optimizer itself); its decision, applied."""
         # The rest of the context was given at the epoch's start.
+        self.steps += 1
         return self.apply(self.policies.on_step(lr=self.optimizer.param_groups[0]["lr"]))
 
     def backward(self, loss: torch.Tensor) -> bool:
@@ -295,7 +298,7 @@ class Steer:
             self._rollback(decision["rollback"])
         if "save" in decision:
             tag = decision["save"]
-            self._save(tag if isinstance(tag, str) else f"step-{self._step()}")
+            self._save(tag if isinstance(tag, str) else f"step-{self.steps}")
         applied = [set_group(g, decision, ratio)
                    for g, ratio in zip(self.optimizer.param_groups, self._ratios)]
         if not all(applied):
@@ -309,16 +312,9 @@ class Steer:
             self.accumulation = int(decision["accumulation"])
         if "epochs" in decision:
             self.planned_epochs = int(decision["epochs"])
-        if "log" in decision and self.policies.is_zero:
-            logger.info("policy: %s", decision["log"])
-        if decision.get("stop") and self.policies.is_zero:
-            logger.info("stop: %s", decision.get("reason", "a policy stopped the run"))
+        self.policies.say(decision)
         self.metrics.update(decision.get("metrics", {}))
         return decision
-
-    def _step(self) -> int:
-        state = self.policies.policies.state()
-        return int(state["run"]["step"])
 
     # -- checkpoints ---------------------------------------------------------------
 
@@ -335,9 +331,9 @@ class Steer:
         tmp = path + ".tmp"
         torch.save({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                     "policies": self.policies.state(), "epoch": self.epoch,
-                    "accumulation": self.accumulation, "batch_size": self.batch_size}, tmp)
+                    "accumulation": self.accumulation, "batch_size": self.batch_size, "steps": self.steps}, tmp)
         os.replace(tmp, path)
-        logger.info("saved %s", path)
+        self.policies.info("saved %s", path)
 
     def _rollback(self, target: str) -> None:
         if self.model is None or self.checkpoint_dir is None:
@@ -358,8 +354,7 @@ class Steer:
         # The run's settings go on: the optimizer's state, not its hyperparameters.
         for g, s in zip(self.optimizer.param_groups, settings):
             g.update(s)
-        if self.policies.is_zero:
-            logger.info("rolled back to %s", path)
+        self.policies.info("rolled back to %s", path)
 
     def load(self, path: str) -> None:
         """Restores a checkpoint written by a ``save`` (model, optimizer, policies'
@@ -372,6 +367,7 @@ class Steer:
         self.epoch = saved.get("epoch", self.epoch)
         self.accumulation = saved.get("accumulation", self.accumulation)
         self.batch_size = saved.get("batch_size", self.batch_size)
+        self.steps = saved.get("steps", self.steps)
         if self.sampler is not None:
             self.sampler.batch_size = self.batch_size
         self._started = True

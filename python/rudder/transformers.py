@@ -36,7 +36,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Union
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from . import Policies
-from ._common import Shared, build, logger, momentum_of, set_group, torch_broadcast, torch_world, unsupported
+from ._common import Shared, build, momentum_of, set_group, torch_broadcast, torch_world, unsupported
 
 __all__ = ["RudderCallback"]
 
@@ -109,7 +109,7 @@ class RudderCallback(TrainerCallback):
             names, params, watch, path, messages = self._spec
             rank, world = torch_world()
             built = build(names, params, watch, path, rescale, messages, rank)
-            self.policies = Shared(built, rank, torch_broadcast if world > 1 else None)
+            self.policies = Shared(built, rank, torch_broadcast() if world > 1 else None)
         epochs = max(1, math.ceil(args.num_train_epochs))
         self._steps_per_epoch = max(1, state.max_steps // epochs) if state.max_steps else 1
         self._batch_size = args.per_device_train_batch_size * max(1, args.n_gpu)
@@ -162,10 +162,6 @@ class RudderCallback(TrainerCallback):
         self._evaluated_epoch = self._epoch
         self._apply(control, self.policies.on_epoch_end(epoch=self._epoch, **self._context(args, state), **metrics))
 
-    def _info(self, message: str, *args: Any) -> None:
-        if self.policies.is_zero:
-            logger.info(message, *args)
-
     def _set_lr(self) -> None:
         for g, ratio in zip(self.optimizer.param_groups, self._ratios):
             g["lr"] = self.lr * ratio
@@ -189,10 +185,8 @@ class RudderCallback(TrainerCallback):
         if "save" in d:
             control.should_save = True
             if isinstance(d["save"], str):
-                self._info("save %s: the Trainer names it checkpoint-STEP", d["save"])
+                self.policies.info("save %s: the Trainer names it checkpoint-STEP", d["save"])
         if d.get("stop"):
             control.should_training_stop = True
-            self._info("stop: %s", d.get("reason", "a policy stopped the run"))
-        if "log" in d:
-            self._info("policy: %s", d["log"])
+        self.policies.say(d)
         return control

@@ -2,7 +2,8 @@
 rudder.torch.Steer and a Lightning `ddp` fit with RudderCallback. In each, the
 policies run on rank 0 only: both ranks take the same LR at every step (torch's
 OneCycleLR until the edit), an edit saved by rank 0 lands on both ranks at the same
-step, and the events and the log line are written once."""
+step, and the events and the log line are written once; a save and a rollback from
+the edited version leave both ranks with the same weights."""
 
 import json
 import pathlib
@@ -15,8 +16,8 @@ import torch
 from conftest import write
 
 HERE = pathlib.Path(__file__).parent / "dist"
-EPOCHS, EDIT_AT = 3, 10
-UNEDITED = "fn on_step(ctx) { () }\n"
+sys.path.insert(0, str(HERE))
+from edit import EDIT_AT, EPOCHS, UNEDITED  # noqa: E402
 
 
 def onecycle(total):
@@ -54,6 +55,8 @@ def check(ranks, output):
     assert one["events"] == []
     assert zero["weights"] == one["weights"]
     assert output.count("policy: edited") == 1, output[-3000:]
+    assert output.count("rolled back to") == 1, output[-3000:]
+    assert not [e for e in zero["events"] if e["kind"] == "unsupported_decision"]
 
 
 def test_a_torchrun_loop_takes_rank_zeros_decisions_on_both_ranks(tmp_path):

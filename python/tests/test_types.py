@@ -18,8 +18,11 @@ HOOKS = ("on_train_start", "on_epoch_start", "on_step", "on_epoch_end", "on_trai
 
 def stub():
     tree = ast.parse((PACKAGE / "_rudder.pyi").read_text())
-    functions, methods, names = {}, {}, set()
+    functions, methods, names, context = {}, {}, set(), set()
     for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == "Context":
+            context = {item.target.id for item in node.body if isinstance(item, ast.AnnAssign)}
+            continue
         if isinstance(node, ast.FunctionDef):
             functions[node.name] = node
         elif isinstance(node, ast.ClassDef):
@@ -29,7 +32,7 @@ def stub():
                     methods.setdefault(node.name, {})[item.name] = item
         elif isinstance(node, ast.AnnAssign):
             names.add(node.target.id)
-    return functions, methods, names
+    return functions, methods, names, context
 
 
 def parameters(node):
@@ -42,13 +45,13 @@ def runtime_parameters(obj):
 
 
 def test_every_public_name_of_the_extension_is_in_the_stub():
-    functions, methods, names = stub()
+    functions, methods, names, _ = stub()
     public = {n for n in dir(_rudder) if not n.startswith("_") or n == "__version__"}
     assert public == set(functions) | names
 
 
 def test_functions_and_methods_take_the_parameters_the_extension_takes():
-    functions, methods, _ = stub()
+    functions, methods, _, _ = stub()
     for name, node in functions.items():
         assert parameters(node) == runtime_parameters(getattr(_rudder, name)), name
     assert parameters(methods["Policies"]["__init__"]) == runtime_parameters(_rudder.Policies)
@@ -66,15 +69,17 @@ def test_functions_and_methods_take_the_parameters_the_extension_takes():
 
 
 def test_the_hooks_keywords_are_the_context_keys():
-    _, methods, _ = stub()
+    _, methods, _, context = stub()
     p = rudder.Policies(["lr/constant"], watch=False)
     with pytest.raises(TypeError) as e:
         p.on_step(no_such_key=1)
     # "... the context has a, b, c, base_batch_size, optimizer and resumed"
     listed = str(e.value).split("the context has ", 1)[1]
     keys = set(re.split(r", | and ", listed))
+    assert context == keys
     for hook in HOOKS:
-        assert set(parameters(methods["Policies"][hook])) == keys, hook
+        node = methods["Policies"][hook]
+        assert node.args.kwarg.arg == "context" and "Context" in ast.unparse(node.args.kwarg.annotation), hook
 
 
 def test_the_package_is_typed():

@@ -67,9 +67,6 @@ pub use controller::{
 };
 pub use decision::{Decision, Invalid, Rescale, Save, Target, check_count, check_hyper};
 pub use errors::{LoadError, LoadErrorKind};
-/// This crate's version (the workspace's).
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-
 pub use hooks::{Best, Ctx, EpochMetrics, Hook, METRIC_NAMES, Settings};
 pub use params::Param;
 pub use policies::{Builder, Messages, Policies, PolicyInfo};
@@ -78,3 +75,6 @@ pub use rudder_core::{ParamError, UnknownName};
 pub use run_state::RunState;
 pub use script::find::{EMBEDDED, SearchPath};
 pub use watch::WatchMode;
+
+/// This crate's version (the workspace's).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,6 +1,6 @@
 """A Lightning fit with strategy="ddp" on 2 CPU processes (gloo), steered by
 rudder.lightning.RudderCallback: lr/onecycle, and a policy file that rank 0 edits
-before global step EDIT_AT. Each rank writes OUT/rank{R}.json: the LR of every
+before global step EDIT_AT (edit.py). Each rank writes OUT/rank{R}.json: the LR of every
 optimizer step, its events, and its weights at the end.
 
 usage: python lightning_ddp.py OUT POLICY_FILE   (Lightning starts the second process)
@@ -9,15 +9,12 @@ usage: python lightning_ddp.py OUT POLICY_FILE   (Lightning starts the second pr
 import json
 import os
 import sys
-import time
 
 import lightning.pytorch as pl
 import torch
 
+from edit import EDIT_AT, EPOCHS, save_edit
 from rudder.lightning import RudderCallback
-
-EPOCHS, EDIT_AT = 3, 10
-EDITED = 'fn on_step(ctx) { if ctx.step == %d { #{ lr: 0.001, log: "edited" } } else { #{ lr: 0.001 } } }\n' % EDIT_AT
 
 
 class Module(pl.LightningModule):
@@ -40,13 +37,7 @@ class Record(pl.Callback):
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if trainer.is_global_zero and trainer.global_step == EDIT_AT:
-            tmp = self.policy + ".tmp~"
-            with open(tmp, "w") as f:
-                f.write(EDITED)
-            os.replace(tmp, self.policy)
-            end = time.monotonic() + 10
-            while not self.rudder.policies.edit_seen and time.monotonic() < end:
-                time.sleep(0.02)
+            save_edit(self.policy, lambda: self.rudder.policies.edit_seen)
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer):
         self.lrs.append(optimizer.param_groups[0]["lr"])

@@ -1,6 +1,6 @@
 """A plain DDP loop under `torchrun --nproc-per-node 2` (gloo, CPU), steered by
 rudder.torch.Steer: lr/onecycle, and a policy file that rank 0 edits before step
-EDIT_AT. Each rank writes OUT/rank{R}.json: the LR of every step, its events, and
+EDIT_AT (edit.py). Each rank writes OUT/rank{R}.json: the LR of every step, its events, and
 its model's weights at the end.
 
 usage: torchrun --nproc-per-node 2 torchrun_loop.py OUT POLICY_FILE
@@ -9,15 +9,12 @@ usage: torchrun --nproc-per-node 2 torchrun_loop.py OUT POLICY_FILE
 import json
 import os
 import sys
-import time
 
 import torch
 import torch.distributed as dist
 
+from edit import EDIT_AT, EPOCHS, save_edit
 from rudder.torch import ResizableBatchSampler, Steer
-
-EPOCHS, EDIT_AT = 3, 10
-EDITED = 'fn on_step(ctx) { if ctx.step == %d { #{ lr: 0.001, log: "edited" } } else { #{ lr: 0.001 } } }\n' % EDIT_AT
 
 
 def main():
@@ -31,18 +28,13 @@ def main():
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     share = list(range(rank, 256, world))
     sampler = ResizableBatchSampler(0, batch_size=16, shuffle=False, indices=share)
-    steer = Steer(opt, ["lr/onecycle", policy], params={"cycle_momentum": False}, epochs=EPOCHS, sampler=sampler)
+    steer = Steer(opt, ["lr/onecycle", policy], params={"cycle_momentum": False}, epochs=EPOCHS, sampler=sampler,
+                  model=model, checkpoint_dir=os.path.join(out, "checkpoints"))
     lrs = []
     for _ in steer.epochs():
         for batch in sampler:
             if rank == 0 and len(lrs) == EDIT_AT:
-                tmp = policy + ".tmp~"
-                with open(tmp, "w") as f:
-                    f.write(EDITED)
-                os.replace(tmp, policy)
-                end = time.monotonic() + 10
-                while not steer.policies.edit_seen and time.monotonic() < end:
-                    time.sleep(0.02)
+                save_edit(policy, lambda: steer.policies.edit_seen)
             loss = torch.nn.functional.mse_loss(model(x[batch]), y[batch])
             if steer.backward(loss):
                 steer.step()
