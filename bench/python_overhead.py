@@ -4,10 +4,12 @@
    the default warmup-cosine policy, watched and not) against one step of torch's
    LambdaLR (a cosine) and OneCycleLR: microseconds per call, the median of 7 runs of
    20,000 calls each.
-2. A Lightning fit (a linear model, batches of 32, CPU) with and without
+2. A Lightning fit (a linear model, batches of 32, CPU) without a callback, with an
+   empty one (what Lightning itself costs per callback) and with
    RudderCallback(["lr/onecycle"]) (a per-step schedule; cycle_momentum off, so that
-   SGD does the same work in both): microseconds per training
-   step, the median of 5 fits of 2,000 steps each, alternated.
+   SGD does the same work in each): microseconds per training step, the median of 7
+   fits of 2,000 steps each, alternated; and, in the same fits, the time per step
+   inside Lightning's dispatch of callback hooks (the callbacks' own work included).
 
 usage: .venv/bin/python bench/python_overhead.py   (with the rudder wheel installed:
 tools/python-check.sh installs it into .venv)
@@ -23,6 +25,7 @@ import torch
 import rudder
 
 CALLS, RUNS = 20_000, 7
+ROUNDS = 7  # alternated Lightning fits of each kind
 
 
 def per_call(stmt):
@@ -79,12 +82,36 @@ def lightning_steps():
         t.fit(Module(), loader)
         return (time.perf_counter() - start) / steps * 1e6
 
+    class Empty(pl.Callback):
+        """Lightning's own cost of one callback: every hook dispatched, none doing anything."""
+
+    # The time inside Lightning's dispatch of callback hooks (a private function of
+    # Lightning's; the loops call it through its module), summed per fit: a figure that
+    # the machine's noise between fits does not blur.
+    import lightning.pytorch.trainer.call as call
+    dispatch = call._call_callback_hooks
+    spent = [0.0]
+
+    def timed(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return dispatch(*args, **kwargs)
+        finally:
+            spent[0] += time.perf_counter() - start
+
+    call._call_callback_hooks = timed
     fit([])  # warm up imports and caches
-    without, with_cb = [], []
-    for _ in range(5):
-        without.append(fit([]))
-        with_cb.append(fit([RudderCallback(["lr/onecycle"], params={"cycle_momentum": False}, watch=True)]))
-    return statistics.median(without), statistics.median(with_cb)
+    kinds = {"without": lambda: [], "empty": lambda: [Empty()],
+             "with": lambda: [RudderCallback(["lr/onecycle"], params={"cycle_momentum": False}, watch=True)]}
+    times = {k: [] for k in kinds}
+    hooks = {k: [] for k in kinds}
+    for _ in range(ROUNDS):
+        for k, make in kinds.items():
+            spent[0] = 0.0
+            times[k].append(fit(make()))
+            hooks[k].append(spent[0] / steps * 1e6)
+    call._call_callback_hooks = dispatch
+    return {k: statistics.median(v) for k, v in times.items()}, {k: statistics.median(v) for k, v in hooks.items()}
 
 
 if __name__ == "__main__":
@@ -92,6 +119,10 @@ if __name__ == "__main__":
     print(f"{'call':58} us/call")
     for name, us in hooks():
         print(f"{name:58} {us:7.2f}")
-    a, b = lightning_steps()
-    print(f"Lightning fit, us per training step: without callback {a:.1f}, with RudderCallback {b:.1f} "
-          f"(+{b - a:.1f} us, x{b / a:.3f})")
+    t, h = lightning_steps()
+    a, e, b = t["without"], t["empty"], t["with"]
+    print(f"Lightning fit, us per training step: without callback {a:.1f}, with an empty callback {e:.1f} "
+          f"(x{e / a:.3f}), with RudderCallback {b:.1f} (+{b - a:.1f} us, x{b / a:.3f})")
+    print(f"  of which in Lightning's callback hooks: {h['without']:.1f} without, {h['empty']:.1f} with the empty "
+          f"callback (+{h['empty'] - h['without']:.1f}), {h['with']:.1f} with RudderCallback "
+          f"(+{h['with'] - h['without']:.1f}: {(h['with'] - h['without']) / a * 100:.1f}% of a step without)")

@@ -11,8 +11,9 @@
 The Trainer steps its own LR scheduler right after each optimizer step. The callback
 makes the policy's LR the one every step uses: it sets each param group's ``lr`` in
 ``on_pre_optimizer_step``, just before ``optimizer.step()``, whatever the scheduler
-left there, and makes the scheduler's ``get_last_lr`` report the LR applied (so the
-Trainer logs ``learning_rate`` as applied). The scheduler still runs, but nothing it
+left there, and after each step sets the scheduler's last LR (what ``get_last_lr``
+gives) to the LR applied, so the Trainer logs ``learning_rate`` as applied and its
+checkpoints hold it. The scheduler still runs, but nothing it
 sets reaches an optimizer step; ``lr_scheduler_type="constant"`` says so plainly.
 
 Hooks: ``on_train_start`` at ``on_train_begin``, ``on_epoch_start`` at
@@ -77,6 +78,7 @@ class RudderCallback(TrainerCallback):
         self.names = {"val_loss": "eval_loss", "val_acc": "eval_accuracy"}
         self.names.update(metrics or {})
         self.optimizer: Any = None
+        self._scheduler: Any = None
         self.lr: float = 0.0
         self._ratios: list[float] = []
         self._evaluated_epoch = -1
@@ -118,9 +120,7 @@ class RudderCallback(TrainerCallback):
                 self._dataset_size = len(train_dataloader.dataset)
             except TypeError:
                 pass
-        if lr_scheduler is not None:
-            # The Trainer logs the scheduler's last LR: report the one applied.
-            lr_scheduler.get_last_lr = lambda: [g["lr"] for g in optimizer.param_groups]
+        self._scheduler = lr_scheduler
         self._apply(control, self.policies.on_train_start(**self._context(args, state)))
 
     def on_epoch_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
@@ -134,6 +134,19 @@ class RudderCallback(TrainerCallback):
     def on_pre_optimizer_step(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
         # Whatever the scheduler set after the last step, this step uses the policy's LR.
         self._set_lr()
+        self._report()
+
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
+        # The scheduler's step has just set its own last LR again: the checkpoint the
+        # Trainer may write now holds the applied one.
+        self._report()
+
+    def _report(self) -> None:
+        # The Trainer logs the scheduler's last LR (get_last_lr, read right after the
+        # optimizer step) and saves it with a checkpoint: make it the applied LR. A
+        # plain list, so that it pickles.
+        if self._scheduler is not None and hasattr(self._scheduler, "_last_lr"):
+            self._scheduler._last_lr = [self.lr * ratio for ratio in self._ratios]
 
     def on_evaluate(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, metrics: Optional[Dict[str, float]] = None,
                     **kw: Any) -> None:

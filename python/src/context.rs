@@ -4,7 +4,7 @@
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use rudder_policy::{EpochMetrics, RunState};
+use rudder_policy::{Decision, EpochMetrics, RunState};
 use serde_json::{Map, Value, json};
 
 /// A keyword argument of a hook call.
@@ -140,7 +140,7 @@ pub(crate) fn restore(run: &mut RunState, r: &Map<String, Value>) {
 
 /// The `metrics.jsonl`-like record of an epoch, for `ctx.history` (a non-finite
 /// number is `null`, as there).
-pub(crate) fn epoch_record(r: &RunState, decision: &Value) -> Value {
+pub(crate) fn epoch_record(r: &RunState, decision: &Decision) -> Value {
     let s = r.settings;
     let m = r.metrics;
     json!({
@@ -149,6 +149,6 @@ pub(crate) fn epoch_record(r: &RunState, decision: &Value) -> Value {
         "train_loss": m.train_loss, "train_acc": m.train_acc,
         "val_loss": m.val_loss, "val_acc": m.val_acc,
         "val_rmse": m.val_rmse, "val_mae": m.val_mae, "val_r2": m.val_r2,
-        "policy": decision.get("metrics").cloned().unwrap_or(json!({})),
+        "policy": decision.metrics,
     })
 }

@@ -3,6 +3,7 @@
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use rudder_policy::Decision;
 use serde_json::{Map, Value, json};
 
 /// A Python value as JSON: None, bool, int, float, str, list, tuple, dict (str keys),
@@ -81,4 +82,23 @@ pub(crate) fn to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAn
             d.into_any()
         }
     })
+}
+
+/// A decision as the dict a hook returns: a schedule's `lr` and `momentum` (the
+/// decision at most steps) directly, any other through its JSON form.
+pub(crate) fn decision_to_py<'py>(py: Python<'py>, d: &Decision) -> PyResult<Bound<'py, PyDict>> {
+    if d.is_empty() || d.is_schedule() {
+        let out = PyDict::new(py);
+        if let Some(lr) = d.lr {
+            out.set_item(pyo3::intern!(py, "lr"), lr)?;
+        }
+        if let Some(m) = d.momentum {
+            out.set_item(pyo3::intern!(py, "momentum"), m)?;
+        }
+        return Ok(out);
+    }
+    let v = serde_json::to_value(d).unwrap_or(Value::Null);
+    Ok(to_py(py, &v)?
+        .cast_into::<PyDict>()
+        .unwrap_or_else(|_| PyDict::new(py)))
 }

@@ -16,15 +16,15 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 use rudder_policy::{
-    Controller, Hook, LoadError, Messages, Param, Policies, PolicyState, Reply, Rescale, RunState,
-    Settings, WatchMode,
+    Controller, Decision, Hook, LoadError, Messages, Param, Policies, PolicyState, Reply, Rescale,
+    RunState, Settings, WatchMode,
 };
 
 use serde_json::{Map, Value, json};
 
 use commands::{policy_check, policy_doc, policy_list, policy_test};
 use context::{Update, epoch_record, read_kwargs, restore, update};
-use convert::{to_json, to_py};
+use convert::{decision_to_py, to_json, to_py};
 use events::Event;
 
 pyo3::create_exception!(
@@ -159,10 +159,7 @@ impl PyPolicies {
         })?;
         let updates = read_kwargs(kwargs)?;
         let decision = self.with(py, |state| state.call(hook, &updates));
-        match to_py(py, &decision)?.cast_into::<PyDict>() {
-            Ok(d) => Ok(d),
-            Err(_) => Ok(PyDict::new(py)),
-        }
+        decision_to_py(py, &decision)
     }
 
     /// `on_train_start(**metrics)`: once, before the first epoch.
@@ -333,7 +330,7 @@ impl PyPolicies {
     /// `watch` is on); returns the decision of `on_reload`.
     fn reload<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let decision = self.with(py, |state| state.reload());
-        to_py(py, &decision)
+        Ok(decision_to_py(py, &decision)?.into_any())
     }
 
     /// Whether the watcher has seen an edit that the next hook call picks up.
@@ -385,7 +382,7 @@ impl PyPolicies {
 }
 
 impl State {
-    fn call(&mut self, hook: Hook, updates: &[Update]) -> Value {
+    fn call(&mut self, hook: Hook, updates: &[Update]) -> Decision {
         // The defaults that move on by themselves: the step after the last `on_step`,
         // the epoch after the last `on_epoch_end`.
         for u in updates {
@@ -424,17 +421,17 @@ impl State {
     }
 
     /// Records a reply's events, applies its decision to the settings, and gives the
-    /// decision as JSON.
-    fn take(&mut self, reply: Reply) -> Value {
+    /// decision.
+    fn take(&mut self, reply: Reply) -> Decision {
         let (epoch, step) = (self.run.epoch, self.run.step);
         for e in reply.events {
             self.push_event(Event::Policy(e, epoch, step));
         }
         self.run.apply(&reply.decision, self.rule);
-        serde_json::to_value(&reply.decision).unwrap_or(Value::Null)
+        reply.decision
     }
 
-    fn reload(&mut self) -> Value {
+    fn reload(&mut self) -> Decision {
         let reply = Controller::reload(&mut self.set, &self.run.ctx());
         self.take(reply)
     }

@@ -1,9 +1,11 @@
 """Two CPU processes (gloo): a plain `torchrun --nproc-per-node 2` loop with
-rudder.torch.Steer and a Lightning `ddp` fit with RudderCallback. In each, the
+rudder.torch.Steer, a Lightning `ddp` fit with RudderCallback, and a Hugging Face
+Trainer under `accelerate launch` with its RudderCallback. In each, the
 policies run on rank 0 only: both ranks take the same LR at every step (torch's
 OneCycleLR until the edit), an edit saved by rank 0 lands on both ranks at the same
 step, and the events and the log line are written once; a save and a rollback from
-the edited version leave both ranks with the same weights."""
+the edited version leave both ranks with the same weights (the Trainer saves one
+checkpoint and reports the rollback it cannot apply)."""
 
 import json
 import pathlib
@@ -41,7 +43,7 @@ def run(command, tmp_path):
     return ranks, done.stdout + done.stderr
 
 
-def check(ranks, output):
+def check(ranks, output, rollback=True):
     zero, one = ranks
     steps = EPOCHS * zero["steps_per_epoch"]
     assert len(zero["lrs"]) == len(one["lrs"]) == steps
@@ -55,8 +57,13 @@ def check(ranks, output):
     assert one["events"] == []
     assert zero["weights"] == one["weights"]
     assert output.count("policy: edited") == 1, output[-3000:]
-    assert output.count("rolled back to") == 1, output[-3000:]
-    assert not [e for e in zero["events"] if e["kind"] == "unsupported_decision"]
+    unsupported = [e for e in zero["events"] if e["kind"] == "unsupported_decision"]
+    if rollback:
+        assert output.count("rolled back to") == 1, output[-3000:]
+        assert not unsupported
+    else:
+        # A running Trainer cannot roll back: said once, by rank 0.
+        assert [e["key"] for e in unsupported] == ["rollback"], unsupported
 
 
 def test_a_torchrun_loop_takes_rank_zeros_decisions_on_both_ranks(tmp_path):
@@ -69,3 +76,13 @@ def test_a_torchrun_loop_takes_rank_zeros_decisions_on_both_ranks(tmp_path):
 def test_a_lightning_ddp_fit_takes_rank_zeros_decisions_on_both_ranks(tmp_path):
     ranks, output = run([sys.executable, str(HERE / "lightning_ddp.py")], tmp_path)
     check(ranks, output)
+
+
+def test_a_hugging_face_trainer_under_accelerate_launch_takes_rank_zeros_decisions(tmp_path):
+    accelerate = pathlib.Path(sys.executable).with_name("accelerate")
+    ranks, output = run([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                         "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29519",
+                         str(HERE / "hf_trainer.py")], tmp_path)
+    check(ranks, output, rollback=False)
+    # The edit's save at step EDIT_AT: the Trainer's checkpoint after that step, once.
+    assert [p.name for p in tmp_path.glob("checkpoint-*")] == [f"checkpoint-{EDIT_AT + 1}"]

@@ -96,3 +96,20 @@ def test_a_momentum_the_optimizer_lacks_is_an_event(tmp_path):
     train(tmp_path, cb, epochs=2, optim="adagrad")
     keys = [e["key"] for e in cb.policies.events if e["kind"] == "unsupported_decision"]
     assert keys == ["momentum"]
+
+
+def test_a_save_writes_the_trainers_checkpoint_with_the_applied_lr(tmp_path):
+    # The scheduler is saved with the checkpoint: what the callback changed in it must
+    # pickle (a function put on it once made every checkpoint fail).
+    policy = tmp_path / "save.rhai"
+    policy.write_text("fn on_epoch_end(ctx) { if ctx.epoch == 0 { #{ save: true } } }\n")
+    cb = RudderCallback(["lr/step", str(policy)], params={"step_size": 1, "gamma": 0.5}, watch=False)
+    t, spy = train(tmp_path, cb, epochs=2)
+    saved = sorted(p.name for p in tmp_path.glob("checkpoint-*"))
+    assert saved == ["checkpoint-4"]
+    scheduler = torch.load(tmp_path / "checkpoint-4" / "scheduler.pt", weights_only=False)
+    # The LR the scheduler reports, for each param group, is the one applied at step
+    # 4: 0.1 in epoch 0 (the Trainer's linear schedule would have decayed it).
+    assert set(scheduler["_last_lr"]) == {0.1}
+    logged = [h["learning_rate"] for h in t.state.log_history if "learning_rate" in h]
+    assert [rel_close(a, b) for a, b in zip(logged, [lr for _, lr in spy.lr])] == [True] * len(logged)

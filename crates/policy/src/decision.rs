@@ -155,12 +155,14 @@ impl Decision {
         *self == Decision::default()
     }
 
-    /// Sets `lr` and nothing else: what a schedule returns at each step.
-    pub fn is_lr_only(&self) -> bool {
-        self.lr.is_some()
+    /// Sets `lr`, `momentum` or both and nothing else: what a schedule returns at each
+    /// step (torch's `OneCycleLR` and `CyclicLR` move momentum with the LR).
+    pub fn is_schedule(&self) -> bool {
+        (self.lr.is_some() || self.momentum.is_some())
             && *self
                 == Decision {
                     lr: self.lr,
+                    momentum: self.momentum,
                     ..Decision::default()
                 }
     }

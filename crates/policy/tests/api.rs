@@ -308,3 +308,25 @@ fn a_script_error_is_said_once_with_its_line() {
         said[0]
     );
 }
+
+#[test]
+fn a_step_schedule_of_lr_and_momentum_is_not_an_event_but_other_step_decisions_are() {
+    // lr/onecycle cycles momentum with the LR at every step: like an LR-only schedule,
+    // steps.jsonl has its values, and an event per step would bury the rest.
+    let mut set = quiet(&["lr/onecycle"]);
+    set.on_train_start(&ctx());
+    let mut c = ctx();
+    c.step = 5;
+    let reply = set.on_step(&c);
+    assert!(reply.decision.lr.is_some() && reply.decision.momentum.is_some());
+    assert_eq!(reply.events.len(), 0, "{:?}", reply.events);
+    let dir = tempfile::tempdir().unwrap();
+    let wd = policy(
+        dir.path(),
+        "wd.rhai",
+        "fn on_step(ctx) { #{ lr: 0.1, weight_decay: 0.01 } }\n",
+    );
+    let reply = quiet(&[&wd]).on_step(&c);
+    let kinds: Vec<EventKind> = reply.events.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, [EventKind::Decision]);
+}

@@ -25,6 +25,23 @@ pub struct LogSizes {
     pub steps: u64,
 }
 
+/// One line of `steps.jsonl`: an optimizer step and the settings it used.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepLine {
+    /// Steps done after it (the first line is 1).
+    pub step: u64,
+    /// The epoch's index.
+    pub epoch: usize,
+    /// The learning rate.
+    pub lr: f64,
+    /// The optimizer's momentum (beta1 for AdamW).
+    pub momentum: f64,
+    /// The batch size.
+    pub batch_size: usize,
+    /// The step's mean training loss.
+    pub loss: f64,
+}
+
 /// One line of `metrics.jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EpochRecord {
@@ -198,19 +215,19 @@ impl RunLog {
 
     /// Appends a `steps.jsonl` line when `--log-steps` is on (buffered; flushed at
     /// each epoch's end).
-    pub fn step(
-        &mut self,
-        step: u64,
-        epoch: usize,
-        lr: f64,
-        batch_size: usize,
-        loss: f64,
-    ) -> std::io::Result<()> {
+    pub fn step(&mut self, line: &StepLine) -> std::io::Result<()> {
         if let Some(w) = &mut self.steps {
             writeln!(
                 w,
                 "{}",
-                serde_json::json!({"step": step, "epoch": epoch, "lr": lr, "batch_size": batch_size, "loss": crate::files::finite(loss)})
+                serde_json::json!({
+                    "step": line.step,
+                    "epoch": line.epoch,
+                    "lr": line.lr,
+                    "momentum": line.momentum,
+                    "batch_size": line.batch_size,
+                    "loss": crate::files::finite(line.loss),
+                })
             )?;
         }
         Ok(())

@@ -144,8 +144,9 @@ impl Run {
         // lr, momentum, weight_decay, accumulation, epochs; a batch_size with its
         // LR rescaled (linear here) unless the decision sets lr or says `rescale`.
         self.state.apply(d, Rescale::Linear);
-        // A schedule's LR at every step goes unsaid; any other change is shown.
-        if self.state.settings != before && !d.is_lr_only() {
+        // A schedule's LR and momentum at every step go unsaid; any other change is
+        // shown.
+        if self.state.settings != before && !d.is_schedule() {
             println!("applied: {}", changes(&before, &self.state.settings));
         }
         if d.stop {

@@ -131,6 +131,48 @@ fn accumulation_takes_one_step_per_group_of_batches() {
 }
 
 #[test]
+fn a_one_cycle_run_writes_its_momentum_per_step_and_no_event_per_step() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = rudder(
+        tmp.path(),
+        &[
+            "train",
+            "-q",
+            "--epochs",
+            "2",
+            "--policy",
+            "lr/onecycle",
+            "--log-steps",
+            "--out",
+            "r",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let steps = jsonl(&tmp.path().join("r/steps.jsonl"));
+    assert_eq!(steps.len(), 52);
+    let column = |k: &str| -> Vec<f64> { steps.iter().map(|s| s[k].as_f64().unwrap()).collect() };
+    let (lr, momentum) = (column("lr"), column("momentum"));
+    // torch's OneCycleLR: momentum falls from max_momentum (0.95) to base_momentum
+    // (0.85) while the LR rises, and rises while it falls.
+    assert!((momentum[0] - 0.95).abs() < 1e-12, "{momentum:?}");
+    let peak = (0..52).max_by(|&a, &b| lr[a].total_cmp(&lr[b])).unwrap();
+    let lowest = (0..52)
+        .min_by(|&a, &b| momentum[a].total_cmp(&momentum[b]))
+        .unwrap();
+    assert_eq!(peak, lowest);
+    assert!(momentum[lowest] < 0.851, "{momentum:?}");
+    for i in 1..52 {
+        assert!(
+            (lr[i] - lr[i - 1]) * (momentum[i] - momentum[i - 1]) <= 0.0,
+            "step {i}"
+        );
+    }
+    let events = jsonl(&tmp.path().join("r/events.jsonl"));
+    let per_step: Vec<_> = events.iter().filter(|e| e["hook"] == "on_step").collect();
+    assert!(per_step.is_empty(), "{per_step:?}");
+}
+
+#[test]
 fn config_file_applies_and_the_command_line_wins() {
     let tmp = tempfile::tempdir().unwrap();
     fs::write(

@@ -119,9 +119,9 @@ impl Policies {
             }
             Ok(d) if d.is_empty() => None,
             Ok(d) => {
-                // A schedule's per-step LR is in steps.jsonl and metrics.jsonl; an
+                // A schedule's per-step LR and momentum are in steps.jsonl; an
                 // event per step would bury the decisions worth reading.
-                if !(hook == Hook::Step && d.is_lr_only()) {
+                if !(hook == Hook::Step && d.is_schedule()) {
                     let mut ev = event(EventKind::Decision, p, hook);
                     ev.decision = Some(serde_json::to_value(&d).unwrap_or(Value::Null));
                     reply.events.push(ev);

@@ -78,9 +78,14 @@ fn set_field(key: &str, v: &mut Dynamic, c: &Ctx, params: &Dynamic, history: &Dy
         "best" => {
             if let Some(mut best) = v.write_lock::<View>() {
                 best.update(|b| {
-                    b.insert("val_loss".into(), opt(c.best.val_loss));
-                    b.insert("val_acc".into(), opt(c.best.val_acc));
-                    b.insert("epoch".into(), c.best.epoch.map_or(Dynamic::UNIT, int));
+                    // In place: the keys are there from the first call (BEST_FIELDS).
+                    for (k, x) in b.iter_mut() {
+                        *x = match k.as_str() {
+                            "val_loss" => opt(c.best.val_loss),
+                            "val_acc" => opt(c.best.val_acc),
+                            _ => c.best.epoch.map_or(Dynamic::UNIT, int),
+                        };
+                    }
                 });
             }
             return;

@@ -102,9 +102,14 @@ impl Budget {
         self.0
             .deadline_ms
             .store(now + TIME_BUDGET.as_millis() as u64, Ordering::Relaxed);
-        self.0
-            .memory
-            .store(meter::net().saturating_add(MAX_MEMORY), Ordering::Relaxed);
+        // Without the metering allocator there is no reading to compare (the check
+        // would read a thread-local at every operation for nothing).
+        let limit = if meter::installed() {
+            meter::net().saturating_add(MAX_MEMORY)
+        } else {
+            i64::MAX
+        };
+        self.0.memory.store(limit, Ordering::Relaxed);
     }
 
     /// The check at each script operation: `Some(token)` ends the call.
@@ -114,7 +119,8 @@ impl Budget {
         if clock::now_ms() >= deadline {
             return Some(OUT_OF_TIME);
         }
-        if meter::net() > self.0.memory.load(Ordering::Relaxed) {
+        let limit = self.0.memory.load(Ordering::Relaxed);
+        if limit != i64::MAX && meter::net() > limit {
             return Some(OUT_OF_MEMORY);
         }
         // The system clock, should the ticker thread lag.

@@ -7,7 +7,7 @@ use std::time::Instant;
 use rudder_nn::data::Split;
 use rudder_policy::{Controller, Decision, EpochMetrics, Hook};
 use rudder_run::checkpoint::Partial;
-use rudder_run::log::EpochRecord;
+use rudder_run::log::{EpochRecord, StepLine};
 use serde_json::json;
 
 use super::{DIVERGENCE_FACTOR, Sums, TrainError, Trainer};
@@ -63,13 +63,14 @@ impl Trainer<'_> {
                 self.state.settings.lr,
                 elapsed,
             );
-            self.sinks.log.step(
-                self.state.step,
-                self.state.epoch,
-                self.state.settings.lr,
-                self.state.settings.batch_size,
-                loss / count as f64,
-            )?;
+            self.sinks.log.step(&StepLine {
+                step: self.state.step,
+                epoch: self.state.epoch,
+                lr: self.state.settings.lr,
+                momentum: self.state.settings.momentum,
+                batch_size: self.state.settings.batch_size,
+                loss: loss / count as f64,
+            })?;
             if crate::dist::ranklog::on() {
                 crate::dist::ranklog::write(&json!({
                     "step": self.state.step,
