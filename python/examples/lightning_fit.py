@@ -47,6 +47,10 @@ def main() -> None:
                 torch.utils.data.DataLoader(val, batch_size=64))
     if trainer.is_global_zero:
         print(f"val_loss {float(trainer.callback_metrics['val_loss']):.4f} after {trainer.current_epoch} epochs")
+    if torch.distributed.is_initialized():
+        # Lightning leaves its process group up; gloo's threads can abort the exit
+        # ("terminate called without an active exception") unless it is taken down.
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -12,9 +12,19 @@ import pytest
 EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
 
 
+# torch's C++ teardown of two gloo processes aborts now and then after the script has
+# finished (about 1 run in 10 to 30 here, with or without rudder's calls in the loop;
+# gc.collect() before destroy_process_group() seemed to avoid it, not reliably enough
+# to tell). A run that ends so is run once more; one that fails otherwise fails.
+TEARDOWN_ABORT = "terminate called without an active exception"
+
+
 def run(args, tmp_path, **env):
-    done = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=tmp_path,
-                          env={**os.environ, "KERAS_BACKEND": "torch", **env})
+    for attempt in (1, 2):
+        done = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                              env={**os.environ, "KERAS_BACKEND": "torch", **env})
+        if done.returncode == 0 or TEARDOWN_ABORT not in done.stderr:
+            break
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 

@@ -16,7 +16,7 @@ import sys
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
-from edit import EDIT_AT, EPOCHS, save_edit
+from edit import EDIT_AT, EPOCHS, finish, save_edit
 from rudder.transformers import RudderCallback
 
 os.environ.setdefault("WANDB_DISABLED", "true")
@@ -75,6 +75,7 @@ def main():
     # Rank 0's Record comes first: the edit is saved before rudder's on_step_begin.
     trainer = Trainer(model=Model(), args=args, train_dataset=Data(256), callbacks=[Record(out, policy, rudder), rudder])
     trainer.train()
+    finish()
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import sys
 import lightning.pytorch as pl
 import torch
 
-from edit import EDIT_AT, EPOCHS, save_edit
+from edit import EDIT_AT, EPOCHS, finish, save_edit
 from rudder.lightning import RudderCallback
 
 
@@ -60,6 +60,7 @@ def main():
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                          default_root_dir=out)
     trainer.fit(Module(), torch.utils.data.DataLoader(data, batch_size=16))
+    finish()
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import sys
 import torch
 import torch.distributed as dist
 
-from edit import EDIT_AT, EPOCHS, save_edit
+from edit import EDIT_AT, EPOCHS, finish, save_edit
 from rudder.torch import ResizableBatchSampler, Steer
 
 
@@ -44,7 +44,7 @@ def main():
     with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
         json.dump({"lrs": lrs, "events": steer.policies.events, "weights": weights,
                    "steps_per_epoch": steer.steps_per_epoch}, f)
-    dist.destroy_process_group()
+    finish()
 
 
 if __name__ == "__main__":
